@@ -1,0 +1,13 @@
+//! Retry, backoff, server wait hints, circuit breaking and fallback for LLM API calls.
+//!
+//! - [`policy`]: the pure core. Every decision — how long to wait, whether a failure is worth
+//!   retrying, when a provider is unhealthy — as plain Rust driven by time and randomness passed
+//!   in. Compiles and tests natively.
+//! - `js` (wasm32 only): the host layer that drives the core against `fetch`, JS timers,
+//!   `AbortSignal`, the host's clock and crypto, and exports the JavaScript API
+//!   (`createRetryFetch`, `retry`).
+
+pub mod policy;
+
+#[cfg(target_arch = "wasm32")]
+mod js;
