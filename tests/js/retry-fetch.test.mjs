@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { performance } from "node:perf_hooks";
 
-import { createRetryFetch, RetryError, isRetryError } from "llm-retry";
+import { createRetryFetch, RetryError, isRetryError, CircuitOpenError, isCircuitOpenError } from "llm-retry";
 import { getClosedPort } from "./mock-provider.mjs";
 import { FAST, T, mockFor, gaps, sha256, settle, sleep, within, CHAT_BODY, chatInit } from "./helpers.mjs";
 
@@ -120,6 +120,36 @@ describe("not retried", () => {
     assert.equal(r.value.headers.get("retry-after"), "120");
     assert.ok(r.ms < 1000, `returned after ${r.ms.toFixed(0)} ms, expected well under 1 s`);
     assert.equal(mock.requests.length, 1);
+  });
+
+  test("maxRetryAfterMs alone decides: Retry-After: 120 with deadlineMs 300000 → returned at once", T, async (t) => {
+    const mock = await mockFor(t, { script: [{ status: 429, headers: { "retry-after": "120" } }, { status: 200 }] });
+    const f = createRetryFetch({ backoff: FAST, deadlineMs: 300_000 });
+    const r = await settle(within(f(`${mock.url}/v1/chat/completions`, chatInit()), 5000, "call"));
+    assert.ok(r.ok, `should resolve, got ${r.error}`);
+    assert.equal(r.value.status, 429);
+    assert.ok(r.ms < 1000, `returned after ${r.ms.toFixed(0)} ms`);
+    assert.equal(mock.requests.length, 1);
+  });
+
+  test("maxRetryAfterMs: 500 with Retry-After: 1 → returned at once", T, async (t) => {
+    const mock = await mockFor(t, { script: [{ status: 503, headers: { "retry-after": "1" } }, { status: 200 }] });
+    const f = createRetryFetch({ backoff: FAST, maxRetryAfterMs: 500 });
+    const r = await settle(within(f(`${mock.url}/v1/chat/completions`, chatInit()), 5000, "call"));
+    assert.ok(r.ok, `should resolve, got ${r.error}`);
+    assert.equal(r.value.status, 503);
+    assert.ok(r.ms < 800, `returned after ${r.ms.toFixed(0)} ms`);
+    assert.equal(mock.requests.length, 1);
+  });
+
+  test("retry-after-ms (OpenAI) is honoured", T, async (t) => {
+    const mock = await mockFor(t, { script: [{ status: 429, headers: { "retry-after-ms": "120" } }, { status: 200 }] });
+    const f = createRetryFetch({ backoff: { initialMs: 1, maxMs: 5 } });
+    const res = await f(`${mock.url}/v1/chat/completions`, chatInit());
+    assert.equal(res.status, 200);
+    assert.equal(mock.requests.length, 2);
+    const [g] = gaps(mock.requests);
+    assert.ok(g >= 120 - SLACK, `gap ${g.toFixed(1)} ms ≥ retry-after-ms 120`);
   });
 
   test("200 passes through with its headers and body", T, async (t) => {
@@ -476,27 +506,30 @@ describe("11. deadlineMs", () => {
 });
 
 describe("12. option validation (synchronous, from createRetryFetch)", () => {
+  // [options, allowed error classes, message pattern, extension?] — the unmarked rows are the
+  // contract's own examples; "extension" rows apply the same rule to the other options.
   const bad = [
     [{ maxAttempts: 0 }, RangeError, /maxAttempts/],
     [{ maxAttempts: "3" }, TypeError, /maxAttempts/],
-    [{ maxAttempts: 1.5 }, [TypeError, RangeError], /maxAttempts/],
     [{ backoff: { jitter: "wild" } }, [TypeError, RangeError], /backoff\.jitter/],
     [{ backoff: { initialMs: 500, maxMs: 100 } }, RangeError, /backoff\.maxMs/],
-    [{ backoff: { initialMs: -1 } }, RangeError, /backoff\.initialMs/],
     [{ maxAtempts: 3 }, TypeError, /maxAtempts/],
-    [{ backoff: { initalMs: 5 } }, TypeError, /initalMs/],
     [{ fetch: 5 }, TypeError, /fetch/],
     [{ retryOn: [99] }, RangeError, /retryOn/],
-    [{ retryOn: "429" }, TypeError, /retryOn/],
     [{ onEvent: "x" }, TypeError, /onEvent/],
-    [{ deadlineMs: -5 }, RangeError, /deadlineMs/],
-    [{ attemptTimeoutMs: "100" }, TypeError, /attemptTimeoutMs/],
-    [{ idempotent: "yes" }, TypeError, /idempotent/],
-    [{ maxRetryAfterMs: -1 }, RangeError, /maxRetryAfterMs/],
+    [{ maxAttempts: 1.5 }, [TypeError, RangeError], /maxAttempts/, "extension"],
+    [{ backoff: { initialMs: -1 } }, RangeError, /backoff\.initialMs/, "extension"],
+    [{ backoff: { initalMs: 5 } }, TypeError, /initalMs/, "extension"],
+    [{ retryOn: "429" }, TypeError, /retryOn/, "extension"],
+    [{ deadlineMs: -5 }, RangeError, /deadlineMs/, "extension"],
+    [{ attemptTimeoutMs: "100" }, TypeError, /attemptTimeoutMs/, "extension"],
+    [{ idempotent: "yes" }, TypeError, /idempotent/, "extension"],
+    [{ maxRetryAfterMs: -1 }, RangeError, /maxRetryAfterMs/, "extension"],
   ];
-  for (const [opts, classes, re] of bad) {
+  for (const [opts, classes, re, ext] of bad) {
     const allowed = [classes].flat();
-    test(`${JSON.stringify(opts)} → ${allowed.map((c) => c.name).join(" or ")} ${re}`, () => {
+    const label = `${ext ? "(extension) " : ""}${JSON.stringify(opts)} → ${allowed.map((c) => c.name).join(" or ")} ${re}`;
+    test(label, () => {
       let thrown;
       let returned;
       try {
@@ -673,6 +706,39 @@ describe("14. options.fetch transport", () => {
       assert.equal(s.method, "POST");
       assert.equal(s.body, CHAT_BODY);
     }
+  });
+});
+
+describe("(extension) circuit breaker", () => {
+  test("failureThreshold 2: after two failed calls the third is refused with CircuitOpenError, no request", T, async (t) => {
+    const mock = await mockFor(t, { script: [{ status: 503 }] });
+    const events = [];
+    const f = createRetryFetch({
+      maxAttempts: 1,
+      backoff: FAST,
+      breaker: { failureThreshold: 2, cooldownMs: 10_000 },
+      onEvent: (e) => events.push(e),
+    });
+    assert.equal((await f(`${mock.url}/v1/chat/completions`, chatInit())).status, 503);
+    assert.equal((await f(`${mock.url}/v1/chat/completions`, chatInit())).status, 503);
+    const r = await settle(f(`${mock.url}/v1/chat/completions`, chatInit()));
+    assert.equal(r.ok, false, `third call should be refused, got status ${r.value?.status}`);
+    assert.ok(isCircuitOpenError(r.error), `CircuitOpenError expected, got ${r.error}`);
+    assert.ok(r.error instanceof CircuitOpenError);
+    assert.equal(r.error.name, "CircuitOpenError");
+    assert.ok(r.error.retryInMs > 0 && r.error.retryInMs <= 10_000, `retryInMs ${r.error.retryInMs}`);
+    assert.equal(mock.requests.length, 2, "no request while the circuit is open");
+    const b = events.find((e) => e.type === "breaker");
+    assert.ok(b, `breaker event expected in ${JSON.stringify(events)}`);
+    assert.equal(typeof b.key, "string");
+    assert.notEqual(b.from, b.to);
+  });
+
+  test("breaker: false never refuses", T, async (t) => {
+    const mock = await mockFor(t, { script: [{ status: 503 }] });
+    const f = createRetryFetch({ maxAttempts: 1, backoff: FAST, breaker: false });
+    for (let i = 0; i < 8; i++) assert.equal((await f(`${mock.url}/v1/models`)).status, 503);
+    assert.equal(mock.requests.length, 8);
   });
 });
 

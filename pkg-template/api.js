@@ -1,0 +1,56 @@
+// The public API over the wasm client. The runtime entry files (node.js, browser.js, deno.js,
+// workerd.js) load the wasm first, then re-export this module.
+import { RetryClient, retryReport as reportOf } from "./llm_retry.js";
+
+/** A fetch with retries, backoff, wait hints, breakers and fallback. See index.d.ts. */
+export function createRetryFetch(options) {
+  const client = new RetryClient(options, false);
+  const retryFetch = (input, init) => client.fetch(input, init);
+  retryFetch.exportState = () => client.exportState();
+  retryFetch.restoreState = (state) => client.restoreState(state);
+  return retryFetch;
+}
+
+/** Calls `fn({ attempt, signal, route })` until it succeeds or the policy gives up. */
+export function retry(fn, options) {
+  let client;
+  try {
+    client = new RetryClient(options, true);
+  } catch (e) {
+    return Promise.reject(e);
+  }
+  return client.run(fn, undefined).finally(() => client.free());
+}
+
+/** A reusable `retry`, whose breakers and budget are shared by every call. */
+export function createRetry(options) {
+  const client = new RetryClient(options, true);
+  const run = (fn, { signal } = {}) => client.run(fn, signal);
+  run.exportState = () => client.exportState();
+  run.restoreState = (state) => client.restoreState(state);
+  return run;
+}
+
+/** How a response returned by a retryFetch was obtained: attempts, waits, the route that served it. */
+export function retryReport(response) {
+  return reportOf(response);
+}
+
+const brand = (name) => (e) => e !== null && typeof e === "object" && e.name === name;
+
+export const isRetryError = brand("RetryError");
+export const isCircuitOpenError = brand("CircuitOpenError");
+
+// The library throws plain Errors with a stable `name`; these classes make `instanceof` work
+// across bundle copies by checking that name.
+export class RetryError extends Error {
+  static [Symbol.hasInstance](e) {
+    return isRetryError(e);
+  }
+}
+
+export class CircuitOpenError extends Error {
+  static [Symbol.hasInstance](e) {
+    return isCircuitOpenError(e);
+  }
+}

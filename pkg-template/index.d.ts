@@ -1,0 +1,191 @@
+// Type definitions for llm-retry. Durations are milliseconds; defaults in brackets.
+
+/** The jitter modes of the AWS "Exponential Backoff and Jitter" study. */
+export type Jitter = "full" | "equal" | "decorrelated" | "none";
+
+export interface BackoffOptions {
+  /** Base delay before the first retry, ms. [1000] */
+  initialMs?: number;
+  /** Cap on any backoff delay, ms; must be ≥ initialMs. [30000, or initialMs if larger] */
+  maxMs?: number;
+  /** Growth per retry: delay(n) = min(maxMs, initialMs × multiplier^(n−1)); 1–100. [2] */
+  multiplier?: number;
+  /** How randomness spreads the delay. ["full": uniform(0, delay)] */
+  jitter?: Jitter;
+}
+
+export interface BudgetOptions {
+  /** Bucket size; retries pause while at most half of it is left. [10] */
+  maxTokens?: number;
+  /** Tokens returned per success (each failed attempt takes 1). [0.1] */
+  tokenRatio?: number;
+}
+
+export interface BreakerOptions {
+  /** Consecutive failed attempts that open a route's breaker. [5] */
+  failureThreshold?: number;
+  /** How long an open route is skipped before one probe is let through, ms. [30000] */
+  cooldownMs?: number;
+}
+
+/** A route tried after the primary (the request as given) has failed. */
+export interface FallbackRoute {
+  /** Rewrites the top-level "model" field of the JSON request body. */
+  model?: string;
+  /** Sends to this URL instead. Credentials are not carried to another origin. */
+  url?: string;
+  /** Headers set or replaced on this route (e.g. the fallback provider's own key). */
+  headers?: Record<string, string> | [string, string][] | Headers;
+  /** Attempts on this route, counting the first. [the top-level maxAttempts] */
+  maxAttempts?: number;
+}
+
+/** What `retry(fn)` hands `fn` as `route`. */
+export interface RouteInfo {
+  /** 0 for the primary, i + 1 for fallbacks[i]. */
+  index: number;
+  model?: string;
+  url?: string;
+  headers?: Record<string, string>;
+}
+
+export interface AttemptRecord {
+  route: number;
+  model?: string;
+  /** The HTTP status, when a response arrived. */
+  status?: number;
+  /** Why the attempt was classified as it was, e.g. "rate-limited", "network-error", "ok". */
+  reason: string;
+  /** The wait before this attempt, ms. */
+  waitedMs: number;
+}
+
+/** How a call went: returned by retryReport(response) and passed to onExhausted. */
+export interface RetryReport {
+  attempts: AttemptRecord[];
+  totalWaitMs: number;
+  durationMs: number;
+  /** The route whose response is the result, if any. */
+  route?: number;
+  model?: string;
+  /** Whether any route after the primary was tried. */
+  fallback: boolean;
+  /** Routes skipped because their breaker was open. */
+  skipped: number[];
+}
+
+export type RetryEvent =
+  | {
+      type: "retry";
+      /** The attempt that failed (1-based, across routes). */
+      attempt: number;
+      delayMs: number;
+      reason: string;
+      status?: number;
+      /** The server hint that set the wait, when it did: "retry-after", "retry-after-ms", "x-ratelimit-reset", "anthropic-ratelimit-reset". */
+      hint?: string;
+      /** What set the wait: "backoff", "cooling" or the hint's name. */
+      wait: string;
+      route: number;
+      model?: string;
+    }
+  | { type: "fallback"; from: number; to: number; reason: string; fromModel?: string; toModel?: string }
+  | { type: "breaker"; key: string; from: BreakerState; to: BreakerState }
+  | { type: "giveUp"; reason: string; attempts: number }
+  | { type: "success"; attempts: number; totalMs: number; route: number; model?: string; fallback: boolean };
+
+export type BreakerState = "closed" | "open" | "half-open";
+
+/** Breaker state as plain JSON, to keep in KV or a Durable Object between Worker invocations. */
+export interface RetryState {
+  version: 1;
+  breakers: Record<string, { state: BreakerState; failures: number; openUntil: number; cooledUntil: number }>;
+}
+
+export interface RetryOptions {
+  /** Attempts per route, counting the first; 1–100. [4] */
+  maxAttempts?: number;
+  backoff?: BackoffOptions;
+  /** Bounds the whole call, waits included, ms. A wait that would end past it is never started. [60000] */
+  deadlineMs?: number;
+  /** Aborts an attempt whose response headers have not arrived, ms. [none: the deadline bounds it] */
+  attemptTimeoutMs?: number;
+  /** Statuses worth retrying. [408, 409, 429, 500, 502, 503, 504, 529] */
+  retryOn?: number[];
+  /** A server hint (Retry-After & co) longer than this is not waited for: move on or give up, ms. [60000] */
+  maxRetryAfterMs?: number;
+  /** Treat every request as safe to repeat after a timeout. GET/HEAD/OPTIONS/PUT/DELETE and requests with an Idempotency-Key header always are. [false] */
+  idempotent?: boolean;
+  /** The client-wide retry budget (gRPC retry throttling), or false to turn it off. [{ maxTokens: 10, tokenRatio: 0.1 }] */
+  budget?: BudgetOptions | false;
+  /** A circuit breaker per route (origin + model), or false to turn it off. [{ failureThreshold: 5, cooldownMs: 30000 }] */
+  breaker?: BreakerOptions | false;
+  /** Routes tried in order after the primary. [none] */
+  fallbacks?: FallbackRoute[];
+  /** Extra header names never sent to another origin (authorization, x-api-key, api-key, cookie and proxy-authorization always are dropped). */
+  sensitiveHeaders?: string[];
+  /** The transport. [the global fetch] */
+  fetch?: (input: string, init: RequestInit) => Promise<Response>;
+  /** Called for every retry, fallback, breaker change, give-up and success. Exceptions are ignored. Events carry no headers, URLs or bodies. */
+  onEvent?: (event: RetryEvent) => void;
+  /** Last resort when every route failed (or all are open): a value it returns becomes the result. */
+  onExhausted?: (report: RetryReport) => unknown;
+}
+
+export interface RetryFnOptions extends Omit<RetryOptions, "fetch"> {
+  /** Aborting it stops the call at once; the promise rejects with signal.reason. */
+  signal?: AbortSignal;
+}
+
+export interface RetryFetch {
+  (input: RequestInfo | URL, init?: RequestInit): Promise<Response>;
+  exportState(): RetryState;
+  restoreState(state: RetryState): void;
+}
+
+export interface AttemptContext {
+  /** 1-based, across routes. */
+  attempt: number;
+  /** Aborted when the attempt times out or the caller aborts: pass it to your SDK call. */
+  signal: AbortSignal;
+  route: RouteInfo;
+}
+
+export interface Retry {
+  <T>(fn: (ctx: AttemptContext) => T | Promise<T>, opts?: { signal?: AbortSignal }): Promise<T>;
+  exportState(): RetryState;
+  restoreState(state: RetryState): void;
+}
+
+/** A fetch with retries: pass it wherever a fetch goes (OpenAI, Anthropic, Vercel AI SDKs). Throws TypeError/RangeError naming a bad option. */
+export function createRetryFetch(options?: RetryOptions): RetryFetch;
+/** Calls fn until it succeeds or the policy gives up; rejects with RetryError, or rethrows fn's own non-retryable error untouched. */
+export function retry<T>(fn: (ctx: AttemptContext) => T | Promise<T>, options?: RetryFnOptions): Promise<T>;
+/** A reusable retry whose breakers and budget persist across calls. */
+export function createRetry(options?: Omit<RetryFnOptions, "signal">): Retry;
+/** The report of a response returned by a retryFetch, or undefined. */
+export function retryReport(response: Response): RetryReport | undefined;
+
+/** The call failed without a response to return: network errors, timeouts, the deadline. */
+export class RetryError extends Error {
+  readonly name: "RetryError";
+  readonly attempts: number;
+  /** Why the last route was given up, e.g. "attempts-exhausted", "deadline", "timeout-not-idempotent". */
+  readonly reason: string;
+  /** The last HTTP status seen, if any. */
+  readonly status?: number;
+  readonly report: RetryReport;
+  /** The last underlying error. */
+  readonly cause: unknown;
+}
+
+/** Every route's breaker is open: nothing was sent. */
+export class CircuitOpenError extends Error {
+  readonly name: "CircuitOpenError";
+  /** When the soonest route admits a request again, ms. */
+  readonly retryInMs: number;
+  readonly report: RetryReport;
+}
+
+export function isRetryError(e: unknown): e is RetryError;
+export function isCircuitOpenError(e: unknown): e is CircuitOpenError;

@@ -1,0 +1,151 @@
+//! The driver: a short loop that executes the engine's decisions against the host.
+//! `fetch` and `retry(fn)` differ only in how one attempt is made ([`Attempts`]).
+
+use std::cell::RefCell;
+
+use js_sys::{Function, Promise};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::AbortSignal;
+
+use super::errors;
+use super::host::{self, Rng};
+use super::options::Options;
+use crate::policy::classify::Observation;
+use crate::policy::engine::{Decision, Outcome, Report, Route, Session, Shared};
+
+/// One client: validated options plus the health state all its calls share.
+pub struct Client {
+    pub opts: Options,
+    pub shared: RefCell<Shared>,
+    rng: Rng,
+}
+
+impl Client {
+    pub fn new(opts: Options) -> Self {
+        let shared = RefCell::new(Shared::new(&opts.cfg));
+        Self { opts, shared, rng: Rng::default() }
+    }
+}
+
+/// What an attempt left for the caller, should it be the last.
+pub enum Held {
+    Nothing,
+    /// A response (fetch), or the function's result.
+    Value(JsValue),
+    /// What the attempt threw. `has_status`: an HTTP error from an SDK, rethrown untouched
+    /// when it is the caller's own.
+    Error { error: JsValue, has_status: bool },
+}
+
+/// How one attempt is made.
+pub trait Attempts {
+    fn routes(&self) -> Vec<Route>;
+    fn model(&self, route: usize) -> Option<String>;
+    /// `Err` ends the call with that error, untouched.
+    async fn attempt(&mut self, route: usize, attempt: u32, timeout_ms: u64) -> Result<(Observation, Held), JsValue>;
+    /// The held value is superseded by a new attempt: free what it holds.
+    fn release(&mut self, _held: Held) {}
+}
+
+/// Runs one call to its end. Returns the result and the call's report.
+pub async fn drive<A: Attempts>(
+    client: &Client,
+    a: &mut A,
+    idempotent: bool,
+    signal: Option<&AbortSignal>,
+) -> Result<(JsValue, Report), JsValue> {
+    if let Some(s) = signal.filter(|s| s.aborted()) {
+        return Err(s.reason());
+    }
+    let mut session = Session::new(&client.opts.cfg, a.routes(), idempotent);
+    let mut seen: Option<Observation> = None;
+    let mut held = Held::Nothing;
+    loop {
+        let decision = {
+            let mut shared = client.shared.borrow_mut();
+            session.next(&mut shared, seen.as_ref(), host::now_ms(), client.rng.next_f64())
+        };
+        emit(client, &mut session, a);
+        match decision {
+            Decision::Attempt { route, attempt, timeout_ms } => {
+                a.release(std::mem::replace(&mut held, Held::Nothing));
+                let (obs, h) = a.attempt(route, attempt, timeout_ms).await?;
+                seen = Some(obs);
+                held = h;
+            }
+            Decision::Wait { ms, .. } => {
+                if let Err(reason) = host::sleep(ms, signal).await {
+                    a.release(held);
+                    return Err(reason);
+                }
+            }
+            Decision::Done(outcome) => {
+                let report = session.report().clone();
+                let result = finish(client, a, outcome, held, &report, signal).await;
+                return result.map(|v| (v, report));
+            }
+        }
+    }
+}
+
+fn emit<A: Attempts>(client: &Client, session: &mut Session, a: &A) {
+    while let Some(e) = session.poll_event() {
+        if let Some(f) = &client.opts.on_event {
+            // A throwing listener must not break the call.
+            let _ = f.call1(&JsValue::UNDEFINED, &errors::event(&e, &|r| a.model(r)));
+        }
+    }
+}
+
+async fn finish<A: Attempts>(
+    client: &Client,
+    a: &mut A,
+    outcome: Outcome,
+    held: Held,
+    report: &Report,
+    signal: Option<&AbortSignal>,
+) -> Result<JsValue, JsValue> {
+    let report_js = errors::report(report, &|r| a.model(r));
+    let (reason, exhausted) = match outcome {
+        Outcome::Success => {
+            return match held {
+                Held::Value(v) => Ok(v),
+                _ => Ok(JsValue::UNDEFINED),
+            }
+        }
+        Outcome::Aborted => {
+            a.release(held);
+            let reason = signal.map(|s| s.reason());
+            return Err(reason.unwrap_or_else(|| errors::type_error("aborted")));
+        }
+        Outcome::CircuitOpen { retry_in_ms } => {
+            if let Some(v) = last_resort(&client.opts.on_exhausted, &report_js).await? {
+                return Ok(v);
+            }
+            return Err(errors::circuit_open_error(retry_in_ms, &report_js));
+        }
+        Outcome::Returned(reason) => (reason, false),
+        Outcome::Exhausted(reason) => (reason, true),
+    };
+    if exhausted {
+        if let Some(v) = last_resort(&client.opts.on_exhausted, &report_js).await? {
+            a.release(held);
+            return Ok(v);
+        }
+    }
+    match held {
+        Held::Value(v) => Ok(v),
+        Held::Error { error, has_status: true } if !exhausted => Err(error),
+        Held::Error { error, .. } => Err(errors::retry_error(reason, report, &error, &report_js)),
+        Held::Nothing => Err(errors::retry_error(reason, report, &JsValue::UNDEFINED, &report_js)),
+    }
+}
+
+/// `onExhausted(report)`: a value it returns (or resolves to) becomes the result.
+async fn last_resort(hook: &Option<Function>, report: &JsValue) -> Result<Option<JsValue>, JsValue> {
+    let Some(f) = hook else { return Ok(None) };
+    let v = f.call1(&JsValue::UNDEFINED, report)?;
+    let v = JsFuture::from(Promise::resolve(&v)).await?;
+    Ok((!v.is_undefined() && !v.is_null()).then_some(v))
+}

@@ -1,0 +1,286 @@
+//! `retryFetch(input, init)`: the request read once, replayed on every attempt and route.
+//!
+//! A string or absent body (what the SDKs send) is passed through as given: no copy. Any other
+//! body — ArrayBuffer, typed array, Blob, FormData, URLSearchParams, ReadableStream, or a
+//! `Request` as input — is read once into bytes through `new Request(input, init)`, so every
+//! attempt sends the same bytes (FormData's multipart boundary included).
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use js_sys::{JsString, Object, Reflect, Uint8Array, JSON};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{AbortSignal, Headers as JsHeaders, Request, RequestInit, Response};
+
+use super::drive::{drive, Attempts, Client, Held};
+use super::errors::{self, type_error};
+use super::host::{self, AttemptSignal};
+use super::options::Fallback;
+use crate::policy::classify::Observation;
+use crate::policy::engine::Route;
+use crate::policy::{hints, Headers};
+
+/// Methods that are safe to repeat after a timeout (RFC 9110 §9.2.2).
+const IDEMPOTENT: [&str; 5] = ["GET", "HEAD", "OPTIONS", "PUT", "DELETE"];
+
+/// Runs one call; resolves to the response and its report (as a JS object).
+pub async fn fetch(client: &Client, input: JsValue, init: JsValue) -> Result<(JsValue, JsValue), JsValue> {
+    let mut call = Call::new(client, input, init).await?;
+    let signal = call.signal.clone();
+    let idempotent = call.idempotent();
+    let (response, report) = drive(client, &mut call, idempotent, signal.as_ref()).await?;
+    Ok((response, errors::report(&report, &|r| call.model(r))))
+}
+
+struct Call<'c> {
+    client: &'c Client,
+    url: String,
+    method: String,
+    /// The caller's headers as given (any HeadersInit, or undefined).
+    headers: JsValue,
+    /// A string, a Uint8Array, or undefined.
+    body: JsValue,
+    /// The caller's other init fields (redirect, credentials, cf, dispatcher …), carried as is.
+    base: Object,
+    signal: Option<AbortSignal>,
+    /// Per route, built on first use: the URL and init to send.
+    prepared: Vec<Option<(JsValue, Object)>>,
+    models: Vec<Option<String>>,
+}
+
+impl<'c> Call<'c> {
+    async fn new(client: &'c Client, input: JsValue, init: JsValue) -> Result<Call<'c>, JsValue> {
+        let init_obj: Object = if init.is_undefined() || init.is_null() {
+            Object::new()
+        } else if init.is_object() {
+            init.clone().unchecked_into()
+        } else {
+            return Err(type_error("init must be an object"));
+        };
+        let field = |k: &str| Reflect::get(&init_obj, &JsValue::from_str(k)).unwrap_or(JsValue::UNDEFINED);
+        let given_signal = field("signal").dyn_into::<AbortSignal>().ok();
+        let base = Object::assign(&Object::new(), &init_obj);
+        for k in ["signal", "body", "headers", "method", "duplex"] {
+            let _ = Reflect::delete_property(&base, &JsValue::from_str(k));
+        }
+        let body = field("body");
+        let is_request = input.is_instance_of::<Request>();
+        let (url, method, headers, body, signal) = if !is_request && (body.is_undefined() || body.is_null() || body.is_string()) {
+            let url = match input.as_string() {
+                Some(s) => s,
+                None => String::from(input.unchecked_ref::<Object>().to_string()),
+            };
+            let method = field("method").as_string().map_or_else(|| "GET".into(), |m| m.to_ascii_uppercase());
+            let body = if body.is_null() { JsValue::UNDEFINED } else { body };
+            (url, method, field("headers"), body, given_signal)
+        } else {
+            let req = if is_request {
+                Request::new_with_request_and_init(input.unchecked_ref(), init_obj.unchecked_ref::<RequestInit>())?
+            } else {
+                let url = String::from(input.unchecked_ref::<Object>().to_string());
+                Request::new_with_str_and_init(&url, init_obj.unchecked_ref::<RequestInit>())?
+            };
+            if is_request && field("redirect").is_undefined() {
+                let redirect = Reflect::get(&req, &"redirect".into()).unwrap_or(JsValue::UNDEFINED);
+                let _ = Reflect::set(&base, &"redirect".into(), &redirect);
+            }
+            let body = match req.body() {
+                Some(_) => Uint8Array::new(&JsFuture::from(req.array_buffer()?).await?).into(),
+                None => JsValue::UNDEFINED,
+            };
+            let signal = given_signal.or_else(|| is_request.then(|| req.signal()));
+            (req.url(), req.method(), req.headers().into(), body, signal)
+        };
+        let routes = 1 + client.opts.fallbacks.len();
+        let primary = primary_model(&body);
+        let mut models = vec![primary.clone()];
+        models.extend(client.opts.fallbacks.iter().map(|f| f.model.clone().or_else(|| primary.clone())));
+        Ok(Call { client, url, method, headers, body, base, signal, prepared: vec![None; routes], models })
+    }
+
+    fn idempotent(&self) -> bool {
+        IDEMPOTENT.contains(&self.method.as_str())
+            || (!self.headers.is_undefined()
+                && JsHeaders::new_with_str_sequence_sequence(&self.headers)
+                    .is_ok_and(|h| h.has("idempotency-key").unwrap_or(false)))
+    }
+
+    fn url_of(&self, route: usize) -> &str {
+        match route.checked_sub(1).and_then(|i| self.client.opts.fallbacks.get(i)) {
+            Some(Fallback { url: Some(u), .. }) => u,
+            _ => &self.url,
+        }
+    }
+
+    /// The URL and init for `route`, built once per call.
+    fn prepare(&mut self, route: usize) -> Result<(JsValue, Object), JsValue> {
+        if let Some(Some(p)) = self.prepared.get(route) {
+            return Ok(p.clone());
+        }
+        let init = Object::assign(&Object::new(), &self.base);
+        let set = |k: &str, v: &JsValue| {
+            if !v.is_undefined() {
+                let _ = Reflect::set(&init, &JsValue::from_str(k), v);
+            }
+        };
+        set("method", &JsValue::from_str(&self.method));
+        let url = self.url_of(route).to_owned();
+        match route.checked_sub(1).and_then(|i| self.client.opts.fallbacks.get(i).map(|f| (i, f))) {
+            None => {
+                set("headers", &self.headers);
+                set("body", &self.body);
+            }
+            Some((i, f)) => {
+                let headers = if self.headers.is_undefined() {
+                    JsHeaders::new()?
+                } else {
+                    JsHeaders::new_with_str_sequence_sequence(&self.headers)?
+                };
+                if origin(&url) != origin(&self.url) {
+                    for name in &self.client.opts.sensitive {
+                        if !f.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name)) {
+                            headers.delete(name)?;
+                        }
+                    }
+                }
+                for (k, v) in &f.headers {
+                    headers.set(k, v)?;
+                }
+                set("headers", &headers);
+                match &f.model {
+                    Some(model) => set("body", &with_model(&self.body, model, i)?),
+                    None => set("body", &self.body),
+                }
+            }
+        }
+        let p = (JsValue::from_str(&url), init);
+        if let Some(slot) = self.prepared.get_mut(route) {
+            *slot = Some(p.clone());
+        }
+        Ok(p)
+    }
+}
+
+impl Attempts for Call<'_> {
+    fn routes(&self) -> Vec<Route> {
+        let mut routes = vec![Route::new(key(&self.url, self.models[0].as_deref()), self.client.opts.cfg.max_attempts)];
+        for (i, f) in self.client.opts.fallbacks.iter().enumerate() {
+            let attempts = f.max_attempts.unwrap_or(self.client.opts.cfg.max_attempts);
+            routes.push(Route::new(key(self.url_of(i + 1), self.models[i + 1].as_deref()), attempts));
+        }
+        routes
+    }
+
+    fn model(&self, route: usize) -> Option<String> {
+        self.models.get(route).cloned().flatten()
+    }
+
+    async fn attempt(&mut self, route: usize, _attempt: u32, timeout_ms: u64) -> Result<(Observation, Held), JsValue> {
+        let (url, init) = self.prepare(route)?;
+        let sig = AttemptSignal::new(self.signal.as_ref())?;
+        let init = Object::assign(&Object::new(), &init);
+        let _ = Reflect::set(&init, &"signal".into(), &sig.signal);
+        let timed_out = Rc::new(Cell::new(false));
+        let timer = {
+            let (flag, ctrl) = (timed_out.clone(), sig.controller.clone());
+            gloo_timers::callback::Timeout::new(host::timer_ms(timeout_ms), move || {
+                flag.set(true);
+                let reason = web_sys::DomException::new_with_message_and_name("attempt timed out", "TimeoutError");
+                ctrl.abort_with_reason(&reason.map(JsValue::from).unwrap_or(JsValue::UNDEFINED));
+            })
+        };
+        let result = JsFuture::from(host::call_fetch(self.client.opts.transport.as_ref(), &url, &init)).await;
+        drop(timer);
+        let error = match result {
+            Ok(v) if v.is_object() => {
+                let response: Response = v.unchecked_into();
+                let obs = observe(&response).await;
+                return Ok((obs, Held::Value(response.into())));
+            }
+            Ok(v) => type_error(&format!("fetch resolved to a non-Response ({})", super::options::got(&v))),
+            Err(e) => e,
+        };
+        let obs = if self.signal.as_ref().is_some_and(|s| s.aborted()) {
+            Observation::Aborted
+        } else if timed_out.get() {
+            Observation::Timeout
+        } else {
+            Observation::NetworkError
+        };
+        Ok((obs, Held::Error { error, has_status: false }))
+    }
+
+    fn release(&mut self, held: Held) {
+        if let Held::Value(v) = held {
+            if let Some(body) = v.unchecked_into::<Response>().body() {
+                if !body.locked() {
+                    host::ignore_rejection(&body.cancel());
+                }
+            }
+        }
+    }
+}
+
+/// What the classifier needs of a response: status, the hint headers, and for a 429 the body
+/// (read from a clone, so the caller still gets it whole).
+async fn observe(r: &Response) -> Observation {
+    let status = r.status();
+    let mut headers = Headers::new();
+    let h = r.headers();
+    for name in hints::HEADER_NAMES {
+        if let Ok(Some(v)) = h.get(name) {
+            headers.push(*name, v);
+        }
+    }
+    let mut body = None;
+    if status == 429 {
+        if let Ok(Ok(text)) = r.clone().map(|c| c.text()) {
+            body = JsFuture::from(text).await.ok().and_then(|t| t.as_string());
+        }
+    }
+    Observation::Response { status, headers, body }
+}
+
+/// The breaker key of a route: its origin and model.
+fn key(url: &str, model: Option<&str>) -> String {
+    match model {
+        Some(m) => format!("{} {m}", origin(url)),
+        None => origin(url),
+    }
+}
+
+fn origin(url: &str) -> String {
+    web_sys::Url::new(url).map(|u| u.origin()).unwrap_or_else(|_| url.to_owned())
+}
+
+/// The top-level `"model"` of a JSON string body, found without parsing the whole prompt.
+fn primary_model(body: &JsValue) -> Option<String> {
+    let s: &JsString = body.dyn_ref()?;
+    let at = s.index_of("\"model\"", 0);
+    if at < 0 {
+        return None;
+    }
+    let rest = String::from(s.slice(at as u32 + 7, at as u32 + 300));
+    let rest = rest.trim_start().strip_prefix(':')?.trim_start().strip_prefix('"')?;
+    let end = rest.find(['"', '\\'])?;
+    Some(rest[..end].to_owned())
+}
+
+/// The body with its top-level `"model"` replaced.
+fn with_model(body: &JsValue, model: &str, route: usize) -> Result<JsValue, JsValue> {
+    let bad = || type_error(&format!("fallbacks[{route}].model needs a JSON object request body"));
+    let text = match body.as_string() {
+        Some(t) => t,
+        None => match body.dyn_ref::<Uint8Array>() {
+            Some(bytes) => String::from_utf8(bytes.to_vec()).map_err(|_| bad())?,
+            None => return Err(bad()),
+        },
+    };
+    let json = JSON::parse(&text).map_err(|_| bad())?;
+    if !json.is_object() || js_sys::Array::is_array(&json) {
+        return Err(bad());
+    }
+    Reflect::set(&json, &"model".into(), &model.into())?;
+    Ok(JSON::stringify(&json)?.into())
+}

@@ -1,0 +1,182 @@
+//! Bindings to the host: the GLOBAL `fetch` (never `window`, so one build runs in browsers,
+//! Workers, Deno and Node), timers, `AbortSignal`, the clock and crypto-seeded randomness.
+//! Nothing here runs at module load: Workers forbid timers and randomness at global scope.
+
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use js_sys::{Array, Function, Promise};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{AbortController, AbortSignal, AddEventListenerOptions};
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_name = fetch, catch)]
+    fn global_fetch(input: &JsValue, init: &JsValue) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(js_namespace = AbortSignal, js_name = any, catch)]
+    fn abort_signal_any(signals: &Array) -> Result<AbortSignal, JsValue>;
+}
+
+/// Wall-clock milliseconds since the epoch, read at each decision (Workers advance it only after I/O).
+pub fn now_ms() -> u64 {
+    js_sys::Date::now().max(0.0) as u64
+}
+
+/// Longest single timer the hosts honour (larger values fire at once).
+const MAX_TIMER_MS: u64 = 0x7fff_ffff;
+
+pub fn timer_ms(ms: u64) -> u32 {
+    ms.min(MAX_TIMER_MS) as u32
+}
+
+/// A per-client random source (splitmix64), seeded from the host's crypto on first use — not
+/// at construction, which may happen at a Worker's global scope.
+#[derive(Default)]
+pub struct Rng(Cell<u64>);
+
+impl Rng {
+    pub fn next_f64(&self) -> f64 {
+        let mut s = self.0.get();
+        if s == 0 {
+            s = getrandom::u64().unwrap_or(0) ^ (js_sys::Date::now() as u64).rotate_left(17) | 1;
+        }
+        s = s.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        self.0.set(s);
+        let mut z = s;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Calls the transport (the caller's `fetch` option, or the global one). A synchronous throw
+/// becomes a rejection, as with `fetch` itself.
+pub fn call_fetch(transport: Option<&Function>, input: &JsValue, init: &JsValue) -> Promise {
+    let result = match transport {
+        Some(f) => f.call2(&JsValue::UNDEFINED, input, init).map(|v| Promise::resolve(&v)),
+        None => global_fetch(input, init),
+    };
+    result.unwrap_or_else(|e| Promise::reject(&e))
+}
+
+/// One attempt's signal: aborted by the caller's signal or by the attempt's own controller.
+/// `AbortSignal.any` keeps the caller's abort working while the body streams, after headers.
+pub struct AttemptSignal {
+    pub controller: AbortController,
+    pub signal: AbortSignal,
+    _forward: Option<(Listener, Closure<dyn FnMut()>)>,
+}
+
+impl AttemptSignal {
+    pub fn new(caller: Option<&AbortSignal>) -> Result<Self, JsValue> {
+        let controller = AbortController::new()?;
+        let own = controller.signal();
+        let Some(caller) = caller else {
+            return Ok(Self { controller, signal: own, _forward: None });
+        };
+        if let Ok(signal) = abort_signal_any(&Array::of2(caller, &own)) {
+            return Ok(Self { controller, signal, _forward: None });
+        }
+        // Hosts without AbortSignal.any: forward the caller's abort while the attempt lives.
+        let (to, from) = (controller.clone(), caller.clone());
+        let forward = Closure::<dyn FnMut()>::new(move || to.abort_with_reason(&from.reason()));
+        let listener = Listener::add(caller, forward.as_ref().unchecked_ref());
+        Ok(Self { controller, signal: own, _forward: Some((listener, forward)) })
+    }
+}
+
+/// An `abort` listener, removed when dropped so long-lived signals do not collect listeners.
+pub struct Listener {
+    signal: AbortSignal,
+    f: Function,
+}
+
+impl Listener {
+    fn add(signal: &AbortSignal, f: &Function) -> Self {
+        let opts = AddEventListenerOptions::new();
+        opts.set_once(true);
+        let _ = signal.add_event_listener_with_callback_and_add_event_listener_options("abort", f, &opts);
+        Self { signal: signal.clone(), f: f.clone() }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let _ = self.signal.remove_event_listener_with_callback("abort", &self.f);
+    }
+}
+
+/// Resolves when `signal` aborts.
+pub struct OnAbort {
+    _listener: Option<Listener>,
+    done: JsFuture,
+}
+
+impl OnAbort {
+    pub fn new(signal: &AbortSignal) -> Self {
+        let mut listener = None;
+        let promise = Promise::new(&mut |resolve, _| listener = Some(Listener::add(signal, &resolve)));
+        Self { _listener: listener, done: JsFuture::from(promise) }
+    }
+}
+
+impl Future for OnAbort {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        Pin::new(&mut self.done).poll(cx).map(|_| ())
+    }
+}
+
+pub enum Either<A, B> {
+    Left(A),
+    Right(B),
+}
+
+/// The first of two futures to finish; the other is dropped (which cancels timers and listeners).
+pub fn race<A: Future + Unpin, B: Future + Unpin>(a: A, b: B) -> Race<A, B> {
+    Race(a, b)
+}
+
+pub struct Race<A, B>(A, B);
+
+impl<A: Future + Unpin, B: Future + Unpin> Future for Race<A, B> {
+    type Output = Either<A::Output, B::Output>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if let Poll::Ready(v) = Pin::new(&mut self.0).poll(cx) {
+            return Poll::Ready(Either::Left(v));
+        }
+        Pin::new(&mut self.1).poll(cx).map(Either::Right)
+    }
+}
+
+/// Sleeps `ms`, or fails with the signal's reason the moment it aborts. No timer outlives it.
+pub async fn sleep(ms: u64, signal: Option<&AbortSignal>) -> Result<(), JsValue> {
+    let timer = gloo_timers::future::TimeoutFuture::new(timer_ms(ms));
+    let Some(signal) = signal else {
+        timer.await;
+        return Ok(());
+    };
+    if signal.aborted() {
+        return Err(signal.reason());
+    }
+    match race(timer, OnAbort::new(signal)).await {
+        Either::Left(()) => Ok(()),
+        Either::Right(()) => Err(signal.reason()),
+    }
+}
+
+thread_local! {
+    static IGNORE: Closure<dyn FnMut(JsValue)> = Closure::new(|_| {});
+}
+
+/// Attaches a no-op rejection handler, for promises whose failure is of no interest
+/// (cancelling a body we no longer need) and must not surface as unhandled.
+pub fn ignore_rejection(p: &Promise) {
+    IGNORE.with(|f| {
+        let _ = p.catch(f);
+    });
+}

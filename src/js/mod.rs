@@ -1,0 +1,137 @@
+//! The wasm-bindgen layer: drives the pure engine against the JavaScript host.
+//!
+//! | module    | does                                                            |
+//! |-----------|-----------------------------------------------------------------|
+//! | `host`    | global `fetch`, timers, `AbortSignal`, clock, crypto randomness  |
+//! | `options` | the options object → validated config, with errors naming options |
+//! | `drive`   | the loop that executes the engine's decisions                    |
+//! | `fetch`   | `retryFetch`: request replay, fallback routes, credentials       |
+//! | `run`     | `retry(fn)`: errors classified by shape                          |
+//! | `errors`  | `RetryError`, `CircuitOpenError`, events and reports as objects  |
+//!
+//! The package's entry files (pkg-template) wrap [`RetryClient`] into `createRetryFetch` and
+//! `retry`. Nothing here runs at module load.
+
+mod drive;
+mod errors;
+mod fetch;
+mod host;
+mod options;
+mod run;
+
+use std::rc::Rc;
+
+use js_sys::{Function, Object, Promise, Reflect, WeakMap};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
+use web_sys::AbortSignal;
+
+use crate::policy::breaker::{Snapshot, State};
+use drive::Client;
+use errors::{obj, type_error};
+
+thread_local! {
+    /// Reports of the responses `retryFetch` returned, for `retryReport(response)`.
+    static REPORTS: WeakMap = WeakMap::new();
+}
+
+/// One configured client. Its breakers and budget are shared by every call made through it.
+#[wasm_bindgen]
+pub struct RetryClient {
+    inner: Rc<Client>,
+}
+
+#[wasm_bindgen]
+impl RetryClient {
+    /// Validates `options` (throws TypeError/RangeError naming the option). `forRetry` allows
+    /// the `signal` option, which only `retry(fn)` takes.
+    #[wasm_bindgen(constructor)]
+    pub fn new(options: JsValue, for_retry: Option<bool>) -> Result<RetryClient, JsValue> {
+        let opts = options::parse(&options, for_retry.unwrap_or(false))?;
+        Ok(RetryClient { inner: Rc::new(Client::new(opts)) })
+    }
+
+    /// `fetch(input, init)` with retries; resolves to a Response as `fetch` does.
+    pub fn fetch(&self, input: JsValue, init: JsValue) -> Promise {
+        let client = self.inner.clone();
+        future_to_promise(async move {
+            let (response, report) = fetch::fetch(&client, input, init).await?;
+            if response.is_object() {
+                REPORTS.with(|m| m.set(response.unchecked_ref(), &report));
+            }
+            Ok(response)
+        })
+    }
+
+    /// Calls `fn({ attempt, signal, route })` with retries.
+    pub fn run(&self, f: JsValue, signal: JsValue) -> Promise {
+        let client = self.inner.clone();
+        future_to_promise(async move {
+            let f: Function = f.dyn_into().map_err(|v| type_error(&format!("retry: fn must be a function ({})", options::got(&v))))?;
+            let signal = match signal.dyn_into::<AbortSignal>() {
+                Ok(s) => Some(s),
+                Err(v) if v.is_undefined() => None,
+                Err(v) => return Err(type_error(&format!("signal must be an AbortSignal ({})", options::got(&v)))),
+            };
+            run::run(&client, f, signal).await
+        })
+    }
+
+    /// The breakers' state as plain JSON-safe data, to persist (e.g. in Workers KV).
+    #[wasm_bindgen(js_name = exportState)]
+    pub fn export_state(&self) -> JsValue {
+        let breakers = Object::new();
+        for (key, s) in self.inner.shared.borrow().snapshot() {
+            let entry = obj(&[
+                ("state", s.state.as_str().into()),
+                ("failures", s.failures.into()),
+                ("openUntil", (s.open_until_ms as f64).into()),
+                ("cooledUntil", (s.cooled_until_ms as f64).into()),
+            ]);
+            let _ = Reflect::set(&breakers, &key.into(), &entry);
+        }
+        obj(&[("version", 1.into()), ("breakers", breakers.into())]).into()
+    }
+
+    /// Restores what `exportState` returned (from this or another instance).
+    #[wasm_bindgen(js_name = restoreState)]
+    pub fn restore_state(&self, state: JsValue) -> Result<(), JsValue> {
+        let bad = |what: &str| type_error(&format!("restoreState: {what}"));
+        let breakers = Reflect::get(&state, &"breakers".into()).map_err(|_| bad("state must be an object"))?;
+        if !breakers.is_object() {
+            return Err(bad("state.breakers must be an object"));
+        }
+        let mut restored = Vec::new();
+        for entry in Object::entries(breakers.unchecked_ref()).iter() {
+            let pair = js_sys::Array::from(&entry);
+            let key = pair.get(0).as_string().unwrap_or_default();
+            let v = pair.get(1);
+            let field = |k: &str| Reflect::get(&v, &k.into()).ok().and_then(|x| x.as_f64()).filter(|x| x.is_finite() && *x >= 0.0);
+            let state = Reflect::get(&v, &"state".into()).ok().and_then(|s| s.as_string()).and_then(|s| State::parse(&s));
+            let state = state.ok_or_else(|| bad(&format!("breakers[{key:?}].state must be \"closed\", \"open\" or \"half-open\"")))?;
+            restored.push((
+                key,
+                Snapshot {
+                    state,
+                    failures: field("failures").unwrap_or(0.0) as u32,
+                    open_until_ms: field("openUntil").unwrap_or(0.0) as u64,
+                    cooled_until_ms: field("cooledUntil").unwrap_or(0.0) as u64,
+                },
+            ));
+        }
+        let mut shared = self.inner.shared.borrow_mut();
+        for (key, snapshot) in restored {
+            shared.restore(key, snapshot);
+        }
+        Ok(())
+    }
+}
+
+/// The report of a response returned by `retryFetch`: attempts, waits, which route served it.
+#[wasm_bindgen(js_name = retryReport)]
+pub fn retry_report(response: JsValue) -> JsValue {
+    if !response.is_object() {
+        return JsValue::UNDEFINED;
+    }
+    REPORTS.with(|m| m.get(response.unchecked_ref()))
+}

@@ -1,0 +1,312 @@
+//! The JavaScript options object → a validated [`Config`] plus the host-side settings.
+//!
+//! Checked once, when the client is created: a wrong type is a `TypeError`, a value out of range
+//! a `RangeError`, an unknown key (a typo such as `maxAtempts`) a `TypeError` — each naming the
+//! option as the user wrote it.
+
+use js_sys::{Array, Function, Object, Reflect};
+use wasm_bindgen::prelude::*;
+use web_sys::AbortSignal;
+
+use super::errors::{range_error, type_error};
+use crate::policy::backoff::Jitter;
+use crate::policy::breaker::BreakerConfig;
+use crate::policy::budget::BudgetConfig;
+use crate::policy::classify::StatusSet;
+use crate::policy::config::{self, Config, MAX_MS};
+
+/// One fallback route, tried after the primary (the request as given).
+#[derive(Clone, Debug, Default)]
+pub struct Fallback {
+    /// Rewrites the top-level `"model"` of a JSON body.
+    pub model: Option<String>,
+    /// Sends to another endpoint.
+    pub url: Option<String>,
+    /// Set or replace these headers on this route.
+    pub headers: Vec<(String, String)>,
+    pub max_attempts: Option<u32>,
+}
+
+pub struct Options {
+    pub cfg: Config,
+    pub fallbacks: Vec<Fallback>,
+    pub transport: Option<Function>,
+    pub on_event: Option<Function>,
+    pub on_exhausted: Option<Function>,
+    /// Lowercase header names never sent to another origin (the defaults plus the user's).
+    pub sensitive: Vec<String>,
+    /// `retry(fn)` only: the caller's signal.
+    pub signal: Option<AbortSignal>,
+}
+
+/// Credentials dropped when a route's URL has another origin than the request's.
+pub const SENSITIVE: [&str; 5] = ["authorization", "x-api-key", "api-key", "cookie", "proxy-authorization"];
+
+const KEYS: &[&str] = &[
+    "maxAttempts", "backoff", "deadlineMs", "attemptTimeoutMs", "retryOn", "maxRetryAfterMs", "idempotent",
+    "budget", "breaker", "fetch", "onEvent", "fallbacks", "onExhausted", "sensitiveHeaders", "signal",
+];
+
+/// Parses `value` (undefined means all defaults). `with_signal` allows the `signal` key.
+pub fn parse(value: &JsValue, with_signal: bool) -> Result<Options, JsValue> {
+    let mut o = Options {
+        cfg: Config::default(),
+        fallbacks: Vec::new(),
+        transport: None,
+        on_event: None,
+        on_exhausted: None,
+        sensitive: SENSITIVE.iter().map(|s| s.to_string()).collect(),
+        signal: None,
+    };
+    let Some(obj) = object(value, "options")? else { return Ok(o) };
+    check_keys(&obj, "", KEYS)?;
+    let c = &mut o.cfg;
+    if let Some(n) = int(&get(&obj, "maxAttempts"), "maxAttempts")? {
+        c.max_attempts = n;
+    }
+    if let Some(b) = object(&get(&obj, "backoff"), "backoff")? {
+        check_keys(&b, "backoff.", &["initialMs", "maxMs", "multiplier", "jitter"])?;
+        let initial = ms(&get(&b, "initialMs"), "backoff.initialMs")?;
+        let max = ms(&get(&b, "maxMs"), "backoff.maxMs")?;
+        c.backoff.initial_ms = initial.unwrap_or(c.backoff.initial_ms);
+        // A lone initialMs above the default cap raises the cap with it.
+        c.backoff.max_ms = max.unwrap_or(c.backoff.max_ms.max(c.backoff.initial_ms));
+        if let Some(m) = number(&get(&b, "multiplier"), "backoff.multiplier")? {
+            c.backoff.multiplier = m;
+        }
+        let j = get(&b, "jitter");
+        if let Some(s) = string(&j, "backoff.jitter")? {
+            c.backoff.jitter = Jitter::parse(&s).ok_or_else(|| {
+                range_error(&format!(r#"backoff.jitter must be "full", "equal", "decorrelated" or "none" (got "{s}")"#))
+            })?;
+        }
+    }
+    if let Some(v) = ms(&get(&obj, "deadlineMs"), "deadlineMs")? {
+        c.deadline_ms = v;
+    }
+    c.attempt_timeout_ms = ms(&get(&obj, "attemptTimeoutMs"), "attemptTimeoutMs")?;
+    if let Some(v) = ms(&get(&obj, "maxRetryAfterMs"), "maxRetryAfterMs")? {
+        c.max_retry_after_ms = v;
+    }
+    if let Some(v) = boolean(&get(&obj, "idempotent"), "idempotent")? {
+        c.idempotent = v;
+    }
+    let retry_on = get(&obj, "retryOn");
+    if !retry_on.is_undefined() {
+        c.retry_on = statuses(&retry_on)?;
+    }
+    let budget = get(&obj, "budget");
+    if budget == JsValue::FALSE {
+        c.budget = None;
+    } else if let Some(b) = object(&budget, "budget")? {
+        check_keys(&b, "budget.", &["maxTokens", "tokenRatio"])?;
+        let d = BudgetConfig::default();
+        c.budget = Some(BudgetConfig {
+            max_tokens: number(&get(&b, "maxTokens"), "budget.maxTokens")?.unwrap_or(d.max_tokens),
+            token_ratio: number(&get(&b, "tokenRatio"), "budget.tokenRatio")?.unwrap_or(d.token_ratio),
+        });
+    }
+    let breaker = get(&obj, "breaker");
+    if breaker == JsValue::FALSE {
+        c.breaker = None;
+    } else if let Some(b) = object(&breaker, "breaker")? {
+        check_keys(&b, "breaker.", &["failureThreshold", "cooldownMs"])?;
+        let d = BreakerConfig::default();
+        c.breaker = Some(BreakerConfig {
+            failure_threshold: int(&get(&b, "failureThreshold"), "breaker.failureThreshold")?.unwrap_or(d.failure_threshold),
+            cooldown_ms: ms(&get(&b, "cooldownMs"), "breaker.cooldownMs")?.unwrap_or(d.cooldown_ms),
+        });
+    }
+    c.validate().map_err(|e| range_error(&e.message))?;
+    o.transport = function(&get(&obj, "fetch"), "fetch")?;
+    o.on_event = function(&get(&obj, "onEvent"), "onEvent")?;
+    o.on_exhausted = function(&get(&obj, "onExhausted"), "onExhausted")?;
+    o.fallbacks = fallbacks(&get(&obj, "fallbacks"))?;
+    let extra = get(&obj, "sensitiveHeaders");
+    if !extra.is_undefined() {
+        let list = array(&extra, "sensitiveHeaders")?;
+        for (i, v) in list.iter().enumerate() {
+            let name = v.as_string().ok_or_else(|| type_error(&format!("sensitiveHeaders[{i}] must be a string ({})", got(&v))))?;
+            o.sensitive.push(name.to_ascii_lowercase());
+        }
+    }
+    let signal = get(&obj, "signal");
+    if !signal.is_undefined() {
+        if !with_signal {
+            return Err(type_error("signal is not an option of createRetryFetch: pass init.signal with each call"));
+        }
+        if !signal.is_instance_of::<AbortSignal>() {
+            return Err(type_error(&format!("signal must be an AbortSignal ({})", got(&signal))));
+        }
+        o.signal = Some(signal.unchecked_into());
+    }
+    Ok(o)
+}
+
+fn fallbacks(v: &JsValue) -> Result<Vec<Fallback>, JsValue> {
+    if v.is_undefined() {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for (i, item) in array(v, "fallbacks")?.iter().enumerate() {
+        let path = format!("fallbacks[{i}]");
+        let Some(r) = object(&item, &path)? else {
+            return Err(type_error(&format!("{path} must be an object ({})", got(&item))));
+        };
+        check_keys(&r, &format!("{path}."), &["model", "url", "headers", "maxAttempts"])?;
+        let max_attempts = int(&get(&r, "maxAttempts"), &format!("{path}.maxAttempts"))?;
+        if let Some(n) = max_attempts {
+            config::check_attempts("maxAttempts", n).map_err(|e| range_error(&format!("{path}.{}", e.message)))?;
+        }
+        out.push(Fallback {
+            model: string(&get(&r, "model"), &format!("{path}.model"))?,
+            url: string(&get(&r, "url"), &format!("{path}.url"))?,
+            headers: header_pairs(&get(&r, "headers"), &format!("{path}.headers"))?,
+            max_attempts,
+        });
+    }
+    Ok(out)
+}
+
+/// Any `HeadersInit` (object, array of pairs, `Headers`) → lowercase name/value pairs.
+fn header_pairs(v: &JsValue, path: &str) -> Result<Vec<(String, String)>, JsValue> {
+    if v.is_undefined() {
+        return Ok(Vec::new());
+    }
+    let headers = web_sys::Headers::new_with_str_sequence_sequence(v)
+        .map_err(|_| type_error(&format!("{path} must be a headers object of string values ({})", got(v))))?;
+    let mut out = Vec::new();
+    let iter = js_sys::try_iter(&headers).ok().flatten();
+    for entry in iter.into_iter().flatten().flatten() {
+        let pair = Array::from(&entry);
+        if let (Some(k), Some(v)) = (pair.get(0).as_string(), pair.get(1).as_string()) {
+            out.push((k, v));
+        }
+    }
+    Ok(out)
+}
+
+fn statuses(v: &JsValue) -> Result<StatusSet, JsValue> {
+    let mut set = StatusSet::empty();
+    for (i, item) in array(v, "retryOn")?.iter().enumerate() {
+        let n = item.as_f64().ok_or_else(|| type_error(&format!("retryOn[{i}] must be a number ({})", got(&item))))?;
+        if n.fract() != 0.0 || !set.insert(n as u16) || n > 599.0 {
+            return Err(range_error(&format!("retryOn[{i}] must be an HTTP status from 100 to 599 (got {n})")));
+        }
+    }
+    Ok(set)
+}
+
+fn get(obj: &Object, key: &str) -> JsValue {
+    Reflect::get(obj, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
+}
+
+fn check_keys(obj: &Object, prefix: &str, allowed: &[&str]) -> Result<(), JsValue> {
+    for key in Object::keys(obj).iter() {
+        let key = key.as_string().unwrap_or_default();
+        if !allowed.contains(&key.as_str()) {
+            let hint = allowed.iter().find(|a| a.eq_ignore_ascii_case(&key) || close(a, &key));
+            let hint = hint.map(|a| format!(" (did you mean {prefix}{a}?)")).unwrap_or_default();
+            return Err(type_error(&format!("unknown option {prefix}{key}{hint}")));
+        }
+    }
+    Ok(())
+}
+
+/// Same length ±1 and at most one edit apart in a cheap sense: a typo, not another word.
+fn close(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    if long.len() - short.len() > 1 {
+        return false;
+    }
+    let prefix = short.iter().zip(long).take_while(|(x, y)| x == y).count();
+    let suffix = short.iter().rev().zip(long.iter().rev()).take_while(|(x, y)| x == y).count();
+    prefix + suffix + 1 >= long.len()
+}
+
+/// Describes a value for an error message: `got string "3"`, `got number 5`, `got object`.
+pub fn got(v: &JsValue) -> String {
+    if let Some(s) = v.as_string() {
+        return format!("got string {s:?}");
+    }
+    if let Some(n) = v.as_f64() {
+        return format!("got number {n}");
+    }
+    if v.is_null() {
+        return "got null".into();
+    }
+    let t = v.js_typeof().as_string().unwrap_or_default();
+    if let Some(b) = v.as_bool() {
+        return format!("got boolean {b}");
+    }
+    format!("got {t}")
+}
+
+fn object(v: &JsValue, path: &str) -> Result<Option<Object>, JsValue> {
+    if v.is_undefined() {
+        return Ok(None);
+    }
+    if !v.is_object() || v.is_function() || Array::is_array(v) {
+        return Err(type_error(&format!("{path} must be an object ({})", got(v))));
+    }
+    Ok(Some(v.clone().unchecked_into()))
+}
+
+fn array(v: &JsValue, path: &str) -> Result<Array, JsValue> {
+    if !Array::is_array(v) {
+        return Err(type_error(&format!("{path} must be an array ({})", got(v))));
+    }
+    Ok(v.clone().unchecked_into())
+}
+
+fn number(v: &JsValue, path: &str) -> Result<Option<f64>, JsValue> {
+    if v.is_undefined() {
+        return Ok(None);
+    }
+    let n = v.as_f64().ok_or_else(|| type_error(&format!("{path} must be a number ({})", got(v))))?;
+    if !n.is_finite() {
+        return Err(range_error(&format!("{path} must be a finite number (got {n})")));
+    }
+    Ok(Some(n))
+}
+
+fn int(v: &JsValue, path: &str) -> Result<Option<u32>, JsValue> {
+    match number(v, path)? {
+        None => Ok(None),
+        Some(n) if n.fract() == 0.0 && n >= 0.0 && n <= u32::MAX as f64 => Ok(Some(n as u32)),
+        Some(n) => Err(range_error(&format!("{path} must be a whole number ≥ 0 (got {n})"))),
+    }
+}
+
+fn ms(v: &JsValue, path: &str) -> Result<Option<u64>, JsValue> {
+    match number(v, path)? {
+        None => Ok(None),
+        Some(n) if (0.0..=MAX_MS as f64).contains(&n) => Ok(Some(n.ceil() as u64)),
+        Some(n) => Err(range_error(&format!("{path} must be between 0 and {MAX_MS} ms (got {n})"))),
+    }
+}
+
+fn boolean(v: &JsValue, path: &str) -> Result<Option<bool>, JsValue> {
+    if v.is_undefined() {
+        return Ok(None);
+    }
+    v.as_bool().map(Some).ok_or_else(|| type_error(&format!("{path} must be a boolean ({})", got(v))))
+}
+
+fn string(v: &JsValue, path: &str) -> Result<Option<String>, JsValue> {
+    if v.is_undefined() {
+        return Ok(None);
+    }
+    v.as_string().map(Some).ok_or_else(|| type_error(&format!("{path} must be a string ({})", got(v))))
+}
+
+fn function(v: &JsValue, path: &str) -> Result<Option<Function>, JsValue> {
+    if v.is_undefined() {
+        return Ok(None);
+    }
+    if !v.is_function() {
+        return Err(type_error(&format!("{path} must be a function ({})", got(v))));
+    }
+    Ok(Some(v.clone().unchecked_into()))
+}

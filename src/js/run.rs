@@ -1,0 +1,180 @@
+//! `retry(fn)`: the application-level form. Each attempt calls `fn({ attempt, signal, route })`;
+//! a thrown error is classified by its shape:
+//!
+//! | error                                                  | treated as                     |
+//! |--------------------------------------------------------|--------------------------------|
+//! | numeric `status` (OpenAI / Anthropic SDK errors)        | that HTTP status, with its `headers` (wait hints) and `error`/`code`/`type` (quota) |
+//! | name containing `Timeout`                              | a timeout (idempotency rule)   |
+//! | name containing `Connection`, a fetch `TypeError`, or a Node socket error code | a network error |
+//! | anything else (a bug in `fn`)                          | rethrown at once, untouched    |
+
+use std::future::Future;
+use std::pin::Pin;
+
+use js_sys::{Function, Object, Promise, Reflect, JSON};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::AbortSignal;
+
+use super::drive::{drive, Attempts, Client, Held};
+use super::errors::obj;
+use super::host::{self, AttemptSignal, Either, OnAbort};
+use crate::policy::classify::Observation;
+use crate::policy::engine::Route;
+use crate::policy::{hints, Headers};
+
+const NETWORK_CODES: [&str; 8] =
+    ["ECONNRESET", "ECONNREFUSED", "ECONNABORTED", "EPIPE", "ENOTFOUND", "EAI_AGAIN", "ETIMEDOUT", "ENETUNREACH"];
+
+pub async fn run(client: &Client, f: Function, signal: Option<AbortSignal>) -> Result<JsValue, JsValue> {
+    let signal = signal.or_else(|| client.opts.signal.clone());
+    let mut call = FnCall { client, f, signal: signal.clone() };
+    drive(client, &mut call, false, signal.as_ref()).await.map(|(v, _)| v)
+}
+
+struct FnCall<'c> {
+    client: &'c Client,
+    f: Function,
+    signal: Option<AbortSignal>,
+}
+
+impl FnCall<'_> {
+    fn route_info(&self, route: usize) -> JsValue {
+        let mut fields = vec![("index", JsValue::from(route as u32))];
+        if let Some(f) = route.checked_sub(1).and_then(|i| self.client.opts.fallbacks.get(i)) {
+            if let Some(m) = &f.model {
+                fields.push(("model", m.into()));
+            }
+            if let Some(u) = &f.url {
+                fields.push(("url", u.into()));
+            }
+            if !f.headers.is_empty() {
+                let h = Object::new();
+                for (k, v) in &f.headers {
+                    let _ = Reflect::set(&h, &k.into(), &v.into());
+                }
+                fields.push(("headers", h.into()));
+            }
+        }
+        obj(&fields).into()
+    }
+}
+
+impl Attempts for FnCall<'_> {
+    fn routes(&self) -> Vec<Route> {
+        let cfg = &self.client.opts.cfg;
+        let mut routes = vec![Route::new("#0", cfg.max_attempts)];
+        for (i, f) in self.client.opts.fallbacks.iter().enumerate() {
+            let key = match (&f.url, &f.model) {
+                (None, None) => format!("#{}", i + 1),
+                (u, m) => format!("{} {}", u.as_deref().unwrap_or(""), m.as_deref().unwrap_or("")),
+            };
+            routes.push(Route::new(key, f.max_attempts.unwrap_or(cfg.max_attempts)));
+        }
+        routes
+    }
+
+    fn model(&self, route: usize) -> Option<String> {
+        route.checked_sub(1).and_then(|i| self.client.opts.fallbacks.get(i)).and_then(|f| f.model.clone())
+    }
+
+    async fn attempt(&mut self, route: usize, attempt: u32, timeout_ms: u64) -> Result<(Observation, Held), JsValue> {
+        let sig = AttemptSignal::new(self.signal.as_ref())?;
+        let ctx = obj(&[("attempt", attempt.into()), ("signal", sig.signal.clone().into()), ("route", self.route_info(route))]);
+        let promise = match self.f.call1(&JsValue::UNDEFINED, &ctx) {
+            Ok(v) => Promise::resolve(&v),
+            Err(e) => Promise::reject(&e),
+        };
+        let timer = gloo_timers::future::TimeoutFuture::new(host::timer_ms(timeout_ms));
+        let aborted: Pin<Box<dyn Future<Output = ()>>> = match &self.signal {
+            Some(s) => Box::pin(OnAbort::new(s)),
+            None => Box::pin(std::future::pending()),
+        };
+        let caller_aborted = || self.signal.as_ref().is_some_and(|s| s.aborted());
+        match host::race(JsFuture::from(promise), host::race(timer, aborted)).await {
+            Either::Left(Ok(v)) => Ok((ok(), Held::Value(v))),
+            Either::Left(Err(e)) if caller_aborted() => Ok((Observation::Aborted, Held::Error { error: e, has_status: false })),
+            Either::Left(Err(e)) => classify_error(e),
+            Either::Right(Either::Left(())) => {
+                let reason = web_sys::DomException::new_with_message_and_name("attempt timed out", "TimeoutError")
+                    .map(JsValue::from)
+                    .unwrap_or(JsValue::UNDEFINED);
+                sig.controller.abort_with_reason(&reason);
+                Ok((Observation::Timeout, Held::Error { error: reason, has_status: false }))
+            }
+            Either::Right(Either::Right(())) => {
+                let reason = self.signal.as_ref().map_or(JsValue::UNDEFINED, |s| s.reason());
+                Ok((Observation::Aborted, Held::Error { error: reason, has_status: false }))
+            }
+        }
+    }
+}
+
+fn ok() -> Observation {
+    Observation::Response { status: 200, headers: Headers::new(), body: None }
+}
+
+fn prop(v: &JsValue, key: &str) -> JsValue {
+    if !v.is_object() {
+        return JsValue::UNDEFINED;
+    }
+    Reflect::get(v, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
+}
+
+/// Sorts a thrown error into an observation (see the module docs); `Err` rethrows it.
+fn classify_error(e: JsValue) -> Result<(Observation, Held), JsValue> {
+    if let Some(status) = prop(&e, "status").as_f64().filter(|s| (100.0..=599.0).contains(s)) {
+        let obs = Observation::Response { status: status as u16, headers: headers_of(&prop(&e, "headers")), body: body_of(&e) };
+        return Ok((obs, Held::Error { error: e, has_status: true }));
+    }
+    let name = prop(&e, "name").as_string().unwrap_or_default();
+    let message = prop(&e, "message").as_string().unwrap_or_default().to_ascii_lowercase();
+    let code = prop(&e, "code").as_string().unwrap_or_default();
+    let cause_code = prop(&prop(&e, "cause"), "code").as_string().unwrap_or_default();
+    let obs = if name.contains("Timeout") || code == "UND_ERR_CONNECT_TIMEOUT" {
+        Observation::Timeout
+    } else if name.contains("Connection")
+        || NETWORK_CODES.contains(&code.as_str())
+        || NETWORK_CODES.contains(&cause_code.as_str())
+        || (name == "TypeError" && ["fetch failed", "failed to fetch", "networkerror", "load failed", "network connection"].iter().any(|m| message.contains(m)))
+    {
+        Observation::NetworkError
+    } else {
+        return Err(e);
+    };
+    Ok((obs, Held::Error { error: e, has_status: false }))
+}
+
+/// The hint headers of an SDK error: a `Headers`-like object with `get`, or a plain record.
+fn headers_of(h: &JsValue) -> Headers {
+    let mut out = Headers::new();
+    if !h.is_object() {
+        return out;
+    }
+    let get = prop(h, "get");
+    if let Some(get) = get.dyn_ref::<Function>() {
+        for name in hints::HEADER_NAMES {
+            if let Ok(v) = get.call1(h, &JsValue::from_str(name)) {
+                if let Some(v) = v.as_string() {
+                    out.push(*name, v);
+                }
+            }
+        }
+        return out;
+    }
+    for entry in Object::entries(h.unchecked_ref()).iter() {
+        let pair = js_sys::Array::from(&entry);
+        if let (Some(k), Some(v)) = (pair.get(0).as_string(), pair.get(1).as_string()) {
+            if hints::HEADER_NAMES.iter().any(|n| n.eq_ignore_ascii_case(&k)) {
+                out.push(k, v);
+            }
+        }
+    }
+    out
+}
+
+/// The error's body as the classifier reads it: its `error`, `code` and `type` as JSON.
+fn body_of(e: &JsValue) -> Option<String> {
+    let o = obj(&[("code", prop(e, "code")), ("type", prop(e, "type")), ("error", prop(e, "error"))]);
+    JSON::stringify(&o).ok().and_then(|s| s.as_string())
+}

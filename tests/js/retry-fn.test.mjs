@@ -1,0 +1,275 @@
+// retry(fn) — the SDK-agnostic form: classification from thrown errors shaped like the OpenAI /
+// Anthropic SDKs' (status, headers, error.code), wait hints, and pass-through of results.
+import { test, describe } from "node:test";
+import assert from "node:assert/strict";
+import { performance } from "node:perf_hooks";
+
+import { retry, RetryError, isRetryError } from "llm-retry";
+import { T, settle, within } from "./helpers.mjs";
+
+// Backoff tiny enough that any gap ≥ 30 ms can only come from a server hint.
+const TINY = { initialMs: 1, maxMs: 5 };
+const SLACK = 5;
+
+function sdkError(message, status, extra = {}) {
+  return Object.assign(new Error(message), { status, ...extra });
+}
+
+describe("retry(fn)", () => {
+  test("fn gets attempt 1,2,3 and a signal; retry-after-ms hint honoured; resolves 'done'", T, async () => {
+    const calls = [];
+    const result = await retry(
+      (ctx) => {
+        calls.push({ attempt: ctx.attempt, signal: ctx.signal, t: performance.now() });
+        if (calls.length <= 2) throw sdkError("rate", 429, { headers: { "retry-after-ms": "30" } });
+        return "done";
+      },
+      { backoff: TINY },
+    );
+    assert.equal(result, "done");
+    assert.equal(calls.length, 3);
+    assert.deepEqual(
+      calls.map((c) => c.attempt),
+      [1, 2, 3],
+    );
+    for (const c of calls) {
+      assert.ok(c.signal instanceof AbortSignal, "ctx.signal is an AbortSignal");
+      assert.equal(c.signal.aborted, false);
+    }
+    const gap1 = calls[1].t - calls[0].t;
+    const gap2 = calls[2].t - calls[1].t;
+    assert.ok(gap1 >= 30 - SLACK, `gap1 ${gap1.toFixed(1)} ms ≥ retry-after-ms 30`);
+    assert.ok(gap2 >= 30 - SLACK, `gap2 ${gap2.toFixed(1)} ms ≥ retry-after-ms 30`);
+  });
+
+  test("headers as a Headers instance (OpenAI SDK v5 APIError) are read too", T, async () => {
+    const times = [];
+    const result = await retry(
+      () => {
+        times.push(performance.now());
+        if (times.length === 1) throw sdkError("rate", 429, { headers: new Headers({ "retry-after-ms": "30" }) });
+        return "done";
+      },
+      { backoff: TINY },
+    );
+    assert.equal(result, "done");
+    assert.equal(times.length, 2);
+    assert.ok(times[1] - times[0] >= 30 - SLACK, `gap ${(times[1] - times[0]).toFixed(1)} ms ≥ 30`);
+  });
+
+  test("status 400 → rethrown untouched at once, 1 call", T, async () => {
+    const err = sdkError("bad request", 400);
+    let calls = 0;
+    const r = await settle(
+      retry(
+        () => {
+          calls++;
+          throw err;
+        },
+        { backoff: TINY },
+      ),
+    );
+    assert.equal(r.ok, false);
+    assert.equal(r.error, err, "the very same error object");
+    assert.equal(calls, 1);
+  });
+
+  test("429 insufficient_quota (nested error.code) → 1 call", T, async () => {
+    const err = sdkError("quota", 429, { error: { code: "insufficient_quota", type: "insufficient_quota" } });
+    let calls = 0;
+    const r = await settle(
+      retry(
+        () => {
+          calls++;
+          throw err;
+        },
+        { backoff: TINY },
+      ),
+    );
+    assert.equal(r.ok, false);
+    assert.equal(calls, 1);
+    assert.equal(r.error, err, "rethrown untouched");
+  });
+
+  test("429 insufficient_quota (top-level code, as OpenAI's APIError) → 1 call", T, async () => {
+    const err = sdkError("quota", 429, {
+      code: "insufficient_quota",
+      type: "insufficient_quota",
+      error: { message: "You exceeded your current quota", code: "insufficient_quota" },
+    });
+    let calls = 0;
+    const r = await settle(
+      retry(
+        () => {
+          calls++;
+          throw err;
+        },
+        { backoff: TINY },
+      ),
+    );
+    assert.equal(r.ok, false);
+    assert.equal(calls, 1);
+    assert.equal(r.error, err);
+  });
+
+  test("only the top-level code says insufficient_quota → still 1 call", T, async () => {
+    const err = sdkError("quota", 429, { code: "insufficient_quota" });
+    let calls = 0;
+    await settle(
+      retry(
+        () => {
+          calls++;
+          throw err;
+        },
+        { backoff: TINY },
+      ),
+    );
+    assert.equal(calls, 1);
+  });
+
+  test("TypeError('fetch failed') → retried", T, async () => {
+    let calls = 0;
+    const result = await retry(
+      () => {
+        calls++;
+        if (calls === 1) throw new TypeError("fetch failed");
+        return "ok";
+      },
+      { backoff: TINY },
+    );
+    assert.equal(result, "ok");
+    assert.equal(calls, 2);
+  });
+
+  test("plain Error('bug') without status → not retried, rethrown untouched", T, async () => {
+    const bug = new Error("bug");
+    let calls = 0;
+    const r = await settle(
+      retry(
+        () => {
+          calls++;
+          throw bug;
+        },
+        { backoff: TINY },
+      ),
+    );
+    assert.equal(r.ok, false);
+    assert.equal(r.error, bug);
+    assert.equal(calls, 1);
+  });
+
+  test("exhausted → RetryError with cause = the last error", T, async () => {
+    const thrown = [];
+    const r = await settle(
+      retry(
+        () => {
+          const e = sdkError(`overloaded #${thrown.length + 1}`, 503);
+          thrown.push(e);
+          throw e;
+        },
+        { maxAttempts: 3, backoff: TINY },
+      ),
+    );
+    assert.equal(r.ok, false);
+    assert.equal(thrown.length, 3);
+    assert.ok(isRetryError(r.error), `RetryError expected, got ${r.error}`);
+    assert.ok(r.error instanceof RetryError);
+    assert.equal(r.error.name, "RetryError");
+    assert.equal(r.error.attempts, 3);
+    assert.equal(r.error.cause, thrown[2], "cause is the last error, by identity");
+    assert.equal(r.error.status, 503);
+    assert.equal(typeof r.error.reason, "string");
+  });
+
+  test("results pass through untouched (same identity), sync and async fn", T, async () => {
+    const obj = { deep: { value: [1, 2, 3] } };
+    assert.equal(await retry(() => obj), obj);
+    assert.equal(await retry(async () => obj), obj);
+    const fnResult = () => 1;
+    assert.equal(await retry(() => fnResult), fnResult);
+    assert.equal(await retry(() => undefined), undefined);
+    assert.equal(await retry(() => null), null);
+  });
+
+  test("a rejected promise is treated like a throw", T, async () => {
+    let calls = 0;
+    const result = await retry(
+      async () => {
+        calls++;
+        if (calls === 1) throw sdkError("overloaded", 529);
+        return "fine";
+      },
+      { backoff: TINY },
+    );
+    assert.equal(result, "fine");
+    assert.equal(calls, 2);
+  });
+
+  test("onEvent sees retry and success events", T, async () => {
+    const events = [];
+    let calls = 0;
+    await retry(
+      () => {
+        calls++;
+        if (calls < 3) throw sdkError("busy", 503);
+        return 1;
+      },
+      { backoff: TINY, onEvent: (e) => events.push(e) },
+    );
+    assert.deepEqual(
+      events.filter((e) => e.type === "retry").map((e) => [e.attempt, e.status]),
+      [
+        [1, 503],
+        [2, 503],
+      ],
+    );
+    const success = events.find((e) => e.type === "success");
+    assert.ok(success, `events: ${JSON.stringify(events)}`);
+    assert.equal(success.attempts, 3);
+  });
+
+  test("deadlineMs aborts ctx.signal and rejects with RetryError", T, async () => {
+    let seenSignal;
+    const t0 = performance.now();
+    const r = await settle(
+      within(
+        retry(
+          ({ signal }) => {
+            seenSignal = signal;
+            return new Promise((_, reject) => signal.addEventListener("abort", () => reject(signal.reason)));
+          },
+          { deadlineMs: 200, backoff: TINY },
+        ),
+        3000,
+        "retry with deadline",
+      ),
+    );
+    const ms = performance.now() - t0;
+    assert.equal(r.ok, false);
+    assert.ok(isRetryError(r.error), `RetryError expected, got ${r.error}`);
+    assert.ok(seenSignal?.aborted, "ctx.signal was aborted at the deadline");
+    assert.ok(ms >= 200 - SLACK && ms < 600, `rejected after ${ms.toFixed(0)} ms`);
+  });
+
+  test("bad options are rejected with the option's path (throw or rejected promise)", T, async () => {
+    const cases = [
+      [{ maxAttempts: 0 }, RangeError, /maxAttempts/],
+      [{ maxAtempts: 3 }, TypeError, /maxAtempts/],
+    ];
+    for (const [opts, C, re] of cases) {
+      let called = false;
+      let err;
+      try {
+        await retry(() => {
+          called = true;
+          return 1;
+        }, opts);
+      } catch (e) {
+        err = e;
+      }
+      assert.ok(err instanceof C, `${JSON.stringify(opts)}: expected ${C.name}, got ${err}`);
+      assert.match(err.message, re);
+      assert.equal(called, false, `${JSON.stringify(opts)}: fn must not run with invalid options`);
+    }
+  });
+});

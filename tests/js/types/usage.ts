@@ -1,0 +1,164 @@
+// Typed usage of every export and option of llm-retry, checked (never run) by
+//   npx tsc --noEmit -p tests/js
+// The @ts-expect-error lines prove the declarations reject mistakes: if a declaration were too
+// loose (e.g. `any`), the directive would be unused and tsc would fail.
+import {
+  createRetryFetch,
+  retry,
+  RetryError,
+  CircuitOpenError,
+  isRetryError,
+  isCircuitOpenError,
+} from "llm-retry";
+
+// Types reached through the functions' signatures (names exported as types are in named-types.ts).
+type Options = NonNullable<Parameters<typeof createRetryFetch>[0]>;
+type Backoff = NonNullable<Options["backoff"]>;
+type Jitter = NonNullable<Backoff["jitter"]>;
+type Event = Parameters<NonNullable<Options["onEvent"]>>[0];
+
+const jitters: Jitter[] = ["full", "equal", "decorrelated", "none"];
+
+const events: Event[] = [];
+
+export const allOptions: Options = {
+  maxAttempts: 4,
+  backoff: { initialMs: 1000, maxMs: 30_000, multiplier: 2, jitter: jitters[0] },
+  deadlineMs: 60_000,
+  attemptTimeoutMs: 10_000,
+  retryOn: [408, 409, 429, 500, 502, 503, 504, 529],
+  maxRetryAfterMs: 60_000,
+  idempotent: false,
+  budget: { maxTokens: 10, tokenRatio: 0.1 },
+  breaker: { failureThreshold: 5, cooldownMs: 30_000 },
+  fetch: globalThis.fetch,
+  onEvent: (e) => {
+    events.push(e);
+    describeEvent(e);
+  },
+};
+
+export const switchedOff: Options = { budget: false, breaker: false };
+export const partialBackoff: Options = { backoff: { jitter: "decorrelated" } };
+export const customTransport: Options = {
+  fetch: async (input: RequestInfo | URL, init?: RequestInit) => fetch(input, init),
+};
+
+export function describeEvent(e: Event): string {
+  switch (e.type) {
+    case "retry": {
+      const attempt: number = e.attempt;
+      const delayMs: number = e.delayMs;
+      const reason: string = e.reason;
+      const status: number | undefined = e.status;
+      const hint: string | undefined = e.hint;
+      return `retry ${attempt} in ${delayMs} ms (${reason}, ${status ?? "-"}, ${hint ?? "-"})`;
+    }
+    case "giveUp": {
+      const reason: string = e.reason;
+      const attempts: number = e.attempts;
+      return `gave up after ${attempts}: ${reason}`;
+    }
+    case "success": {
+      const attempts: number = e.attempts;
+      const totalMs: number = e.totalMs;
+      return `ok after ${attempts} in ${totalMs} ms`;
+    }
+    case "breaker": {
+      const key: string = e.key;
+      const from: string = e.from;
+      const to: string = e.to;
+      return `breaker ${key}: ${from} → ${to}`;
+    }
+    case "fallback":
+      return "fallback";
+    default: {
+      const unreachable: never = e;
+      return unreachable;
+    }
+  }
+}
+
+export async function useFetch(): Promise<void> {
+  const f = createRetryFetch(allOptions);
+  const plain = createRetryFetch();
+  const asFetch: typeof fetch = f;
+  const asSignature: (input: RequestInfo | URL, init?: RequestInit) => Promise<Response> = plain;
+
+  const controller = new AbortController();
+  const r1: Response = await f("https://api.example.test/v1/chat/completions", {
+    method: "POST",
+    headers: { "content-type": "application/json", "idempotency-key": "k" },
+    body: JSON.stringify({ model: "gpt-4o-mini", messages: [] }),
+    signal: controller.signal,
+  });
+  const r2: Response = await asFetch(new URL("https://api.example.test/v1/models"));
+  const r3: Response = await asSignature(new Request("https://api.example.test/v1/models"));
+  const body: unknown = await r1.json();
+  void [r2, r3, body];
+}
+
+export async function useRetry(): Promise<void> {
+  const text: string = await retry(
+    async ({ attempt, signal, route }) => {
+      const n: number = attempt;
+      const s: AbortSignal = signal;
+      void route;
+      return `attempt ${n} ${s.aborted}`;
+    },
+    { maxAttempts: 3, backoff: { initialMs: 10 }, onEvent: describeEvent },
+  );
+  const num: number = await retry(() => 42);
+  const obj: { id: string } = await retry(async () => ({ id: "x" }));
+  void [text, num, obj];
+}
+
+export function classify(e: unknown): string {
+  if (isRetryError(e)) {
+    const attempts: number = e.attempts;
+    const status: number | undefined = e.status;
+    const reason: string = e.reason;
+    const cause: unknown = e.cause;
+    const name: "RetryError" = e.name;
+    const message: string = e.message;
+    void cause;
+    return `${name} ${message} ${attempts} ${status} ${reason}`;
+  }
+  if (isCircuitOpenError(e)) {
+    const retryInMs: number = e.retryInMs;
+    const name: "CircuitOpenError" = e.name;
+    return `${name} ${retryInMs}`;
+  }
+  if (e instanceof RetryError) {
+    const asError: Error = e;
+    return asError.message;
+  }
+  if (e instanceof CircuitOpenError) {
+    const asError: Error = e;
+    return asError.message;
+  }
+  return "other";
+}
+
+// ---- mistakes the declarations must reject ----
+
+// @ts-expect-error maxAttempts is a number, not a string
+createRetryFetch({ maxAttempts: "3" });
+
+// @ts-expect-error unknown option (typo of maxAttempts)
+createRetryFetch({ maxAtempts: 3 });
+
+// @ts-expect-error jitter is a closed set of strings
+createRetryFetch({ backoff: { jitter: "wild" } });
+
+// @ts-expect-error onEvent is a function
+createRetryFetch({ onEvent: "x" });
+
+// @ts-expect-error budget is an object or false, not true
+createRetryFetch({ budget: true });
+
+// @ts-expect-error retry needs a function
+retry(42);
+
+// @ts-expect-error the result of retry is a Promise, not the value
+export const notAwaited: string = retry(() => "x");
