@@ -10,4 +10,4 @@
 pub mod policy;
 
 #[cfg(target_arch = "wasm32")]
-mod js;
+pub mod js;

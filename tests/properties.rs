@@ -1,3 +1,4 @@
+#![cfg(not(target_arch = "wasm32"))]
 //! Invariants that must hold for every input, checked with proptest.
 
 use llm_retry::policy::backoff::{Backoff, Jitter};

@@ -1,3 +1,4 @@
+#![cfg(not(target_arch = "wasm32"))]
 //! Drives the engine with scripted outcomes and a fake clock, the way the host does, and checks
 //! the cases of the seed articles by what a server would have seen: how many requests, and when.
 

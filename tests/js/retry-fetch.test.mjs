@@ -325,11 +325,16 @@ describe("8. network errors", () => {
     assert.equal(mock.requests.length, 2);
   });
 
-  test("isRetryError rejects look-alikes", () => {
+  test("isRetryError is false for other errors and non-errors", () => {
     assert.equal(isRetryError(new Error("x")), false);
+    assert.equal(isRetryError(new TypeError("fetch failed")), false);
     assert.equal(isRetryError(null), false);
     assert.equal(isRetryError(undefined), false);
-    assert.equal(isRetryError({ name: "RetryError", attempts: 1 }), false);
+    assert.equal(isRetryError("RetryError"), false);
+  });
+
+  test("(extension) isRetryError is not fooled by a plain object named RetryError", () => {
+    assert.equal(isRetryError({ name: "RetryError" }), false);
   });
 });
 

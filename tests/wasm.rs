@@ -1,0 +1,172 @@
+//! The wasm-bindgen layer in a real JS host (Node, via wasm-bindgen-test-runner), driven through
+//! the exported `RetryClient` with a scripted `fetch` transport that records every request.
+#![cfg(target_arch = "wasm32")]
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use js_sys::{Function, Object, Promise, Reflect, JSON};
+use llm_retry::js::RetryClient;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+use wasm_bindgen_test::wasm_bindgen_test;
+use web_sys::{Response, ResponseInit};
+
+/// What the transport received: URL and the init's headers and body.
+#[derive(Clone, Debug)]
+struct Seen {
+    url: String,
+    headers: web_sys::Headers,
+    body: Option<String>,
+}
+
+/// A transport answering from `script` (status, headers), or failing like fetch on status 0.
+fn transport(script: &'static [(u16, &'static [(&'static str, &'static str)])]) -> (Function, Rc<RefCell<Vec<Seen>>>) {
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let log = seen.clone();
+    let f = Closure::<dyn FnMut(JsValue, JsValue) -> Promise>::new(move |url: JsValue, init: JsValue| {
+        let headers = Reflect::get(&init, &"headers".into()).unwrap();
+        let headers = if headers.is_undefined() {
+            web_sys::Headers::new().unwrap()
+        } else {
+            web_sys::Headers::new_with_str_sequence_sequence(&headers).unwrap()
+        };
+        let body = Reflect::get(&init, &"body".into()).unwrap().as_string();
+        let mut log = log.borrow_mut();
+        let step = script[log.len().min(script.len() - 1)];
+        log.push(Seen { url: url.as_string().unwrap(), headers, body });
+        if step.0 == 0 {
+            return Promise::reject(&js_sys::TypeError::new("fetch failed"));
+        }
+        let h = web_sys::Headers::new().unwrap();
+        for (k, v) in step.1 {
+            h.set(k, v).unwrap();
+        }
+        let init = ResponseInit::new();
+        init.set_status(step.0);
+        init.set_headers(&h);
+        Promise::resolve(&JsValue::from(Response::new_with_opt_str_and_init(Some("{}"), &init).unwrap()))
+    });
+    (f.into_js_value().unchecked_into(), seen)
+}
+
+fn options(json: &str, fetch: &Function) -> JsValue {
+    let o = JSON::parse(json).unwrap();
+    Reflect::set(&o, &"fetch".into(), fetch).unwrap();
+    o
+}
+
+async fn call(client: &RetryClient, url: &str, init: &str) -> Result<JsValue, JsValue> {
+    JsFuture::from(client.fetch(url.into(), JSON::parse(init).unwrap())).await
+}
+
+fn status(v: &JsValue) -> u16 {
+    v.unchecked_ref::<Response>().status()
+}
+
+fn prop(v: &JsValue, k: &str) -> JsValue {
+    Reflect::get(v, &k.into()).unwrap()
+}
+
+const FAST: &str = r#"{"backoff":{"initialMs":1,"maxMs":5}}"#;
+
+#[wasm_bindgen_test]
+async fn retries_server_errors_then_returns_the_success() {
+    let (f, seen) = transport(&[(503, &[]), (503, &[]), (200, &[])]);
+    let client = RetryClient::new(options(FAST, &f), None).unwrap();
+    let r = call(&client, "http://127.0.0.1:9/v1", r#"{"method":"POST","body":"{\"model\":\"m\"}"}"#).await.unwrap();
+    assert_eq!(status(&r), 200);
+    assert_eq!(seen.borrow().len(), 3);
+    assert!(seen.borrow().iter().all(|s| s.body.as_deref() == Some(r#"{"model":"m"}"#)));
+}
+
+#[wasm_bindgen_test]
+async fn a_callers_error_is_returned_after_one_request() {
+    let (f, seen) = transport(&[(400, &[]), (200, &[])]);
+    let client = RetryClient::new(options(FAST, &f), None).unwrap();
+    let r = call(&client, "http://127.0.0.1:9/v1", "{}").await.unwrap();
+    assert_eq!((status(&r), seen.borrow().len()), (400, 1));
+}
+
+#[wasm_bindgen_test]
+async fn exhaustion_on_a_status_resolves_with_the_last_response() {
+    let (f, seen) = transport(&[(503, &[])]);
+    let client = RetryClient::new(options(r#"{"maxAttempts":3,"backoff":{"initialMs":1,"maxMs":5}}"#, &f), None).unwrap();
+    let r = call(&client, "http://127.0.0.1:9/v1", "{}").await.unwrap();
+    assert_eq!((status(&r), seen.borrow().len()), (503, 3));
+}
+
+#[wasm_bindgen_test]
+async fn network_errors_end_in_a_retry_error_with_the_cause() {
+    let (f, seen) = transport(&[(0, &[])]);
+    let client = RetryClient::new(options(r#"{"maxAttempts":2,"backoff":{"initialMs":1,"maxMs":5}}"#, &f), None).unwrap();
+    let e = call(&client, "http://127.0.0.1:9/v1", "{}").await.unwrap_err();
+    assert_eq!(prop(&e, "name"), "RetryError");
+    assert_eq!(prop(&e, "attempts"), 2);
+    assert_eq!(prop(&e, "reason"), "attempts-exhausted");
+    assert_eq!(prop(&prop(&e, "cause"), "message"), "fetch failed");
+    assert_eq!(seen.borrow().len(), 2);
+}
+
+#[wasm_bindgen_test]
+async fn a_long_retry_after_returns_the_429_at_once() {
+    let (f, seen) = transport(&[(429, &[("retry-after", "120")]), (200, &[])]);
+    let client = RetryClient::new(options(FAST, &f), None).unwrap();
+    let r = call(&client, "http://127.0.0.1:9/v1", "{}").await.unwrap();
+    assert_eq!((status(&r), seen.borrow().len()), (429, 1));
+}
+
+#[wasm_bindgen_test]
+async fn fallback_rewrites_the_model_and_keeps_credentials_home() {
+    let (f, seen) = transport(&[(503, &[]), (200, &[])]);
+    let opts = r#"{"maxAttempts":1,"fallbacks":[{"model":"backup","url":"http://127.0.0.2:9/v1","headers":{"x-api-key":"theirs"}}]}"#;
+    let client = RetryClient::new(options(opts, &f), None).unwrap();
+    let init = r#"{"method":"POST","headers":{"authorization":"Bearer sk-mine","x-api-key":"mine","x-trace":"t"},"body":"{\"model\":\"primary\",\"n\":1}"}"#;
+    let r = call(&client, "http://127.0.0.1:9/v1", init).await.unwrap();
+    assert_eq!(status(&r), 200);
+    let seen = seen.borrow();
+    assert_eq!(seen[1].url, "http://127.0.0.2:9/v1");
+    assert_eq!(seen[1].body.as_deref(), Some(r#"{"model":"backup","n":1}"#));
+    assert_eq!(seen[1].headers.get("authorization").unwrap(), None);
+    assert_eq!(seen[1].headers.get("x-api-key").unwrap().as_deref(), Some("theirs"));
+    assert_eq!(seen[1].headers.get("x-trace").unwrap().as_deref(), Some("t"));
+    let report = llm_retry::js::retry_report(r);
+    assert_eq!(prop(&report, "model"), "backup");
+    assert_eq!(prop(&report, "fallback"), true);
+}
+
+#[wasm_bindgen_test]
+async fn breaker_state_exports_and_restores() {
+    let (f, seen) = transport(&[(503, &[])]);
+    let opts = r#"{"maxAttempts":1,"breaker":{"failureThreshold":1,"cooldownMs":60000}}"#;
+    let a = RetryClient::new(options(opts, &f), None).unwrap();
+    call(&a, "http://127.0.0.1:9/v1", "{}").await.unwrap();
+    let state = a.export_state();
+    let b = RetryClient::new(options(opts, &f), None).unwrap();
+    b.restore_state(JSON::parse(&JSON::stringify(&state).unwrap().as_string().unwrap()).unwrap()).unwrap();
+    let e = call(&b, "http://127.0.0.1:9/v1", "{}").await.unwrap_err();
+    assert_eq!(prop(&e, "name"), "CircuitOpenError");
+    assert_eq!(seen.borrow().len(), 1, "an open breaker sends nothing");
+    assert!(b.restore_state(JSON::parse(r#"{"breakers":{"k":{"state":"ajar"}}}"#).unwrap()).is_err());
+}
+
+#[wasm_bindgen_test]
+fn bad_options_throw_errors_naming_the_option() {
+    for (json, class, needle) in [
+        (r#"{"maxAttempts":0}"#, "RangeError", "maxAttempts"),
+        (r#"{"maxAttempts":"3"}"#, "TypeError", "maxAttempts"),
+        (r#"{"maxAtempts":3}"#, "TypeError", "maxAtempts"),
+        (r#"{"backoff":{"jitter":"wild"}}"#, "RangeError", "backoff.jitter"),
+        (r#"{"retryOn":[99]}"#, "RangeError", "retryOn[0]"),
+        (r#"{"fallbacks":[{"modle":"x"}]}"#, "TypeError", "fallbacks[0].modle"),
+        (r#"{"deadlineMs":-1}"#, "RangeError", "deadlineMs"),
+        (r#"{"signal":1}"#, "TypeError", "signal"),
+    ] {
+        let e = RetryClient::new(JSON::parse(json).unwrap(), None).err().expect(json);
+        assert_eq!(prop(&e, "name"), class, "{json}");
+        let message = prop(&e, "message").as_string().unwrap();
+        assert!(message.contains(needle), "{json}: {message}");
+    }
+    assert!(RetryClient::new(JsValue::UNDEFINED, None).is_ok());
+    assert!(RetryClient::new(Object::new().into(), Some(true)).is_ok());
+}
