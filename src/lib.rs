@@ -9,5 +9,8 @@
 
 pub mod policy;
 
+#[cfg(feature = "sim")]
+pub mod sim;
+
 #[cfg(target_arch = "wasm32")]
 pub mod js;

@@ -108,7 +108,7 @@ impl RetryClient {
             let v = pair.get(1);
             let field = |k: &str| Reflect::get(&v, &k.into()).ok().and_then(|x| x.as_f64()).filter(|x| x.is_finite() && *x >= 0.0);
             let state = Reflect::get(&v, &"state".into()).ok().and_then(|s| s.as_string()).and_then(|s| State::parse(&s));
-            let state = state.ok_or_else(|| bad(&format!("breakers[{key:?}].state must be \"closed\", \"open\" or \"half-open\"")))?;
+            let state = state.ok_or_else(|| bad(&format!("breakers[\"{key}\"].state must be \"closed\", \"open\" or \"half-open\"")))?;
             restored.push((
                 key,
                 Snapshot {

@@ -13,7 +13,7 @@ use crate::policy::backoff::Jitter;
 use crate::policy::breaker::BreakerConfig;
 use crate::policy::budget::BudgetConfig;
 use crate::policy::classify::StatusSet;
-use crate::policy::config::{self, Config, MAX_MS};
+use crate::policy::config::{self, fmt_num, Config, MAX_MS};
 
 /// One fallback route, tried after the primary (the request as given).
 #[derive(Clone, Debug, Default)]
@@ -191,7 +191,7 @@ fn statuses(v: &JsValue) -> Result<StatusSet, JsValue> {
     for (i, item) in array(v, "retryOn")?.iter().enumerate() {
         let n = item.as_f64().ok_or_else(|| type_error(&format!("retryOn[{i}] must be a number ({})", got(&item))))?;
         if n.fract() != 0.0 || !set.insert(n as u16) || n > 599.0 {
-            return Err(range_error(&format!("retryOn[{i}] must be an HTTP status from 100 to 599 (got {n})")));
+            return Err(range_error(&format!("retryOn[{i}] must be an HTTP status from 100 to 599 (got {})", fmt_num(n))));
         }
     }
     Ok(set)
@@ -228,10 +228,10 @@ fn close(a: &str, b: &str) -> bool {
 /// Describes a value for an error message: `got string "3"`, `got number 5`, `got object`.
 pub fn got(v: &JsValue) -> String {
     if let Some(s) = v.as_string() {
-        return format!("got string {s:?}");
+        return format!("got string \"{s}\"");
     }
     if let Some(n) = v.as_f64() {
-        return format!("got number {n}");
+        return format!("got number {}", fmt_num(n));
     }
     if v.is_null() {
         return "got null".into();
@@ -266,7 +266,7 @@ fn number(v: &JsValue, path: &str) -> Result<Option<f64>, JsValue> {
     }
     let n = v.as_f64().ok_or_else(|| type_error(&format!("{path} must be a number ({})", got(v))))?;
     if !n.is_finite() {
-        return Err(range_error(&format!("{path} must be a finite number (got {n})")));
+        return Err(range_error(&format!("{path} must be a finite number (got {})", fmt_num(n))));
     }
     Ok(Some(n))
 }
@@ -275,7 +275,7 @@ fn int(v: &JsValue, path: &str) -> Result<Option<u32>, JsValue> {
     match number(v, path)? {
         None => Ok(None),
         Some(n) if n.fract() == 0.0 && n >= 0.0 && n <= u32::MAX as f64 => Ok(Some(n as u32)),
-        Some(n) => Err(range_error(&format!("{path} must be a whole number ≥ 0 (got {n})"))),
+        Some(n) => Err(range_error(&format!("{path} must be a whole number ≥ 0 (got {})", fmt_num(n)))),
     }
 }
 
@@ -283,7 +283,7 @@ fn ms(v: &JsValue, path: &str) -> Result<Option<u64>, JsValue> {
     match number(v, path)? {
         None => Ok(None),
         Some(n) if (0.0..=MAX_MS as f64).contains(&n) => Ok(Some(n.ceil() as u64)),
-        Some(n) => Err(range_error(&format!("{path} must be between 0 and {MAX_MS} ms (got {n})"))),
+        Some(n) => Err(range_error(&format!("{path} must be between 0 and {MAX_MS} ms (got {})", fmt_num(n)))),
     }
 }
 

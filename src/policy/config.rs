@@ -64,6 +64,29 @@ pub const MAX_MS: u64 = 86_400_000;
 /// Attempts per route at most.
 pub const MAX_ATTEMPTS: u32 = 100;
 
+/// Formats a number for an error message without pulling float formatting into the binary:
+/// whole numbers exactly, others to six decimals.
+pub fn fmt_num(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "Infinity" } else { "-Infinity" }.into();
+    }
+    let sign = if v < 0.0 { "-" } else { "" };
+    let a = v.abs();
+    if a >= 1e18 {
+        return format!("{sign}{}e18+", (a / 1e18) as u64);
+    }
+    let whole = a.trunc() as u64;
+    let micros = ((a - a.trunc()) * 1e6).round() as u64;
+    match micros {
+        0 => format!("{sign}{whole}"),
+        1_000_000 => format!("{sign}{}", whole + 1),
+        m => format!("{sign}{whole}.{}", format!("{m:06}").trim_end_matches('0')),
+    }
+}
+
 fn err(option: &'static str, message: String) -> Result<(), RangeError> {
     Err(RangeError { option, message })
 }
@@ -94,7 +117,7 @@ impl Config {
             return err("backoff.maxMs", format!("backoff.maxMs must be ≥ backoff.initialMs (got {max} < {init})"));
         }
         if !(b.multiplier.is_finite() && (1.0..=100.0).contains(&b.multiplier)) {
-            let m = b.multiplier;
+            let m = fmt_num(b.multiplier);
             return err("backoff.multiplier", format!("backoff.multiplier must be between 1 and 100 (got {m})"));
         }
         check_ms("deadlineMs", self.deadline_ms, 1)?;
@@ -104,11 +127,11 @@ impl Config {
         check_ms("maxRetryAfterMs", self.max_retry_after_ms, 0)?;
         if let Some(bu) = &self.budget {
             if !(bu.max_tokens.is_finite() && bu.max_tokens >= 1.0 && bu.max_tokens <= 1e6) {
-                let v = bu.max_tokens;
+                let v = fmt_num(bu.max_tokens);
                 return err("budget.maxTokens", format!("budget.maxTokens must be between 1 and 1000000 (got {v})"));
             }
             if !(bu.token_ratio.is_finite() && bu.token_ratio > 0.0 && bu.token_ratio <= bu.max_tokens) {
-                let v = bu.token_ratio;
+                let v = fmt_num(bu.token_ratio);
                 return err("budget.tokenRatio", format!("budget.tokenRatio must be > 0 and ≤ budget.maxTokens (got {v})"));
             }
         }
@@ -125,6 +148,16 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_format_without_float_machinery() {
+        assert_eq!(fmt_num(3.0), "3");
+        assert_eq!(fmt_num(-2.5), "-2.5");
+        assert_eq!(fmt_num(0.1), "0.1");
+        assert_eq!(fmt_num(1.9999999), "2");
+        assert_eq!(fmt_num(f64::NAN), "NaN");
+        assert_eq!(fmt_num(f64::NEG_INFINITY), "-Infinity");
+    }
 
     #[test]
     fn defaults_are_valid() {

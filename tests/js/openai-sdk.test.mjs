@@ -120,7 +120,7 @@ describe("OpenAI SDK wrapped in retry(fn)", () => {
     assert.ok(gap >= 40 - 5, `gap ${gap.toFixed(1)} ms honours retry-after-ms read from the SDK error's Headers`);
   });
 
-  test("insufficient_quota from the SDK → rethrown as is, 1 request", T, async (t) => {
+  test("insufficient_quota from the SDK → not retried, the SDK's RateLimitError surfaces (itself or as cause)", T, async (t) => {
     const mock = await mockFor(t, {
       script: [
         {
@@ -136,7 +136,9 @@ describe("OpenAI SDK wrapped in retry(fn)", () => {
       }),
     );
     assert.equal(r.ok, false);
-    assert.ok(r.error instanceof OpenAI.RateLimitError, `RateLimitError expected, got ${r.error}`);
+    const sdkErr = r.error instanceof OpenAI.RateLimitError ? r.error : r.error?.cause;
+    assert.ok(sdkErr instanceof OpenAI.RateLimitError, `RateLimitError (or a RetryError caused by one) expected, got ${r.error}`);
+    assert.equal(sdkErr.code, "insufficient_quota");
     assert.equal(mock.requests.length, 1);
   });
 });

@@ -1,7 +1,46 @@
-// The contract's type names, imported by name: a TypeScript user writes these in annotations.
-import type { RetryOptions, RetryEvent, RetryFetch } from "llm-retry";
-import { createRetryFetch, retry } from "llm-retry";
+// The declared type names, imported by name as a TypeScript user would write them.
+import type {
+  RetryOptions,
+  RetryFnOptions,
+  RetryEvent,
+  RetryFetch,
+  Retry,
+  AttemptContext,
+  RouteInfo,
+  FallbackRoute,
+  BackoffOptions,
+  BudgetOptions,
+  BreakerOptions,
+  BreakerState,
+  Jitter,
+  RetryReport,
+  AttemptRecord,
+  RetryState,
+} from "llm-retry";
+import { createRetryFetch, createRetry, retry } from "llm-retry";
 
-export const options: RetryOptions = { maxAttempts: 2, onEvent: (e: RetryEvent) => void e.type };
+const jitter: Jitter = "equal";
+const backoff: BackoffOptions = { initialMs: 10, jitter };
+const budget: BudgetOptions = { maxTokens: 10 };
+const breaker: BreakerOptions = { cooldownMs: 1000 };
+const fallback: FallbackRoute = { model: "m" };
+export const options: RetryOptions = {
+  maxAttempts: 2,
+  backoff,
+  budget,
+  breaker,
+  fallbacks: [fallback],
+  onEvent: (e: RetryEvent) => void e.type,
+};
+export const fnOptions: RetryFnOptions = { maxAttempts: 2, signal: AbortSignal.timeout(1000) };
 export const f: RetryFetch = createRetryFetch(options);
-export const p: Promise<number> = retry(() => 1, options);
+export const r: Retry = createRetry({ maxAttempts: 2 });
+export const p: Promise<number> = retry((ctx: AttemptContext) => {
+  const route: RouteInfo = ctx.route;
+  return route.index;
+}, fnOptions);
+export function inspect(report: RetryReport, state: RetryState): BreakerState[] {
+  const rec: AttemptRecord | undefined = report.attempts[0];
+  void rec;
+  return Object.values(state.breakers).map((b) => b.state);
+}

@@ -5,6 +5,8 @@
 import {
   createRetryFetch,
   retry,
+  createRetry,
+  retryReport,
   RetryError,
   CircuitOpenError,
   isRetryError,
@@ -36,6 +38,15 @@ export const allOptions: Options = {
     events.push(e);
     describeEvent(e);
   },
+  // Beyond the first contract: fallback routes, header hygiene, a last resort.
+  fallbacks: [
+    { model: "gpt-4o-mini" },
+    { url: "https://backup.example.test/v1/chat/completions", model: "other", headers: { authorization: "Bearer b" }, maxAttempts: 2 },
+    { headers: [["x-k", "v"]] },
+    { headers: new Headers({ "x-k": "v" }) },
+  ],
+  sensitiveHeaders: ["x-org-secret"],
+  onExhausted: (report) => new Response(`gave up after ${report.attempts.length} attempts`, { status: 503 }),
 };
 
 export const switchedOff: Options = { budget: false, breaker: false };
@@ -98,6 +109,38 @@ export async function useFetch(): Promise<void> {
   void [r2, r3, body];
 }
 
+export async function useReportAndState(): Promise<void> {
+  const f = createRetryFetch();
+  const res = await f("https://api.example.test/v1/models");
+  const report = retryReport(res);
+  if (report) {
+    const n: number = report.attempts.length;
+    const first = report.attempts[0];
+    const status: number | undefined = first?.status;
+    const reason: string | undefined = first?.reason;
+    const waited: number | undefined = first?.waitedMs;
+    const usedFallback: boolean = report.fallback;
+    const skipped: number[] = report.skipped;
+    const total: number = report.totalWaitMs + report.durationMs;
+    void [n, status, reason, waited, usedFallback, skipped, total];
+  }
+  const state = f.exportState();
+  const version: 1 = state.version;
+  const restored = createRetryFetch();
+  restored.restoreState(JSON.parse(JSON.stringify(state)));
+  void version;
+}
+
+export async function useCreateRetry(): Promise<void> {
+  const shared = createRetry({ maxAttempts: 2, breaker: { failureThreshold: 3 } });
+  const controller = new AbortController();
+  const value: number = await shared(({ attempt, route }) => attempt + route.index, { signal: controller.signal });
+  const again: string = await shared(async () => "x");
+  shared.restoreState(shared.exportState());
+  const cancellable: string = await retry(() => "y", { signal: controller.signal, deadlineMs: 1000 });
+  void [value, again, cancellable];
+}
+
 export async function useRetry(): Promise<void> {
   const text: string = await retry(
     async ({ attempt, signal, route }) => {
@@ -121,7 +164,8 @@ export function classify(e: unknown): string {
     const cause: unknown = e.cause;
     const name: "RetryError" = e.name;
     const message: string = e.message;
-    void cause;
+    const attemptsSeen: number = e.report.attempts.length;
+    void [cause, attemptsSeen];
     return `${name} ${message} ${attempts} ${status} ${reason}`;
   }
   if (isCircuitOpenError(e)) {
@@ -159,6 +203,12 @@ createRetryFetch({ budget: true });
 
 // @ts-expect-error retry needs a function
 retry(42);
+
+// @ts-expect-error retry(fn) takes no transport: fn makes its own calls
+retry(() => 1, { fetch: globalThis.fetch });
+
+// @ts-expect-error a fallback route's model is a string
+createRetryFetch({ fallbacks: [{ model: 4 }] });
 
 // @ts-expect-error the result of retry is a Promise, not the value
 export const notAwaited: string = retry(() => "x");
