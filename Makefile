@@ -67,7 +67,15 @@ sizes:
 test-js: pkg/package.json tests/js/node_modules/.stamp
 	cd tests/js && node --test --test-concurrency=1 *.test.mjs
 
-demo: pkg/package.json
+## The demo page's build: the package plus the storm simulation (feature sim), for www/.
+www/pkg/package.json: $(shell find src pkg-template -type f) Cargo.toml | tools
+	cargo build --release --target $(TARGET) --features sim --target-dir target/sim
+	rm -rf www/pkg && mkdir -p www/pkg
+	wasm-bindgen --target web --weak-refs --no-typescript --out-dir www/pkg --out-name llm_retry \
+		target/sim/$(TARGET)/release/llm_retry.wasm
+	cp pkg-template/* www/pkg/
+
+demo: pkg/package.json www/pkg/package.json
 	@echo "The demo is coming: see the README."
 
 clean:

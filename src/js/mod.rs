@@ -135,3 +135,36 @@ pub fn retry_report(response: JsValue) -> JsValue {
     }
     REPORTS.with(|m| m.get(response.unchecked_ref()))
 }
+
+/// The demo page's retry-storm simulation (feature `sim`): `calls` concurrent calls through one
+/// client with `options` against a provider admitting `capacityPerSec`, on a simulated clock.
+#[cfg(feature = "sim")]
+#[wasm_bindgen(js_name = simulateStorm)]
+pub fn simulate_storm(options: JsValue, calls: u32, capacity_per_sec: u32, latency_ms: u32, bucket_ms: u32, seed: f64) -> Result<JsValue, JsValue> {
+    let opts = options::parse(&options, false)?;
+    let storm = crate::sim::Storm { calls: calls.min(10_000), capacity_per_sec, latency_ms: latency_ms.into(), bucket_ms: bucket_ms.into() };
+    let r = crate::sim::storm(&storm, &opts.cfg, seed as u64);
+    let timeline: js_sys::Array = r.timeline.iter().map(|&n| JsValue::from(n)).collect();
+    Ok(obj(&[
+        ("requests", r.requests.into()),
+        ("succeeded", r.succeeded.into()),
+        ("failed", r.failed.into()),
+        ("finishMs", (r.finish_ms as f64).into()),
+        ("timeline", timeline.into()),
+    ])
+    .into())
+}
+
+/// The demo page's backoff planner (feature `sim`): `runs` sampled schedules of the waits
+/// before each retry under `options` (no server hints).
+#[cfg(feature = "sim")]
+#[wasm_bindgen(js_name = backoffSchedules)]
+pub fn backoff_schedules(options: JsValue, runs: u32, seed: f64) -> Result<JsValue, JsValue> {
+    let opts = options::parse(&options, false)?;
+    let rows = crate::sim::schedules(&opts.cfg, runs.min(1000), seed as u64);
+    Ok(rows
+        .iter()
+        .map(|row| JsValue::from(row.iter().map(|&ms| JsValue::from(ms as f64)).collect::<js_sys::Array>()))
+        .collect::<js_sys::Array>()
+        .into())
+}
