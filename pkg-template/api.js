@@ -31,15 +31,17 @@ export function createRetry(options) {
   return run;
 }
 
-/** How a response returned by a retryFetch was obtained: attempts, waits, the route that served it. */
-export function retryReport(response) {
-  return reportOf(response);
+/** How a call went — attempts, waits, the route that served it — for the Response a retryFetch
+ * returned, or the value or error a call ended with. */
+export function retryReport(value) {
+  return reportOf(value);
 }
 
-const brand = (name) => (e) => e !== null && typeof e === "object" && e.name === name;
+// Brand checks rather than instanceof, so they hold across copies of the package in one bundle.
+const isError = (e, name, field) => e instanceof Error && e.name === name && typeof e[field] === "number";
 
-export const isRetryError = brand("RetryError");
-export const isCircuitOpenError = brand("CircuitOpenError");
+export const isRetryError = (e) => isError(e, "RetryError", "attempts");
+export const isCircuitOpenError = (e) => isError(e, "CircuitOpenError", "retryInMs");
 
 // The library throws plain Errors with a stable `name`; these classes make `instanceof` work
 // across bundle copies by checking that name.

@@ -159,12 +159,12 @@ export interface Retry {
 
 /** A fetch with retries: pass it wherever a fetch goes (OpenAI, Anthropic, Vercel AI SDKs). Throws TypeError/RangeError naming a bad option. */
 export function createRetryFetch(options?: RetryOptions): RetryFetch;
-/** Calls fn until it succeeds or the policy gives up; rejects with RetryError, or rethrows fn's own non-retryable error untouched. */
+/** Calls fn until it succeeds or the policy gives up. When the call ends on an HTTP error (an error with a numeric `status`, as the OpenAI and Anthropic SDKs throw), that error is rethrown untouched, so the SDK's typed errors keep working; otherwise (network errors, timeouts, the deadline) it rejects with a RetryError. Other errors (bugs in fn) are rethrown at once, untouched. */
 export function retry<T>(fn: (ctx: AttemptContext) => T | Promise<T>, options?: RetryFnOptions): Promise<T>;
 /** A reusable retry whose breakers and budget persist across calls. */
 export function createRetry(options?: Omit<RetryFnOptions, "signal">): Retry;
-/** The report of a response returned by a retryFetch, or undefined. */
-export function retryReport(response: Response): RetryReport | undefined;
+/** How a call went, for the Response a retryFetch returned or the value or error any call ended with; undefined for anything else. */
+export function retryReport(value: unknown): RetryReport | undefined;
 
 /** The call failed without a response to return: network errors, timeouts, the deadline. */
 export class RetryError extends Error {

@@ -3,7 +3,7 @@
 
 use std::cell::RefCell;
 
-use js_sys::{Function, Promise};
+use js_sys::{Function, Promise, WeakMap};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::AbortSignal;
@@ -48,13 +48,21 @@ pub trait Attempts {
     fn release(&mut self, _held: Held) {}
 }
 
-/// Runs one call to its end. Returns the result and the call's report.
-pub async fn drive<A: Attempts>(
-    client: &Client,
-    a: &mut A,
-    idempotent: bool,
-    signal: Option<&AbortSignal>,
-) -> Result<(JsValue, Report), JsValue> {
+thread_local! {
+    /// The report of each result or error a call ended with, for `retryReport(x)`.
+    static REPORTS: WeakMap = WeakMap::new();
+}
+
+/// The report of a value a call resolved or rejected with.
+pub fn report_of(v: &JsValue) -> JsValue {
+    if !v.is_object() {
+        return JsValue::UNDEFINED;
+    }
+    REPORTS.with(|m| m.get(v.unchecked_ref()))
+}
+
+/// Runs one call to its end.
+pub async fn drive<A: Attempts>(client: &Client, a: &mut A, idempotent: bool, signal: Option<&AbortSignal>) -> Result<JsValue, JsValue> {
     if let Some(s) = signal.filter(|s| s.aborted()) {
         return Err(s.reason());
     }
@@ -81,9 +89,15 @@ pub async fn drive<A: Attempts>(
                 }
             }
             Decision::Done(outcome) => {
-                let report = session.report().clone();
-                let result = finish(client, a, outcome, held, &report, signal).await;
-                return result.map(|v| (v, report));
+                let report = errors::report(session.report(), &|r| a.model(r));
+                let result = finish(client, a, outcome, held, session.report(), &report, signal).await;
+                let ended = match &result {
+                    Ok(v) | Err(v) => v,
+                };
+                if ended.is_object() {
+                    REPORTS.with(|m| m.set(ended.unchecked_ref(), &report));
+                }
+                return result;
             }
         }
     }
@@ -104,9 +118,9 @@ async fn finish<A: Attempts>(
     outcome: Outcome,
     held: Held,
     report: &Report,
+    report_js: &JsValue,
     signal: Option<&AbortSignal>,
 ) -> Result<JsValue, JsValue> {
-    let report_js = errors::report(report, &|r| a.model(r));
     let (reason, exhausted) = match outcome {
         Outcome::Success => {
             return match held {
@@ -120,25 +134,27 @@ async fn finish<A: Attempts>(
             return Err(reason.unwrap_or_else(|| errors::type_error("aborted")));
         }
         Outcome::CircuitOpen { retry_in_ms } => {
-            if let Some(v) = last_resort(&client.opts.on_exhausted, &report_js).await? {
+            if let Some(v) = last_resort(&client.opts.on_exhausted, report_js).await? {
                 return Ok(v);
             }
-            return Err(errors::circuit_open_error(retry_in_ms, &report_js));
+            return Err(errors::circuit_open_error(retry_in_ms, report_js));
         }
         Outcome::Returned(reason) => (reason, false),
         Outcome::Exhausted(reason) => (reason, true),
     };
     if exhausted {
-        if let Some(v) = last_resort(&client.opts.on_exhausted, &report_js).await? {
+        if let Some(v) = last_resort(&client.opts.on_exhausted, report_js).await? {
             a.release(held);
             return Ok(v);
         }
     }
     match held {
         Held::Value(v) => Ok(v),
-        Held::Error { error, has_status: true } if !exhausted => Err(error),
-        Held::Error { error, .. } => Err(errors::retry_error(reason, report, &error, &report_js)),
-        Held::Nothing => Err(errors::retry_error(reason, report, &JsValue::UNDEFINED, &report_js)),
+        // An HTTP error from an SDK is handed back as is, as fetch hands back the last Response,
+        // so the SDK's typed errors keep working; `retryReport(error)` tells the attempts.
+        Held::Error { error, has_status: true } => Err(error),
+        Held::Error { error, .. } => Err(errors::retry_error(reason, report, &error, report_js)),
+        Held::Nothing => Err(errors::retry_error(reason, report, &JsValue::UNDEFINED, report_js)),
     }
 }
 

@@ -14,7 +14,7 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortSignal, Headers as JsHeaders, Request, RequestInit, Response};
 
 use super::drive::{drive, Attempts, Client, Held};
-use super::errors::{self, type_error};
+use super::errors::type_error;
 use super::host::{self, AttemptSignal};
 use super::options::Fallback;
 use crate::policy::classify::Observation;
@@ -24,13 +24,11 @@ use crate::policy::{hints, Headers};
 /// Methods that are safe to repeat after a timeout (RFC 9110 §9.2.2).
 const IDEMPOTENT: [&str; 5] = ["GET", "HEAD", "OPTIONS", "PUT", "DELETE"];
 
-/// Runs one call; resolves to the response and its report (as a JS object).
-pub async fn fetch(client: &Client, input: JsValue, init: JsValue) -> Result<(JsValue, JsValue), JsValue> {
+pub async fn fetch(client: &Client, input: JsValue, init: JsValue) -> Result<JsValue, JsValue> {
     let mut call = Call::new(client, input, init).await?;
     let signal = call.signal.clone();
     let idempotent = call.idempotent();
-    let (response, report) = drive(client, &mut call, idempotent, signal.as_ref()).await?;
-    Ok((response, errors::report(&report, &|r| call.model(r))))
+    drive(client, &mut call, idempotent, signal.as_ref()).await
 }
 
 struct Call<'c> {

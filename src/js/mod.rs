@@ -21,7 +21,7 @@ mod run;
 
 use std::rc::Rc;
 
-use js_sys::{Function, Object, Promise, Reflect, WeakMap};
+use js_sys::{Function, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 use web_sys::AbortSignal;
@@ -29,11 +29,6 @@ use web_sys::AbortSignal;
 use crate::policy::breaker::{Snapshot, State};
 use drive::Client;
 use errors::{obj, type_error};
-
-thread_local! {
-    /// Reports of the responses `retryFetch` returned, for `retryReport(response)`.
-    static REPORTS: WeakMap = WeakMap::new();
-}
 
 /// One configured client. Its breakers and budget are shared by every call made through it.
 #[wasm_bindgen]
@@ -54,13 +49,7 @@ impl RetryClient {
     /// `fetch(input, init)` with retries; resolves to a Response as `fetch` does.
     pub fn fetch(&self, input: JsValue, init: JsValue) -> Promise {
         let client = self.inner.clone();
-        future_to_promise(async move {
-            let (response, report) = fetch::fetch(&client, input, init).await?;
-            if response.is_object() {
-                REPORTS.with(|m| m.set(response.unchecked_ref(), &report));
-            }
-            Ok(response)
-        })
+        future_to_promise(async move { fetch::fetch(&client, input, init).await })
     }
 
     /// Calls `fn({ attempt, signal, route })` with retries.
@@ -127,13 +116,10 @@ impl RetryClient {
     }
 }
 
-/// The report of a response returned by `retryFetch`: attempts, waits, which route served it.
+/// The report of what a call returned or threw: attempts, waits, which route served it.
 #[wasm_bindgen(js_name = retryReport)]
-pub fn retry_report(response: JsValue) -> JsValue {
-    if !response.is_object() {
-        return JsValue::UNDEFINED;
-    }
-    REPORTS.with(|m| m.get(response.unchecked_ref()))
+pub fn retry_report(value: JsValue) -> JsValue {
+    drive::report_of(&value)
 }
 
 /// The demo page's retry-storm simulation (feature `sim`): `calls` concurrent calls through one

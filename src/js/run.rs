@@ -29,7 +29,7 @@ const NETWORK_CODES: [&str; 8] =
 pub async fn run(client: &Client, f: Function, signal: Option<AbortSignal>) -> Result<JsValue, JsValue> {
     let signal = signal.or_else(|| client.opts.signal.clone());
     let mut call = FnCall { client, f, signal: signal.clone() };
-    drive(client, &mut call, false, signal.as_ref()).await.map(|(v, _)| v)
+    drive(client, &mut call, false, signal.as_ref()).await
 }
 
 struct FnCall<'c> {

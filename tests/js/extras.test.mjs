@@ -143,13 +143,21 @@ describe("retryReport", () => {
     const r = await settle(
       retry(
         () => {
-          throw Object.assign(new Error("busy"), { status: 503 });
+          throw new TypeError("fetch failed");
         },
         { maxAttempts: 2, backoff: FAST },
       ),
     );
     assert.ok(isRetryError(r.error));
     assert.equal(r.error.report?.attempts?.length, 2);
+    assert.equal(retryReport(r.error)?.attempts?.length, 2);
+  });
+
+  test("an SDK error the call ended on has its report too", T, async () => {
+    const busy = Object.assign(new Error("busy"), { status: 503 });
+    const r = await settle(retry(() => { throw busy; }, { maxAttempts: 2, backoff: FAST }));
+    assert.equal(r.error, busy);
+    assert.deepEqual(retryReport(busy)?.attempts?.map((a) => a.status), [503, 503]);
   });
 });
 

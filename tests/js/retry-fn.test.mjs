@@ -4,7 +4,7 @@ import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import { performance } from "node:perf_hooks";
 
-import { retry, RetryError, isRetryError } from "llm-retry";
+import { retry, retryReport, RetryError, isRetryError } from "llm-retry";
 import { T, settle, within } from "./helpers.mjs";
 
 // Backoff tiny enough that any gap ≥ 30 ms can only come from a server hint.
@@ -101,12 +101,12 @@ describe("retry(fn)", () => {
       );
       assert.equal(r.ok, false);
       assert.equal(calls, 1);
-      assert.ok(r.error === err || r.error?.cause === err, `the quota error itself or as cause, got ${r.error}`);
+      assert.equal(r.error, err, "the quota error itself");
     });
   }
 
-  test("(extension) non-retryable errors other than 400 (insufficient_quota, 401, 403, 404) are rethrown untouched too", T, async () => {
-    // index.d.ts: "rejects with RetryError, or rethrows fn's own non-retryable error untouched".
+  test("non-retryable errors other than 400 (insufficient_quota, 401, 403, 404) are rethrown untouched too", T, async () => {
+    // index.d.ts: an HTTP error is rethrown untouched.
     const cases = [
       quotaCases["nested error.code"](),
       sdkError("unauthorized", 401),
@@ -162,7 +162,7 @@ describe("retry(fn)", () => {
     assert.equal(calls, 1);
   });
 
-  test("exhausted → RetryError with cause = the last error", T, async () => {
+  test("exhausted on HTTP errors → the last SDK error itself, its attempts in retryReport", T, async () => {
     const thrown = [];
     const r = await settle(
       retry(
@@ -176,13 +176,31 @@ describe("retry(fn)", () => {
     );
     assert.equal(r.ok, false);
     assert.equal(thrown.length, 3);
+    assert.equal(r.error, thrown[2], "the last error, by identity, so SDK error classes keep working");
+    const report = retryReport(r.error);
+    assert.deepEqual(report.attempts.map((a) => a.status), [503, 503, 503]);
+    assert.ok(report.totalWaitMs >= 0);
+  });
+
+  test("exhausted on network errors → RetryError with cause = the last error", T, async () => {
+    const thrown = [];
+    const r = await settle(
+      retry(
+        () => {
+          const e = new TypeError("fetch failed");
+          thrown.push(e);
+          throw e;
+        },
+        { maxAttempts: 3, backoff: TINY },
+      ),
+    );
+    assert.equal(thrown.length, 3);
     assert.ok(isRetryError(r.error), `RetryError expected, got ${r.error}`);
     assert.ok(r.error instanceof RetryError);
     assert.equal(r.error.name, "RetryError");
     assert.equal(r.error.attempts, 3);
     assert.equal(r.error.cause, thrown[2], "cause is the last error, by identity");
-    assert.equal(r.error.status, 503);
-    assert.equal(typeof r.error.reason, "string");
+    assert.equal(r.error.reason, "attempts-exhausted");
   });
 
   test("results pass through untouched (same identity), sync and async fn", T, async () => {
