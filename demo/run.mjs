@@ -78,8 +78,8 @@ const PLAN = [
   [ok],
   ...Array(6).fill([e503]), // calls 11–16: the primary model is down
   [ok],
-  [{ status: 529, delayMs: 30 }, ok], // Anthropic-style "overloaded"
   [ok],
+  [{ status: 529, delayMs: 30 }, ok], // Anthropic-style "overloaded"
   [ok],
 ];
 
@@ -208,12 +208,12 @@ export async function runScenario({ out = process.stdout, color = out.isTTY && !
   const onEvent = (e) => {
     switch (e.type) {
       case "retry": // an attempt failed and the same route is tried again after a wait
-        print(`${tag()}  ${model(e.route, e.model)} ${status(e.status)}  ${e.reason.padEnd(14)} ` +
+        print(`${tag()}  ${model(e.route, e.model)} ${status(e.status)}  ${e.reason.padEnd(18)} ` +
           `→ wait ${String(e.delayMs).padStart(4)} ms ${c.dim(`(${e.hint ?? e.wait})`)}`);
         break;
       case "fallback": // the route failed (or was skipped): the next one is tried
         print(`${tag()}  ${model(e.from, e.fromModel)} ${e.reason === "circuit-open" ? "---" : status(lastStatus)}  ` +
-          `${e.reason.padEnd(14)} → ${c.magenta(`fallback to ${e.toModel ?? `route ${e.to}`}`)}`);
+          `${e.reason.padEnd(18)} → ${c.magenta(`fallback to ${e.toModel ?? `route ${e.to}`}`)}`);
         break;
       case "breaker": // the key is "<origin> <model>": print the model only
         print(`${tag()}  ${c.blue("breaker".padEnd(13))} ${e.key.split(" ").slice(1).join(" ")}: ${e.from} → ${c.bold(e.to)}`);
@@ -222,7 +222,7 @@ export async function runScenario({ out = process.stdout, color = out.isTTY && !
         print(`${tag()}  ${c.red("gave up".padEnd(13))} ${e.reason} after ${e.attempts} attempts`);
         break;
       case "success":
-        print(`${tag()}  ${model(e.route, e.model)} ${status(200)}  ${"ok".padEnd(14)} ` +
+        print(`${tag()}  ${model(e.route, e.model)} ${status(200)}  ${"ok".padEnd(18)} ` +
           c.dim(`after ${e.attempts} attempt${e.attempts > 1 ? "s" : ""}, ${Math.round(e.totalMs)} ms`));
         break;
     }

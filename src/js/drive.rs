@@ -2,6 +2,8 @@
 //! `fetch` and `retry(fn)` differ only in how one attempt is made ([`Attempts`]).
 
 use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
 
 use js_sys::{Function, Promise, WeakMap};
 use wasm_bindgen::prelude::*;
@@ -38,12 +40,14 @@ pub enum Held {
     Error { error: JsValue, has_status: bool },
 }
 
-/// How one attempt is made.
+/// One attempt's result; `Err` ends the call with that error, untouched.
+pub type AttemptResult = Result<(Observation, Held), JsValue>;
+
+/// How one attempt is made. Used as `dyn`, so the driver exists once in the wasm.
 pub trait Attempts {
     fn routes(&self) -> Vec<Route>;
     fn model(&self, route: usize) -> Option<String>;
-    /// `Err` ends the call with that error, untouched.
-    async fn attempt(&mut self, route: usize, attempt: u32, timeout_ms: u64) -> Result<(Observation, Held), JsValue>;
+    fn attempt(&mut self, route: usize, attempt: u32, timeout_ms: u64) -> Pin<Box<dyn Future<Output = AttemptResult> + '_>>;
     /// The held value is superseded by a new attempt: free what it holds.
     fn release(&mut self, _held: Held) {}
 }
@@ -62,7 +66,7 @@ pub fn report_of(v: &JsValue) -> JsValue {
 }
 
 /// Runs one call to its end.
-pub async fn drive<A: Attempts>(client: &Client, a: &mut A, idempotent: bool, signal: Option<&AbortSignal>) -> Result<JsValue, JsValue> {
+pub async fn drive(client: &Client, a: &mut dyn Attempts, idempotent: bool, signal: Option<&AbortSignal>) -> Result<JsValue, JsValue> {
     if let Some(s) = signal.filter(|s| s.aborted()) {
         return Err(s.reason());
     }
@@ -103,7 +107,7 @@ pub async fn drive<A: Attempts>(client: &Client, a: &mut A, idempotent: bool, si
     }
 }
 
-fn emit<A: Attempts>(client: &Client, session: &mut Session, a: &A) {
+fn emit(client: &Client, session: &mut Session, a: &dyn Attempts) {
     while let Some(e) = session.poll_event() {
         if let Some(f) = &client.opts.on_event {
             // A throwing listener must not break the call.
@@ -112,9 +116,9 @@ fn emit<A: Attempts>(client: &Client, session: &mut Session, a: &A) {
     }
 }
 
-async fn finish<A: Attempts>(
+async fn finish(
     client: &Client,
-    a: &mut A,
+    a: &mut dyn Attempts,
     outcome: Outcome,
     held: Held,
     report: &Report,

@@ -6,6 +6,8 @@
 //! attempt sends the same bytes (FormData's multipart boundary included).
 
 use std::cell::Cell;
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 
 use js_sys::{JsString, Object, Reflect, Uint8Array, JSON};
@@ -13,7 +15,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortSignal, Headers as JsHeaders, Request, RequestInit, Response};
 
-use super::drive::{drive, Attempts, Client, Held};
+use super::drive::{drive, AttemptResult, Attempts, Client, Held};
 use super::errors::type_error;
 use super::host::{self, AttemptSignal};
 use super::options::Fallback;
@@ -174,7 +176,23 @@ impl Attempts for Call<'_> {
         self.models.get(route).cloned().flatten()
     }
 
-    async fn attempt(&mut self, route: usize, _attempt: u32, timeout_ms: u64) -> Result<(Observation, Held), JsValue> {
+    fn attempt(&mut self, route: usize, _attempt: u32, timeout_ms: u64) -> Pin<Box<dyn Future<Output = AttemptResult> + '_>> {
+        Box::pin(self.attempt_once(route, timeout_ms))
+    }
+
+    fn release(&mut self, held: Held) {
+        if let Held::Value(v) = held {
+            if let Some(body) = v.unchecked_into::<Response>().body() {
+                if !body.locked() {
+                    host::ignore_rejection(&body.cancel());
+                }
+            }
+        }
+    }
+}
+
+impl Call<'_> {
+    async fn attempt_once(&mut self, route: usize, timeout_ms: u64) -> AttemptResult {
         let (url, init) = self.prepare(route)?;
         let sig = AttemptSignal::new(self.signal.as_ref())?;
         let init = Object::assign(&Object::new(), &init);
@@ -207,16 +225,6 @@ impl Attempts for Call<'_> {
             Observation::NetworkError
         };
         Ok((obs, Held::Error { error, has_status: false }))
-    }
-
-    fn release(&mut self, held: Held) {
-        if let Held::Value(v) = held {
-            if let Some(body) = v.unchecked_into::<Response>().body() {
-                if !body.locked() {
-                    host::ignore_rejection(&body.cancel());
-                }
-            }
-        }
     }
 }
 
@@ -261,8 +269,8 @@ fn primary_model(body: &JsValue) -> Option<String> {
     }
     let rest = String::from(s.slice(at as u32 + 7, at as u32 + 300));
     let rest = rest.trim_start().strip_prefix(':')?.trim_start().strip_prefix('"')?;
-    let end = rest.find(['"', '\\'])?;
-    Some(rest[..end].to_owned())
+    let (model, _) = rest.split_once('"')?;
+    (!model.contains('\\')).then(|| model.to_owned())
 }
 
 /// The body with its top-level `"model"` replaced.

@@ -16,7 +16,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::AbortSignal;
 
-use super::drive::{drive, Attempts, Client, Held};
+use super::drive::{drive, AttemptResult, Attempts, Client, Held};
 use super::errors::obj;
 use super::host::{self, AttemptSignal, Either, OnAbort};
 use crate::policy::classify::Observation;
@@ -58,27 +58,8 @@ impl FnCall<'_> {
         }
         obj(&fields).into()
     }
-}
 
-impl Attempts for FnCall<'_> {
-    fn routes(&self) -> Vec<Route> {
-        let cfg = &self.client.opts.cfg;
-        let mut routes = vec![Route::new("#0", cfg.max_attempts)];
-        for (i, f) in self.client.opts.fallbacks.iter().enumerate() {
-            let key = match (&f.url, &f.model) {
-                (None, None) => format!("#{}", i + 1),
-                (u, m) => format!("{} {}", u.as_deref().unwrap_or(""), m.as_deref().unwrap_or("")),
-            };
-            routes.push(Route::new(key, f.max_attempts.unwrap_or(cfg.max_attempts)));
-        }
-        routes
-    }
-
-    fn model(&self, route: usize) -> Option<String> {
-        route.checked_sub(1).and_then(|i| self.client.opts.fallbacks.get(i)).and_then(|f| f.model.clone())
-    }
-
-    async fn attempt(&mut self, route: usize, attempt: u32, timeout_ms: u64) -> Result<(Observation, Held), JsValue> {
+    async fn attempt_once(&mut self, route: usize, attempt: u32, timeout_ms: u64) -> AttemptResult {
         let sig = AttemptSignal::new(self.signal.as_ref())?;
         let ctx = obj(&[("attempt", attempt.into()), ("signal", sig.signal.clone().into()), ("route", self.route_info(route))]);
         let promise = match self.f.call1(&JsValue::UNDEFINED, &ctx) {
@@ -110,6 +91,29 @@ impl Attempts for FnCall<'_> {
     }
 }
 
+impl Attempts for FnCall<'_> {
+    fn routes(&self) -> Vec<Route> {
+        let cfg = &self.client.opts.cfg;
+        let mut routes = vec![Route::new("#0", cfg.max_attempts)];
+        for (i, f) in self.client.opts.fallbacks.iter().enumerate() {
+            let key = match (&f.url, &f.model) {
+                (None, None) => format!("#{}", i + 1),
+                (u, m) => format!("{} {}", u.as_deref().unwrap_or(""), m.as_deref().unwrap_or("")),
+            };
+            routes.push(Route::new(key, f.max_attempts.unwrap_or(cfg.max_attempts)));
+        }
+        routes
+    }
+
+    fn model(&self, route: usize) -> Option<String> {
+        route.checked_sub(1).and_then(|i| self.client.opts.fallbacks.get(i)).and_then(|f| f.model.clone())
+    }
+
+    fn attempt(&mut self, route: usize, attempt: u32, timeout_ms: u64) -> Pin<Box<dyn Future<Output = AttemptResult> + '_>> {
+        Box::pin(self.attempt_once(route, attempt, timeout_ms))
+    }
+}
+
 fn ok() -> Observation {
     Observation::Response { status: 200, headers: Headers::new(), body: None }
 }
@@ -131,18 +135,23 @@ fn classify_error(e: JsValue) -> Result<(Observation, Held), JsValue> {
     let message = prop(&e, "message").as_string().unwrap_or_default().to_ascii_lowercase();
     let code = prop(&e, "code").as_string().unwrap_or_default();
     let cause_code = prop(&prop(&e, "cause"), "code").as_string().unwrap_or_default();
-    let obs = if name.contains("Timeout") || code == "UND_ERR_CONNECT_TIMEOUT" {
+    let obs = if has(&name, "Timeout") || code == "UND_ERR_CONNECT_TIMEOUT" {
         Observation::Timeout
-    } else if name.contains("Connection")
+    } else if has(&name, "Connection")
         || NETWORK_CODES.contains(&code.as_str())
         || NETWORK_CODES.contains(&cause_code.as_str())
-        || (name == "TypeError" && ["fetch failed", "failed to fetch", "networkerror", "load failed", "network connection"].iter().any(|m| message.contains(m)))
+        || (name == "TypeError" && ["fetch failed", "failed to fetch", "networkerror", "load failed", "network connection"].iter().any(|m| has(&message, m)))
     {
         Observation::NetworkError
     } else {
         return Err(e);
     };
     Ok((obs, Held::Error { error: e, has_status: false }))
+}
+
+/// Substring test by byte windows (`str::contains` brings a two-way searcher into the wasm).
+fn has(hay: &str, needle: &str) -> bool {
+    hay.as_bytes().windows(needle.len()).any(|w| w == needle.as_bytes())
 }
 
 /// The hint headers of an SDK error: a `Headers`-like object with `get`, or a plain record.

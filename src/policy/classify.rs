@@ -201,8 +201,11 @@ fn classify_status(
 /// OpenAI's quota error: `{"error":{"code":"insufficient_quota","type":"insufficient_quota",…}}`.
 /// Matched as the quoted JSON string, so a message merely mentioning quotas does not count.
 fn is_quota_exhausted(body: &str) -> bool {
-    body.contains("\"insufficient_quota\"")
+    // A plain window scan: `str::contains` pulls a two-way searcher into the wasm for one call.
+    body.as_bytes().windows(QUOTA.len()).any(|w| w == QUOTA)
 }
+
+const QUOTA: &[u8] = b"\"insufficient_quota\"";
 
 #[cfg(test)]
 mod tests {

@@ -33,7 +33,7 @@
 //! (quota, auth, unknown model, a hint too long to wait for), the next route is tried. A route
 //! whose breaker is open is skipped without a request. The caller's own errors end the call.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 use super::breaker::{Admit, Breaker, BreakerConfig, Refusal, Snapshot, State};
 use super::budget::Budget;
@@ -61,12 +61,13 @@ impl Route {
 pub struct Shared {
     breaker_cfg: Option<BreakerConfig>,
     budget: Option<Budget>,
-    breakers: BTreeMap<String, Breaker>,
+    /// By key; a client has a handful of routes, so a list beats a map (and is smaller in wasm).
+    breakers: Vec<(String, Breaker)>,
 }
 
 impl Shared {
     pub fn new(cfg: &Config) -> Self {
-        Self { breaker_cfg: cfg.breaker, budget: cfg.budget.map(Budget::new), breakers: BTreeMap::new() }
+        Self { breaker_cfg: cfg.breaker, budget: cfg.budget.map(Budget::new), breakers: Vec::new() }
     }
 
     pub fn budget(&self) -> Option<&Budget> {
@@ -81,16 +82,24 @@ impl Shared {
     /// Restores one breaker (ignored when breakers are off).
     pub fn restore(&mut self, key: String, snapshot: Snapshot) {
         if let Some(cfg) = self.breaker_cfg {
-            self.breakers.insert(key, Breaker::restore(cfg, snapshot));
+            let restored = Breaker::restore(cfg, snapshot);
+            match self.breakers.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, b)) => *b = restored,
+                None => self.breakers.push((key, restored)),
+            }
         }
     }
 
     fn breaker(&mut self, key: &str) -> Option<&mut Breaker> {
         let cfg = self.breaker_cfg?;
-        if !self.breakers.contains_key(key) {
-            self.breakers.insert(key.to_owned(), Breaker::new(cfg));
-        }
-        self.breakers.get_mut(key)
+        let i = match self.breakers.iter().position(|(k, _)| k == key) {
+            Some(i) => i,
+            None => {
+                self.breakers.push((key.to_owned(), Breaker::new(cfg)));
+                self.breakers.len() - 1
+            }
+        };
+        self.breakers.get_mut(i).map(|(_, b)| b)
     }
 }
 

@@ -1,0 +1,443 @@
+// The llm-retry demo page: no framework, charts are hand-drawn SVG.
+// browser.js initialises the wasm; the two simulation exports come from the same module
+// (only the demo build, www/pkg, carries them).
+import { createRetryFetch, retryReport } from "./pkg/browser.js";
+import { backoffSchedules, simulateStorm } from "./pkg/llm_retry.js";
+
+const JITTERS = ["none", "full", "equal", "decorrelated"];
+const JITTER_INFO = {
+  none: "d(n): every client waits exactly the same",
+  full: "uniform(0, d(n))",
+  equal: "d(n)/2 + uniform(0, d(n)/2)",
+  decorrelated: "min(maxMs, uniform(initialMs, 3 × previous wait))",
+};
+const SEED = 7;
+
+const $ = (sel) => document.querySelector(sel);
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+function svg(tag, attrs = {}, children = []) {
+  const el = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs)) if (v !== undefined && v !== null) el.setAttribute(k, v);
+  for (const c of [].concat(children)) el.append(c);
+  return el;
+}
+const text = (x, y, s, attrs = {}) => svg("text", { x, y, ...attrs }, [String(s)]);
+
+/** A "nice" tick step (1, 2 or 5 × 10^k) giving about `count` ticks up to `max`. */
+function niceStep(max, count = 4) {
+  const raw = Math.max(max, 1e-9) / count;
+  const p = 10 ** Math.floor(Math.log10(raw));
+  return [1, 2, 5, 10].map((m) => m * p).find((s) => s >= raw);
+}
+function ticks(max, count) {
+  const step = niceStep(max, count);
+  const out = [];
+  for (let v = 0; v <= max + step * 1e-9; v += step) out.push(+v.toFixed(10));
+  return out;
+}
+
+const fmtMs = (ms) => (ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(ms < 10000 ? 2 : 1)} s`);
+const fmtSecTick = (ms) => (ms === 0 ? "0" : `${+(ms / 1000).toFixed(2)} s`);
+const sum = (xs) => xs.reduce((a, b) => a + b, 0);
+const errorText = (e) => (e && e.name && e.message ? `${e.name}: ${e.message}` : String(e));
+
+// ---------------------------------------------------------------------------------------------
+// 1. Backoff planner
+
+function plannerOptions() {
+  const o = { backoff: {} };
+  for (const input of document.querySelectorAll("#planner-form input[data-option]")) {
+    if (input.value.trim() === "") continue; // blank: the library's default
+    const [a, b] = input.dataset.option.split(".");
+    if (b) o[a][b] = Number(input.value);
+    else o[a] = Number(input.value);
+  }
+  return o;
+}
+
+/** The largest wait each retry can get (the library's formulas; see src/policy/backoff.rs). */
+function upperBound(o, jitter) {
+  const initial = o.backoff.initialMs ?? 1000;
+  const max = o.backoff.maxMs ?? Math.max(30000, initial);
+  const mult = o.backoff.multiplier ?? 2;
+  const out = [];
+  let prev = 0;
+  for (let n = 1; n < (o.maxAttempts ?? 4); n++) {
+    prev = jitter === "decorrelated"
+      ? Math.min(max, Math.max(prev, initial) * 3)
+      : Math.min(max, Math.floor(initial * mult ** (n - 1)));
+    out.push(prev);
+  }
+  return out;
+}
+
+function renderPlanner() {
+  const o = plannerOptions();
+  const box = $("#planner-error");
+  const inputs = document.querySelectorAll("#planner-form input");
+  inputs.forEach((i) => i.removeAttribute("aria-invalid"));
+  let plans;
+  try {
+    createRetryFetch(o); // validates every option, with the library's own message
+    plans = JITTERS.map((jitter) => {
+      const opts = { ...o, backoff: { ...o.backoff, jitter } };
+      const samples = backoffSchedules(opts, 500, SEED);
+      return { jitter, samples, bound: upperBound(o, jitter) };
+    });
+  } catch (e) {
+    box.textContent = errorText(e);
+    box.hidden = false;
+    // Point at the input the message names ("backoff.maxMs must be ≥ …").
+    const named = [...inputs].find((i) => String(e.message).startsWith(i.dataset.option + " "));
+    named?.setAttribute("aria-invalid", "true");
+    return;
+  }
+  box.hidden = true;
+
+  const deadline = o.deadlineMs ?? 60000;
+  const yMax = Math.max(1, ...plans.flatMap((p) => [...p.bound, ...p.samples.flat()]));
+  const charts = $("#planner-charts");
+  charts.replaceChildren(
+    ...plans.map((p) => {
+      const worst = sum(p.bound);
+      const expected = sum(p.samples.map(sum)) / Math.max(1, p.samples.length);
+      const card = document.createElement("div");
+      card.className = "chart";
+      card.dataset.testid = "planner-chart";
+      card.dataset.jitter = p.jitter;
+      card.innerHTML = `<h3><span class="swatch" style="background:var(--${p.jitter})"></span>${p.jitter} jitter</h3>
+        <p class="formula">${JITTER_INFO[p.jitter]}</p>`;
+      card.append(backoffChart(p, yMax));
+      const totals = document.createElement("p");
+      totals.className = "totals";
+      totals.dataset.testid = "planner-totals";
+      const verdict = worst <= deadline
+        ? `<span class="fits">fits the ${fmtMs(deadline)} deadline</span>`
+        : `<span class="over">can exceed the ${fmtMs(deadline)} deadline</span> (a wait that would end past it is not started)`;
+      totals.innerHTML = `Total wait: worst case <strong data-testid="worst">${fmtMs(worst)}</strong>,
+        expected <strong data-testid="expected">${fmtMs(expected)}</strong> — ${verdict}`;
+      card.append(totals);
+      return card;
+    }),
+  );
+}
+
+function backoffChart({ jitter, samples, bound }, yMax) {
+  const W = 460, H = 200, L = 46, R = 12, T = 10, B = 30;
+  const n = bound.length;
+  const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": `waits before each retry, ${jitter} jitter` });
+  if (n === 0) {
+    root.append(text(W / 2, H / 2, "maxAttempts is 1: no retries", { "text-anchor": "middle" }));
+    return root;
+  }
+  const x = (i) => L + (n === 1 ? (W - L - R) / 2 : (i * (W - L - R)) / (n - 1));
+  const yTicks = ticks(yMax, 4);
+  const top = yTicks[yTicks.length - 1];
+  const y = (ms) => H - B - (ms / top) * (H - T - B);
+  for (const t of yTicks) {
+    root.append(svg("line", { x1: L, x2: W - R, y1: y(t), y2: y(t), class: "grid-line" }));
+    root.append(text(L - 6, y(t) + 4, fmtSecTick(t), { "text-anchor": "end" }));
+  }
+  const every = Math.ceil(n / 12);
+  bound.forEach((_, i) => {
+    if (i % every === 0) root.append(text(x(i), H - B + 15, i + 1, { "text-anchor": "middle" }));
+  });
+  root.append(text(L + (W - L - R) / 2, H - 2, "retry", { "text-anchor": "middle" }));
+  root.append(svg("line", { x1: L, x2: W - R, y1: H - B, y2: H - B, class: "axis" }));
+  root.append(svg("line", { x1: L, x2: L, y1: T, y2: H - B, class: "axis" }));
+
+  const points = (row) => row.map((ms, i) => `${x(i).toFixed(1)},${y(ms).toFixed(1)}`).join(" ");
+  const colour = `var(--${jitter})`;
+  for (const row of samples.slice(0, 8)) {
+    root.append(svg("polyline", { points: points(row), class: "run", stroke: colour }));
+  }
+  root.append(svg("polyline", { points: points(bound), class: "bound" }));
+  const mean = bound.map((_, i) => sum(samples.map((r) => r[i])) / samples.length);
+  root.append(svg("polyline", { points: points(mean), class: "mean", stroke: colour }));
+  for (const [i, ms] of mean.entries()) root.append(svg("circle", { cx: x(i), cy: y(ms), r: 3, fill: colour }));
+  return root;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Live run
+
+const LIVE_CALLS = 12;
+const LIVE_CONCURRENCY = 3;
+let config;
+
+function liveOptions() {
+  return {
+    maxAttempts: 3,
+    backoff: { initialMs: 200, maxMs: 2000 },
+    breaker: { failureThreshold: 4, cooldownMs: 3000 },
+    deadlineMs: 20000,
+    fallbacks: [{ url: config.fallback.url, model: config.fallback.model }],
+  };
+}
+
+function showLiveCode() {
+  const opts = liveOptions();
+  opts.fallbacks[0].url = "<fallback mock>/v1/chat/completions";
+  $("#live-code").textContent =
+    `const retryFetch = createRetryFetch(${JSON.stringify(opts, null, 2).replace(/"(\w+)":/g, "$1:")});\n` +
+    `const res = await retryFetch("<primary mock>/v1/chat/completions", {\n` +
+    `  method: "POST", headers, body: JSON.stringify({ model: "main-model", messages }) });\n` +
+    `retryReport(res); // { attempts, totalWaitMs, route, model, fallback, … }`;
+}
+
+async function runLive() {
+  const button = $("#live-run");
+  const status = $("#live-status");
+  button.disabled = true;
+  status.dataset.state = "running";
+  status.textContent = "Running…";
+  await fetch(config.reset, { method: "POST" }); // restart the mock's script
+
+  const calls = Array.from({ length: LIVE_CALLS }, (_, i) => ({ n: i + 1, attempts: [], start: null, end: null }));
+  const t0 = performance.now();
+  const now = () => performance.now() - t0;
+  let frame = 0;
+  const redraw = () => {
+    if (!frame) frame = requestAnimationFrame(() => ((frame = 0), drawTimeline(calls, now())));
+  };
+
+  // The transport records each attempt's timing; the call number rides in a header it removes.
+  const transport = async (url, init) => {
+    const headers = new Headers(init.headers);
+    const call = calls[Number(headers.get("x-demo-call")) - 1];
+    headers.delete("x-demo-call");
+    const attempt = { t0: now(), t1: null, status: null, route: url === config.fallback.url ? 1 : 0 };
+    call.attempts.push(attempt);
+    redraw();
+    try {
+      const res = await fetch(url, { ...init, headers });
+      attempt.status = res.status;
+      return res;
+    } catch (e) {
+      attempt.status = "error";
+      throw e;
+    } finally {
+      attempt.t1 = now();
+      redraw();
+    }
+  };
+  const retryFetch = createRetryFetch({ ...liveOptions(), fetch: transport });
+
+  const runOne = async (call) => {
+    call.start = now();
+    try {
+      const res = await retryFetch(config.primary.url, {
+        method: "POST",
+        headers: { "content-type": "application/json", "x-demo-call": String(call.n) },
+        body: JSON.stringify({ model: config.primary.model, messages: [{ role: "user", content: `Hello #${call.n}` }] }),
+      });
+      const report = retryReport(res);
+      const body = await res.json().catch(() => null);
+      call.ok = res.ok;
+      call.route = report?.route ?? 0;
+      call.model = res.ok ? (report?.model ?? body?.model) : `HTTP ${res.status}`;
+      call.waited = report?.totalWaitMs ?? 0;
+    } catch (e) {
+      call.ok = false;
+      call.model = e.name;
+    }
+    call.end = now();
+    status.textContent = `Running… ${calls.filter((c) => c.end !== null).length} of ${LIVE_CALLS} calls done`;
+    redraw();
+  };
+
+  let next = 0;
+  const worker = async () => {
+    while (next < calls.length) await runOne(calls[next++]);
+  };
+  await Promise.all(Array.from({ length: LIVE_CONCURRENCY }, worker));
+  cancelAnimationFrame(frame);
+  frame = 0;
+  drawTimeline(calls, now());
+
+  const attempts = sum(calls.map((c) => c.attempts.length));
+  const fallbacks = calls.filter((c) => c.route > 0).length;
+  status.textContent = `${calls.filter((c) => c.ok).length} of ${LIVE_CALLS} calls succeeded · ` +
+    `${attempts} attempts · ${fallbacks} served by ${config.fallback.model} · ` +
+    `${fmtMs(sum(calls.map((c) => c.waited ?? 0)))} spent waiting · ${fmtMs(now())} in all`;
+  status.dataset.state = "done";
+  button.disabled = false;
+  button.textContent = "Run again";
+}
+
+const statusClass = (s) => (s === 200 ? "s200" : s === 429 ? "s429" : s >= 500 ? "s5xx" : "sother");
+
+function drawTimeline(calls, elapsed) {
+  const W = 980, L = 62, R = 150, T = 8, ROW = 26, AXIS = 34;
+  const H = T + calls.length * ROW + AXIS;
+  const xTicks = ticks(Math.max(elapsed, 1000), 8);
+  const top = xTicks[xTicks.length - 1];
+  const x = (ms) => L + (ms / top) * (W - L - R);
+  const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": "attempts of each call over time" });
+  const bottom = T + calls.length * ROW;
+  for (const t of xTicks) {
+    root.append(svg("line", { x1: x(t), x2: x(t), y1: T, y2: bottom, class: "grid-line" }));
+    root.append(text(x(t), bottom + 15, fmtSecTick(t), { "text-anchor": "middle" }));
+  }
+  root.append(text(L + (W - L - R) / 2, H - 3, "time since the run started", { "text-anchor": "middle" }));
+  root.append(svg("line", { x1: L, x2: W - R, y1: bottom, y2: bottom, class: "axis" }));
+
+  calls.forEach((call, i) => {
+    const cy = T + i * ROW + ROW / 2;
+    const g = svg("g", { "data-testid": "live-row", "data-call": call.n, "data-done": call.end !== null });
+    g.append(text(8, cy + 4, `call ${call.n}`, { class: "row-label" }));
+    if (call.start !== null) {
+      g.append(svg("line", { x1: x(call.start), x2: x(call.end ?? elapsed), y1: cy, y2: cy, class: "span" }));
+    }
+    call.attempts.forEach((a, k) => {
+      const prev = call.attempts[k - 1];
+      if (prev?.t1 != null) g.append(svg("line", { x1: x(prev.t1), x2: x(a.t0), y1: cy, y2: cy, class: "wait" }));
+      const end = a.t1 ?? elapsed;
+      g.append(svg("rect", { x: x(a.t0), y: cy - 3, width: Math.max(1, x(end) - x(a.t0)), height: 6, class: "attempt-bar" }));
+    });
+    call.attempts.forEach((a) => {
+      const at = x(a.t1 ?? a.t0);
+      const cls = a.t1 === null ? "pending" : statusClass(a.status);
+      const attrs = {
+        "data-testid": "live-attempt",
+        "data-status": a.status ?? "",
+        "data-route": a.route,
+        "data-fallback": a.route > 0,
+      };
+      const mark = a.route > 0
+        ? svg("rect", { ...attrs, x: at - 5, y: cy - 5, width: 10, height: 10, transform: `rotate(45 ${at} ${cy})`, class: `${cls} fb` })
+        : svg("circle", { ...attrs, cx: at, cy, r: 6, class: cls });
+      mark.append(svg("title", {}, [`attempt on ${a.route ? "the fallback" : "the primary"}: ${a.status ?? "…"} after ${fmtMs(a.t1 - a.t0)}`]));
+      g.append(mark);
+    });
+    if (call.end !== null) {
+      const cls = !call.ok ? "failed" : call.route > 0 ? "fallback" : "primary";
+      g.append(text(W - R + 12, cy + 4, call.model ?? "?", { class: `model ${cls}`, "data-testid": "live-model" }));
+    }
+    root.append(g);
+  });
+  $("#live-timeline").replaceChildren(root);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Retry storm
+
+const STORM_BUCKET_MS = 250;
+
+function renderStorm() {
+  const clients = Number($("#in-clients").value);
+  const capacity = Number($("#in-capacity").value);
+  const box = $("#storm-error");
+  if (!Number.isInteger(clients) || clients < 1 || clients > 10000 || !Number.isInteger(capacity) || capacity < 1) {
+    box.textContent = "clients must be a whole number from 1 to 10000, capacity a whole number ≥ 1";
+    box.hidden = false;
+    return;
+  }
+  let rows;
+  try {
+    rows = JITTERS.flatMap((jitter) =>
+      [false, true].map((budget) => {
+        const options = { maxAttempts: 8, breaker: false, deadlineMs: 600000, backoff: { initialMs: 100, jitter }, budget: budget ? {} : false };
+        return { jitter, budget, ...simulateStorm(options, clients, capacity, 20, STORM_BUCKET_MS, SEED) };
+      }),
+    );
+  } catch (e) {
+    box.textContent = errorText(e);
+    box.hidden = false;
+    return;
+  }
+  box.hidden = true;
+
+  const span = Math.max(...rows.map((r) => r.timeline.length));
+  const peak = Math.max(...rows.flatMap((r) => r.timeline));
+  $("#storm-scale").textContent = `(0–${fmtMs(span * STORM_BUCKET_MS)}, bars of ${STORM_BUCKET_MS} ms, dashed: capacity)`;
+  $("#storm-table tbody").replaceChildren(
+    ...rows.map((r) => {
+      const tr = document.createElement("tr");
+      tr.dataset.testid = "storm-row";
+      tr.dataset.jitter = r.jitter;
+      tr.dataset.budget = r.budget ? "on" : "off";
+      tr.className = `${r.budget ? "budget-on" : "first"}`;
+      const cell = (content, cls, col) => {
+        const td = document.createElement("td");
+        if (cls) td.className = cls;
+        if (col) td.dataset.col = col;
+        td.append(content);
+        tr.append(td);
+        return td;
+      };
+      const name = document.createElement("span");
+      name.innerHTML = r.budget ? "" : `<span class="swatch" style="background:var(--${r.jitter})"></span>${r.jitter}`;
+      cell(name);
+      cell(r.budget ? "on" : "off", "", "budget");
+      cell(r.requests.toLocaleString("en"), "num", "requests");
+      cell(r.succeeded.toLocaleString("en"), "num", "succeeded");
+      cell(r.failed.toLocaleString("en"), "num", "failed");
+      cell(fmtMs(r.finishMs), "num", "finish");
+      cell(sparkline(r, span, peak, capacity), "spark");
+      return tr;
+    }),
+  );
+
+  const get = (jitter, budget) => rows.find((r) => r.jitter === jitter && r.budget === budget);
+  const none = get("none", false), full = get("full", false), fullBudget = get("full", true);
+  $("#storm-summary").innerHTML =
+    `In AWS's <em>Exponential Backoff and Jitter</em> study (Marc Brooker, 2015), clients using plain ` +
+    `exponential backoff kept retrying in synchronized waves that the server turned away together; ` +
+    `adding jitter spread the retries out, cutting both the work done and the time for the contention to clear. ` +
+    `The table shows the same: with ${clients.toLocaleString("en")} clients and room for ${capacity} requests a second, ` +
+    `no jitter takes <strong>${fmtMs(none.finishMs)}</strong> to drain the storm, full jitter ` +
+    `<strong>${fmtMs(full.finishMs)}</strong>. The retry budget (gRPC-style retry throttling) sends far fewer ` +
+    `requests — <strong>${fullBudget.requests.toLocaleString("en")}</strong> instead of ` +
+    `<strong>${full.requests.toLocaleString("en")}</strong> with full jitter — at the cost of failing ` +
+    `<strong>${fullBudget.failed.toLocaleString("en")}</strong> calls fast instead of waiting the overload out.`;
+}
+
+function sparkline(r, span, peak, capacity) {
+  const W = 270, H = 34;
+  const bw = W / Math.max(1, span);
+  const y = (v) => H - 1 - (v / Math.max(1, peak)) * (H - 4);
+  const root = svg("svg", { width: W, height: H, viewBox: `0 0 ${W} ${H}`, "aria-label": "requests over time" });
+  root.append(svg("line", { x1: 0, x2: W, y1: H - 0.5, y2: H - 0.5, class: "axis" }));
+  const d = r.timeline.map((v, i) => `M${(i * bw + 0.5).toFixed(1)} ${H - 1}V${y(v).toFixed(1)}h${Math.max(1, bw - 1).toFixed(1)}V${H - 1}`).join("");
+  root.append(svg("path", { d, fill: `var(--${r.jitter})`, opacity: r.budget ? 0.55 : 0.9 }));
+  const capY = y((capacity * STORM_BUCKET_MS) / 1000);
+  if (capY > 1) root.append(svg("line", { x1: 0, x2: W, y1: capY, y2: capY, class: "cap" }));
+  return root;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Start
+
+async function main() {
+  config = await (await fetch("config.json")).json();
+  showLiveCode();
+  $("#planner-form").addEventListener("input", renderPlanner);
+  $("#planner-form").addEventListener("submit", (e) => e.preventDefault());
+  $("#storm-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    renderStorm();
+  });
+  $("#live-run").addEventListener("click", () =>
+    runLive().catch((e) => {
+      $("#live-status").textContent = `The run failed: ${errorText(e)}`;
+      $("#live-status").dataset.state = "error";
+      $("#live-run").disabled = false;
+    }),
+  );
+  renderPlanner();
+  renderStorm();
+  drawTimeline(Array.from({ length: LIVE_CALLS }, (_, i) => ({ n: i + 1, attempts: [], start: null, end: null })), 0);
+  document.body.dataset.ready = "true";
+}
+
+main().catch((e) => {
+  const box = $("#load-error");
+  box.textContent = `The demo failed to start: ${errorText(e)}`;
+  box.hidden = false;
+  console.error(e);
+});
