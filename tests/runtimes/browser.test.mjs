@@ -9,109 +9,40 @@
 
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
-import http from "node:http";
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { dirname, extname, join, sep } from "node:path";
-import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { scenarioTests, mockFor, gaps, T, SLACK } from "./harness.mjs";
-
-const here = dirname(fileURLToPath(import.meta.url));
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--no-first-run",
-];
-const MIME = {
-  ".html": "text/html; charset=utf-8",
-  ".js": "text/javascript; charset=utf-8",
-  ".mjs": "text/javascript; charset=utf-8",
-  ".wasm": "application/wasm",
-  ".json": "application/json",
-  ".ts": "text/plain; charset=utf-8",
-  ".md": "text/plain; charset=utf-8",
-};
-/** URL prefix → directory served under it. */
-const ROOTS = { "/pkg/": join(here, "node_modules", "llm-retry"), "/fixtures/": join(here, "fixtures") };
-
-/** Serves "/" (the test page) and the ROOTS, read-only, on 127.0.0.1 with an OS-chosen port. */
-async function startStaticServer() {
-  const server = http.createServer((req, res) => {
-    const path = decodeURIComponent(new URL(req.url, "http://x").pathname);
-    let file = path === "/" ? join(here, "fixtures", "browser.html") : null;
-    for (const [prefix, dir] of Object.entries(ROOTS)) {
-      if (!file && path.startsWith(prefix)) {
-        const candidate = join(dir, path.slice(prefix.length));
-        if (candidate.startsWith(dir + sep)) file = candidate;
-      }
-    }
-    if (!file || !existsSync(file) || !statSync(file).isFile()) {
-      res.writeHead(404, { "content-type": "text/plain" }).end(`not found: ${path}`);
-      return;
-    }
-    res.writeHead(200, { "content-type": MIME[extname(file)] ?? "application/octet-stream", "cache-control": "no-store" });
-    res.end(readFileSync(file));
-  });
-  await new Promise((resolve, reject) => server.once("error", reject).listen(0, "127.0.0.1", resolve));
-  return {
-    url: `http://127.0.0.1:${server.address().port}`,
-    close: () => new Promise((r) => (server.closeAllConnections(), server.close(r))),
-  };
-}
-
-// Chromium reports every non-2xx fetch as a console error ("Failed to load resource: the server
-// responded with a status of 503"). Those are the scripted statuses, not page errors: they are
-// accepted only for URLs of the mock providers, and only with the statuses the scenarios use.
-const EXPECTED_NETWORK_LOG = /^Failed to load resource: the server responded with a status of (400|429|503) /;
+import { here, PKG_DIR, startStaticServer, launchChromium } from "./runtimes.mjs";
 
 describe("Chromium (headless, playwright-core)", () => {
-  let site, context, page, userDataDir;
-  const consoleProblems = [];
-  const mockOrigins = new Set();
+  let site, browser;
 
   before(async () => {
-    assert.ok(existsSync(CHROMIUM), `${CHROMIUM} not found: apt-get install -y chromium (or set CHROMIUM)`);
-    site = await startStaticServer();
-    userDataDir = mkdtempSync(join(tmpdir(), "llm-retry-chromium-"));
-    context = await chromium.launchPersistentContext(userDataDir, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: CHROMIUM_ARGS,
+    site = await startStaticServer({
+      pages: { "/": readFileSync(join(here, "fixtures", "browser.html"), "utf8") },
+      roots: { "/pkg/": PKG_DIR, "/fixtures/": join(here, "fixtures") },
     });
-    page = context.pages()[0] ?? (await context.newPage());
-    page.on("console", (msg) => {
-      if (msg.type() !== "error" && msg.type() !== "warning") return;
-      const at = msg.location()?.url ?? "";
-      const fromMock = [...mockOrigins].some((o) => at.startsWith(o));
-      if (fromMock && EXPECTED_NETWORK_LOG.test(msg.text())) return;
-      consoleProblems.push(`console.${msg.type()}: ${msg.text()} (${at})`);
-    });
-    page.on("pageerror", (e) => consoleProblems.push(`pageerror: ${e.stack ?? e}`));
-    await page.goto(site.url + "/");
-    await page.waitForFunction(() => document.title === "ready" && typeof window.runScenario === "function", null, {
+    browser = await launchChromium();
+    await browser.page.goto(site.url + "/");
+    await browser.page.waitForFunction(() => document.title === "ready" && typeof window.runScenario === "function", null, {
       timeout: 10_000,
     });
   });
 
   after(async () => {
-    await context?.close();
+    await browser?.close();
     await site?.close();
-    if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
   });
 
   async function runInPage(name, urls) {
-    for (const u of Object.values(urls)) if (u) mockOrigins.add(u);
-    return page.evaluate(([n, u]) => window.runScenario(n, u), [name, urls]);
+    for (const u of Object.values(urls)) if (u) browser.allowStatusLogsFrom(u);
+    return browser.page.evaluate(([n, u]) => window.runScenario(n, u), [name, urls]);
   }
 
   test("the page loaded the package through the import map", T, async () => {
-    const loaded = await page.evaluate(() => performance.getEntriesByType("resource").map((e) => new URL(e.name).pathname));
+    const loaded = await browser.page.evaluate(() =>
+      performance.getEntriesByType("resource").map((e) => new URL(e.name).pathname),
+    );
     assert.ok(loaded.includes("/pkg/browser.js"), `import map used: ${loaded}`);
     assert.ok(loaded.includes("/pkg/llm_retry_bg.wasm"), `wasm fetched next to browser.js: ${loaded}`);
   });
@@ -151,6 +82,6 @@ describe("Chromium (headless, playwright-core)", () => {
   });
 
   test("no console errors or warnings, no uncaught page errors", () => {
-    assert.deepEqual(consoleProblems, []);
+    assert.deepEqual(browser.problems, []);
   });
 });

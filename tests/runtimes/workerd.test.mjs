@@ -1,73 +1,15 @@
 // llm-retry in workerd, the Cloudflare Workers runtime, through Miniflare (pinned; newer releases
-// need Node 22). Miniflare does not resolve bare specifiers, so this suite does the one step a
-// bundler (wrangler) does: resolve "llm-retry" in the installed package's exports map with
-// wrangler's conditions — which selects workerd.js, the entry that does
-// `import wasm from "./llm_retry_bg.wasm"; initSync({ module: wasm })` — and point the Worker's
-// import at that file. Everything else (the .js modules, the .wasm as a CompiledWasm module) is
-// loaded by Miniflare from node_modules/llm-retry unchanged.
+// need Node 22). The Worker's `import ... from "llm-retry"` is resolved as wrangler would, through
+// the "workerd" export condition, to workerd.js — the entry that does
+// `import wasm from "./llm_retry_bg.wasm"; initSync({ module: wasm })` (see runtimes.mjs).
 
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
-import { dirname, join, relative } from "node:path";
-import { fileURLToPath } from "node:url";
-import { Miniflare } from "miniflare";
+import { join } from "node:path";
 import { scenarioTests, mockFor, T } from "./harness.mjs";
+import { here, PKG_DIR, WRANGLER_CONDITIONS, resolveExport, startWorker, loadError } from "./runtimes.mjs";
 
-const here = dirname(fileURLToPath(import.meta.url));
-const PKG_DIR = join(here, "node_modules", "llm-retry");
-// What wrangler's esbuild step enables for a Worker bundle.
-const WRANGLER_CONDITIONS = ["workerd", "worker", "browser", "import", "default"];
-
-/** Resolves a package's "." export for a set of conditions (first matching key wins, as in Node). */
-function resolveExport(pkgDir, conditions) {
-  const { exports } = JSON.parse(readFileSync(join(pkgDir, "package.json"), "utf8"));
-  let target = exports["."] ?? exports;
-  while (target && typeof target === "object") {
-    const key = Object.keys(target).find((k) => conditions.includes(k));
-    assert.ok(key, `no export condition among ${conditions} in ${JSON.stringify(target)}`);
-    target = target[key];
-  }
-  return join(pkgDir, target);
-}
-
-/**
- * A Miniflare running `fixture` (or `script`, named as that fixture), with its `from "llm-retry"`
- * pointed at the resolved entry. workerd's own stdout/stderr are captured into `log()`.
- */
-function startWorker(fixture, script) {
-  const scriptPath = join(here, "fixtures", fixture);
-  const entry = resolveExport(PKG_DIR, WRANGLER_CONDITIONS);
-  const spec = relative(dirname(scriptPath), entry).split("\\").join("/");
-  const source = script ?? readFileSync(scriptPath, "utf8");
-  let output = "";
-  const mf = new Miniflare({
-    modules: true,
-    script: source.replace(/from "llm-retry"/g, `from "${spec}"`),
-    scriptPath,
-    modulesRoot: here,
-    modulesRules: [
-      { type: "ESModule", include: ["**/*.js", "**/*.mjs"] },
-      { type: "CompiledWasm", include: ["**/*.wasm"] },
-    ],
-    compatibilityDate: "2025-09-01",
-    handleRuntimeStdio(stdout, stderr) {
-      stdout.on("data", (d) => (output += d));
-      stderr.on("data", (d) => (output += d));
-    },
-  });
-  return { mf, log: () => output };
-}
-
-/** Awaits `mf.ready`; resolves to the startup error, or null when the Worker loaded. */
-async function loadError(mf) {
-  try {
-    await mf.ready;
-    return null;
-  } catch (e) {
-    return e;
-  }
-}
+const fixture = (name) => join(here, "fixtures", name);
 
 describe("workerd (Miniflare)", () => {
   test("wrangler's conditions select the package's workerd.js entry", () => {
@@ -77,11 +19,11 @@ describe("workerd (Miniflare)", () => {
   describe("scenarios in a Worker's fetch handler", () => {
     let worker;
     before(async () => {
-      worker = startWorker("worker.mjs");
+      worker = startWorker({ scriptPath: fixture("worker.mjs") });
       const err = await loadError(worker.mf);
       assert.equal(err, null, `worker.mjs failed to load: ${err?.message}\n${worker.log()}`);
     });
-    after(() => worker?.mf.dispose().catch(() => {}));
+    after(() => worker?.dispose());
 
     scenarioTests(async (name, urls) => {
       const u = new URL(`http://worker.test/${name}`);
@@ -97,17 +39,17 @@ describe("workerd (Miniflare)", () => {
   describe("createRetryFetch(...) at the Worker's global scope", () => {
     let worker;
     before(() => {
-      worker = startWorker("worker-global.mjs");
+      worker = startWorker({ scriptPath: fixture("worker-global.mjs") });
     });
-    after(() => worker?.mf.dispose().catch(() => {}));
+    after(() => worker?.dispose());
 
     test("control: this check does catch a global-scope violation", T, async () => {
-      const control = startWorker(
-        "control.mjs",
-        "crypto.getRandomValues(new Uint8Array(4));\nexport default { fetch: () => new Response() };\n",
-      );
+      const control = startWorker({
+        scriptPath: fixture("control.mjs"),
+        script: "crypto.getRandomValues(new Uint8Array(4));\nexport default { fetch: () => new Response() };\n",
+      });
       const err = await loadError(control.mf);
-      await control.mf.dispose().catch(() => {});
+      await control.dispose();
       assert.ok(err, "a Worker drawing random numbers at global scope must fail to load");
       assert.match(control.log(), /Disallowed operation called within global scope/);
     });
