@@ -17,7 +17,7 @@
 //! let outcome = loop {
 //!     match s.next(&mut shared, seen.as_ref(), now, 0.5) {
 //!         Decision::Attempt { .. } => {
-//!             let status = statuses.next().unwrap();
+//!             let status = statuses.next().unwrap_or(200);
 //!             seen = Some(Observation::Response { status, headers: Default::default(), body: None });
 //!         }
 //!         Decision::Wait { ms, .. } => now += ms,
