@@ -202,8 +202,7 @@ impl Call<'_> {
             let (flag, ctrl) = (timed_out.clone(), sig.controller.clone());
             gloo_timers::callback::Timeout::new(host::timer_ms(timeout_ms), move || {
                 flag.set(true);
-                let reason = web_sys::DomException::new_with_message_and_name("attempt timed out", "TimeoutError");
-                ctrl.abort_with_reason(&reason.map(JsValue::from).unwrap_or(JsValue::UNDEFINED));
+                ctrl.abort_with_reason(&host::timeout_error());
             })
         };
         let result = JsFuture::from(host::call_fetch(self.client.opts.transport.as_ref(), &url, &init)).await;

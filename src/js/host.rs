@@ -53,6 +53,14 @@ impl Rng {
     }
 }
 
+/// The reason an attempt is aborted with when its own timer fires: a `TimeoutError`, as
+/// `AbortSignal.timeout()` uses.
+pub fn timeout_error() -> JsValue {
+    web_sys::DomException::new_with_message_and_name("attempt timed out", "TimeoutError")
+        .map(JsValue::from)
+        .unwrap_or(JsValue::UNDEFINED)
+}
+
 /// Calls the transport (the caller's `fetch` option, or the global one). A synchronous throw
 /// becomes a rejection, as with `fetch` itself.
 pub fn call_fetch(transport: Option<&Function>, input: &JsValue, init: &JsValue) -> Promise {

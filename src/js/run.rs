@@ -77,9 +77,7 @@ impl FnCall<'_> {
             Either::Left(Err(e)) if caller_aborted() => Ok((Observation::Aborted, Held::Error { error: e, has_status: false })),
             Either::Left(Err(e)) => classify_error(e),
             Either::Right(Either::Left(())) => {
-                let reason = web_sys::DomException::new_with_message_and_name("attempt timed out", "TimeoutError")
-                    .map(JsValue::from)
-                    .unwrap_or(JsValue::UNDEFINED);
+                let reason = host::timeout_error();
                 sig.controller.abort_with_reason(&reason);
                 Ok((Observation::Timeout, Held::Error { error: reason, has_status: false }))
             }
