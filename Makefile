@@ -14,9 +14,9 @@ WASM_OPT := build/node_modules/.bin/wasm-opt
 WASM_FEATURES := --enable-bulk-memory --enable-bulk-memory-opt --enable-nontrapping-float-to-int \
 	--enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue
 
-.PHONY: test demo package tools test-native test-wasm test-js sizes clean
+.PHONY: test demo package tools chromium test-native test-wasm test-js test-runtimes sizes clean
 
-test: test-native test-wasm test-js
+test: test-native test-wasm test-js test-runtimes
 	@echo "make test: all suites passed"
 
 ## Toolchain: each step is skipped when already in place.
@@ -24,6 +24,10 @@ tools: build/node_modules/.stamp
 	@rustup target list --installed | grep -qx $(TARGET) || rustup target add $(TARGET)
 	@wasm-bindgen --version 2>/dev/null | grep -q "$(WASM_BINDGEN_VERSION)" \
 		|| cargo install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION)
+
+## Debian's Chromium, for the browser suites (root on these machines).
+chromium:
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
 
 build/node_modules/.stamp: build/package.json build/package-lock.json
 	cd build && npm ci --no-audit --no-fund
@@ -75,8 +79,13 @@ www/pkg/package.json: $(shell find src pkg-template -type f) Cargo.toml | tools
 		target/sim/$(TARGET)/release/llm_retry.wasm
 	cp pkg-template/* www/pkg/
 
+## The packed tarball, installed as a user would, in Deno, workerd (Miniflare), Chromium, and
+## under the OpenAI, Anthropic and Vercel AI SDKs; plus the README's per-runtime examples.
+test-runtimes: pkg/package.json chromium
+	cd tests/runtimes && npm test
+
 demo: pkg/package.json www/pkg/package.json
 	@echo "The demo is coming: see the README."
 
 clean:
-	rm -rf pkg target build/node_modules tests/js/node_modules
+	rm -rf pkg www/pkg target build/node_modules tests/js/node_modules tests/runtimes/node_modules tests/runtimes/.pack

@@ -50,16 +50,13 @@ const rateLimited = (headers) => ({ status: 429, headers, delayMs: 20 });
 /** The page's live run: one step per request in arrival order (the page resets it per run). */
 export const LIVE_SCRIPT = [
   ok,
-  rateLimited({ "retry-after": "1" }),
+  rateLimited({ "retry-after-ms": "700" }), // the route cools down: calls meanwhile use the fallback
   ok,
   e503,
   ok,
   { status: 502, delayMs: 30 },
   ok,
-  // An outage of the primary: the breaker opens and calls go to the fallback.
-  ...Array(9).fill(e503),
-  ok,
-  rateLimited({ "retry-after-ms": "700" }),
+  ...Array(4).fill(e503), // an outage: the breaker opens, calls go to the fallback until a probe
   ok,
 ];
 const FALLBACK_SCRIPT = [{ status: 200, delayMs: 150 }];
@@ -202,6 +199,7 @@ export async function runScenario({ out = process.stdout, color = out.isTTY && !
 
   let call = 0;
   let lastStatus; // of the latest attempt, seen by the transport below
+  let success; // the success line of the current call
   const tag = () => c.dim(`call ${String(call).padStart(2)}`);
   const model = (route, name) => (route > 0 ? c.magenta : c.cyan)((name ?? `route ${route}`).padEnd(13));
   const status = (s) => statusColour(c, s)(String(s ?? "---"));
@@ -216,14 +214,14 @@ export async function runScenario({ out = process.stdout, color = out.isTTY && !
           `${e.reason.padEnd(18)} → ${c.magenta(`fallback to ${e.toModel ?? `route ${e.to}`}`)}`);
         break;
       case "breaker": // the key is "<origin> <model>": print the model only
-        print(`${tag()}  ${c.blue("breaker".padEnd(13))} ${e.key.split(" ").slice(1).join(" ")}: ${e.from} → ${c.bold(e.to)}`);
+        print(`${tag()}  ${c.blue("breaker".padEnd(13))} ${e.key.split(" ").slice(1).join(" ") || "primary"}: ${e.from} → ${c.bold(e.to)}`);
         break;
       case "giveUp":
         print(`${tag()}  ${c.red("gave up".padEnd(13))} ${e.reason} after ${e.attempts} attempts`);
         break;
-      case "success":
-        print(`${tag()}  ${model(e.route, e.model)} ${status(200)}  ${"ok".padEnd(18)} ` +
-          c.dim(`after ${e.attempts} attempt${e.attempts > 1 ? "s" : ""}, ${Math.round(e.totalMs)} ms`));
+      case "success": // printed once the call returns, after a note on any skipped route
+        success = `${tag()}  ${model(e.route, e.model)} ${status(200)}  ${"ok".padEnd(18)} ` +
+          c.dim(`after ${e.attempts} attempt${e.attempts > 1 ? "s" : ""}, ${Math.round(e.totalMs)} ms`);
         break;
     }
   };
@@ -257,10 +255,18 @@ export async function runScenario({ out = process.stdout, color = out.isTTY && !
       messages: [{ role: "user", content: `Say "ok" (${call}).` }],
       max_tokens: 5,
     });
+    success = undefined;
     try {
       const res = await retryFetch(target.url, { method: "POST", headers, body });
       const report = retryReport(res);
       await res.arrayBuffer();
+      if (report?.skipped.length) {
+        // No event says why a route was skipped; the exported breaker state does.
+        const open = Object.values(retryFetch.exportState().breakers).some((b) => b.state === "open");
+        print(`${tag()}  ${model(0, target.model)} ---  ${"skipped".padEnd(18)} ` +
+          c.dim(open ? "(its breaker is open)" : "(cooling down after a wait hint)"));
+      }
+      if (success) print(success);
       if (!res.ok) print(`${tag()}  ${c.red(`failed with HTTP ${res.status}`)}`);
       results.push({ ok: res.ok, status: res.status, report });
     } catch (e) {
@@ -287,7 +293,7 @@ export async function runScenario({ out = process.stdout, color = out.isTTY && !
   print();
   print(c.bold("Summary"));
   print(`  summary: ${summary.calls} calls, ${summary.succeeded} succeeded, ${summary.failed} failed, ` +
-    `${summary.attempts} attempts (${summary.retries} retries), ${summary.fallbacks} served by the fallback, ` +
+    `${summary.attempts} attempts (${summary.retries} ${summary.retries === 1 ? "retry" : "retries"}), ${summary.fallbacks} served by the fallback, ` +
     `total wait ${(summary.totalWaitMs / 1000).toFixed(1)} s, run ${(elapsedMs / 1000).toFixed(1)} s`);
   print(`  attempts per call: ${attempts.join(" ")}`);
   return summary;

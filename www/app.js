@@ -33,14 +33,14 @@ function niceStep(max, count = 4) {
   const p = 10 ** Math.floor(Math.log10(raw));
   return [1, 2, 5, 10].map((m) => m * p).find((s) => s >= raw);
 }
+/** Ticks from 0 to the first multiple of the step at or above `max`. */
 function ticks(max, count) {
   const step = niceStep(max, count);
-  const out = [];
-  for (let v = 0; v <= max + step * 1e-9; v += step) out.push(+v.toFixed(10));
-  return out;
+  const n = Math.max(1, Math.ceil(max / step - 1e-9));
+  return Array.from({ length: n + 1 }, (_, i) => +(i * step).toFixed(10));
 }
 
-const fmtMs = (ms) => (ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(ms < 10000 ? 2 : 1)} s`);
+const fmtMs = (ms) => (ms < 1000 ? `${Math.round(ms)} ms` : `${+(ms / 1000).toFixed(ms < 10000 ? 2 : 1)} s`);
 const fmtSecTick = (ms) => (ms === 0 ? "0" : `${+(ms / 1000).toFixed(2)} s`);
 const sum = (xs) => xs.reduce((a, b) => a + b, 0);
 const errorText = (e) => (e && e.name && e.message ? `${e.name}: ${e.message}` : String(e));
@@ -94,9 +94,11 @@ function renderPlanner() {
     // Point at the input the message names ("backoff.maxMs must be ≥ …").
     const named = [...inputs].find((i) => String(e.message).startsWith(i.dataset.option + " "));
     named?.setAttribute("aria-invalid", "true");
+    $("#planner-charts").classList.add("stale"); // the charts still show the last valid inputs
     return;
   }
   box.hidden = true;
+  $("#planner-charts").classList.remove("stale");
 
   const deadline = o.deadlineMs ?? 60000;
   const yMax = Math.max(1, ...plans.flatMap((p) => [...p.bound, ...p.samples.flat()]));
@@ -109,7 +111,7 @@ function renderPlanner() {
       card.className = "chart";
       card.dataset.testid = "planner-chart";
       card.dataset.jitter = p.jitter;
-      card.innerHTML = `<h3><span class="swatch" style="background:var(--${p.jitter})"></span>${p.jitter} jitter</h3>
+      card.innerHTML = `<h3><span class="swatch" style="background:var(--${p.jitter})"></span>${p.jitter === "none" ? "none (no jitter)" : `${p.jitter} jitter`}</h3>
         <p class="formula">${JITTER_INFO[p.jitter]}</p>`;
       card.append(backoffChart(p, yMax));
       const totals = document.createElement("p");
@@ -117,9 +119,9 @@ function renderPlanner() {
       totals.dataset.testid = "planner-totals";
       const verdict = worst <= deadline
         ? `<span class="fits">fits the ${fmtMs(deadline)} deadline</span>`
-        : `<span class="over">can exceed the ${fmtMs(deadline)} deadline</span> (a wait that would end past it is not started)`;
-      totals.innerHTML = `Total wait: worst case <strong data-testid="worst">${fmtMs(worst)}</strong>,
-        expected <strong data-testid="expected">${fmtMs(expected)}</strong> — ${verdict}`;
+        : `<span class="over" title="a wait that would end past the deadline is not started">can exceed the ${fmtMs(deadline)} deadline</span>`;
+      totals.innerHTML = `Total wait: worst <strong data-testid="worst">${fmtMs(worst)}</strong>,
+        expected <strong data-testid="expected">${fmtMs(expected)}</strong> · ${verdict}`;
       card.append(totals);
       return card;
     }),
@@ -166,24 +168,30 @@ function backoffChart({ jitter, samples, bound }, yMax) {
 // 2. Live run
 
 const LIVE_CALLS = 12;
-const LIVE_CONCURRENCY = 3;
+const LIVE_EVERY_MS = 300; // a new call starts every 0.3 s
 let config;
 
 function liveOptions() {
   return {
     maxAttempts: 3,
     backoff: { initialMs: 200, maxMs: 2000 },
-    breaker: { failureThreshold: 4, cooldownMs: 3000 },
+    breaker: { failureThreshold: 4, cooldownMs: 800 },
     deadlineMs: 20000,
     fallbacks: [{ url: config.fallback.url, model: config.fallback.model }],
   };
 }
 
+/** `{ a: 1, b: [{ c: "x" }] }`: JSON, but as one would write it in code. */
+const compact = (v) =>
+  Array.isArray(v) ? `[${v.map(compact).join(", ")}]`
+  : v && typeof v === "object" ? `{ ${Object.entries(v).map(([k, x]) => `${k}: ${compact(x)}`).join(", ")} }`
+  : JSON.stringify(v);
+
 function showLiveCode() {
   const opts = liveOptions();
   opts.fallbacks[0].url = "<fallback mock>/v1/chat/completions";
   $("#live-code").textContent =
-    `const retryFetch = createRetryFetch(${JSON.stringify(opts, null, 2).replace(/"(\w+)":/g, "$1:")});\n` +
+    `const retryFetch = createRetryFetch({\n${Object.entries(opts).map(([k, v]) => `  ${k}: ${compact(v)},\n`).join("")}});\n` +
     `const res = await retryFetch("<primary mock>/v1/chat/completions", {\n` +
     `  method: "POST", headers, body: JSON.stringify({ model: "main-model", messages }) });\n` +
     `retryReport(res); // { attempts, totalWaitMs, route, model, fallback, … }`;
@@ -198,11 +206,17 @@ async function runLive() {
   await fetch(config.reset, { method: "POST" }); // restart the mock's script
 
   const calls = Array.from({ length: LIVE_CALLS }, (_, i) => ({ n: i + 1, attempts: [], start: null, end: null }));
+  const marks = []; // breaker changes and cool-downs (a 429 with a wait hint cools the route)
   const t0 = performance.now();
   const now = () => performance.now() - t0;
   let frame = 0;
   const redraw = () => {
-    if (!frame) frame = requestAnimationFrame(() => ((frame = 0), drawTimeline(calls, now())));
+    if (!frame) frame = requestAnimationFrame(() => ((frame = 0), drawTimeline(calls, now(), marks)));
+  };
+  const onEvent = (e) => {
+    if (e.type === "breaker") marks.push({ t: now(), breaker: e.to });
+    if (e.type === "retry" && e.hint && e.status === 429) marks.push({ t: now(), coolMs: e.delayMs, hint: e.hint });
+    redraw();
   };
 
   // The transport records each attempt's timing; the call number rides in a header it removes.
@@ -225,7 +239,7 @@ async function runLive() {
       redraw();
     }
   };
-  const retryFetch = createRetryFetch({ ...liveOptions(), fetch: transport });
+  const retryFetch = createRetryFetch({ ...liveOptions(), fetch: transport, onEvent });
 
   const runOne = async (call) => {
     call.start = now();
@@ -241,6 +255,7 @@ async function runLive() {
       call.route = report?.route ?? 0;
       call.model = res.ok ? (report?.model ?? body?.model) : `HTTP ${res.status}`;
       call.waited = report?.totalWaitMs ?? 0;
+      call.skipped = report?.skipped.includes(0) ?? false; // the primary was open or cooling
     } catch (e) {
       call.ok = false;
       call.model = e.name;
@@ -250,14 +265,11 @@ async function runLive() {
     redraw();
   };
 
-  let next = 0;
-  const worker = async () => {
-    while (next < calls.length) await runOne(calls[next++]);
-  };
-  await Promise.all(Array.from({ length: LIVE_CONCURRENCY }, worker));
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  await Promise.all(calls.map((call, i) => sleep(i * LIVE_EVERY_MS).then(() => runOne(call))));
   cancelAnimationFrame(frame);
   frame = 0;
-  drawTimeline(calls, now());
+  drawTimeline(calls, now(), marks);
 
   const attempts = sum(calls.map((c) => c.attempts.length));
   const fallbacks = calls.filter((c) => c.route > 0).length;
@@ -271,8 +283,8 @@ async function runLive() {
 
 const statusClass = (s) => (s === 200 ? "s200" : s === 429 ? "s429" : s >= 500 ? "s5xx" : "sother");
 
-function drawTimeline(calls, elapsed) {
-  const W = 980, L = 62, R = 150, T = 8, ROW = 26, AXIS = 34;
+function drawTimeline(calls, elapsed, marks = []) {
+  const W = 980, L = 62, R = 150, T = 24, ROW = 26, AXIS = 34;
   const H = T + calls.length * ROW + AXIS;
   const xTicks = ticks(Math.max(elapsed, 1000), 8);
   const top = xTicks[xTicks.length - 1];
@@ -285,6 +297,27 @@ function drawTimeline(calls, elapsed) {
   }
   root.append(text(L + (W - L - R) / 2, H - 3, "time since the run started", { "text-anchor": "middle" }));
   root.append(svg("line", { x1: L, x2: W - R, y1: bottom, y2: bottom, class: "axis" }));
+
+  // Client-wide state: a server's wait hint cools the route; breaker changes.
+  let label = { x: -Infinity }; // the last breaker label: changes close together share one
+  for (const m of marks) {
+    if (m.coolMs !== undefined) {
+      root.append(svg("rect", { x: x(m.t), y: T, width: x(m.t + m.coolMs) - x(m.t), height: bottom - T, class: "cooling" }));
+      root.append(text(x(m.t) + 4, T - 6, `primary cooling (${m.hint} ${fmtMs(m.coolMs)})`, { class: "mark-label cool" }));
+    } else {
+      root.append(svg("line", { x1: x(m.t), x2: x(m.t), y1: T - 4, y2: bottom, class: `breaker ${m.breaker}` }));
+      if (x(m.t) - label.x < 90) {
+        label.el.textContent += ` → ${m.breaker}`;
+        label.el.setAttribute("class", `mark-label ${m.breaker}`);
+      } else {
+        // Near the right edge, the label ends at the line instead of starting there.
+        const end = x(m.t) > W - R - 140;
+        const at = { "text-anchor": end ? "end" : "start", class: `mark-label ${m.breaker}` };
+        label = { x: x(m.t), el: text(x(m.t) + (end ? -3 : 3), T - 6, `breaker ${m.breaker}`, at) };
+        root.append(label.el);
+      }
+    }
+  }
 
   calls.forEach((call, i) => {
     const cy = T + i * ROW + ROW / 2;
@@ -299,6 +332,11 @@ function drawTimeline(calls, elapsed) {
       const end = a.t1 ?? elapsed;
       g.append(svg("rect", { x: x(a.t0), y: cy - 3, width: Math.max(1, x(end) - x(a.t0)), height: 6, class: "attempt-bar" }));
     });
+    if (call.skipped) {
+      const skip = svg("circle", { cx: x(call.start), cy, r: 5, class: "skipped", "data-testid": "live-skipped" });
+      skip.append(svg("title", {}, ["the primary was skipped: its breaker was open or it was cooling after a wait hint"]));
+      g.append(skip);
+    }
     call.attempts.forEach((a) => {
       const at = x(a.t1 ?? a.t0);
       const cls = a.t1 === null ? "pending" : statusClass(a.status);
@@ -311,7 +349,7 @@ function drawTimeline(calls, elapsed) {
       const mark = a.route > 0
         ? svg("rect", { ...attrs, x: at - 5, y: cy - 5, width: 10, height: 10, transform: `rotate(45 ${at} ${cy})`, class: `${cls} fb` })
         : svg("circle", { ...attrs, cx: at, cy, r: 6, class: cls });
-      mark.append(svg("title", {}, [`attempt on ${a.route ? "the fallback" : "the primary"}: ${a.status ?? "…"} after ${fmtMs(a.t1 - a.t0)}`]));
+      mark.append(svg("title", {}, [`${a.route ? "fallback" : "primary"}: ${a.status ?? "…"}` + (a.t1 !== null ? ` after ${fmtMs(a.t1 - a.t0)}` : "")]));
       g.append(mark);
     });
     if (call.end !== null) {
@@ -354,7 +392,7 @@ function renderStorm() {
 
   const span = Math.max(...rows.map((r) => r.timeline.length));
   const peak = Math.max(...rows.flatMap((r) => r.timeline));
-  $("#storm-scale").textContent = `(0–${fmtMs(span * STORM_BUCKET_MS)}, bars of ${STORM_BUCKET_MS} ms, dashed: capacity)`;
+  $("#storm-scale").textContent = `0–${fmtMs(span * STORM_BUCKET_MS)}, √ scale, dashed: capacity`;
   $("#storm-table tbody").replaceChildren(
     ...rows.map((r) => {
       const tr = document.createElement("tr");
@@ -389,18 +427,19 @@ function renderStorm() {
     `In AWS's <em>Exponential Backoff and Jitter</em> study (Marc Brooker, 2015), clients using plain ` +
     `exponential backoff kept retrying in synchronized waves that the server turned away together; ` +
     `adding jitter spread the retries out, cutting both the work done and the time for the contention to clear. ` +
-    `The table shows the same: with ${clients.toLocaleString("en")} clients and room for ${capacity} requests a second, ` +
-    `no jitter takes <strong>${fmtMs(none.finishMs)}</strong> to drain the storm, full jitter ` +
-    `<strong>${fmtMs(full.finishMs)}</strong>. The retry budget (gRPC-style retry throttling) sends far fewer ` +
+    `The waves show in the no-jitter row above: with ${clients.toLocaleString("en")} clients and room for ` +
+    `${capacity} requests a second, no jitter takes <strong>${fmtMs(none.finishMs)}</strong> to drain the storm, ` +
+    `full jitter <strong>${fmtMs(full.finishMs)}</strong>. The retry budget (gRPC-style retry throttling) sends far fewer ` +
     `requests — <strong>${fullBudget.requests.toLocaleString("en")}</strong> instead of ` +
     `<strong>${full.requests.toLocaleString("en")}</strong> with full jitter — at the cost of failing ` +
     `<strong>${fullBudget.failed.toLocaleString("en")}</strong> calls fast instead of waiting the overload out.`;
 }
 
 function sparkline(r, span, peak, capacity) {
-  const W = 270, H = 34;
+  const W = 270, H = 40;
   const bw = W / Math.max(1, span);
-  const y = (v) => H - 1 - (v / Math.max(1, peak)) * (H - 4);
+  // A square-root scale: the first burst is far above everything after it.
+  const y = (v) => H - 1 - Math.sqrt(v / Math.max(1, peak)) * (H - 4);
   const root = svg("svg", { width: W, height: H, viewBox: `0 0 ${W} ${H}`, "aria-label": "requests over time" });
   root.append(svg("line", { x1: 0, x2: W, y1: H - 0.5, y2: H - 0.5, class: "axis" }));
   const d = r.timeline.map((v, i) => `M${(i * bw + 0.5).toFixed(1)} ${H - 1}V${y(v).toFixed(1)}h${Math.max(1, bw - 1).toFixed(1)}V${H - 1}`).join("");

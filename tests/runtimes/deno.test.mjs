@@ -2,15 +2,17 @@
 // bare specifier "llm-retry" from node_modules, through the package's "deno" export condition,
 // with network access limited to 127.0.0.1 and file reads to the package directory (the entry
 // reads its .wasm from a file URL). Mock providers run here in Node; each scenario is one
-// `deno run` of fixtures/deno-main.mjs printing its JSON result.
+// `deno run` of fixtures/deno-main.mjs printing its JSON result. A second part imports
+// "npm:llm-retry" instead, from a loopback registry serving the packed tarball.
 
-import { test, describe } from "node:test";
+import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { scenarioTests } from "./harness.mjs";
-import { deno, DENO_PERMS, DENO_RESOLVE, PKG_DIR } from "./runtimes.mjs";
+import { scenarioTests, mockFor, T } from "./harness.mjs";
+import { deno, DENO_PERMS, DENO_RESOLVE, PKG_DIR, packedTarball, startTarballRegistry } from "./runtimes.mjs";
 
 async function runInDeno(name, urls) {
   const args = ["run", ...DENO_RESOLVE, ...DENO_PERMS, "fixtures/deno-main.mjs", name, JSON.stringify(urls)];
@@ -38,3 +40,51 @@ describe("Deno", () => {
 
   scenarioTests(runInDeno);
 });
+
+// The main README's Deno example imports "npm:llm-retry". Deno then keeps the package in its own
+// cache (DENO_DIR), outside any --allow-read=node_modules/... grant. A loopback registry serves
+// the packed tarball, so this runs offline; DENO_DIR is a fresh temp dir.
+describe("Deno, npm:llm-retry (from a loopback registry serving the packed tarball)", () => {
+  let registry, denoDir;
+  before(async () => {
+    registry = await startTarballRegistry(packedTarball());
+    denoDir = mkdtempSync(join(tmpdir(), "llm-retry-deno-dir-"));
+  });
+  after(async () => {
+    await registry?.close();
+    if (denoDir) rmSync(denoDir, { recursive: true, force: true });
+  });
+
+  async function runNpmSpecifier(t, perms) {
+    const mock = await mockFor(t, { script: [{ status: 503 }, { status: 503 }, { status: 200 }], exhausted: "error" });
+    const args = ["run", "--node-modules-dir=none", "--no-lock", "--no-prompt", ...perms];
+    const urls = JSON.stringify({ primary: mock.url });
+    const r = await deno([...args, "fixtures/deno-npm.mjs", "503-503-200", urls], {
+      env: { DENO_DIR: denoDir, NPM_CONFIG_REGISTRY: registry.url },
+    });
+    return { ...r, mock };
+  }
+
+  test("with --allow-read on Deno's cache dir: 503, 503, 200 → 200, 3 requests", T, async (t) => {
+    const { code, stdout, stderr, mock } = await runNpmSpecifier(t, ["--allow-net=127.0.0.1", `--allow-read=${denoDir}`]);
+    assert.equal(code, 0, stderr);
+    assert.ok(registry.requests.includes("/llm-retry"), "the package came from the loopback registry");
+    const r = JSON.parse(stdout.trim().split("\n").at(-1));
+    assert.equal(r.status, 200);
+    assert.equal(mock.requests.length, 3);
+  });
+
+  // The "deno" entry imports the .wasm as a module source, so no read permission is needed even
+  // for the copy in Deno's npm cache (a file: fetch of it would demand one).
+  test(
+    "with --allow-net alone (no --allow-read): loads and runs",
+    T,
+    async (t) => {
+      const { code, stdout, stderr, mock } = await runNpmSpecifier(t, ["--allow-net=127.0.0.1"]);
+      assert.equal(code, 0, stderr.split("\n")[0]);
+      assert.equal(JSON.parse(stdout.trim().split("\n").at(-1)).status, 200);
+      assert.equal(mock.requests.length, 3);
+    },
+  );
+});
+

@@ -3,9 +3,10 @@
 // readme.test.mjs. Everything listens on 127.0.0.1 with OS-chosen ports and is stopped by the caller.
 
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
+import { createHash } from "node:crypto";
 import http from "node:http";
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, extname, join, relative, sep } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -15,13 +16,21 @@ import { chromium } from "playwright-core";
 export const here = dirname(fileURLToPath(import.meta.url));
 export const PKG_DIR = join(here, "node_modules", "llm-retry");
 
+/** The tarball prepare.mjs packed and installed (in .pack/). */
+export function packedTarball() {
+  const dir = join(here, ".pack");
+  const found = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith(".tgz")) : [];
+  assert.equal(found.length, 1, `expected one tarball in ${dir} (run node prepare.mjs), found ${found}`);
+  return join(dir, found[0]);
+}
+
 // ---------------------------------------------------------------------------------------- Deno
 
 const DENO = join(here, "node_modules", ".bin", process.platform === "win32" ? "deno.cmd" : "deno");
 /** "manual": use ./node_modules as npm left it (no deno-managed npm cache, no registry access). */
 export const DENO_RESOLVE = ["--node-modules-dir=manual"];
 /** Network to loopback only; reads only of the package (its entry reads the .wasm from a file URL). */
-export const DENO_PERMS = ["--no-prompt", "--allow-net=127.0.0.1", "--allow-read=node_modules/llm-retry"];
+export const DENO_PERMS = ["--no-prompt", "--allow-net=127.0.0.1"];
 
 /** Runs deno with `args` from this directory; resolves { code, stdout, stderr }. */
 export function deno(args, { env = {}, timeoutMs = 20_000 } = {}) {
@@ -48,6 +57,44 @@ export function deno(args, { env = {}, timeoutMs = 20_000 } = {}) {
       resolve({ code, stdout, stderr });
     });
   });
+}
+
+/**
+ * A loopback npm registry serving one package, from a tarball made by `npm pack`: the packument
+ * at /<name> and the tarball under /<name>/-/. Enough for `deno run` with NPM_CONFIG_REGISTRY.
+ */
+export async function startTarballRegistry(tarballPath) {
+  const tgz = readFileSync(tarballPath);
+  const manifest = JSON.parse(execFileSync("tar", ["-xOzf", tarballPath, "package/package.json"], { encoding: "utf8" }));
+  const file = `${manifest.name}-${manifest.version}.tgz`;
+  const requests = [];
+  const server = http.createServer((req, res) => {
+    requests.push(req.url);
+    const base = `http://127.0.0.1:${server.address().port}`;
+    if (req.url === `/${manifest.name}`) {
+      const dist = {
+        tarball: `${base}/${manifest.name}/-/${file}`,
+        shasum: createHash("sha1").update(tgz).digest("hex"),
+        integrity: `sha512-${createHash("sha512").update(tgz).digest("base64")}`,
+      };
+      const packument = {
+        name: manifest.name,
+        "dist-tags": { latest: manifest.version },
+        versions: { [manifest.version]: { ...manifest, dist } },
+      };
+      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(packument));
+    } else if (req.url === `/${manifest.name}/-/${file}`) {
+      res.writeHead(200, { "content-type": "application/octet-stream" }).end(tgz);
+    } else {
+      res.writeHead(404, { "content-type": "application/json" }).end('{"error":"not found"}');
+    }
+  });
+  await new Promise((resolve, reject) => server.once("error", reject).listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${server.address().port}/`,
+    requests,
+    close: () => new Promise((r) => (server.closeAllConnections(), server.close(r))),
+  };
 }
 
 // -------------------------------------------------------------------------------------- workerd

@@ -1,0 +1,124 @@
+// The README's per-runtime examples, run as written in the runtime each is for. Only the
+// provider hosts change: "https://api.openai.com", "https://backup.example.com" and
+// "https://llm-proxy.example.com" become mock providers on 127.0.0.1 (the Deno permission line's
+// hosts too). Blocks are found by the tag line before them, `<!-- readme-test: NAME -->` (the
+// convention of tests/js/readme.test.mjs), so they can move between READMEs:
+// README=path/to/README.md overrides the file (default: the repository's README.md).
+
+import { test, describe, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { mockFor, T } from "./harness.mjs";
+import { here, PKG_DIR, deno, startWorker, loadError, startStaticServer, launchChromium } from "./runtimes.mjs";
+
+const README = resolve(here, process.env.README ?? "../../README.md");
+const readme = readFileSync(README, "utf8");
+
+/** The code of the README block tagged `<!-- readme-test: name -->`, fenced as `lang`. */
+function block(name, lang) {
+  const m = readme.match(new RegExp(`<!-- readme-test: ${name} -->\\s*\`\`\`${lang}\\n([\\s\\S]*?)^\`\`\``, "m"));
+  assert.ok(m, `${README} has no \`\`\`${lang} block tagged <!-- readme-test: ${name} -->`);
+  return m[1];
+}
+
+// Snippets that import "llm-retry" as a bare specifier must sit under this directory so that
+// node_modules is found; the directory is git-ignored and removed afterwards.
+const scratch = join(here, ".readme");
+mkdirSync(scratch, { recursive: true });
+after(() => rmSync(scratch, { recursive: true, force: true }));
+
+function runNode(file, env) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [file], { cwd: here, env: { ...process.env, ...env } });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe(`README examples (${README})`, () => {
+  test("Node with the OpenAI SDK: 429 then 200 → prints the completion, 2 requests", T, async (t) => {
+    const code = block("node-openai", "js");
+    const mock = await mockFor(t, { script: [{ status: 429, headers: { "retry-after-ms": "50" } }, { status: 200 }], exhausted: "error" });
+    const file = join(scratch, "openai.mjs");
+    writeFileSync(file, code);
+    const r = await runNode(file, { OPENAI_API_KEY: "sk-test", OPENAI_BASE_URL: `${mock.url}/v1` });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.trim(), "ok");
+    assert.equal(mock.requests.length, 2);
+    for (const req of mock.requests) assert.equal(req.headers.authorization, "Bearer sk-test");
+  });
+
+  test("Deno: primary 503 twice → the fallback answers with backup-model", T, async (t) => {
+    const code = block("deno", "js");
+    const primary = await mockFor(t, { script: [{ status: 503 }] });
+    const backup = await mockFor(t, { script: [{ status: 200 }], exhausted: "error" });
+    const file = join(scratch, "main.js");
+    writeFileSync(
+      file,
+      code.replaceAll("https://api.openai.com", primary.url).replaceAll("https://backup.example.com", backup.url),
+    );
+    const line = code.match(/^\/\/ (deno run .*)$/m)?.[1];
+    assert.ok(line, "the Deno example starts with its `deno run` line");
+    const args = line
+      .replace(/--allow-net=\S+/, "--allow-net=127.0.0.1")
+      .split(/\s+/)
+      .slice(1)
+      .map((a) => (a === "main.js" ? file : a));
+    const r = await deno([...args.slice(0, -1), "--no-prompt", args.at(-1)], { env: { OPENAI_API_KEY: "sk-test" } });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, "200 backup-model\n");
+    assert.equal(primary.requests.length, 2, "maxAttempts: 2 on the primary");
+    assert.equal(primary.requests[0].headers.authorization, "Bearer sk-test");
+    assert.equal(backup.requests.length, 1);
+    assert.equal(backup.requests[0].json.model, "backup-model");
+  });
+
+  test("Cloudflare Worker: 503 then 200 → the Worker answers 200, the key sent on both", T, async (t) => {
+    const code = block("workerd", "js");
+    const mock = await mockFor(t, { script: [{ status: 503 }, { status: 200 }], exhausted: "error" });
+    const worker = startWorker({
+      scriptPath: join(scratch, "worker.js"),
+      script: code.replaceAll("https://api.openai.com", mock.url),
+      bindings: { OPENAI_API_KEY: "sk-test" },
+    });
+    t.after(() => worker.dispose());
+    const err = await loadError(worker.mf);
+    assert.equal(err, null, `${err?.message}\n${worker.log()}`);
+    const body = JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: "Hi" }] });
+    const res = await worker.mf.dispatchFetch("http://worker.test/", { method: "POST", body });
+    assert.equal(res.status, 200, worker.log());
+    assert.equal((await res.json()).choices[0].message.content, "ok");
+    assert.equal(mock.requests.length, 2);
+    for (const req of mock.requests) {
+      assert.equal(req.headers.authorization, "Bearer sk-test");
+      assert.equal(req.sha256, mock.requests[0].sha256);
+    }
+  });
+
+  test("Browser page with an import map: 429 then 200 → the page shows the completion", T, async (t) => {
+    const code = block("browser", "html");
+    const mock = await mockFor(t, {
+      script: [{ status: 429, headers: { "retry-after-ms": "50" } }, { status: 200 }],
+      cors: "expose",
+      exhausted: "error",
+    });
+    const site = await startStaticServer({
+      pages: { "/": `<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,">\n${code.replaceAll("https://llm-proxy.example.com", mock.url)}` },
+      roots: { "/node_modules/llm-retry/": PKG_DIR },
+    });
+    t.after(() => site.close());
+    const browser = await launchChromium();
+    t.after(() => browser.close());
+    browser.allowStatusLogsFrom(mock.url);
+    await browser.page.goto(site.url + "/");
+    await browser.page.waitForFunction(() => document.body?.textContent === "ok", null, { timeout: 10_000 });
+    assert.equal(mock.requests.length, 2);
+    assert.deepEqual(browser.problems, []);
+  });
+});
