@@ -14,9 +14,9 @@ WASM_OPT := build/node_modules/.bin/wasm-opt
 WASM_FEATURES := --enable-bulk-memory --enable-bulk-memory-opt --enable-nontrapping-float-to-int \
 	--enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue
 
-.PHONY: test demo package tools chromium test-native test-wasm test-js test-runtimes sizes clean
+.PHONY: test demo package tools chromium test-native test-wasm test-js test-runtimes test-demo sizes clean
 
-test: test-native test-wasm test-js test-runtimes
+test: test-native test-wasm test-js test-runtimes test-demo
 	@echo "make test: all suites passed"
 
 ## Toolchain: each step is skipped when already in place.
@@ -84,8 +84,18 @@ www/pkg/package.json: $(shell find src pkg-template -type f) Cargo.toml | tools
 test-runtimes: pkg/package.json chromium
 	cd tests/runtimes && npm test
 
+## The terminal scenario and the page; serves until Ctrl-C (DEMO_PORT picks the port;
+## LLM_API_KEY + LLM_BASE_URL run it against a real provider instead of the mock).
 demo: pkg/package.json www/pkg/package.json
-	@echo "The demo is coming: see the README."
+	node demo/run.mjs
+
+tests/demo/node_modules/.stamp: tests/demo/package.json tests/demo/package-lock.json
+	cd tests/demo && npm ci --no-audit --no-fund
+	touch $@
+
+## The demo page in headless Chromium, and `demo/run.mjs --once`.
+test-demo: pkg/package.json www/pkg/package.json tests/demo/node_modules/.stamp chromium
+	cd tests/demo && node --test --test-concurrency=1
 
 clean:
-	rm -rf pkg www/pkg target build/node_modules tests/js/node_modules tests/runtimes/node_modules tests/runtimes/.pack
+	rm -rf pkg www/pkg target build/node_modules tests/js/node_modules tests/runtimes/node_modules tests/runtimes/.pack tests/demo/node_modules

@@ -70,7 +70,7 @@ export interface RetryReport {
   model?: string;
   /** Whether any route after the primary was tried. */
   fallback: boolean;
-  /** Routes skipped because their breaker was open. */
+  /** Routes passed over without a request: breaker open, or cooling after a 429 wait hint. */
   skipped: number[];
 }
 
@@ -89,9 +89,34 @@ export type RetryEvent =
       route: number;
       model?: string;
     }
-  | { type: "fallback"; from: number; to: number; reason: string; fromModel?: string; toModel?: string }
-  | { type: "breaker"; key: string; from: BreakerState; to: BreakerState }
-  | { type: "giveUp"; reason: string; attempts: number }
+  | {
+      type: "fallback";
+      from: number;
+      to: number;
+      /** Why route `from` was left, e.g. "attempts-exhausted", "insufficient-quota", "circuit-open". */
+      reason: string;
+      /** The last response's status on route `from`, if it ended on one. */
+      status?: number;
+      fromModel?: string;
+      toModel?: string;
+    }
+  | {
+      /** A route passed over without a request: its breaker is open, or it is cooling after a 429 wait hint (from any call through this client). */
+      type: "skip";
+      route: number;
+      model?: string;
+      reason: "circuit-open" | "cooling";
+      /** When the route admits requests again, ms. */
+      retryInMs: number;
+    }
+  | {
+      /** A breaker changed state. `key` is the route's origin and model (no path or query). */
+      type: "breaker";
+      key: string;
+      from: BreakerState;
+      to: BreakerState;
+    }
+  | { type: "giveUp"; reason: string; attempts: number; status?: number }
   | { type: "success"; attempts: number; totalMs: number; route: number; model?: string; fallback: boolean };
 
 export type BreakerState = "closed" | "open" | "half-open";
@@ -126,7 +151,7 @@ export interface RetryOptions {
   sensitiveHeaders?: string[];
   /** The transport. [the global fetch] */
   fetch?: (input: string, init: RequestInit) => Promise<Response>;
-  /** Called for every retry, fallback, breaker change, give-up and success. Exceptions are ignored. Events carry no headers, URLs or bodies. */
+  /** Called for every retry, fallback, skipped route, breaker change, give-up and success. Exceptions are ignored. Events carry no headers, bodies or full URLs (breaker keys name a route's origin and model). */
   onEvent?: (event: RetryEvent) => void;
   /** Last resort when every route failed (or all are open): a value it returns becomes the result. */
   onExhausted?: (report: RetryReport) => unknown;

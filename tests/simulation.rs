@@ -169,7 +169,7 @@ fn fallback_after_exhaustion_and_at_once_on_quota() {
     let r = run(&c, &mut Shared::new(&c), &["a", "b"], false, &[Status(503, &[], None), Status(503, &[], None), Status(503, &[], None), Status(200, &[], None)], 0, 0.5);
     assert_eq!(r.outcome, Outcome::Success);
     assert_eq!(r.sent.iter().map(|s| s.0).collect::<Vec<_>>(), [0, 0, 0, 1]);
-    assert!(r.events.contains(&Event::Fallback { from: 0, to: 1, reason: Reason::AttemptsExhausted }));
+    assert!(r.events.contains(&Event::Fallback { from: 0, to: 1, reason: Reason::AttemptsExhausted, status: Some(503) }));
     assert!(r.events.iter().any(|e| matches!(e, Event::Success { route: 1, fallback: true, .. })));
 
     let q = run(&c, &mut Shared::new(&c), &["a", "b"], false, &[Status(429, &[], Some(QUOTA)), Status(200, &[], None)], 0, 0.5);
@@ -231,4 +231,18 @@ fn the_budget_stops_retries_during_an_outage() {
     // Without a budget: 40 requests. With it, retries stop once half the tokens are spent.
     assert!(sent < 20, "sent {sent}");
     assert!(sent >= 10);
+}
+
+#[test]
+fn the_failure_that_opens_the_breaker_moves_on_without_waiting() {
+    let c = Config { breaker: Some(BreakerConfig { failure_threshold: 1, cooldown_ms: 10_000 }), ..cfg() };
+    let mut shared = Shared::new(&c);
+    let r = run(&c, &mut shared, &["a", "b"], false, &[Status(503, &[], None), Status(200, &[], None)], 0, 0.5);
+    assert_eq!(r.sent.iter().map(|s| s.0).collect::<Vec<_>>(), [0, 1]);
+    assert!(r.waits.is_empty(), "no wait before the fallback: {:?}", r.waits);
+    assert!(r.events.contains(&Event::Fallback { from: 0, to: 1, reason: Reason::CircuitOpen, status: Some(503) }));
+    // The next call skips the open route, and says so.
+    let r2 = run(&c, &mut shared, &["a", "b"], false, &[Status(200, &[], None)], 100, 0.5);
+    assert_eq!(r2.sent.iter().map(|s| s.0).collect::<Vec<_>>(), [1]);
+    assert!(r2.events.contains(&Event::Skip { route: 0, retry_in_ms: 9905, cooling: false }), "{:?}", r2.events);
 }

@@ -284,7 +284,7 @@ async function runLive() {
 const statusClass = (s) => (s === 200 ? "s200" : s === 429 ? "s429" : s >= 500 ? "s5xx" : "sother");
 
 function drawTimeline(calls, elapsed, marks = []) {
-  const W = 980, L = 62, R = 150, T = 24, ROW = 26, AXIS = 34;
+  const W = 980, L = 62, R = 150, T = 36, ROW = 26, AXIS = 34;
   const H = T + calls.length * ROW + AXIS;
   const xTicks = ticks(Math.max(elapsed, 1000), 8);
   const top = xTicks[xTicks.length - 1];
@@ -298,25 +298,31 @@ function drawTimeline(calls, elapsed, marks = []) {
   root.append(text(L + (W - L - R) / 2, H - 3, "time since the run started", { "text-anchor": "middle" }));
   root.append(svg("line", { x1: L, x2: W - R, y1: bottom, y2: bottom, class: "axis" }));
 
-  // Client-wide state: a server's wait hint cools the route; breaker changes.
-  let label = { x: -Infinity }; // the last breaker label: changes close together share one
+  // Client-wide state: a 429's wait hint cools the route; breaker changes (close ones share a label).
+  const labels = [];
   for (const m of marks) {
+    const at = x(m.t);
     if (m.coolMs !== undefined) {
-      root.append(svg("rect", { x: x(m.t), y: T, width: x(m.t + m.coolMs) - x(m.t), height: bottom - T, class: "cooling" }));
-      root.append(text(x(m.t) + 4, T - 6, `primary cooling (${m.hint} ${fmtMs(m.coolMs)})`, { class: "mark-label cool" }));
-    } else {
-      root.append(svg("line", { x1: x(m.t), x2: x(m.t), y1: T - 4, y2: bottom, class: `breaker ${m.breaker}` }));
-      if (x(m.t) - label.x < 90) {
-        label.el.textContent += ` → ${m.breaker}`;
-        label.el.setAttribute("class", `mark-label ${m.breaker}`);
-      } else {
-        // Near the right edge, the label ends at the line instead of starting there.
-        const end = x(m.t) > W - R - 140;
-        const at = { "text-anchor": end ? "end" : "start", class: `mark-label ${m.breaker}` };
-        label = { x: x(m.t), el: text(x(m.t) + (end ? -3 : 3), T - 6, `breaker ${m.breaker}`, at) };
-        root.append(label.el);
-      }
+      root.append(svg("rect", { x: at, y: T, width: x(m.t + m.coolMs) - at, height: bottom - T, class: "cooling" }));
+      labels.push({ at, text: `primary cooling (${m.hint} ${fmtMs(m.coolMs)})`, cls: "cool" });
+      continue;
     }
+    root.append(svg("line", { x1: at, x2: at, y1: T - 4, y2: bottom, class: `breaker ${m.breaker}` }));
+    const last = labels.findLast((l) => l.breaker);
+    if (last && at - last.at < 60) {
+      last.text += ` → ${m.breaker}`;
+      last.cls = m.breaker;
+    } else {
+      labels.push({ at, text: `breaker ${m.breaker}`, cls: m.breaker, breaker: true });
+    }
+  }
+  const lineEnds = [-Infinity, -Infinity]; // two lines of labels above the rows
+  for (const l of labels) {
+    const width = l.text.length * 6; // about 6 px a character at 10.5 px
+    const left = Math.min(l.at + 3, W - width);
+    const line = Math.max(0, lineEnds.findIndex((e) => left > e + 8));
+    lineEnds[line] = left + width;
+    root.append(text(left, T - 6 - line * 13, l.text, { class: `mark-label ${l.cls}` }));
   }
 
   calls.forEach((call, i) => {

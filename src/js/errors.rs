@@ -2,8 +2,8 @@
 //!
 //! Errors are ordinary `Error` objects with a stable `name` and extra fields, so the JS side's
 //! brand checks (`isRetryError`, and `instanceof RetryError` through `Symbol.hasInstance`) work
-//! across bundle copies. Events and reports carry no header, URL or body: nothing secret can leak
-//! through them.
+//! across bundle copies. Events and reports carry no header, body or full URL (a breaker key
+//! names a route's origin and model only): nothing secret can leak through them.
 
 use js_sys::{Array, Object, Reflect};
 use wasm_bindgen::prelude::*;
@@ -81,11 +81,12 @@ pub fn event(e: &Event, model: ModelOf) -> JsValue {
             ("route", (*route as u32).into()),
             ("model", opt(model(*route))),
         ]),
-        Event::Fallback { from, to, reason } => obj(&[
+        Event::Fallback { from, to, reason, status } => obj(&[
             ("type", "fallback".into()),
             ("from", (*from as u32).into()),
             ("to", (*to as u32).into()),
             ("reason", reason.as_str().into()),
+            ("status", opt(*status)),
             ("fromModel", opt(model(*from))),
             ("toModel", opt(model(*to))),
         ]),
@@ -95,9 +96,19 @@ pub fn event(e: &Event, model: ModelOf) -> JsValue {
             ("from", from.as_str().into()),
             ("to", to.as_str().into()),
         ]),
-        Event::GiveUp { reason, attempts } => {
-            obj(&[("type", "giveUp".into()), ("reason", reason.as_str().into()), ("attempts", (*attempts).into())])
-        }
+        Event::Skip { route, retry_in_ms, cooling } => obj(&[
+            ("type", "skip".into()),
+            ("route", (*route as u32).into()),
+            ("model", opt(model(*route))),
+            ("reason", if *cooling { "cooling" } else { "circuit-open" }.into()),
+            ("retryInMs", (*retry_in_ms as f64).into()),
+        ]),
+        Event::GiveUp { reason, attempts, status } => obj(&[
+            ("type", "giveUp".into()),
+            ("reason", reason.as_str().into()),
+            ("attempts", (*attempts).into()),
+            ("status", opt(*status)),
+        ]),
         Event::Success { attempts, route, total_ms, fallback } => obj(&[
             ("type", "success".into()),
             ("attempts", (*attempts).into()),

@@ -178,9 +178,13 @@ pub struct Report {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
     Retry { attempt: u32, route: usize, delay_ms: u64, reason: Reason, status: Option<u16>, cause: WaitCause },
-    Fallback { from: usize, to: usize, reason: Reason },
+    /// `status` is the last response's, when the route was left on one.
+    Fallback { from: usize, to: usize, reason: Reason, status: Option<u16> },
+    /// A route passed over without a request: its breaker is open (`Reason::CircuitOpen`) or it
+    /// is cooling after a server's wait hint (`Reason::HintTooLong` is not used here: `cooling`).
+    Skip { route: usize, retry_in_ms: u64, cooling: bool },
     Breaker { key: String, from: State, to: State },
-    GiveUp { reason: Reason, attempts: u32 },
+    GiveUp { reason: Reason, attempts: u32, status: Option<u16> },
     Success { attempts: u32, route: usize, total_ms: u64, fallback: bool },
 }
 
@@ -262,15 +266,17 @@ impl Session {
             match self.admit(shared, route, now) {
                 Admit::Yes => {
                     if let Some((from, reason)) = moved {
-                        self.events.push_back(Event::Fallback { from, to: route, reason });
+                        let status = self.last_status();
+                        self.events.push_back(Event::Fallback { from, to: route, reason, status });
                     }
                     self.report.fallback |= route > 0;
                     self.route_attempts = 0;
                     self.prev_delay = 0;
                     return self.attempt(route, now);
                 }
-                Admit::No { retry_in_ms, .. } => {
+                Admit::No { retry_in_ms, why } => {
                     self.report.skipped.push(route);
+                    self.events.push_back(Event::Skip { route, retry_in_ms, cooling: why == Refusal::Cooling });
                     retry_in = retry_in.min(retry_in_ms);
                 }
             }
@@ -334,6 +340,11 @@ impl Session {
         let move_on = |s: &mut Self, shared: &mut Shared, why| s.enter_route(shared, route + 1, now, Some((route, why)));
         if self.route_attempts >= self.routes[route].max_attempts {
             return move_on(self, shared, Reason::AttemptsExhausted);
+        }
+        // This failure opened the route's breaker (or failed its probe): waiting to send it
+        // another request would only be refused, so move on now.
+        if shared.breaker(&self.routes[route].key).is_some_and(|b| b.state() == State::Open) {
+            return move_on(self, shared, Reason::CircuitOpen);
         }
         if shared.budget.as_ref().is_some_and(|b| !b.can_retry()) {
             return move_on(self, shared, Reason::BudgetExhausted);
@@ -415,6 +426,10 @@ impl Session {
         }
     }
 
+    fn last_status(&self) -> Option<u16> {
+        self.report.attempts.last().and_then(|a| a.status)
+    }
+
     fn finish(&mut self, outcome: Outcome, now: u64) -> Decision {
         self.report.ended_ms = now;
         let attempts = self.report.attempts.len() as u32;
@@ -425,8 +440,10 @@ impl Session {
                 total_ms: now.saturating_sub(self.report.started_ms),
                 fallback: self.report.fallback,
             }),
-            Outcome::Returned(reason) | Outcome::Exhausted(reason) => Some(Event::GiveUp { reason, attempts }),
-            Outcome::CircuitOpen { .. } => Some(Event::GiveUp { reason: Reason::CircuitOpen, attempts }),
+            Outcome::Returned(reason) | Outcome::Exhausted(reason) => {
+                Some(Event::GiveUp { reason, attempts, status: self.last_status() })
+            }
+            Outcome::CircuitOpen { .. } => Some(Event::GiveUp { reason: Reason::CircuitOpen, attempts, status: None }),
             Outcome::Aborted => None,
         };
         self.events.extend(event);

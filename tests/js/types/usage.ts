@@ -81,8 +81,15 @@ export function describeEvent(e: Event): string {
       const to: string = e.to;
       return `breaker ${key}: ${from} → ${to}`;
     }
-    case "fallback":
-      return "fallback";
+    case "fallback": {
+      const status: number | undefined = e.status;
+      return `fallback ${e.from} → ${e.to} (${e.reason}, ${status ?? "-"})`;
+    }
+    case "skip": {
+      const reason: "circuit-open" | "cooling" = e.reason;
+      const retryInMs: number = e.retryInMs;
+      return `skipped route ${e.route}: ${reason}, back in ${retryInMs} ms`;
+    }
     default: {
       const unreachable: never = e;
       return unreachable;
