@@ -71,7 +71,7 @@ impl<'c> Call<'c> {
                 Some(s) => s,
                 None => String::from(input.unchecked_ref::<Object>().to_string()),
             };
-            let method = field("method").as_string().map_or_else(|| "GET".into(), |m| m.to_ascii_uppercase());
+            let method = field("method").as_string().unwrap_or_else(|| "GET".into());
             let body = if body.is_null() { JsValue::UNDEFINED } else { body };
             (url, method, field("headers"), body, given_signal)
         } else {
@@ -100,7 +100,7 @@ impl<'c> Call<'c> {
     }
 
     fn idempotent(&self) -> bool {
-        IDEMPOTENT.contains(&self.method.as_str())
+        IDEMPOTENT.iter().any(|m| m.eq_ignore_ascii_case(&self.method))
             || (!self.headers.is_undefined()
                 && JsHeaders::new_with_str_sequence_sequence(&self.headers)
                     .is_ok_and(|h| h.has("idempotency-key").unwrap_or(false)))
