@@ -14,7 +14,7 @@ WASM_OPT := build/node_modules/.bin/wasm-opt
 WASM_FEATURES := --enable-bulk-memory --enable-bulk-memory-opt --enable-nontrapping-float-to-int \
 	--enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue
 
-.PHONY: test demo package tools chromium test-native test-wasm test-js test-runtimes test-demo sizes clean
+.PHONY: test demo bench package tools chromium test-native test-wasm test-js test-runtimes test-demo sizes clean
 
 test: test-native test-wasm test-js test-runtimes test-demo
 	@echo "make test: all suites passed"
@@ -96,6 +96,11 @@ tests/demo/node_modules/.stamp: tests/demo/package.json tests/demo/package-lock.
 ## The demo page in headless Chromium, and `demo/run.mjs --once`.
 test-demo: pkg/package.json www/pkg/package.json tests/demo/node_modules/.stamp chromium
 	cd tests/demo && node --test --test-concurrency=1
+
+## Figures, not pass/fail: the engine's decision cost natively, retryFetch's happy-path overhead in Node.
+bench: pkg/package.json
+	cargo run --quiet --release --example engine_bench
+	node bench/overhead.mjs
 
 clean:
 	rm -rf pkg www/pkg target build/node_modules tests/js/node_modules tests/runtimes/node_modules tests/runtimes/.pack tests/demo/node_modules

@@ -41,8 +41,10 @@ struct Call<'c> {
     headers: JsValue,
     /// A string, a Uint8Array, or undefined.
     body: JsValue,
-    /// The caller's other init fields (redirect, credentials, cf, dispatcher …), carried as is.
+    /// The caller's init (redirect, credentials, cf, dispatcher … carried as is).
     base: Object,
+    /// The primary route can send `base` unchanged: no body to replay as bytes.
+    fast: bool,
     signal: Option<AbortSignal>,
     /// Per route, built on first use: the URL and init to send.
     prepared: Vec<Option<(JsValue, Object)>>,
@@ -60,13 +62,12 @@ impl<'c> Call<'c> {
         };
         let field = |k: &str| Reflect::get(&init_obj, &JsValue::from_str(k)).unwrap_or(JsValue::UNDEFINED);
         let given_signal = field("signal").dyn_into::<AbortSignal>().ok();
-        let base = Object::assign(&Object::new(), &init_obj);
-        for k in ["signal", "body", "headers", "method", "duplex"] {
-            let _ = Reflect::delete_property(&base, &JsValue::from_str(k));
-        }
+        // Never mutated: each route's init is a copy with method, headers, body and signal set.
+        let mut base = init_obj.clone();
         let body = field("body");
         let is_request = input.is_instance_of::<Request>();
-        let (url, method, headers, body, signal) = if !is_request && (body.is_undefined() || body.is_null() || body.is_string()) {
+        let fast = !is_request && (body.is_undefined() || body.is_null() || body.is_string());
+        let (url, method, headers, body, signal) = if fast {
             let url = match input.as_string() {
                 Some(s) => s,
                 None => String::from(input.unchecked_ref::<Object>().to_string()),
@@ -83,6 +84,7 @@ impl<'c> Call<'c> {
             };
             if is_request && field("redirect").is_undefined() {
                 let redirect = Reflect::get(&req, &"redirect".into()).unwrap_or(JsValue::UNDEFINED);
+                base = Object::assign(&Object::new(), &init_obj);
                 let _ = Reflect::set(&base, &"redirect".into(), &redirect);
             }
             let body = match req.body() {
@@ -96,7 +98,7 @@ impl<'c> Call<'c> {
         let primary = primary_model(&body);
         let mut models = vec![primary.clone()];
         models.extend(client.opts.fallbacks.iter().map(|f| f.model.clone().or_else(|| primary.clone())));
-        Ok(Call { client, url, method, headers, body, base, signal, prepared: vec![None; routes], models })
+        Ok(Call { client, url, method, headers, body, base, fast, signal, prepared: vec![None; routes], models })
     }
 
     fn idempotent(&self) -> bool {
@@ -124,9 +126,13 @@ impl<'c> Call<'c> {
                 let _ = Reflect::set(&init, &JsValue::from_str(k), v);
             }
         };
-        set("method", &JsValue::from_str(&self.method));
         let url = self.url_of(route).to_owned();
-        match route.checked_sub(1).and_then(|i| self.client.opts.fallbacks.get(i).map(|f| (i, f))) {
+        let fallback = route.checked_sub(1).and_then(|i| self.client.opts.fallbacks.get(i).map(|f| (i, f)));
+        if fallback.is_some() || !self.fast {
+            set("method", &JsValue::from_str(&self.method));
+        }
+        match fallback {
+            None if self.fast => {}
             None => {
                 set("headers", &self.headers);
                 set("body", &self.body);
@@ -195,7 +201,7 @@ impl Call<'_> {
     async fn attempt_once(&mut self, route: usize, timeout_ms: u64) -> AttemptResult {
         let (url, init) = self.prepare(route)?;
         let sig = AttemptSignal::new(self.signal.as_ref())?;
-        let init = Object::assign(&Object::new(), &init);
+        // The call's own copy; attempts are sequential, so the signal is set in place.
         let _ = Reflect::set(&init, &"signal".into(), &sig.signal);
         let timed_out = Rc::new(Cell::new(false));
         let timer = {
@@ -232,6 +238,10 @@ impl Call<'_> {
 async fn observe(r: &Response) -> Observation {
     let status = r.status();
     let mut headers = Headers::new();
+    if status < 400 {
+        // A success is final whatever its headers say: skip the lookups on the hot path.
+        return Observation::Response { status, headers, body: None };
+    }
     let h = r.headers();
     for name in hints::HEADER_NAMES {
         if let Ok(Some(v)) = h.get(name) {
