@@ -1,0 +1,302 @@
+// Acceptance suite for fallback routes and per-route circuit breakers, seen from the outside:
+// two mock providers on different ports (a primary and a fallback, so different origins), and
+// assertions on what each server saw, what the caller got, the events and the report.
+import { test, describe } from "node:test";
+import assert from "node:assert/strict";
+
+import OpenAI from "openai";
+import {
+  createRetryFetch,
+  retry,
+  retryReport,
+  CircuitOpenError,
+  isCircuitOpenError,
+} from "llm-retry";
+import { T, mockFor, settle, sleep } from "./helpers.mjs";
+
+const TINY = { initialMs: 5, maxMs: 20 };
+const PRIMARY_MODEL = "openai/gpt-4o";
+const FALLBACK_MODEL = "anthropic/claude-3-5-haiku-20241022";
+const MESSAGES = [{ role: "user", content: "Say ok" }];
+const BODY = JSON.stringify({ model: PRIMARY_MODEL, messages: MESSAGES });
+const QUOTA = { error: { message: "You exceeded your quota", type: "insufficient_quota", code: "insufficient_quota" } };
+
+/** A primary and a fallback provider, both closed when `t` ends. */
+async function twoProviders(t, primaryScript, fallbackScript = [{ status: 200 }]) {
+  const primary = await mockFor(t, { script: primaryScript });
+  const fallback = await mockFor(t, { script: fallbackScript });
+  return { primary, fallback, route: { url: `${fallback.url}/v1/chat/completions`, model: FALLBACK_MODEL } };
+}
+
+const post = (headers = {}) => ({ method: "POST", body: BODY, headers: { "content-type": "application/json", ...headers } });
+const call = (f, mock, headers) => f(`${mock.url}/v1/chat/completions`, post(headers));
+const ofType = (events, type) => events.filter((e) => e.type === type);
+
+describe("fallback routes", () => {
+  test("primary 503 on every attempt → the fallback serves with the rewritten model", T, async (t) => {
+    const { primary, fallback, route } = await twoProviders(t, [{ status: 503 }]);
+    const events = [];
+    const f = createRetryFetch({ maxAttempts: 3, backoff: TINY, fallbacks: [route], onEvent: (e) => events.push(e) });
+    const res = await call(f, primary);
+    assert.equal(res.status, 200);
+    assert.equal((await res.json()).model, FALLBACK_MODEL, "the caller got the fallback's completion");
+    assert.equal(primary.requests.length, 3);
+    assert.deepEqual(primary.requests.map((r) => r.json?.model), [PRIMARY_MODEL, PRIMARY_MODEL, PRIMARY_MODEL]);
+    assert.equal(fallback.requests.length, 1);
+    assert.equal(fallback.requests[0].path, "/v1/chat/completions");
+    assert.equal(fallback.requests[0].json?.model, FALLBACK_MODEL);
+    assert.deepEqual(fallback.requests[0].json?.messages, MESSAGES, "the rest of the body is kept");
+
+    const fb = ofType(events, "fallback");
+    assert.equal(fb.length, 1, JSON.stringify(events));
+    assert.equal(fb[0].from, 0);
+    assert.equal(fb[0].to, 1);
+    assert.equal(fb[0].reason, "attempts-exhausted");
+    assert.equal(fb[0].toModel, FALLBACK_MODEL);
+    const ok = ofType(events, "success");
+    assert.equal(ok.length, 1, JSON.stringify(events));
+    assert.equal(ok[0].route, 1);
+    assert.equal(ok[0].fallback, true);
+    assert.equal(ok[0].model, FALLBACK_MODEL);
+    assert.equal(ok[0].attempts, 4);
+
+    const report = retryReport(res);
+    assert.ok(report, "retryReport(res) is set");
+    assert.equal(report.route, 1);
+    assert.equal(report.model, FALLBACK_MODEL);
+    assert.equal(report.fallback, true);
+    assert.deepEqual(report.attempts.map((a) => [a.route, a.status]), [[0, 503], [0, 503], [0, 503], [1, 200]]);
+  });
+
+  test("429 insufficient_quota on the primary → one request, then the fallback", T, async (t) => {
+    const { primary, fallback, route } = await twoProviders(t, [{ status: 429, body: QUOTA }]);
+    const events = [];
+    const f = createRetryFetch({ maxAttempts: 3, backoff: TINY, fallbacks: [route], onEvent: (e) => events.push(e) });
+    const res = await call(f, primary);
+    assert.equal(res.status, 200);
+    assert.equal(primary.requests.length, 1);
+    assert.equal(fallback.requests.length, 1);
+    const fb = ofType(events, "fallback");
+    assert.equal(fb.length, 1, JSON.stringify(events));
+    assert.equal(fb[0].reason, "insufficient-quota");
+    assert.equal(fb[0].status, 429);
+  });
+
+  for (const status of [401, 404]) {
+    test(`${status} on the primary moves on at once`, T, async (t) => {
+      const { primary, fallback, route } = await twoProviders(t, [{ status }]);
+      const f = createRetryFetch({ maxAttempts: 3, backoff: TINY, fallbacks: [route] });
+      const res = await call(f, primary);
+      assert.equal(res.status, 200);
+      assert.equal(primary.requests.length, 1);
+      assert.equal(fallback.requests.length, 1);
+      assert.equal(retryReport(res)?.route, 1);
+    });
+  }
+
+  for (const status of [400, 422]) {
+    test(`${status} on the primary is returned at once; the fallback sees nothing`, T, async (t) => {
+      const { primary, fallback, route } = await twoProviders(t, [{ status }]);
+      const f = createRetryFetch({ maxAttempts: 3, backoff: TINY, fallbacks: [route] });
+      const res = await call(f, primary);
+      assert.equal(res.status, status);
+      assert.equal((await res.json()).error.type, "invalid_request_error", "the primary's own error body");
+      assert.equal(primary.requests.length, 1);
+      assert.equal(fallback.requests.length, 0);
+      assert.equal(retryReport(res)?.fallback, false);
+    });
+  }
+
+  test("credentials never cross origins; route headers are sent as given", T, async (t) => {
+    const { primary, fallback, route } = await twoProviders(t, [{ status: 503 }], [{ status: 503 }, { status: 200 }]);
+    const events = [];
+    const f = createRetryFetch({
+      maxAttempts: 1,
+      backoff: TINY,
+      sensitiveHeaders: ["x-org-secret"],
+      fallbacks: [route, { ...route, headers: { authorization: "Bearer sk-fallback" } }],
+      onEvent: (e) => events.push(e),
+    });
+    const secrets = {
+      authorization: "Bearer sk-primary",
+      "x-api-key": "sk-primary",
+      "api-key": "sk-primary",
+      cookie: "session=sk-primary",
+      "x-org-secret": "sk-primary-org",
+    };
+    const res = await call(f, primary, { ...secrets, "x-request-id": "req-42" });
+    assert.equal(res.status, 200);
+    assert.equal(primary.requests.length, 1);
+    for (const [name, value] of Object.entries(secrets)) assert.equal(primary.requests[0].headers[name], value);
+    assert.equal(fallback.requests.length, 2);
+    const [plain, keyed] = fallback.requests;
+    for (const name of Object.keys(secrets)) {
+      assert.equal(plain.headers[name], undefined, `${name} must not reach another origin`);
+      if (name !== "authorization") assert.equal(keyed.headers[name], undefined, `${name} must not reach another origin`);
+    }
+    assert.equal(keyed.headers.authorization, "Bearer sk-fallback", "the route's own key, exactly");
+    assert.equal(plain.headers["x-request-id"], "req-42", "non-sensitive headers are carried");
+    assert.equal(keyed.headers["x-request-id"], "req-42");
+    assert.ok(events.length > 0);
+    assert.ok(!JSON.stringify(events).includes("sk-"), `no secrets in events: ${JSON.stringify(events)}`);
+  });
+});
+
+describe("circuit breaker per route", () => {
+  test("opens after 5 failed attempts, skips the primary, probes after the cooldown, closes on recovery", T, async (t) => {
+    const { primary, fallback, route } = await twoProviders(t, [{ status: 503 }]);
+    const events = [];
+    const f = createRetryFetch({
+      maxAttempts: 1,
+      backoff: TINY,
+      breaker: { failureThreshold: 5, cooldownMs: 400 },
+      fallbacks: [route],
+      onEvent: (e) => events.push(e),
+    });
+    const breakerMoves = () => ofType(events, "breaker").map((e) => `${e.from}→${e.to}`);
+    const callAndCount = async () => {
+      const before = [primary.requests.length, fallback.requests.length];
+      const res = await call(f, primary);
+      assert.equal(res.status, 200);
+      await res.text();
+      return { res, primary: primary.requests.length - before[0], fallback: fallback.requests.length - before[1] };
+    };
+
+    for (let i = 1; i <= 5; i++) {
+      const c = await callAndCount();
+      assert.deepEqual([c.primary, c.fallback], [1, 1], `call ${i}: primary once, then the fallback`);
+    }
+    assert.deepEqual(breakerMoves(), ["closed→open"], "the 5th failure opened the primary's breaker");
+    const opened = ofType(events, "breaker")[0];
+    assert.equal(opened.key, `${primary.url} ${PRIMARY_MODEL}`, "key = origin + model");
+
+    const sixth = await callAndCount();
+    assert.deepEqual([sixth.primary, sixth.fallback], [0, 1], "6th call: primary skipped");
+    assert.deepEqual(retryReport(sixth.res)?.skipped, [0]);
+    assert.equal(retryReport(sixth.res)?.route, 1);
+    const seventh = await callAndCount();
+    assert.deepEqual([seventh.primary, seventh.fallback], [0, 1], "7th call: primary skipped");
+    assert.ok(ofType(events, "skip").some((e) => e.route === 0 && e.reason === "circuit-open"));
+
+    await sleep(450);
+    const probe = await callAndCount();
+    assert.deepEqual([probe.primary, probe.fallback], [1, 1], "one probe to the primary, then the fallback");
+    assert.deepEqual(breakerMoves().slice(1), ["open→half-open", "half-open→open"], "the failed probe re-opened it");
+    const afterProbe = await callAndCount();
+    assert.deepEqual([afterProbe.primary, afterProbe.fallback], [0, 1], "re-opened: primary skipped again");
+
+    primary.setScript([{ status: 200 }]);
+    await sleep(450);
+    const recovered = await callAndCount();
+    assert.deepEqual([recovered.primary, recovered.fallback], [1, 0], "the probe succeeded on the primary");
+    assert.equal(retryReport(recovered.res)?.route, 0);
+    assert.deepEqual(breakerMoves().slice(3), ["open→half-open", "half-open→closed"]);
+    for (let i = 0; i < 2; i++) {
+      const next = await callAndCount();
+      assert.deepEqual([next.primary, next.fallback], [1, 0], "closed: calls go to the primary");
+    }
+  });
+
+  test("every route open → CircuitOpenError, and nothing is sent", T, async (t) => {
+    const { primary, fallback, route } = await twoProviders(t, [{ status: 503 }], [{ status: 503 }]);
+    const cooldownMs = 500;
+    const f = createRetryFetch({ maxAttempts: 1, backoff: TINY, breaker: { failureThreshold: 1, cooldownMs }, fallbacks: [route] });
+    const first = await call(f, primary);
+    assert.equal(first.status, 503, "the last route's response stands");
+    assert.deepEqual([primary.requests.length, fallback.requests.length], [1, 1]);
+
+    const r = await settle(call(f, primary));
+    assert.equal(r.ok, false, `expected a rejection, got ${r.value?.status}`);
+    assert.ok(isCircuitOpenError(r.error), `CircuitOpenError expected, got ${r.error}`);
+    assert.ok(r.error instanceof CircuitOpenError);
+    assert.ok(r.error.retryInMs > 0 && r.error.retryInMs <= cooldownMs, `retryInMs ${r.error.retryInMs}`);
+    assert.deepEqual(r.error.report?.skipped, [0, 1]);
+    assert.deepEqual([primary.requests.length, fallback.requests.length], [1, 1], "no request reached either server");
+  });
+
+  test("onExhausted's Response is what the caller gets, also when every route is open", T, async (t) => {
+    const { primary, fallback, route } = await twoProviders(t, [{ status: 503 }], [{ status: 503 }]);
+    const reports = [];
+    const f = createRetryFetch({
+      maxAttempts: 2,
+      backoff: TINY,
+      breaker: { failureThreshold: 2, cooldownMs: 500 },
+      fallbacks: [route],
+      onExhausted: (report) => {
+        reports.push(report);
+        return new Response("a human will call you back", { status: 202 });
+      },
+    });
+    const res = await call(f, primary);
+    assert.equal(res.status, 202);
+    assert.equal(await res.text(), "a human will call you back");
+    assert.equal(reports.length, 1);
+    assert.deepEqual(reports[0].attempts.map((a) => [a.route, a.status]), [[0, 503], [0, 503], [1, 503], [1, 503]]);
+    assert.deepEqual([primary.requests.length, fallback.requests.length], [2, 2]);
+
+    const open = await settle(call(f, primary));
+    assert.equal(open.ok, true, `onExhausted instead of ${open.error}`);
+    assert.equal(open.value.status, 202);
+    assert.equal(await open.value.text(), "a human will call you back");
+    assert.equal(reports.length, 2);
+    assert.deepEqual(reports[1].skipped, [0, 1]);
+    assert.equal(reports[1].attempts.length, 0);
+    assert.deepEqual([primary.requests.length, fallback.requests.length], [2, 2], "nothing sent while all are open");
+  });
+
+  test("exportState → JSON → restoreState: a fresh client skips the open primary", T, async (t) => {
+    const { primary, fallback, route } = await twoProviders(t, [{ status: 503 }]);
+    const opts = { maxAttempts: 1, backoff: TINY, breaker: { failureThreshold: 2, cooldownMs: 500 }, fallbacks: [route] };
+    const a = createRetryFetch(opts);
+    for (let i = 0; i < 2; i++) assert.equal((await call(a, primary)).status, 200);
+    assert.equal(primary.requests.length, 2);
+    const state = JSON.parse(JSON.stringify(a.exportState()));
+    assert.equal(state.breakers[`${primary.url} ${PRIMARY_MODEL}`]?.state, "open", JSON.stringify(state));
+
+    const b = createRetryFetch(opts);
+    b.restoreState(state);
+    const res = await call(b, primary);
+    assert.equal(res.status, 200);
+    assert.equal(primary.requests.length, 2, "B sent nothing to the primary");
+    assert.equal(fallback.requests.length, 3);
+    assert.deepEqual(retryReport(res)?.skipped, [0]);
+  });
+});
+
+describe("the seed article's example: the OpenAI SDK inside retry(fn)", () => {
+  const run = (mock, onEvent) => {
+    const client = new OpenAI({ apiKey: "sk-test", baseURL: `${mock.url}/v1`, maxRetries: 0 });
+    return retry(
+      ({ route }) => client.chat.completions.create({ model: route.model ?? PRIMARY_MODEL, messages: MESSAGES }),
+      { maxAttempts: 3, backoff: TINY, fallbacks: [{ model: FALLBACK_MODEL }], onEvent },
+    );
+  };
+
+  test("503 ×3 on the primary model, then the fallback model's first request succeeds", T, async (t) => {
+    const mock = await mockFor(t, { script: [{ status: 503 }, { status: 503 }, { status: 503 }, { status: 200 }] });
+    const completion = await run(mock);
+    assert.equal(completion.object, "chat.completion");
+    assert.equal(completion.model, FALLBACK_MODEL);
+    assert.equal(completion.choices[0].message.content, "ok");
+    assert.equal(mock.requests.length, 4);
+    assert.deepEqual(mock.requests.map((r) => r.json?.model), [PRIMARY_MODEL, PRIMARY_MODEL, PRIMARY_MODEL, FALLBACK_MODEL]);
+    assert.equal(retryReport(completion)?.route, 1);
+  });
+
+  test("everything fails → the SDK's own APIError (503) is rethrown, with its report", T, async (t) => {
+    const mock = await mockFor(t, { script: [{ status: 503 }] });
+    const events = [];
+    const r = await settle(run(mock, (e) => events.push(e)));
+    assert.equal(r.ok, false);
+    assert.ok(r.error instanceof OpenAI.APIError, `OpenAI.APIError expected, got ${r.error?.constructor?.name}`);
+    assert.ok(r.error instanceof OpenAI.InternalServerError);
+    assert.equal(r.error.status, 503);
+    const report = retryReport(r.error);
+    assert.ok(report, "retryReport(err) is set");
+    // 3 on the primary, then the fallback (maxAttempts 3 too) until the default retry budget
+    // (10 tokens, retries pause at ≤ half, 1 per failed attempt) stops it after its 2nd attempt.
+    assert.deepEqual(report.attempts.map((a) => [a.route, a.status]), [[0, 503], [0, 503], [0, 503], [1, 503], [1, 503]]);
+    assert.deepEqual(mock.requests.map((r) => r.json?.model), [PRIMARY_MODEL, PRIMARY_MODEL, PRIMARY_MODEL, FALLBACK_MODEL, FALLBACK_MODEL]);
+    assert.deepEqual(ofType(events, "giveUp").map((e) => e.reason), ["budget-exhausted"]);
+  });
+});
