@@ -57,8 +57,8 @@ describe("retry(fn)", () => {
     assert.ok(times[1] - times[0] >= 30 - SLACK, `gap ${(times[1] - times[0]).toFixed(1)} ms ≥ 30`);
   });
 
-  test("status 400 → rethrown untouched at once, 1 call", T, async () => {
-    const err = sdkError("bad request", 400);
+  /** retry() over an fn that always throws `err`: how it settled and how often fn ran. */
+  async function alwaysThrowing(err) {
     let calls = 0;
     const r = await settle(
       retry(
@@ -69,13 +69,17 @@ describe("retry(fn)", () => {
         { backoff: TINY },
       ),
     );
+    return { ...r, calls };
+  }
+
+  test("status 400 → rethrown untouched at once, 1 call", T, async () => {
+    const err = sdkError("bad request", 400);
+    const r = await alwaysThrowing(err);
     assert.equal(r.ok, false);
     assert.equal(r.error, err, "the very same error object");
-    assert.equal(calls, 1);
+    assert.equal(r.calls, 1);
   });
 
-  // The contract asks for 1 call. Whether the quota error comes back as itself or wrapped in a
-  // RetryError (cause = it) is asserted separately, in the "(extension)" test below.
   const quotaCases = {
     "nested error.code": () => sdkError("quota", 429, { error: { code: "insufficient_quota", type: "insufficient_quota" } }),
     "top-level code, as OpenAI's APIError": () =>
@@ -89,18 +93,9 @@ describe("retry(fn)", () => {
   for (const [name, make] of Object.entries(quotaCases)) {
     test(`429 insufficient_quota (${name}) → 1 call, the original error surfaces`, T, async () => {
       const err = make();
-      let calls = 0;
-      const r = await settle(
-        retry(
-          () => {
-            calls++;
-            throw err;
-          },
-          { backoff: TINY },
-        ),
-      );
+      const r = await alwaysThrowing(err);
       assert.equal(r.ok, false);
-      assert.equal(calls, 1);
+      assert.equal(r.calls, 1);
       assert.equal(r.error, err, "the quota error itself");
     });
   }
@@ -115,17 +110,8 @@ describe("retry(fn)", () => {
     ];
     const wrongly = [];
     for (const err of cases) {
-      let calls = 0;
-      const r = await settle(
-        retry(
-          () => {
-            calls++;
-            throw err;
-          },
-          { backoff: TINY },
-        ),
-      );
-      assert.equal(calls, 1, `status ${err.status}: 1 call`);
+      const r = await alwaysThrowing(err);
+      assert.equal(r.calls, 1, `status ${err.status}: 1 call`);
       if (r.error !== err) wrongly.push(`${err.status} ${err.message} → ${r.error?.name}: ${r.error?.message}`);
     }
     assert.deepEqual(wrongly, [], "these came back wrapped instead of untouched");
