@@ -198,7 +198,6 @@ export async function runScenario({ out = process.stdout, color = out.isTTY && !
   print();
 
   let call = 0;
-  let lastStatus; // of the latest attempt, seen by the transport below
   let success; // the success line of the current call
   const tag = () => c.dim(`call ${String(call).padStart(2)}`);
   const model = (route, name) => (route > 0 ? c.magenta : c.cyan)((name ?? `route ${route}`).padEnd(13));
@@ -210,7 +209,7 @@ export async function runScenario({ out = process.stdout, color = out.isTTY && !
           `→ wait ${String(e.delayMs).padStart(4)} ms ${c.dim(`(${e.hint ?? e.wait})`)}`);
         break;
       case "fallback": // the route failed (or was skipped): the next one is tried
-        print(`${tag()}  ${model(e.from, e.fromModel)} ${e.reason === "circuit-open" ? "---" : status(lastStatus)}  ` +
+        print(`${tag()}  ${model(e.from, e.fromModel)} ${status(e.status)}  ` +
           `${e.reason.padEnd(18)} → ${c.magenta(`fallback to ${e.toModel ?? `route ${e.to}`}`)}`);
         break;
       case "breaker": // the key is "<origin> <model>": print the model only
@@ -236,12 +235,6 @@ export async function runScenario({ out = process.stdout, color = out.isTTY && !
     deadlineMs: 15000,
     fallbacks: target.fallbacks,
     onEvent,
-    fetch: async (url, init) => {
-      lastStatus = undefined;
-      const res = await fetch(url, init);
-      lastStatus = res.status;
-      return res;
-    },
   });
 
   const results = [];
