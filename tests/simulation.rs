@@ -246,3 +246,20 @@ fn the_failure_that_opens_the_breaker_moves_on_without_waiting() {
     assert_eq!(r2.sent.iter().map(|s| s.0).collect::<Vec<_>>(), [1]);
     assert!(r2.events.contains(&Event::Skip { route: 0, retry_in_ms: 9905, cooling: false }), "{:?}", r2.events);
 }
+
+#[test]
+fn rate_limits_do_not_open_the_breaker() {
+    let c = Config { max_attempts: 1, breaker: Some(BreakerConfig { failure_threshold: 2, cooldown_ms: 30_000 }), ..cfg() };
+    let mut shared = Shared::new(&c);
+    for i in 0..5 {
+        run(&c, &mut shared, &["a"], false, &[Status(429, &[], None)], i * 10, 0.5);
+    }
+    let r = run(&c, &mut shared, &["a"], false, &[Status(200, &[], None)], 100, 0.5);
+    assert_eq!(r.outcome, Outcome::Success, "still closed after five 429s");
+    // An exhausted quota is the route's failure, and does count.
+    for i in 0..2 {
+        run(&c, &mut shared, &["a"], false, &[Status(429, &[], Some(QUOTA))], 200 + i, 0.5);
+    }
+    let r = run(&c, &mut shared, &["a"], false, &[], 300, 0.5);
+    assert!(matches!(r.outcome, Outcome::CircuitOpen { .. }));
+}

@@ -8,9 +8,10 @@
 //! request, so calls move to a fallback (or fail fast) at once.
 //!
 //! # When it opens
-//! - **Closed** → **Open** after `failure_threshold` consecutive failed attempts (transient
-//!   failures and route failures; a caller's own 4xx is not the provider's fault and counts as
-//!   a success). Any success resets the count.
+//! - **Closed** → **Open** after `failure_threshold` consecutive failed attempts (server
+//!   errors, network errors, timeouts and route failures such as an exhausted quota; a caller's
+//!   own 4xx is not the provider's fault and counts as a success). Any success resets the count.
+//!   A rate limit (429) is neither: the provider is up and asked for a pause.
 //! - **Open** → **HalfOpen** once `cooldown_ms` has passed: exactly one probe attempt is admitted.
 //! - The probe's success closes the breaker; its failure re-opens it for another cooldown. If the
 //!   probe never reports (its caller went away), another probe is admitted after a cooldown.

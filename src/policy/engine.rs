@@ -399,6 +399,9 @@ impl Session {
 
     fn record_health(&mut self, shared: &mut Shared, route: usize, class: Class, reason: Reason, now: u64) {
         let failed = matches!(class, Class::Transient | Class::RouteFailure) || reason == Reason::TimeoutNotIdempotent;
+        // A rate limit says "slow down", not "down": its hint cools the route for just that
+        // long, and it neither counts toward nor resets the breaker's run of failures.
+        let breaker_neutral = reason == Reason::RateLimited;
         if let Some(budget) = shared.budget.as_mut() {
             match class {
                 Class::Transient => budget.record_failure(),
@@ -410,6 +413,10 @@ impl Session {
         let Some(breaker) = shared.breaker(key) else { return };
         let change = match class {
             Class::Abort => {
+                breaker.release_probe();
+                None
+            }
+            _ if breaker_neutral => {
                 breaker.release_probe();
                 None
             }

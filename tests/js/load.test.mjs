@@ -1,0 +1,36 @@
+// Many concurrent calls through one client: every retry honours its server's hint, nothing is
+// sent twice or lost, and during an outage the retry budget keeps the load near one request per
+// call instead of maxAttempts per call.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { createRetryFetch } from "llm-retry";
+import { T, mockFor, chatInit } from "./helpers.mjs";
+
+const CALLS = 200;
+
+test("200 concurrent calls, 150 rate-limited with a 100 ms hint: all succeed, retries wait", T, async (t) => {
+  const limited = Array.from({ length: 150 }, () => ({ status: 429, headers: { "retry-after-ms": "100" } }));
+  const mock = await mockFor(t, { script: [...limited, { status: 200 }] });
+  const retryFetch = createRetryFetch({ budget: false, backoff: { initialMs: 10, maxMs: 50 } });
+  const started = performance.now();
+  const responses = await Promise.all(
+    Array.from({ length: CALLS }, () => retryFetch(`${mock.url}/v1/chat/completions`, chatInit())),
+  );
+  assert.deepEqual(new Set(responses.map((r) => r.status)), new Set([200]));
+  assert.equal(mock.requests.length, CALLS + 150, "each rate-limited call retried exactly once");
+  const firstLimited = Math.min(...mock.requests.slice(0, 150).map((q) => q.t));
+  const earliestRetry = Math.min(...mock.requests.slice(CALLS).map((q) => q.t));
+  assert.ok(earliestRetry - firstLimited >= 95, `a retry came ${(earliestRetry - firstLimited).toFixed(1)} ms after a 100 ms hint`);
+  assert.ok(performance.now() - started < 3000, "and promptly");
+});
+
+test("200 concurrent calls during an outage: the budget keeps retries to a handful", T, async (t) => {
+  const mock = await mockFor(t, { script: [{ status: 503 }] });
+  const retryFetch = createRetryFetch({ backoff: { initialMs: 10, maxMs: 50 }, breaker: false });
+  const responses = await Promise.all(
+    Array.from({ length: CALLS }, () => retryFetch(`${mock.url}/v1/chat/completions`, chatInit())),
+  );
+  assert.deepEqual(new Set(responses.map((r) => r.status)), new Set([503]), "each caller gets the 503");
+  // Without a budget this would be 4 × 200 = 800 requests.
+  assert.ok(mock.requests.length < CALLS + 10, `${mock.requests.length} requests for ${CALLS} calls`);
+});
