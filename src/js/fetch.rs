@@ -17,6 +17,7 @@ use web_sys::{AbortSignal, Headers as JsHeaders, Request, RequestInit, Response}
 
 use super::drive::{drive, AttemptResult, Attempts, Client, Held};
 use super::errors::type_error;
+use super::options::got;
 use super::host::{self, AttemptSignal};
 use super::options::Fallback;
 use crate::policy::classify::Observation;
@@ -37,8 +38,11 @@ struct Call<'c> {
     client: &'c Client,
     url: String,
     method: String,
-    /// The caller's headers as given (any HeadersInit, or undefined).
+    /// The caller's headers as given (any HeadersInit, or undefined), sent as is on the primary.
     headers: JsValue,
+    /// The same, parsed: for the idempotency check and the fallback routes' copies.
+    parsed_headers: Option<JsHeaders>,
+    origin: String,
     /// A string, a Uint8Array, or undefined.
     body: JsValue,
     /// The caller's init (redirect, credentials, cf, dispatcher … carried as is).
@@ -61,30 +65,34 @@ impl<'c> Call<'c> {
             return Err(type_error("init must be an object"));
         };
         let field = |k: &str| Reflect::get(&init_obj, &JsValue::from_str(k)).unwrap_or(JsValue::UNDEFINED);
-        let given_signal = field("signal").dyn_into::<AbortSignal>().ok();
+        // What fetch itself would reject is rejected here, at once, rather than retried.
+        let given_signal = match field("signal") {
+            v if v.is_undefined() || v.is_null() => None,
+            v => Some(v.dyn_into::<AbortSignal>().map_err(|v| type_error(&format!("init.signal must be an AbortSignal ({})", got(&v))))?),
+        };
         // Never mutated: each route's init is a copy with method, headers, body and signal set.
         let mut base = init_obj.clone();
         let body = field("body");
         let is_request = input.is_instance_of::<Request>();
         let fast = !is_request && (body.is_undefined() || body.is_null() || body.is_string());
         let (url, method, headers, body, signal) = if fast {
-            let url = match input.as_string() {
-                Some(s) => s,
-                None => String::from(input.unchecked_ref::<Object>().to_string()),
-            };
+            let url = host::absolute_url(&host::string_of(&input)?)?;
             let method = field("method").as_string().unwrap_or_else(|| "GET".into());
             let body = if body.is_null() { JsValue::UNDEFINED } else { body };
-            (url, method, field("headers"), body, given_signal)
+            if !body.is_undefined() && (method.eq_ignore_ascii_case("GET") || method.eq_ignore_ascii_case("HEAD")) {
+                return Err(type_error("Request with GET/HEAD method cannot have body."));
+            }
+            (url.href(), method, field("headers"), body, given_signal)
         } else {
             let req = if is_request {
                 Request::new_with_request_and_init(input.unchecked_ref(), init_obj.unchecked_ref::<RequestInit>())?
             } else {
-                let url = String::from(input.unchecked_ref::<Object>().to_string());
+                let url = host::string_of(&input)?;
                 Request::new_with_str_and_init(&url, init_obj.unchecked_ref::<RequestInit>())?
             };
             if is_request && field("redirect").is_undefined() {
                 let redirect = Reflect::get(&req, &"redirect".into()).unwrap_or(JsValue::UNDEFINED);
-                base = Object::assign(&Object::new(), &init_obj);
+                base = host::copy_of(&init_obj)?;
                 let _ = Reflect::set(&base, &"redirect".into(), &redirect);
             }
             let body = match req.body() {
@@ -94,23 +102,48 @@ impl<'c> Call<'c> {
             let signal = given_signal.or_else(|| is_request.then(|| req.signal()));
             (req.url(), req.method(), req.headers().into(), body, signal)
         };
+        // Checked once: fetch would reject bad headers on every attempt.
+        let parsed_headers = match &headers {
+            h if h.is_undefined() || h.is_null() => None,
+            h => Some(JsHeaders::new_with_str_sequence_sequence(h)?),
+        };
+        let origin = host::absolute_url(&url)?.origin();
         let routes = 1 + client.opts.fallbacks.len();
         let primary = primary_model(&body);
         let mut models = vec![primary.clone()];
         models.extend(client.opts.fallbacks.iter().map(|f| f.model.clone().or_else(|| primary.clone())));
-        Ok(Call { client, url, method, headers, body, base, fast, signal, prepared: vec![None; routes], models })
+        Ok(Call {
+            client,
+            url,
+            origin,
+            method,
+            headers,
+            parsed_headers,
+            body,
+            base,
+            fast,
+            signal,
+            prepared: vec![None; routes],
+            models,
+        })
     }
 
     fn idempotent(&self) -> bool {
         IDEMPOTENT.iter().any(|m| m.eq_ignore_ascii_case(&self.method))
-            || (!self.headers.is_undefined()
-                && JsHeaders::new_with_str_sequence_sequence(&self.headers)
-                    .is_ok_and(|h| h.has("idempotency-key").unwrap_or(false)))
+            || self.parsed_headers.as_ref().is_some_and(|h| h.has("idempotency-key").unwrap_or(false))
+    }
+
+    /// The origin `route` sends to.
+    fn origin_of(&self, route: usize) -> &str {
+        match route.checked_sub(1).and_then(|i| self.client.opts.fallbacks.get(i)) {
+            Some(Fallback { url: Some(u), .. }) => &u.origin,
+            _ => &self.origin,
+        }
     }
 
     fn url_of(&self, route: usize) -> &str {
         match route.checked_sub(1).and_then(|i| self.client.opts.fallbacks.get(i)) {
-            Some(Fallback { url: Some(u), .. }) => u,
+            Some(Fallback { url: Some(u), .. }) => &u.href,
             _ => &self.url,
         }
     }
@@ -120,7 +153,7 @@ impl<'c> Call<'c> {
         if let Some(Some(p)) = self.prepared.get(route) {
             return Ok(p.clone());
         }
-        let init = Object::assign(&Object::new(), &self.base);
+        let init = host::copy_of(&self.base)?;
         let set = |k: &str, v: &JsValue| {
             if !v.is_undefined() {
                 let _ = Reflect::set(&init, &JsValue::from_str(k), v);
@@ -138,12 +171,11 @@ impl<'c> Call<'c> {
                 set("body", &self.body);
             }
             Some((i, f)) => {
-                let headers = if self.headers.is_undefined() {
-                    JsHeaders::new()?
-                } else {
-                    JsHeaders::new_with_str_sequence_sequence(&self.headers)?
+                let headers = match &self.parsed_headers {
+                    Some(h) => JsHeaders::new_with_headers(h)?,
+                    None => JsHeaders::new()?,
                 };
-                if origin(&url) != origin(&self.url) {
+                if self.origin_of(route) != self.origin {
                     for name in &self.client.opts.sensitive {
                         if !f.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name)) {
                             headers.delete(name)?;
@@ -170,10 +202,11 @@ impl<'c> Call<'c> {
 
 impl Attempts for Call<'_> {
     fn routes(&self) -> Vec<Route> {
-        let mut routes = vec![Route::new(key(&self.url, self.models[0].as_deref()), self.client.opts.cfg.max_attempts)];
+        let cfg = &self.client.opts.cfg;
+        let mut routes = vec![Route::new(key(&self.origin, self.models[0].as_deref()), cfg.max_attempts)];
         for (i, f) in self.client.opts.fallbacks.iter().enumerate() {
-            let attempts = f.max_attempts.unwrap_or(self.client.opts.cfg.max_attempts);
-            routes.push(Route::new(key(self.url_of(i + 1), self.models[i + 1].as_deref()), attempts));
+            let attempts = f.max_attempts.unwrap_or(cfg.max_attempts);
+            routes.push(Route::new(key(self.origin_of(i + 1), self.models[i + 1].as_deref()), attempts));
         }
         routes
     }
@@ -187,8 +220,9 @@ impl Attempts for Call<'_> {
     }
 
     fn release(&mut self, held: Held) {
+        // Only a real Response's stream: a custom transport may hand back look-alikes.
         if let Held::Value(v) = held {
-            if let Some(body) = v.unchecked_into::<Response>().body() {
+            if let Some(body) = v.dyn_into::<Response>().ok().and_then(|r| r.body()) {
                 if !body.locked() {
                     host::ignore_rejection(&body.cancel());
                 }
@@ -214,12 +248,13 @@ impl Call<'_> {
         let result = JsFuture::from(host::call_fetch(self.client.opts.transport.as_ref(), &url, &init)).await;
         drop(timer);
         let error = match result {
-            Ok(v) if v.is_object() => {
+            // Duck-typed: another fetch implementation's Response is not `instanceof` this one's.
+            Ok(v) if status_of(&v).is_some() => {
                 let response: Response = v.unchecked_into();
                 let obs = observe(&response).await;
                 return Ok((obs, Held::Value(response.into())));
             }
-            Ok(v) => type_error(&format!("fetch resolved to a non-Response ({})", super::options::got(&v))),
+            Ok(v) => type_error(&format!("fetch resolved to a non-Response ({})", got(&v))),
             Err(e) => e,
         };
         let obs = if self.signal.as_ref().is_some_and(|s| s.aborted()) {
@@ -235,8 +270,13 @@ impl Call<'_> {
 
 /// What the classifier needs of a response: status, the hint headers, and for a 429 the body
 /// (read from a clone, so the caller still gets it whole).
+fn status_of(v: &JsValue) -> Option<u16> {
+    let s = Reflect::get(v, &"status".into()).ok()?.as_f64()?;
+    (100.0..=599.0).contains(&s).then_some(s as u16)
+}
+
 async fn observe(r: &Response) -> Observation {
-    let status = r.status();
+    let status = status_of(r).unwrap_or(0);
     let mut headers = Headers::new();
     if status < 400 {
         // A success is final whatever its headers say: skip the lookups on the hot path.
@@ -258,15 +298,11 @@ async fn observe(r: &Response) -> Observation {
 }
 
 /// The breaker key of a route: its origin and model.
-fn key(url: &str, model: Option<&str>) -> String {
+fn key(origin: &str, model: Option<&str>) -> String {
     match model {
-        Some(m) => format!("{} {m}", origin(url)),
-        None => origin(url),
+        Some(m) => format!("{origin} {m}"),
+        None => origin.to_owned(),
     }
-}
-
-fn origin(url: &str) -> String {
-    web_sys::Url::new(url).map(|u| u.origin()).unwrap_or_else(|_| url.to_owned())
 }
 
 /// The top-level `"model"` of a JSON string body, found without parsing the whole prompt.

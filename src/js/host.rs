@@ -20,6 +20,69 @@ extern "C" {
     fn abort_signal_any(signals: &Array) -> Result<AbortSignal, JsValue>;
 }
 
+// What the caller hands us can throw (a Proxy, a getter, an object with no toString): these
+// read it through bindings that catch, so an exception becomes an error for that one call
+// instead of unwinding through the wasm.
+#[wasm_bindgen]
+extern "C" {
+    /// `String(v)`, as `fetch` converts its input.
+    #[wasm_bindgen(js_name = String, catch)]
+    fn js_string(v: &JsValue) -> Result<js_sys::JsString, JsValue>;
+    #[wasm_bindgen(js_namespace = Object, js_name = keys, catch)]
+    fn object_keys(o: &JsValue) -> Result<Array, JsValue>;
+    #[wasm_bindgen(js_namespace = Object, js_name = entries, catch)]
+    fn object_entries(o: &JsValue) -> Result<Array, JsValue>;
+    #[wasm_bindgen(js_namespace = Object, js_name = assign, catch)]
+    fn object_assign(target: &js_sys::Object, source: &JsValue) -> Result<js_sys::Object, JsValue>;
+}
+
+/// Parses `url`, relative to the page in a browser; a TypeError when it is not a URL.
+pub fn absolute_url(url: &str) -> Result<web_sys::Url, JsValue> {
+    let page = js_sys::Reflect::get(&js_sys::global(), &"location".into())
+        .ok()
+        .filter(|l| l.is_object())
+        .and_then(|l| js_sys::Reflect::get(&l, &"href".into()).ok())
+        .and_then(|h| h.as_string());
+    match page {
+        Some(base) => web_sys::Url::new_with_base(url, &base),
+        None => web_sys::Url::new(url),
+    }
+}
+
+pub fn string_of(v: &JsValue) -> Result<String, JsValue> {
+    match v.as_string() {
+        Some(s) => Ok(s),
+        None => js_string(v).map(String::from),
+    }
+}
+
+/// A shallow copy of a caller's object.
+pub fn copy_of(v: &JsValue) -> Result<js_sys::Object, JsValue> {
+    object_assign(&js_sys::Object::new(), v)
+}
+
+pub fn keys_of(v: &JsValue) -> Result<Vec<String>, JsValue> {
+    Ok(object_keys(v)?.iter().filter_map(|k| k.as_string()).collect())
+}
+
+/// `[key, value]` pairs of a caller's object.
+pub fn entries_of(v: &JsValue) -> Result<Vec<(String, JsValue)>, JsValue> {
+    let entries = object_entries(v)?;
+    Ok(entries
+        .iter()
+        .filter_map(|e| {
+            let pair: Array = e.dyn_into().ok()?;
+            Some((pair.get(0).as_string()?, pair.get(1)))
+        })
+        .collect())
+}
+
+/// The items of a caller's array, read through `Reflect` (a Proxy's traps may throw).
+pub fn items_of(a: &Array) -> Result<Vec<JsValue>, JsValue> {
+    let len = js_sys::Reflect::get(a, &"length".into())?.as_f64().unwrap_or(0.0).clamp(0.0, 10_000.0) as u32;
+    (0..len).map(|i| js_sys::Reflect::get_u32(a, i)).collect()
+}
+
 /// Wall-clock milliseconds since the epoch, read at each decision (Workers advance it only after I/O).
 pub fn now_ms() -> u64 {
     js_sys::Date::now().max(0.0) as u64

@@ -91,10 +91,7 @@ impl RetryClient {
             return Err(bad("state.breakers must be an object"));
         }
         let mut restored = Vec::new();
-        for entry in Object::entries(breakers.unchecked_ref()).iter() {
-            let pair = js_sys::Array::from(&entry);
-            let key = pair.get(0).as_string().unwrap_or_default();
-            let v = pair.get(1);
+        for (key, v) in host::entries_of(&breakers)? {
             let field = |k: &str| Reflect::get(&v, &k.into()).ok().and_then(|x| x.as_f64()).filter(|x| x.is_finite() && *x >= 0.0);
             let state = Reflect::get(&v, &"state".into()).ok().and_then(|s| s.as_string()).and_then(|s| State::parse(&s));
             let state = state.ok_or_else(|| bad(&format!("breakers[\"{key}\"].state must be \"closed\", \"open\" or \"half-open\"")))?;

@@ -9,19 +9,26 @@ use wasm_bindgen::prelude::*;
 use web_sys::AbortSignal;
 
 use super::errors::{range_error, type_error};
+use super::host;
 use crate::policy::backoff::Jitter;
 use crate::policy::breaker::BreakerConfig;
 use crate::policy::budget::BudgetConfig;
 use crate::policy::classify::StatusSet;
 use crate::policy::config::{self, fmt_num, Config, MAX_MS};
 
+#[derive(Clone, Debug)]
+pub struct RouteUrl {
+    pub href: String,
+    pub origin: String,
+}
+
 /// One fallback route, tried after the primary (the request as given).
 #[derive(Clone, Debug, Default)]
 pub struct Fallback {
     /// Rewrites the top-level `"model"` of a JSON body.
     pub model: Option<String>,
-    /// Sends to another endpoint.
-    pub url: Option<String>,
+    /// Sends to another endpoint (an absolute URL, checked when the client is created).
+    pub url: Option<RouteUrl>,
     /// Set or replace these headers on this route.
     pub headers: Vec<(String, String)>,
     pub max_attempts: Option<u32>,
@@ -125,7 +132,7 @@ pub fn parse(value: &JsValue, with_signal: bool) -> Result<Options, JsValue> {
     let extra = get(&obj, "sensitiveHeaders");
     if !extra.is_undefined() {
         let list = array(&extra, "sensitiveHeaders")?;
-        for (i, v) in list.iter().enumerate() {
+        for (i, v) in host::items_of(&list)?.into_iter().enumerate() {
             let name = v.as_string().ok_or_else(|| type_error(&format!("sensitiveHeaders[{i}] must be a string ({})", got(&v))))?;
             o.sensitive.push(name.to_ascii_lowercase());
         }
@@ -148,7 +155,7 @@ fn fallbacks(v: &JsValue) -> Result<Vec<Fallback>, JsValue> {
         return Ok(Vec::new());
     }
     let mut out = Vec::new();
-    for (i, item) in array(v, "fallbacks")?.iter().enumerate() {
+    for (i, item) in host::items_of(&array(v, "fallbacks")?)?.into_iter().enumerate() {
         let path = format!("fallbacks[{i}]");
         let Some(r) = object(&item, &path)? else {
             return Err(type_error(&format!("{path} must be an object ({})", got(&item))));
@@ -160,7 +167,14 @@ fn fallbacks(v: &JsValue) -> Result<Vec<Fallback>, JsValue> {
         }
         out.push(Fallback {
             model: string(&get(&r, "model"), &format!("{path}.model"))?,
-            url: string(&get(&r, "url"), &format!("{path}.url"))?,
+            url: match string(&get(&r, "url"), &format!("{path}.url"))? {
+                None => None,
+                Some(u) => {
+                    let parsed = web_sys::Url::new(&u)
+                        .map_err(|_| type_error(&format!("{path}.url must be an absolute URL (got \"{u}\")")))?;
+                    Some(RouteUrl { href: parsed.href(), origin: parsed.origin() })
+                }
+            },
             headers: header_pairs(&get(&r, "headers"), &format!("{path}.headers"))?,
             max_attempts,
         });
@@ -188,7 +202,7 @@ fn header_pairs(v: &JsValue, path: &str) -> Result<Vec<(String, String)>, JsValu
 
 fn statuses(v: &JsValue) -> Result<StatusSet, JsValue> {
     let mut set = StatusSet::empty();
-    for (i, item) in array(v, "retryOn")?.iter().enumerate() {
+    for (i, item) in host::items_of(&array(v, "retryOn")?)?.into_iter().enumerate() {
         let n = item.as_f64().ok_or_else(|| type_error(&format!("retryOn[{i}] must be a number ({})", got(&item))))?;
         if n.fract() != 0.0 || !set.insert(n as u16) || n > 599.0 {
             return Err(range_error(&format!("retryOn[{i}] must be an HTTP status from 100 to 599 (got {})", fmt_num(n))));
@@ -202,8 +216,7 @@ fn get(obj: &Object, key: &str) -> JsValue {
 }
 
 fn check_keys(obj: &Object, prefix: &str, allowed: &[&str]) -> Result<(), JsValue> {
-    for key in Object::keys(obj).iter() {
-        let key = key.as_string().unwrap_or_default();
+    for key in host::keys_of(obj)? {
         if !allowed.contains(&key.as_str()) {
             let hint = allowed.iter().find(|a| a.eq_ignore_ascii_case(&key) || close(a, &key));
             let hint = hint.map(|a| format!(" (did you mean {prefix}{a}?)")).unwrap_or_default();

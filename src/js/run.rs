@@ -46,7 +46,7 @@ impl FnCall<'_> {
                 fields.push(("model", m.into()));
             }
             if let Some(u) = &f.url {
-                fields.push(("url", u.into()));
+                fields.push(("url", u.href.as_str().into()));
             }
             if !f.headers.is_empty() {
                 let h = Object::new();
@@ -96,7 +96,7 @@ impl Attempts for FnCall<'_> {
         for (i, f) in self.client.opts.fallbacks.iter().enumerate() {
             let key = match (&f.url, &f.model) {
                 (None, None) => format!("#{}", i + 1),
-                (u, m) => format!("{} {}", u.as_deref().unwrap_or(""), m.as_deref().unwrap_or("")),
+                (u, m) => format!("{} {}", u.as_ref().map_or("", |u| u.origin.as_str()), m.as_deref().unwrap_or("")),
             };
             routes.push(Route::new(key, f.max_attempts.unwrap_or(cfg.max_attempts)));
         }
@@ -169,12 +169,9 @@ fn headers_of(h: &JsValue) -> Headers {
         }
         return out;
     }
-    for entry in Object::entries(h.unchecked_ref()).iter() {
-        let pair = js_sys::Array::from(&entry);
-        if let (Some(k), Some(v)) = (pair.get(0).as_string(), pair.get(1).as_string()) {
-            if hints::HEADER_NAMES.iter().any(|n| n.eq_ignore_ascii_case(&k)) {
-                out.push(k, v);
-            }
+    for (k, v) in host::entries_of(h).unwrap_or_default() {
+        if let Some(v) = v.as_string().filter(|_| hints::HEADER_NAMES.iter().any(|n| n.eq_ignore_ascii_case(&k))) {
+            out.push(k, v);
         }
     }
     out

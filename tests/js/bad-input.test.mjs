@@ -1,0 +1,100 @@
+// Bad input gets a TypeError or RangeError naming what was wrong — never a panic, which would
+// surface as a WebAssembly.RuntimeError and abort the instance for every caller in the isolate.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { createRetryFetch, retry, createRetry, retryReport } from "llm-retry";
+import { T, mockFor } from "./helpers.mjs";
+
+const junk = [
+  undefined, null, true, 0, -1, 1.5, NaN, Infinity, -Infinity, 2 ** 53, 1e308, "", "3", "x".repeat(10_000),
+  [], [1, "a"], {}, { a: 1 }, () => {}, Symbol("s"), 10n, new Date(0), new Map(), Object.create(null),
+  new Proxy({}, { get() { throw new Error("trap"); }, ownKeys() { throw new Error("trap"); } }),
+];
+const paths = [
+  "maxAttempts", "deadlineMs", "attemptTimeoutMs", "maxRetryAfterMs", "idempotent", "retryOn", "fetch", "onEvent",
+  "onExhausted", "sensitiveHeaders", "fallbacks", "budget", "breaker", "backoff", "signal",
+  "backoff.initialMs", "backoff.maxMs", "backoff.multiplier", "backoff.jitter",
+  "budget.maxTokens", "budget.tokenRatio", "breaker.failureThreshold", "breaker.cooldownMs",
+  "fallbacks.0", "fallbacks.0.model", "fallbacks.0.url", "fallbacks.0.headers", "fallbacks.0.maxAttempts",
+];
+
+function optionsWith(path, value) {
+  const keys = path.split(".");
+  const root = {};
+  let o = root;
+  for (const k of keys.slice(0, -1)) o = o[k] = /^\d+$/.test(keys[keys.indexOf(k) + 1] ?? "") ? [] : {};
+  o[keys.at(-1)] = value;
+  return root;
+}
+
+function describe(v) {
+  try {
+    return typeof v === "symbol" ? "symbol" : String(v).slice(0, 20);
+  } catch {
+    return typeof v;
+  }
+}
+
+function expectCleanError(e, what) {
+  assert.ok(!(e instanceof WebAssembly.RuntimeError), `${what}: panicked (${e})`);
+  assert.ok(e instanceof TypeError || e instanceof RangeError || e?.message === "trap", `${what}: ${e?.name}: ${e?.message}`);
+}
+
+test("every option with every kind of junk: a clean TypeError/RangeError or success", T, () => {
+  let errors = 0;
+  for (const path of paths) {
+    for (const value of junk) {
+      const what = `${path} = ${describe(value)}`;
+      try {
+        createRetryFetch(optionsWith(path, value));
+      } catch (e) {
+        errors++;
+        expectCleanError(e, what);
+        if (!(e?.message === "trap")) assert.match(e.message, new RegExp(path.split(".")[0]), `${what}: names the option`);
+      }
+    }
+    for (const value of junk) {
+      try {
+        createRetryFetch(value);
+      } catch (e) {
+        expectCleanError(e, `options = ${typeof value}`);
+      }
+    }
+  }
+  assert.ok(errors > paths.length * 10, "most junk is refused");
+});
+
+test("what fetch would reject is rejected at once with a TypeError, sending nothing", T, async (t) => {
+  const mock = await mockFor(t, { script: [{ status: 200 }] });
+  const retryFetch = createRetryFetch({ backoff: { initialMs: 1000 } });
+  const url = `${mock.url}/v1/chat/completions`;
+  for (const [input, init] of [
+    [undefined, undefined], [5, {}], [{}, {}], ["not a url", {}], [url, 5],
+    [url, { headers: 5 }], [url, { headers: { "bad header": "x" } }],
+    [url, { method: "GET", body: "x" }], [url, { signal: "no" }],
+  ]) {
+    const started = performance.now();
+    const e = await retryFetch(input, init).then(() => null, (e) => e);
+    const what = `retryFetch(${describe(input)}, ${JSON.stringify(init)})`;
+    assert.ok(e instanceof TypeError, `${what}: ${e?.name}: ${e?.message}`);
+    assert.ok(performance.now() - started < 500, `${what}: at once, not after retries`);
+  }
+  assert.equal(mock.requests.length, 0);
+  // Still alive after all that:
+  const res = await retryFetch(url, { method: "POST", body: "{}" });
+  assert.equal(res.status, 200);
+});
+
+test("junk to the other entry points: clean TypeErrors", T, async () => {
+  for (const fn of [undefined, 5, "f", {}]) {
+    await assert.rejects(retry(fn), TypeError);
+  }
+  const retryFetch = createRetryFetch();
+  for (const state of [5, null, { breakers: 5 }, { breakers: { k: { state: "ajar" } } }, { breakers: { k: null } }]) {
+    assert.throws(() => retryFetch.restoreState(state), TypeError, JSON.stringify(state));
+  }
+  assert.throws(() => createRetryFetch({ fallbacks: [{ url: "/relative" }] }), /fallbacks\[0\]\.url must be an absolute URL/);
+  assert.equal(retryReport(5), undefined);
+  assert.equal(retryReport({}), undefined);
+  assert.equal(typeof createRetry(), "function");
+});
