@@ -38,6 +38,7 @@ test("README: Node with the OpenAI SDK retries a 429 and prints the completion",
     assert.equal(mock.requests.length, 2);
     assert.ok(mock.requests[1].t - mock.requests[0].t >= 45, "waited for the hint");
     assert.match(r.stderr, /^retry rate-limited/m, "the onEvent line");
+    assert.match(r.stderr, /^served by gpt-4o$/m, "retryReport on the SDK's response");
     assert.equal(mock.requests[1].json.model, "gpt-4o");
   } finally {
     await mock.close();
