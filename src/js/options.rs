@@ -133,7 +133,7 @@ pub fn parse(value: &JsValue, with_signal: bool) -> Result<Options, JsValue> {
     if !extra.is_undefined() {
         let list = array(&extra, "sensitiveHeaders")?;
         for (i, v) in host::items_of(&list)?.into_iter().enumerate() {
-            let name = v.as_string().ok_or_else(|| type_error(&format!("sensitiveHeaders[{i}] must be a string ({})", got(&v))))?;
+            let name = v.as_string().ok_or_else(|| wrong_type(&format!("sensitiveHeaders[{i}]"), "a string", &v))?;
             o.sensitive.push(name.to_ascii_lowercase());
         }
     }
@@ -143,7 +143,7 @@ pub fn parse(value: &JsValue, with_signal: bool) -> Result<Options, JsValue> {
             return Err(type_error("signal is not an option of createRetryFetch: pass init.signal with each call"));
         }
         if !signal.is_instance_of::<AbortSignal>() {
-            return Err(type_error(&format!("signal must be an AbortSignal ({})", got(&signal))));
+            return Err(wrong_type("signal", "an AbortSignal", &signal));
         }
         o.signal = Some(signal.unchecked_into());
     }
@@ -158,7 +158,7 @@ fn fallbacks(v: &JsValue) -> Result<Vec<Fallback>, JsValue> {
     for (i, item) in host::items_of(&array(v, "fallbacks")?)?.into_iter().enumerate() {
         let path = format!("fallbacks[{i}]");
         let Some(r) = object(&item, &path)? else {
-            return Err(type_error(&format!("{path} must be an object ({})", got(&item))));
+            return Err(wrong_type(&path, "an object", &item));
         };
         check_keys(&r, &format!("{path}."), &["model", "url", "headers", "maxAttempts"])?;
         let max_attempts = int(&get(&r, "maxAttempts"), &format!("{path}.maxAttempts"))?;
@@ -188,7 +188,7 @@ fn header_pairs(v: &JsValue, path: &str) -> Result<Vec<(String, String)>, JsValu
         return Ok(Vec::new());
     }
     let headers = web_sys::Headers::new_with_str_sequence_sequence(v)
-        .map_err(|_| type_error(&format!("{path} must be a headers object of string values ({})", got(v))))?;
+        .map_err(|_| wrong_type(path, "a headers object of string values", v))?;
     let mut out = Vec::new();
     let iter = js_sys::try_iter(&headers).ok().flatten();
     for entry in iter.into_iter().flatten().flatten() {
@@ -203,9 +203,9 @@ fn header_pairs(v: &JsValue, path: &str) -> Result<Vec<(String, String)>, JsValu
 fn statuses(v: &JsValue) -> Result<StatusSet, JsValue> {
     let mut set = StatusSet::empty();
     for (i, item) in host::items_of(&array(v, "retryOn")?)?.into_iter().enumerate() {
-        let n = item.as_f64().ok_or_else(|| type_error(&format!("retryOn[{i}] must be a number ({})", got(&item))))?;
+        let n = item.as_f64().ok_or_else(|| wrong_type(&format!("retryOn[{i}]"), "a number", &item))?;
         if n.fract() != 0.0 || !set.insert(n as u16) || n > 599.0 {
-            return Err(range_error(&format!("retryOn[{i}] must be an HTTP status from 100 to 599 (got {})", fmt_num(n))));
+            return Err(out_of_range(&format!("retryOn[{i}]"), "an HTTP status from 100 to 599", n));
         }
     }
     Ok(set)
@@ -238,6 +238,16 @@ fn close(a: &str, b: &str) -> bool {
     prefix + suffix + 1 >= long.len()
 }
 
+/// `TypeError: {path} must be {what} (got …)`.
+fn wrong_type(path: &str, what: &str, v: &JsValue) -> JsValue {
+    type_error(&[path, " must be ", what, " (", &got(v), ")"].concat())
+}
+
+/// `RangeError: {path} must be {rule} (got n)`.
+fn out_of_range(path: &str, rule: &str, n: f64) -> JsValue {
+    range_error(&[path, " must be ", rule, " (got ", &fmt_num(n), ")"].concat())
+}
+
 /// Describes a value for an error message: `got string "3"`, `got number 5`, `got object`.
 pub fn got(v: &JsValue) -> String {
     if let Some(s) = v.as_string() {
@@ -261,14 +271,14 @@ fn object(v: &JsValue, path: &str) -> Result<Option<Object>, JsValue> {
         return Ok(None);
     }
     if !v.is_object() || v.is_function() || Array::is_array(v) {
-        return Err(type_error(&format!("{path} must be an object ({})", got(v))));
+        return Err(wrong_type(path, "an object", v));
     }
     Ok(Some(v.clone().unchecked_into()))
 }
 
 fn array(v: &JsValue, path: &str) -> Result<Array, JsValue> {
     if !Array::is_array(v) {
-        return Err(type_error(&format!("{path} must be an array ({})", got(v))));
+        return Err(wrong_type(path, "an array", v));
     }
     Ok(v.clone().unchecked_into())
 }
@@ -277,9 +287,9 @@ fn number(v: &JsValue, path: &str) -> Result<Option<f64>, JsValue> {
     if v.is_undefined() {
         return Ok(None);
     }
-    let n = v.as_f64().ok_or_else(|| type_error(&format!("{path} must be a number ({})", got(v))))?;
+    let n = v.as_f64().ok_or_else(|| wrong_type(path, "a number", v))?;
     if !n.is_finite() {
-        return Err(range_error(&format!("{path} must be a finite number (got {})", fmt_num(n))));
+        return Err(out_of_range(path, "a finite number", n));
     }
     Ok(Some(n))
 }
@@ -288,7 +298,7 @@ fn int(v: &JsValue, path: &str) -> Result<Option<u32>, JsValue> {
     match number(v, path)? {
         None => Ok(None),
         Some(n) if n.fract() == 0.0 && n >= 0.0 && n <= u32::MAX as f64 => Ok(Some(n as u32)),
-        Some(n) => Err(range_error(&format!("{path} must be a whole number ≥ 0 (got {})", fmt_num(n)))),
+        Some(n) => Err(out_of_range(path, "a whole number ≥ 0", n)),
     }
 }
 
@@ -296,7 +306,7 @@ fn ms(v: &JsValue, path: &str) -> Result<Option<u64>, JsValue> {
     match number(v, path)? {
         None => Ok(None),
         Some(n) if (0.0..=MAX_MS as f64).contains(&n) => Ok(Some(n.ceil() as u64)),
-        Some(n) => Err(range_error(&format!("{path} must be between 0 and {MAX_MS} ms (got {})", fmt_num(n)))),
+        Some(n) => Err(out_of_range(path, &format!("between 0 and {MAX_MS} ms"), n)),
     }
 }
 
@@ -304,14 +314,14 @@ fn boolean(v: &JsValue, path: &str) -> Result<Option<bool>, JsValue> {
     if v.is_undefined() {
         return Ok(None);
     }
-    v.as_bool().map(Some).ok_or_else(|| type_error(&format!("{path} must be a boolean ({})", got(v))))
+    v.as_bool().map(Some).ok_or_else(|| wrong_type(path, "a boolean", v))
 }
 
 fn string(v: &JsValue, path: &str) -> Result<Option<String>, JsValue> {
     if v.is_undefined() {
         return Ok(None);
     }
-    v.as_string().map(Some).ok_or_else(|| type_error(&format!("{path} must be a string ({})", got(v))))
+    v.as_string().map(Some).ok_or_else(|| wrong_type(path, "a string", v))
 }
 
 fn function(v: &JsValue, path: &str) -> Result<Option<Function>, JsValue> {
@@ -319,7 +329,7 @@ fn function(v: &JsValue, path: &str) -> Result<Option<Function>, JsValue> {
         return Ok(None);
     }
     if !v.is_function() {
-        return Err(type_error(&format!("{path} must be a function ({})", got(v))));
+        return Err(wrong_type(path, "a function", v));
     }
     Ok(Some(v.clone().unchecked_into()))
 }
