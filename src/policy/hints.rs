@@ -268,8 +268,10 @@ pub fn duration(value: &str) -> Option<u64> {
     let mut nanos: u128 = 0;
     while !rest.is_empty() {
         let is_number = |c: char| c.is_ascii_digit() || c == '.';
-        let (num, after) = rest.split_at(rest.find(|c| !is_number(c)).unwrap_or(rest.len()));
-        let (unit, next) = after.split_at(after.find(is_number).unwrap_or(after.len()));
+        // `split_at_checked`: the indices come from `find`, but the checked form keeps str
+        // slicing's panic path (and its formatting) out of the wasm.
+        let (num, after) = rest.split_at_checked(rest.find(|c| !is_number(c)).unwrap_or(rest.len()))?;
+        let (unit, next) = after.split_at_checked(after.find(is_number).unwrap_or(after.len()))?;
         let unit_nanos = match unit {
             "ns" => 1,
             "us" | "µs" | "μs" => 1_000,
@@ -404,9 +406,7 @@ fn fraction(digits: &str, unit: u128) -> Option<u128> {
     if !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let (head, tail) = digits
-        .as_bytes()
-        .split_at(digits.len().min(FRACTION_DIGITS));
+    let (head, tail) = digits.as_bytes().split_at_checked(digits.len().min(FRACTION_DIGITS))?;
     let (mut numerator, scale) = head.iter().fold((0u128, 1u128), |(n, scale), b| {
         (n * 10 + u128::from(b - b'0'), scale * 10)
     });
