@@ -12,6 +12,13 @@
 //! The package's entry files (pkg-template) wrap [`RetryClient`] into `createRetryFetch` and
 //! `retry`. Nothing here runs at module load.
 
+/// A small free-list allocator: the wasm is single-threaded and allocates little per call, so
+/// dlmalloc's speed is not needed and its 7 KB are.
+#[global_allocator]
+static ALLOCATOR: lol_alloc::AssumeSingleThreaded<lol_alloc::FreeListAllocator> =
+    // SAFETY: wasm32-unknown-unknown without the atomics feature has exactly one thread.
+    unsafe { lol_alloc::AssumeSingleThreaded::new(lol_alloc::FreeListAllocator::new()) };
+
 mod drive;
 mod errors;
 mod fetch;

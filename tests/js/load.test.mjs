@@ -34,3 +34,26 @@ test("200 concurrent calls during an outage: the budget keeps retries to a handf
   // Without a budget this would be 4 × 200 = 800 requests.
   assert.ok(mock.requests.length < CALLS + 10, `${mock.requests.length} requests for ${CALLS} calls`);
 });
+
+test("memory stays flat over 20 000 calls with retries and fallbacks", T, async () => {
+  // The wasm's linear memory, through the glue the package loaded (initSync returns the live exports).
+  const glue = await import(new URL("./node_modules/llm-retry/llm_retry.js", import.meta.url));
+  const { readFileSync } = await import("node:fs");
+  const { memory } = glue.initSync({ module: readFileSync(new URL("./node_modules/llm-retry/llm_retry_bg.wasm", import.meta.url)) });
+  let n = 0;
+  const transport = async () => new Response("{}", { status: ++n % 7 === 0 ? 503 : 200 });
+  const retryFetch = createRetryFetch({ fetch: transport, budget: false, backoff: { initialMs: 0, maxMs: 0 }, fallbacks: [{ model: "b" }] });
+  const body = JSON.stringify({ model: "a", messages: [{ role: "user", content: "x".repeat(3000) }] });
+  // Same instance as the package's (else this memory would never move and the test would be vacuous):
+  const probe = await retryFetch("http://127.0.0.1:9/v1/chat/completions", { method: "POST", body });
+  assert.ok(glue.retryReport(probe), "the glue's own retryReport knows the package's response");
+  const batch = async () => {
+    for (let i = 0; i < 50; i++) {
+      await Promise.all(Array.from({ length: 200 }, () => retryFetch("http://127.0.0.1:9/v1/chat/completions", { method: "POST", body })));
+    }
+  };
+  await batch(); // 10 000 calls to reach a steady state
+  const steady = memory.buffer.byteLength;
+  await batch();
+  assert.equal(memory.buffer.byteLength, steady, "the second 10 000 calls grew the wasm memory");
+});
