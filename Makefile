@@ -46,13 +46,15 @@ test-wasm: tools
 	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
 		cargo test --target $(TARGET) --test wasm
 
-## The npm package: release wasm → wasm-bindgen (web glue) → wasm-opt → pkg-template.
+## The npm package: release wasm → wasm-bindgen (web glue) → wasm-opt, esbuild (glue) → pkg-template.
 package: tools
 	cargo build --release --target $(TARGET)
 	rm -rf pkg && mkdir -p pkg
 	wasm-bindgen --target web --weak-refs --no-typescript --remove-name-section --remove-producers-section \
 		--out-dir pkg --out-name llm_retry $(WASM)
 	$(WASM_OPT) -Oz $(WASM_FEATURES) pkg/llm_retry_bg.wasm -o pkg/llm_retry_bg.wasm
+	build/node_modules/.bin/esbuild pkg/llm_retry.js --minify --format=esm --log-level=warning \
+		--allow-overwrite --outfile=pkg/llm_retry.js
 	cp pkg-template/* pkg/
 	cp README.md pkg/
 	@$(MAKE) --no-print-directory sizes
