@@ -13,7 +13,7 @@ use web_sys::AbortSignal;
 use super::errors;
 use super::host::{self, Rng};
 use super::options::Options;
-use crate::policy::classify::Observation;
+use crate::policy::classify::{Observation, Reason};
 use crate::policy::engine::{Decision, Outcome, Report, Route, Session, Shared};
 
 /// One client: validated options plus the health state all its calls share.
@@ -36,7 +36,7 @@ pub enum Held {
     /// A response (fetch), or the function's result.
     Value(JsValue),
     /// What the attempt threw. `has_status`: an HTTP error from an SDK, rethrown untouched
-    /// when it is the caller's own.
+    /// when the call ends on it.
     Error { error: JsValue, has_status: bool },
 }
 
@@ -93,12 +93,13 @@ pub async fn drive(client: &Client, a: &mut dyn Attempts, idempotent: bool, sign
                 }
             }
             Decision::Done(outcome) => {
-                let report = errors::report(session.report(), &|r| a.model(r));
-                let result = finish(client, a, outcome, held, session.report(), &report, signal).await;
+                let report = session.into_report();
+                let result = finish(client, a, outcome, held, &report, signal).await;
                 let ended = match &result {
                     Ok(v) | Err(v) => v,
                 };
                 if ended.is_object() {
+                    let report = errors::report(&report, &|r| a.model(r));
                     REPORTS.with(|m| m.set(ended.unchecked_ref(), &report));
                 }
                 return result;
@@ -122,9 +123,10 @@ async fn finish(
     outcome: Outcome,
     held: Held,
     report: &Report,
-    report_js: &JsValue,
     signal: Option<&AbortSignal>,
 ) -> Result<JsValue, JsValue> {
+    // Built only on the failure paths that hand it out.
+    let report_js = || errors::report(report, &|r| a.model(r));
     let (reason, exhausted) = match outcome {
         Outcome::Success => {
             return match held {
@@ -137,28 +139,26 @@ async fn finish(
             let reason = signal.map(|s| s.reason());
             return Err(reason.unwrap_or_else(|| errors::type_error("aborted")));
         }
-        Outcome::CircuitOpen { retry_in_ms } => {
-            if let Some(v) = last_resort(&client.opts.on_exhausted, report_js).await? {
-                return Ok(v);
-            }
-            return Err(errors::circuit_open_error(retry_in_ms, report_js));
-        }
+        Outcome::CircuitOpen { .. } => (Reason::CircuitOpen, true),
         Outcome::Returned(reason) => (reason, false),
         Outcome::Exhausted(reason) => (reason, true),
     };
     if exhausted {
-        if let Some(v) = last_resort(&client.opts.on_exhausted, report_js).await? {
+        if let Some(v) = last_resort(&client.opts.on_exhausted, &report_js()).await? {
             a.release(held);
             return Ok(v);
         }
+    }
+    if let Outcome::CircuitOpen { retry_in_ms } = outcome {
+        return Err(errors::circuit_open_error(retry_in_ms, &report_js()));
     }
     match held {
         Held::Value(v) => Ok(v),
         // An HTTP error from an SDK is handed back as is, as fetch hands back the last Response,
         // so the SDK's typed errors keep working; `retryReport(error)` tells the attempts.
         Held::Error { error, has_status: true } => Err(error),
-        Held::Error { error, .. } => Err(errors::retry_error(reason, report, &error, report_js)),
-        Held::Nothing => Err(errors::retry_error(reason, report, &JsValue::UNDEFINED, report_js)),
+        Held::Error { error, .. } => Err(errors::retry_error(reason, report, &error, &report_js())),
+        Held::Nothing => Err(errors::retry_error(reason, report, &JsValue::UNDEFINED, &report_js())),
     }
 }
 

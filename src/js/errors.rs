@@ -19,11 +19,42 @@ pub fn range_error(message: &str) -> JsValue {
     js_sys::RangeError::new(message).into()
 }
 
+thread_local! {
+    /// Keys as JS strings, made once: decoding the same names out of wasm on every report and
+    /// event was a measurable part of a call's overhead.
+    static KEYS: std::cell::RefCell<Vec<(*const u8, JsValue)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with `k` as a cached JS string.
+pub fn with_key<R>(k: &'static str, f: impl FnOnce(&JsValue) -> R) -> R {
+    KEYS.with(|keys| {
+        let mut keys = keys.borrow_mut();
+        let i = match keys.iter().position(|(p, _)| *p == k.as_ptr()) {
+            Some(i) => i,
+            None => {
+                keys.push((k.as_ptr(), JsValue::from_str(k)));
+                keys.len() - 1
+            }
+        };
+        f(&keys[i].1)
+    })
+}
+
+/// `o[k]`, or undefined when reading it throws.
+pub fn get(o: &JsValue, k: &'static str) -> JsValue {
+    with_key(k, |key| Reflect::get(o, key)).unwrap_or(JsValue::UNDEFINED)
+}
+
+/// `o[k] = v`, ignoring a failure (our own objects do not fail).
+pub fn set(o: &JsValue, k: &'static str, v: &JsValue) {
+    let _ = with_key(k, |key| Reflect::set(o, key, v));
+}
+
 /// A plain object from key/value pairs; undefined values are left out.
-pub fn obj(fields: &[(&str, JsValue)]) -> Object {
+pub fn obj(fields: &[(&'static str, JsValue)]) -> Object {
     let o = Object::new();
     for (k, v) in fields.iter().filter(|(_, v)| !v.is_undefined()) {
-        let _ = Reflect::set(&o, &JsValue::from_str(k), v);
+        set(&o, k, v);
     }
     o
 }
@@ -32,11 +63,11 @@ fn opt<T: Into<JsValue>>(v: Option<T>) -> JsValue {
     v.map_or(JsValue::UNDEFINED, Into::into)
 }
 
-fn named_error(name: &str, message: &str, fields: &[(&str, JsValue)]) -> JsValue {
+fn named_error(name: &str, message: &str, fields: &[(&'static str, JsValue)]) -> JsValue {
     let e = js_sys::Error::new(message);
     e.set_name(name);
     for (k, v) in fields {
-        let _ = Reflect::set(&e, &JsValue::from_str(k), v);
+        set(&e, k, v);
     }
     e.into()
 }

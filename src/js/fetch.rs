@@ -16,10 +16,9 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortSignal, Headers as JsHeaders, Request, RequestInit, Response};
 
 use super::drive::{drive, AttemptResult, Attempts, Client, Held};
-use super::errors::type_error;
-use super::options::got;
+use super::errors::{self, type_error};
 use super::host::{self, AttemptSignal};
-use super::options::Fallback;
+use super::options::{got, Fallback};
 use crate::policy::classify::Observation;
 use crate::policy::engine::Route;
 use crate::policy::{hints, Headers};
@@ -64,7 +63,7 @@ impl<'c> Call<'c> {
         } else {
             return Err(type_error("init must be an object"));
         };
-        let field = |k: &str| Reflect::get(&init_obj, &JsValue::from_str(k)).unwrap_or(JsValue::UNDEFINED);
+        let field = |k: &'static str| errors::get(&init_obj, k);
         // What fetch itself would reject is rejected here, at once, rather than retried.
         let given_signal = match field("signal") {
             v if v.is_undefined() || v.is_null() => None,
@@ -91,9 +90,8 @@ impl<'c> Call<'c> {
                 Request::new_with_str_and_init(&url, init_obj.unchecked_ref::<RequestInit>())?
             };
             if is_request && field("redirect").is_undefined() {
-                let redirect = Reflect::get(&req, &"redirect".into()).unwrap_or(JsValue::UNDEFINED);
                 base = host::copy_of(&init_obj)?;
-                let _ = Reflect::set(&base, &"redirect".into(), &redirect);
+                errors::set(&base, "redirect", &errors::get(&req, "redirect"));
             }
             let body = match req.body() {
                 Some(_) => Uint8Array::new(&JsFuture::from(req.array_buffer()?).await?).into(),
@@ -154,9 +152,9 @@ impl<'c> Call<'c> {
             return Ok(p.clone());
         }
         let init = host::copy_of(&self.base)?;
-        let set = |k: &str, v: &JsValue| {
+        let set = |k: &'static str, v: &JsValue| {
             if !v.is_undefined() {
-                let _ = Reflect::set(&init, &JsValue::from_str(k), v);
+                errors::set(&init, k, v);
             }
         };
         let url = self.url_of(route).to_owned();
@@ -215,6 +213,7 @@ impl Attempts for Call<'_> {
         self.models.get(route).cloned().flatten()
     }
 
+
     fn attempt(&mut self, route: usize, _attempt: u32, timeout_ms: u64) -> Pin<Box<dyn Future<Output = AttemptResult> + '_>> {
         Box::pin(self.attempt_once(route, timeout_ms))
     }
@@ -236,7 +235,7 @@ impl Call<'_> {
         let (url, init) = self.prepare(route)?;
         let sig = AttemptSignal::new(self.signal.as_ref())?;
         // The call's own copy; attempts are sequential, so the signal is set in place.
-        let _ = Reflect::set(&init, &"signal".into(), &sig.signal);
+        errors::set(&init, "signal", &sig.signal);
         let timed_out = Rc::new(Cell::new(false));
         let timer = {
             let (flag, ctrl) = (timed_out.clone(), sig.controller.clone());
@@ -271,7 +270,7 @@ impl Call<'_> {
 /// What the classifier needs of a response: status, the hint headers, and for a 429 the body
 /// (read from a clone, so the caller still gets it whole).
 fn status_of(v: &JsValue) -> Option<u16> {
-    let s = Reflect::get(v, &"status".into()).ok()?.as_f64()?;
+    let s = errors::get(v, "status").as_f64()?;
     (100.0..=599.0).contains(&s).then_some(s as u16)
 }
 

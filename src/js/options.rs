@@ -4,11 +4,11 @@
 //! a `RangeError`, an unknown key (a typo such as `maxAtempts`) a `TypeError` — each naming the
 //! option as the user wrote it.
 
-use js_sys::{Array, Function, Object, Reflect};
+use js_sys::{Array, Function, Object};
 use wasm_bindgen::prelude::*;
 use web_sys::AbortSignal;
 
-use super::errors::{range_error, type_error};
+use super::errors::{get, range_error, type_error};
 use super::host;
 use crate::policy::backoff::Jitter;
 use crate::policy::breaker::BreakerConfig;
@@ -209,10 +209,6 @@ fn statuses(v: &JsValue) -> Result<StatusSet, JsValue> {
         }
     }
     Ok(set)
-}
-
-fn get(obj: &Object, key: &str) -> JsValue {
-    Reflect::get(obj, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
 }
 
 fn check_keys(obj: &Object, prefix: &str, allowed: &[&str]) -> Result<(), JsValue> {

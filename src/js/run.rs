@@ -17,7 +17,7 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::AbortSignal;
 
 use super::drive::{drive, AttemptResult, Attempts, Client, Held};
-use super::errors::obj;
+use super::errors::{self, obj};
 use super::host::{self, AttemptSignal, Either, OnAbort};
 use crate::policy::classify::Observation;
 use crate::policy::engine::Route;
@@ -107,6 +107,7 @@ impl Attempts for FnCall<'_> {
         route.checked_sub(1).and_then(|i| self.client.opts.fallbacks.get(i)).and_then(|f| f.model.clone())
     }
 
+
     fn attempt(&mut self, route: usize, attempt: u32, timeout_ms: u64) -> Pin<Box<dyn Future<Output = AttemptResult> + '_>> {
         Box::pin(self.attempt_once(route, attempt, timeout_ms))
     }
@@ -116,23 +117,16 @@ fn ok() -> Observation {
     Observation::Response { status: 200, headers: Headers::new(), body: None }
 }
 
-fn prop(v: &JsValue, key: &str) -> JsValue {
-    if !v.is_object() {
-        return JsValue::UNDEFINED;
-    }
-    Reflect::get(v, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
-}
-
 /// Sorts a thrown error into an observation (see the module docs); `Err` rethrows it.
 fn classify_error(e: JsValue) -> Result<(Observation, Held), JsValue> {
-    if let Some(status) = prop(&e, "status").as_f64().filter(|s| (100.0..=599.0).contains(s)) {
-        let obs = Observation::Response { status: status as u16, headers: headers_of(&prop(&e, "headers")), body: body_of(&e) };
+    if let Some(status) = errors::get(&e, "status").as_f64().filter(|s| (100.0..=599.0).contains(s)) {
+        let obs = Observation::Response { status: status as u16, headers: headers_of(&errors::get(&e, "headers")), body: body_of(&e) };
         return Ok((obs, Held::Error { error: e, has_status: true }));
     }
-    let name = prop(&e, "name").as_string().unwrap_or_default();
-    let message = prop(&e, "message").as_string().unwrap_or_default().to_ascii_lowercase();
-    let code = prop(&e, "code").as_string().unwrap_or_default();
-    let cause_code = prop(&prop(&e, "cause"), "code").as_string().unwrap_or_default();
+    let name = errors::get(&e, "name").as_string().unwrap_or_default();
+    let message = errors::get(&e, "message").as_string().unwrap_or_default().to_ascii_lowercase();
+    let code = errors::get(&e, "code").as_string().unwrap_or_default();
+    let cause_code = errors::get(&errors::get(&e, "cause"), "code").as_string().unwrap_or_default();
     let obs = if has(&name, "Timeout") || code == "UND_ERR_CONNECT_TIMEOUT" {
         Observation::Timeout
     } else if has(&name, "Connection")
@@ -158,7 +152,7 @@ fn headers_of(h: &JsValue) -> Headers {
     if !h.is_object() {
         return out;
     }
-    let get = prop(h, "get");
+    let get = errors::get(h, "get");
     if let Some(get) = get.dyn_ref::<Function>() {
         for name in hints::HEADER_NAMES {
             if let Ok(v) = get.call1(h, &JsValue::from_str(name)) {
@@ -179,6 +173,6 @@ fn headers_of(h: &JsValue) -> Headers {
 
 /// The error's body as the classifier reads it: its `error`, `code` and `type` as JSON.
 fn body_of(e: &JsValue) -> Option<String> {
-    let o = obj(&[("code", prop(e, "code")), ("type", prop(e, "type")), ("error", prop(e, "error"))]);
+    let o = obj(&[("code", errors::get(e, "code")), ("type", errors::get(e, "type")), ("error", errors::get(e, "error"))]);
     JSON::stringify(&o).ok().and_then(|s| s.as_string())
 }

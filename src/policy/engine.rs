@@ -234,6 +234,11 @@ impl Session {
         &self.report
     }
 
+    /// The report, for a session that is done.
+    pub fn into_report(self) -> Report {
+        self.report
+    }
+
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
