@@ -159,8 +159,11 @@ fn no_sleep_overruns_the_deadline() {
 fn the_deadline_bounds_a_hanging_attempt() {
     let mut c = cfg();
     c.deadline_ms = 3000;
-    let r = run(&c, &mut Shared::new(&c), &["p"], true, &[Timeout(u64::MAX)], 0, 0.5);
-    assert_eq!(r.outcome, Outcome::Exhausted(Reason::Deadline));
+    for idempotent in [true, false] {
+        let r = run(&c, &mut Shared::new(&c), &["p", "fallback"], idempotent, &[Timeout(u64::MAX)], 0, 0.5);
+        assert_eq!(r.outcome, Outcome::Exhausted(Reason::Deadline), "idempotent: {idempotent}");
+        assert_eq!(r.sent.len(), 1, "nothing is sent after the deadline");
+    }
 }
 
 #[test]

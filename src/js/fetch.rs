@@ -213,7 +213,6 @@ impl Attempts for Call<'_> {
         self.models.get(route).cloned().flatten()
     }
 
-
     fn attempt(&mut self, route: usize, _attempt: u32, timeout_ms: u64) -> Pin<Box<dyn Future<Output = AttemptResult> + '_>> {
         Box::pin(self.attempt_once(route, timeout_ms))
     }
@@ -248,12 +247,14 @@ impl Call<'_> {
         drop(timer);
         let error = match result {
             // Duck-typed: another fetch implementation's Response is not `instanceof` this one's.
-            Ok(v) if status_of(&v).is_some() => {
-                let response: Response = v.unchecked_into();
-                let obs = observe(&response).await;
-                return Ok((obs, Held::Value(response.into())));
-            }
-            Ok(v) => type_error(&format!("fetch resolved to a non-Response ({})", got(&v))),
+            Ok(v) => match status_of(&v) {
+                Some(status) => {
+                    let response: Response = v.unchecked_into();
+                    let obs = observe(&response, status).await;
+                    return Ok((obs, Held::Value(response.into())));
+                }
+                None => type_error(&format!("fetch resolved to a non-Response ({})", got(&v))),
+            },
             Err(e) => e,
         };
         let obs = if self.signal.as_ref().is_some_and(|s| s.aborted()) {
@@ -267,15 +268,15 @@ impl Call<'_> {
     }
 }
 
-/// What the classifier needs of a response: status, the hint headers, and for a 429 the body
-/// (read from a clone, so the caller still gets it whole).
+/// The status of anything response-like; `None` for something that is not a response.
 fn status_of(v: &JsValue) -> Option<u16> {
     let s = errors::get(v, "status").as_f64()?;
     (100.0..=599.0).contains(&s).then_some(s as u16)
 }
 
-async fn observe(r: &Response) -> Observation {
-    let status = status_of(r).unwrap_or(0);
+/// What the classifier needs of a response: status, the hint headers, and for a 429 the body
+/// (read from a clone, so the caller still gets it whole).
+async fn observe(r: &Response, status: u16) -> Observation {
     let mut headers = Headers::new();
     if status < 400 {
         // A success is final whatever its headers say: skip the lookups on the hot path.

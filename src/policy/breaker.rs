@@ -138,15 +138,6 @@ impl Breaker {
         }
     }
 
-    /// When the route would next admit an attempt, without admitting one.
-    pub fn retry_in_ms(&self, now_ms: u64) -> u64 {
-        let open = match (self.state, self.probe_since_ms) {
-            (State::Open, _) => self.open_until_ms,
-            (State::HalfOpen, Some(since)) => since.saturating_add(self.cfg.cooldown_ms),
-            _ => 0,
-        };
-        open.max(self.cooled_until_ms).saturating_sub(now_ms)
-    }
 
     pub fn record_success(&mut self) -> Option<Transition> {
         self.failures = 0;

@@ -70,10 +70,6 @@ impl Shared {
         Self { breaker_cfg: cfg.breaker, budget: cfg.budget.map(Budget::new), breakers: Vec::new() }
     }
 
-    pub fn budget(&self) -> Option<&Budget> {
-        self.budget.as_ref()
-    }
-
     /// Every breaker that has seen traffic, by key.
     pub fn snapshot(&self) -> Vec<(String, Snapshot)> {
         self.breakers.iter().map(|(k, b)| (k.clone(), b.snapshot())).collect()
@@ -313,20 +309,18 @@ impl Session {
         let waited_ms = std::mem::take(&mut self.pending_wait);
         self.report.attempts.push(AttemptRecord { route, status: obs.status(), reason, waited_ms });
         self.record_health(shared, route, class, reason, now);
+        // A timeout that was the call's deadline ends the call, idempotent or not.
+        if deadline_bound && *obs == Observation::Timeout {
+            return self.finish(Outcome::Exhausted(Reason::Deadline), now);
+        }
         match class {
             Class::Success => {
                 self.report.served_by = Some(route);
                 self.finish(Outcome::Success, now)
             }
             Class::Abort => self.finish(Outcome::Aborted, now),
-            Class::Final if reason == Reason::TimeoutNotIdempotent && deadline_bound => {
-                self.finish(Outcome::Exhausted(Reason::Deadline), now)
-            }
             Class::Final => self.finish(Outcome::Returned(reason), now),
             Class::RouteFailure => self.enter_route(shared, route + 1, now, Some((route, reason))),
-            Class::Transient if reason == Reason::Timeout && deadline_bound => {
-                self.finish(Outcome::Exhausted(Reason::Deadline), now)
-            }
             Class::Transient => self.plan_retry(shared, route, obs, reason, now, rand),
         }
     }
