@@ -138,7 +138,6 @@ impl Breaker {
         }
     }
 
-
     pub fn record_success(&mut self) -> Option<Transition> {
         self.failures = 0;
         self.probe_since_ms = None;
