@@ -37,9 +37,9 @@ tests/js/node_modules/.stamp: tests/js/package.json tests/js/package-lock.json p
 	cd tests/js && npm ci --no-audit --no-fund
 	touch $@
 
-## The pure core, natively: no JS crate is compiled.
+## The pure core, natively: no JS crate is compiled (the `sim` feature adds none either).
 test-native:
-	cargo test
+	cargo test --features sim
 
 ## The wasm-bindgen layer, in Node.
 test-wasm: tools

@@ -9,6 +9,9 @@
 
 pub mod policy;
 
+#[cfg(any(target_arch = "wasm32", feature = "sim"))]
+mod rng;
+
 #[cfg(feature = "sim")]
 pub mod sim;
 

@@ -14,6 +14,7 @@ use crate::policy::classify::Observation;
 use crate::policy::config::Config;
 use crate::policy::engine::{Decision, Outcome, Route, Session, Shared};
 use crate::policy::Headers;
+use crate::rng::next_f64;
 
 #[derive(Clone, Debug)]
 pub struct Storm {
@@ -100,13 +101,6 @@ pub fn schedules(cfg: &Config, runs: u32, seed: u64) -> Vec<Vec<u64>> {
         .collect()
 }
 
-fn next_f64(state: &mut u64) -> f64 {
-    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-}
 
 #[cfg(test)]
 mod tests {

@@ -106,13 +106,9 @@ impl Rng {
         if s == 0 {
             s = getrandom::u64().unwrap_or(0) ^ (js_sys::Date::now() as u64).rotate_left(17) | 1;
         }
-        s = s.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let x = crate::rng::next_f64(&mut s);
         self.0.set(s);
-        let mut z = s;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^= z >> 31;
-        (z >> 11) as f64 / (1u64 << 53) as f64
+        x
     }
 }
 
