@@ -74,14 +74,14 @@ impl<'c> Call<'c> {
         let body = field("body");
         let is_request = input.is_instance_of::<Request>();
         let fast = !is_request && (body.is_undefined() || body.is_null() || body.is_string());
-        let (url, method, headers, body, signal) = if fast {
+        let (url, origin, method, headers, body, signal) = if fast {
             let url = host::absolute_url(&host::string_of(&input)?)?;
             let method = field("method").as_string().unwrap_or_else(|| "GET".into());
             let body = if body.is_null() { JsValue::UNDEFINED } else { body };
             if !body.is_undefined() && (method.eq_ignore_ascii_case("GET") || method.eq_ignore_ascii_case("HEAD")) {
                 return Err(type_error("Request with GET/HEAD method cannot have body."));
             }
-            (url.href(), method, field("headers"), body, given_signal)
+            (url.href(), url.origin(), method, field("headers"), body, given_signal)
         } else {
             let req = if is_request {
                 Request::new_with_request_and_init(input.unchecked_ref(), init_obj.unchecked_ref::<RequestInit>())?
@@ -98,14 +98,14 @@ impl<'c> Call<'c> {
                 None => JsValue::UNDEFINED,
             };
             let signal = given_signal.or_else(|| is_request.then(|| req.signal()));
-            (req.url(), req.method(), req.headers().into(), body, signal)
+            let origin = host::absolute_url(&req.url())?.origin();
+            (req.url(), origin, req.method(), req.headers().into(), body, signal)
         };
         // Checked once: fetch would reject bad headers on every attempt.
         let parsed_headers = match &headers {
             h if h.is_undefined() || h.is_null() => None,
             h => Some(JsHeaders::new_with_str_sequence_sequence(h)?),
         };
-        let origin = host::absolute_url(&url)?.origin();
         let routes = 1 + client.opts.fallbacks.len();
         let primary = primary_model(&body);
         let mut models = vec![primary.clone()];
