@@ -46,12 +46,14 @@ test-wasm: tools
 	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
 		cargo test --target $(TARGET) --test wasm
 
-## The npm package: release wasm → wasm-bindgen (web glue) → wasm-opt, esbuild (glue) → pkg-template.
+## The npm package: release wasm → wasm-bindgen (web glue) → short import/export names in both
+## (build/minify-imports.mjs) → wasm-opt, esbuild (glue) → pkg-template.
 package: tools
 	cargo build --release --target $(TARGET)
 	rm -rf pkg && mkdir -p pkg
 	wasm-bindgen --target web --weak-refs --no-typescript --remove-name-section --remove-producers-section \
 		--out-dir pkg --out-name llm_retry $(WASM)
+	node build/minify-imports.mjs pkg/llm_retry_bg.wasm pkg/llm_retry.js
 	$(WASM_OPT) -Oz $(WASM_FEATURES) pkg/llm_retry_bg.wasm -o pkg/llm_retry_bg.wasm
 	build/node_modules/.bin/esbuild pkg/llm_retry.js --minify --format=esm --log-level=warning \
 		--allow-overwrite --outfile=pkg/llm_retry.js
@@ -59,7 +61,7 @@ package: tools
 	cp README.md pkg/
 	@$(MAKE) --no-print-directory sizes
 
-pkg/package.json: $(shell find src pkg-template -type f) Cargo.toml
+pkg/package.json: $(shell find src pkg-template -type f) Cargo.toml build/minify-imports.mjs
 	$(MAKE) --no-print-directory package
 
 sizes:
@@ -74,7 +76,7 @@ test-js: pkg/package.json tests/js/node_modules/.stamp
 	cd tests/js && node --test --test-concurrency=1 *.test.mjs
 
 ## The demo page's build: the package plus the storm simulation (feature sim), for www/.
-www/pkg/package.json: $(shell find src pkg-template -type f) Cargo.toml | tools
+www/pkg/package.json: $(shell find src pkg-template -type f) Cargo.toml build/minify-imports.mjs | tools
 	cargo build --release --target $(TARGET) --features sim --target-dir target/sim
 	rm -rf www/pkg && mkdir -p www/pkg
 	wasm-bindgen --target web --weak-refs --no-typescript --out-dir www/pkg --out-name llm_retry \

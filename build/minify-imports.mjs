@@ -1,0 +1,150 @@
+// Shortens the names the wasm imports its JS glue by: wasm-bindgen names each import
+// `__wbg_<name>_<16 hex digits>` in the module "./<out>_bg.js", and both the .wasm and the glue
+// carry every name, hash included (~110 of them). This renames the module to "w" and each import
+// to a short name, in the .wasm's import section and in the glue's import object, and
+// fails if the glue does not hold each name exactly once as a property key. Exports the glue
+// reads as `wasm.<name>` (hashed closure shims among them) get short names the same way.
+//
+// usage: node build/minify-imports.mjs pkg/llm_retry_bg.wasm pkg/llm_retry.js
+import { readFileSync, writeFileSync } from "node:fs";
+
+const [wasmPath, gluePath] = process.argv.slice(2);
+const wasm = readFileSync(wasmPath);
+let glue = readFileSync(gluePath, "utf8");
+const fail = (msg) => {
+  console.error(`minify-imports: ${msg}`);
+  process.exit(1);
+};
+
+// 0 → "a", 51 → "Z", 52 → "aa": names that are valid JS identifiers.
+const letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+const shortName = (n) => (n < 52 ? "" : shortName(Math.floor(n / 52) - 1)) + letters[n % 52];
+
+let pos = 0;
+const leb = () => {
+  let result = 0;
+  let shift = 0;
+  for (;;) {
+    const byte = wasm[pos++];
+    result += (byte & 0x7f) * 2 ** shift;
+    shift += 7;
+    if (byte < 0x80) return result;
+  }
+};
+const encodeLeb = (n) => {
+  const out = [];
+  do {
+    let byte = n & 0x7f;
+    n = Math.floor(n / 128);
+    if (n) byte |= 0x80;
+    out.push(byte);
+  } while (n);
+  return Buffer.from(out);
+};
+const name = () => {
+  const len = leb();
+  const text = wasm.toString("utf8", pos, pos + len);
+  pos += len;
+  return text;
+};
+const encodeName = (text) => {
+  const bytes = Buffer.from(text, "utf8");
+  return Buffer.concat([encodeLeb(bytes.length), bytes]);
+};
+const limits = () => {
+  const flags = wasm[pos++];
+  leb();
+  if (flags & 1) leb();
+};
+
+// The sections, each as its id and the bytes of its body.
+pos = 8;
+const sections = [];
+while (pos < wasm.length) {
+  const id = wasm[pos++];
+  const size = leb();
+  sections.push({ id, start: pos, body: wasm.subarray(pos, pos + size) });
+  pos += size;
+}
+const parse = (id, entry) => {
+  const found = sections.find((s) => s.id === id);
+  if (!found) fail(`no section ${id}`);
+  pos = found.start;
+  const count = leb();
+  const entries = [];
+  for (let i = 0; i < count; i++) entries.push(entry());
+  if (pos !== found.start + found.body.length) fail(`section ${id} did not parse to its end`);
+  found.body = Buffer.concat([encodeLeb(count), ...entries]);
+};
+
+// Imports: every import from the glue module is renamed, and the module becomes "w".
+const imports = new Map();
+const modules = new Set();
+parse(2, () => {
+  const module = name();
+  const field = name();
+  const descStart = pos;
+  const kind = wasm[pos++];
+  if (kind === 0 || kind === 4) {
+    if (kind === 4) pos++;
+    leb();
+  } else if (kind === 1) {
+    pos++;
+    limits();
+  } else if (kind === 2) {
+    limits();
+  } else if (kind === 3) {
+    pos += 2;
+  } else {
+    fail(`unknown import kind ${kind}`);
+  }
+  const desc = wasm.subarray(descStart, pos);
+  if (!module.endsWith("_bg.js")) return Buffer.concat([encodeName(module), encodeName(field), desc]);
+  modules.add(module);
+  const short = shortName(imports.size);
+  imports.set(field, short);
+  return Buffer.concat([encodeName("w"), encodeName(short), desc]);
+});
+if (modules.size !== 1) fail(`expected one glue module, found ${[...modules].join(", ")}`);
+
+// Exports: those the glue reads as `wasm.<name>` (and never names in quotes) are renamed; the
+// rest keep their names, and so does `memory`, which callers of initSync may read. A glue
+// function of the same name is a local and keeps its own.
+const exports = new Map();
+parse(7, () => {
+  const field = name();
+  const descStart = pos;
+  pos++;
+  leb();
+  const desc = wasm.subarray(descStart, pos);
+  const member = new RegExp(`\\bwasm\\.${field}\\b`).test(glue);
+  const quoted = glue.includes(`"${field}"`) || glue.includes(`'${field}'`);
+  let short = field;
+  if (member && !quoted && field !== "memory") {
+    short = shortName(exports.size);
+    exports.set(field, short);
+  }
+  return Buffer.concat([encodeName(short), desc]);
+});
+
+const out = Buffer.concat([
+  wasm.subarray(0, 8),
+  ...sections.map(({ id, body }) => Buffer.concat([Buffer.from([id]), encodeLeb(body.length), body])),
+]);
+
+const [module] = modules;
+const moduleKey = JSON.stringify(module);
+if (glue.split(moduleKey).length !== 2) fail(`glue must name ${moduleKey} once`);
+glue = glue.replace(moduleKey, '"w"');
+for (const [from, to] of imports) {
+  const key = new RegExp(`\\b${from}:`, "g");
+  const hits = glue.match(key)?.length ?? 0;
+  if (hits !== 1 || glue.split(from).length !== 2) fail(`glue must hold ${from} once, as a key`);
+  glue = glue.replace(key, `${to}:`);
+}
+for (const [from, to] of exports) {
+  glue = glue.replace(new RegExp(`\\bwasm\\.${from}\\b`, "g"), `wasm.${to}`);
+}
+
+writeFileSync(wasmPath, out);
+writeFileSync(gluePath, glue);
