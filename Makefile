@@ -44,7 +44,7 @@ test-native:
 ## The wasm-bindgen layer, in Node.
 test-wasm: tools
 	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
-		cargo test --target $(TARGET) --test wasm
+		cargo test --target $(TARGET) --features std --test wasm
 
 ## The npm package: release wasm → wasm-bindgen (web glue) → short import/export names in both
 ## (build/minify-imports.mjs) → wasm-opt, esbuild (glue) → pkg-template.

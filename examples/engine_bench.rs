@@ -11,13 +11,21 @@ use llm_retry::policy::Headers;
 
 fn main() {
     // Breaker and budget off: with every call failing twice they would (rightly) stop retries.
-    let cfg = Config { breaker: None, budget: None, ..Config::default() };
+    let cfg = Config {
+        breaker: None,
+        budget: None,
+        ..Config::default()
+    };
     let mut shared = Shared::new(&cfg);
     let calls = 200_000u64;
     let (mut decisions, mut now) = (0u64, 1_700_000_000_000u64);
     let start = Instant::now();
     for _ in 0..calls {
-        let mut s = Session::new(&cfg, vec![Route::new("https://api.example.com gpt-4o", 4)], false);
+        let mut s = Session::new(
+            &cfg,
+            vec![Route::new("https://api.example.com gpt-4o", 4)],
+            false,
+        );
         let mut statuses = [503u16, 503, 200].into_iter();
         let mut seen: Option<Observation> = None;
         loop {
@@ -25,7 +33,11 @@ fn main() {
             match s.next(&mut shared, seen.as_ref(), now, 0.5) {
                 Decision::Attempt { .. } => {
                     let status = statuses.next().unwrap_or(200);
-                    seen = Some(Observation::Response { status, headers: Headers::new(), body: None });
+                    seen = Some(Observation::Response {
+                        status,
+                        headers: Headers::new(),
+                        body: None,
+                    });
                 }
                 Decision::Wait { ms, .. } => now += ms,
                 Decision::Done(o) => {
@@ -40,5 +52,9 @@ fn main() {
         now += 1;
     }
     let ns = start.elapsed().as_nanos() as f64;
-    println!("engine: {:.0} ns per decision, {:.2} µs per 3-attempt call ({decisions} decisions)", ns / decisions as f64, ns / calls as f64 / 1000.0);
+    println!(
+        "engine: {:.0} ns per decision, {:.2} µs per 3-attempt call ({decisions} decisions)",
+        ns / decisions as f64,
+        ns / calls as f64 / 1000.0
+    );
 }

@@ -7,7 +7,21 @@
 //!   `AbortSignal`, the host's clock and crypto, and exports the JavaScript API
 //!   (`createRetryFetch`, `retry`).
 
+#![cfg_attr(all(target_arch = "wasm32", not(feature = "std")), no_std)]
+
+extern crate alloc;
+
+/// Without std a panic is a trap: no message formatting, no unwinding machinery. Nothing in the
+/// crate panics on outside data; a trap here would be a bug in the crate itself.
+#[cfg(all(target_arch = "wasm32", not(feature = "std")))]
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    core::arch::wasm32::unreachable()
+}
+
+mod num;
 pub mod policy;
+mod text;
 
 #[cfg(any(target_arch = "wasm32", feature = "sim"))]
 mod rng;

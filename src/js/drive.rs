@@ -1,9 +1,10 @@
 //! The driver: a short loop that executes the engine's decisions against the host.
 //! `fetch` and `retry(fn)` differ only in how one attempt is made ([`Attempts`]).
 
-use std::cell::RefCell;
-use std::future::Future;
-use std::pin::Pin;
+use alloc::{boxed::Box, string::String, vec::Vec};
+use core::cell::RefCell;
+use core::future::Future;
+use core::pin::Pin;
 
 use js_sys::{Function, Promise, WeakMap};
 use wasm_bindgen::prelude::*;
@@ -11,7 +12,7 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::AbortSignal;
 
 use super::errors;
-use super::host::{self, Rng};
+use super::host::{self, Local, Rng};
 use super::options::Options;
 use crate::policy::classify::{Observation, Reason};
 use crate::policy::engine::{Decision, Outcome, Report, Route, Session, Shared};
@@ -26,7 +27,11 @@ pub struct Client {
 impl Client {
     pub fn new(opts: Options) -> Self {
         let shared = RefCell::new(Shared::new(&opts.cfg));
-        Self { opts, shared, rng: Rng::default() }
+        Self {
+            opts,
+            shared,
+            rng: Rng::default(),
+        }
     }
 }
 
@@ -37,7 +42,10 @@ pub enum Held {
     Value(JsValue),
     /// What the attempt threw. `has_status`: an HTTP error from an SDK, rethrown untouched
     /// when the call ends on it.
-    Error { error: JsValue, has_status: bool },
+    Error {
+        error: JsValue,
+        has_status: bool,
+    },
 }
 
 /// One attempt's result; `Err` ends the call with that error, untouched.
@@ -47,15 +55,18 @@ pub type AttemptResult = Result<(Observation, Held), JsValue>;
 pub trait Attempts {
     fn routes(&self) -> Vec<Route>;
     fn model(&self, route: usize) -> Option<String>;
-    fn attempt(&mut self, route: usize, attempt: u32, timeout_ms: u64) -> Pin<Box<dyn Future<Output = AttemptResult> + '_>>;
+    fn attempt(
+        &mut self,
+        route: usize,
+        attempt: u32,
+        timeout_ms: u64,
+    ) -> Pin<Box<dyn Future<Output = AttemptResult> + '_>>;
     /// The held value is superseded by a new attempt: free what it holds.
     fn release(&mut self, _held: Held) {}
 }
 
-thread_local! {
-    /// The report of each result or error a call ended with, for `retryReport(x)`.
-    static REPORTS: WeakMap = WeakMap::new();
-}
+/// The report of each result or error a call ended with, for `retryReport(x)`.
+static REPORTS: Local<WeakMap> = Local::new(WeakMap::new);
 
 /// The report of a value a call resolved or rejected with.
 pub fn report_of(v: &JsValue) -> JsValue {
@@ -66,7 +77,12 @@ pub fn report_of(v: &JsValue) -> JsValue {
 }
 
 /// Runs one call to its end.
-pub async fn drive(client: &Client, a: &mut dyn Attempts, idempotent: bool, signal: Option<&AbortSignal>) -> Result<JsValue, JsValue> {
+pub async fn drive(
+    client: &Client,
+    a: &mut dyn Attempts,
+    idempotent: bool,
+    signal: Option<&AbortSignal>,
+) -> Result<JsValue, JsValue> {
     if let Some(s) = signal.filter(|s| s.aborted()) {
         return Err(s.reason());
     }
@@ -76,12 +92,21 @@ pub async fn drive(client: &Client, a: &mut dyn Attempts, idempotent: bool, sign
     loop {
         let decision = {
             let mut shared = client.shared.borrow_mut();
-            session.next(&mut shared, seen.as_ref(), host::now_ms(), client.rng.next_f64())
+            session.next(
+                &mut shared,
+                seen.as_ref(),
+                host::now_ms(),
+                client.rng.next_f64(),
+            )
         };
         emit(client, &mut session, a);
         match decision {
-            Decision::Attempt { route, attempt, timeout_ms } => {
-                a.release(std::mem::replace(&mut held, Held::Nothing));
+            Decision::Attempt {
+                route,
+                attempt,
+                timeout_ms,
+            } => {
+                a.release(core::mem::replace(&mut held, Held::Nothing));
                 let (obs, h) = a.attempt(route, attempt, timeout_ms).await?;
                 seen = Some(obs);
                 held = h;
@@ -156,14 +181,25 @@ async fn finish(
         Held::Value(v) => Ok(v),
         // An HTTP error from an SDK is handed back as is, as fetch hands back the last Response,
         // so the SDK's typed errors keep working; `retryReport(error)` tells the attempts.
-        Held::Error { error, has_status: true } => Err(error),
+        Held::Error {
+            error,
+            has_status: true,
+        } => Err(error),
         Held::Error { error, .. } => Err(errors::retry_error(reason, report, &error, &report_js())),
-        Held::Nothing => Err(errors::retry_error(reason, report, &JsValue::UNDEFINED, &report_js())),
+        Held::Nothing => Err(errors::retry_error(
+            reason,
+            report,
+            &JsValue::UNDEFINED,
+            &report_js(),
+        )),
     }
 }
 
 /// `onExhausted(report)`: a value it returns (or resolves to) becomes the result.
-async fn last_resort(hook: &Option<Function>, report: &JsValue) -> Result<Option<JsValue>, JsValue> {
+async fn last_resort(
+    hook: &Option<Function>,
+    report: &JsValue,
+) -> Result<Option<JsValue>, JsValue> {
     let Some(f) = hook else { return Ok(None) };
     let v = f.call1(&JsValue::UNDEFINED, report)?;
     let v = JsFuture::from(Promise::resolve(&v)).await?;

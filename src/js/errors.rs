@@ -5,11 +5,16 @@
 //! across bundle copies. Events and reports carry no header, body or full URL (a breaker key
 //! names a route's origin and model only): nothing secret can leak through them.
 
+use alloc::{string::String, vec::Vec};
+use core::cell::RefCell;
+
 use js_sys::{Array, Object, Reflect};
 use wasm_bindgen::prelude::*;
 
+use super::host::Local;
 use crate::policy::classify::Reason;
 use crate::policy::engine::{Event, Report};
+use crate::text::cat;
 
 pub fn type_error(message: &str) -> JsValue {
     js_sys::TypeError::new(message).into()
@@ -19,11 +24,9 @@ pub fn range_error(message: &str) -> JsValue {
     js_sys::RangeError::new(message).into()
 }
 
-thread_local! {
-    /// Keys as JS strings, made once: decoding the same names out of wasm on every report and
-    /// event was a measurable part of a call's overhead.
-    static KEYS: std::cell::RefCell<Vec<(*const u8, JsValue)>> = const { std::cell::RefCell::new(Vec::new()) };
-}
+/// Keys as JS strings, made once: decoding the same names out of wasm on every report and
+/// event was a measurable part of a call's overhead.
+static KEYS: Local<RefCell<Vec<(*const u8, JsValue)>>> = Local::new(|| RefCell::new(Vec::new()));
 
 /// Runs `f` with `k` as a cached JS string.
 pub fn with_key<R>(k: &'static str, f: impl FnOnce(&JsValue) -> R) -> R {
@@ -73,11 +76,23 @@ fn named_error(name: &str, message: &str, fields: &[(&'static str, JsValue)]) ->
 }
 
 /// The call failed without a response to hand back (network errors, timeouts, the deadline).
-pub fn retry_error(reason: Reason, report: &Report, cause: &JsValue, report_js: &JsValue) -> JsValue {
+pub fn retry_error(
+    reason: Reason,
+    report: &Report,
+    cause: &JsValue,
+    report_js: &JsValue,
+) -> JsValue {
     let attempts = report.attempts.len();
     let status = report.attempts.iter().rev().find_map(|a| a.status);
     let plural = if attempts == 1 { "" } else { "s" };
-    let message = format!("request failed after {attempts} attempt{plural}: {}", reason.as_str());
+    let message = cat!(
+        "request failed after ",
+        attempts,
+        " attempt",
+        plural,
+        ": ",
+        reason.as_str()
+    );
     named_error(
         "RetryError",
         &message,
@@ -92,8 +107,19 @@ pub fn retry_error(reason: Reason, report: &Report, cause: &JsValue, report_js: 
 }
 
 pub fn circuit_open_error(retry_in_ms: u64, report_js: &JsValue) -> JsValue {
-    let message = format!("every route's circuit breaker is open; retry in {retry_in_ms} ms");
-    named_error("CircuitOpenError", &message, &[("retryInMs", (retry_in_ms as f64).into()), ("report", report_js.clone())])
+    let message = cat!(
+        "every route's circuit breaker is open; retry in ",
+        retry_in_ms,
+        " ms"
+    );
+    named_error(
+        "CircuitOpenError",
+        &message,
+        &[
+            ("retryInMs", (retry_in_ms as f64).into()),
+            ("report", report_js.clone()),
+        ],
+    )
 }
 
 /// Route `i`'s model name, for events and reports.
@@ -101,18 +127,37 @@ pub type ModelOf<'a> = &'a dyn Fn(usize) -> Option<String>;
 
 pub fn event(e: &Event, model: ModelOf) -> JsValue {
     let o = match e {
-        Event::Retry { attempt, route, delay_ms, reason, status, cause } => obj(&[
+        Event::Retry {
+            attempt,
+            route,
+            delay_ms,
+            reason,
+            status,
+            cause,
+        } => obj(&[
             ("type", "retry".into()),
             ("attempt", (*attempt).into()),
             ("delayMs", (*delay_ms as f64).into()),
             ("reason", reason.as_str().into()),
             ("status", opt(*status)),
-            ("hint", if matches!(cause, crate::policy::engine::WaitCause::Hint(_)) { cause.as_str().into() } else { JsValue::UNDEFINED }),
+            (
+                "hint",
+                if matches!(cause, crate::policy::engine::WaitCause::Hint(_)) {
+                    cause.as_str().into()
+                } else {
+                    JsValue::UNDEFINED
+                },
+            ),
             ("wait", cause.as_str().into()),
             ("route", (*route as u32).into()),
             ("model", opt(model(*route))),
         ]),
-        Event::Fallback { from, to, reason, status } => obj(&[
+        Event::Fallback {
+            from,
+            to,
+            reason,
+            status,
+        } => obj(&[
             ("type", "fallback".into()),
             ("from", (*from as u32).into()),
             ("to", (*to as u32).into()),
@@ -127,20 +172,36 @@ pub fn event(e: &Event, model: ModelOf) -> JsValue {
             ("from", from.as_str().into()),
             ("to", to.as_str().into()),
         ]),
-        Event::Skip { route, retry_in_ms, cooling } => obj(&[
+        Event::Skip {
+            route,
+            retry_in_ms,
+            cooling,
+        } => obj(&[
             ("type", "skip".into()),
             ("route", (*route as u32).into()),
             ("model", opt(model(*route))),
-            ("reason", if *cooling { "cooling" } else { "circuit-open" }.into()),
+            (
+                "reason",
+                if *cooling { "cooling" } else { "circuit-open" }.into(),
+            ),
             ("retryInMs", (*retry_in_ms as f64).into()),
         ]),
-        Event::GiveUp { reason, attempts, status } => obj(&[
+        Event::GiveUp {
+            reason,
+            attempts,
+            status,
+        } => obj(&[
             ("type", "giveUp".into()),
             ("reason", reason.as_str().into()),
             ("attempts", (*attempts).into()),
             ("status", opt(*status)),
         ]),
-        Event::Success { attempts, route, total_ms, fallback } => obj(&[
+        Event::Success {
+            attempts,
+            route,
+            total_ms,
+            fallback,
+        } => obj(&[
             ("type", "success".into()),
             ("attempts", (*attempts).into()),
             ("totalMs", (*total_ms as f64).into()),
@@ -170,7 +231,10 @@ pub fn report(r: &Report, model: ModelOf) -> JsValue {
     obj(&[
         ("attempts", attempts.into()),
         ("totalWaitMs", (r.total_wait_ms as f64).into()),
-        ("durationMs", (r.ended_ms.saturating_sub(r.started_ms) as f64).into()),
+        (
+            "durationMs",
+            (r.ended_ms.saturating_sub(r.started_ms) as f64).into(),
+        ),
         ("route", opt(r.served_by.map(|i| i as u32))),
         ("model", opt(r.served_by.and_then(model))),
         ("fallback", r.fallback.into()),

@@ -5,10 +5,11 @@
 //! `Request` as input — is read once into bytes through `new Request(input, init)`, so every
 //! attempt sends the same bytes (FormData's multipart boundary included).
 
-use std::cell::Cell;
-use std::future::Future;
-use std::pin::Pin;
-use std::rc::Rc;
+use alloc::rc::Rc;
+use alloc::{borrow::ToOwned, boxed::Box, string::String, vec, vec::Vec};
+use core::cell::Cell;
+use core::future::Future;
+use core::pin::Pin;
 
 use js_sys::{JsString, Object, Reflect, Uint8Array, JSON};
 use wasm_bindgen::prelude::*;
@@ -22,6 +23,7 @@ use super::options::{got, Fallback};
 use crate::policy::classify::Observation;
 use crate::policy::engine::Route;
 use crate::policy::{hints, Headers};
+use crate::text::cat;
 
 /// Methods that are safe to repeat after a timeout (RFC 9110 §9.2.2).
 const IDEMPOTENT: [&str; 5] = ["GET", "HEAD", "OPTIONS", "PUT", "DELETE"];
@@ -67,7 +69,9 @@ impl<'c> Call<'c> {
         // What fetch itself would reject is rejected here, at once, rather than retried.
         let given_signal = match field("signal") {
             v if v.is_undefined() || v.is_null() => None,
-            v => Some(v.dyn_into::<AbortSignal>().map_err(|v| type_error(&format!("init.signal must be an AbortSignal ({})", got(&v))))?),
+            v => Some(v.dyn_into::<AbortSignal>().map_err(|v| {
+                type_error(&cat!("init.signal must be an AbortSignal (", got(&v), ")"))
+            })?),
         };
         // Never mutated: each route's init is a copy with method, headers, body and signal set.
         let mut base = init_obj.clone();
@@ -77,14 +81,30 @@ impl<'c> Call<'c> {
         let (url, origin, method, headers, body, signal) = if fast {
             let url = host::absolute_url(&host::string_of(&input)?)?;
             let method = field("method").as_string().unwrap_or_else(|| "GET".into());
-            let body = if body.is_null() { JsValue::UNDEFINED } else { body };
-            if !body.is_undefined() && (method.eq_ignore_ascii_case("GET") || method.eq_ignore_ascii_case("HEAD")) {
+            let body = if body.is_null() {
+                JsValue::UNDEFINED
+            } else {
+                body
+            };
+            if !body.is_undefined()
+                && (method.eq_ignore_ascii_case("GET") || method.eq_ignore_ascii_case("HEAD"))
+            {
                 return Err(type_error("Request with GET/HEAD method cannot have body."));
             }
-            (url.href(), url.origin(), method, field("headers"), body, given_signal)
+            (
+                url.href(),
+                url.origin(),
+                method,
+                field("headers"),
+                body,
+                given_signal,
+            )
         } else {
             let req = if is_request {
-                Request::new_with_request_and_init(input.unchecked_ref(), init_obj.unchecked_ref::<RequestInit>())?
+                Request::new_with_request_and_init(
+                    input.unchecked_ref(),
+                    init_obj.unchecked_ref::<RequestInit>(),
+                )?
             } else {
                 let url = host::string_of(&input)?;
                 Request::new_with_str_and_init(&url, init_obj.unchecked_ref::<RequestInit>())?
@@ -99,7 +119,14 @@ impl<'c> Call<'c> {
             };
             let signal = given_signal.or_else(|| is_request.then(|| req.signal()));
             let origin = host::absolute_url(&req.url())?.origin();
-            (req.url(), origin, req.method(), req.headers().into(), body, signal)
+            (
+                req.url(),
+                origin,
+                req.method(),
+                req.headers().into(),
+                body,
+                signal,
+            )
         };
         // Checked once: fetch would reject bad headers on every attempt.
         let parsed_headers = match &headers {
@@ -109,7 +136,13 @@ impl<'c> Call<'c> {
         let routes = 1 + client.opts.fallbacks.len();
         let primary = primary_model(&body);
         let mut models = vec![primary.clone()];
-        models.extend(client.opts.fallbacks.iter().map(|f| f.model.clone().or_else(|| primary.clone())));
+        models.extend(
+            client
+                .opts
+                .fallbacks
+                .iter()
+                .map(|f| f.model.clone().or_else(|| primary.clone())),
+        );
         Ok(Call {
             client,
             url,
@@ -127,20 +160,31 @@ impl<'c> Call<'c> {
     }
 
     fn idempotent(&self) -> bool {
-        IDEMPOTENT.iter().any(|m| m.eq_ignore_ascii_case(&self.method))
-            || self.parsed_headers.as_ref().is_some_and(|h| h.has("idempotency-key").unwrap_or(false))
+        IDEMPOTENT
+            .iter()
+            .any(|m| m.eq_ignore_ascii_case(&self.method))
+            || self
+                .parsed_headers
+                .as_ref()
+                .is_some_and(|h| h.has("idempotency-key").unwrap_or(false))
     }
 
     /// The origin `route` sends to.
     fn origin_of(&self, route: usize) -> &str {
-        match route.checked_sub(1).and_then(|i| self.client.opts.fallbacks.get(i)) {
+        match route
+            .checked_sub(1)
+            .and_then(|i| self.client.opts.fallbacks.get(i))
+        {
             Some(Fallback { url: Some(u), .. }) => &u.origin,
             _ => &self.origin,
         }
     }
 
     fn url_of(&self, route: usize) -> &str {
-        match route.checked_sub(1).and_then(|i| self.client.opts.fallbacks.get(i)) {
+        match route
+            .checked_sub(1)
+            .and_then(|i| self.client.opts.fallbacks.get(i))
+        {
             Some(Fallback { url: Some(u), .. }) => &u.href,
             _ => &self.url,
         }
@@ -158,7 +202,9 @@ impl<'c> Call<'c> {
             }
         };
         let url = self.url_of(route).to_owned();
-        let fallback = route.checked_sub(1).and_then(|i| self.client.opts.fallbacks.get(i).map(|f| (i, f)));
+        let fallback = route
+            .checked_sub(1)
+            .and_then(|i| self.client.opts.fallbacks.get(i).map(|f| (i, f)));
         if fallback.is_some() || !self.fast {
             set("method", &JsValue::from_str(&self.method));
         }
@@ -201,10 +247,16 @@ impl<'c> Call<'c> {
 impl Attempts for Call<'_> {
     fn routes(&self) -> Vec<Route> {
         let cfg = &self.client.opts.cfg;
-        let mut routes = vec![Route::new(key(&self.origin, self.models[0].as_deref()), cfg.max_attempts)];
+        let mut routes = vec![Route::new(
+            key(&self.origin, self.models[0].as_deref()),
+            cfg.max_attempts,
+        )];
         for (i, f) in self.client.opts.fallbacks.iter().enumerate() {
             let attempts = f.max_attempts.unwrap_or(cfg.max_attempts);
-            routes.push(Route::new(key(self.origin_of(i + 1), self.models[i + 1].as_deref()), attempts));
+            routes.push(Route::new(
+                key(self.origin_of(i + 1), self.models[i + 1].as_deref()),
+                attempts,
+            ));
         }
         routes
     }
@@ -213,7 +265,12 @@ impl Attempts for Call<'_> {
         self.models.get(route).cloned().flatten()
     }
 
-    fn attempt(&mut self, route: usize, _attempt: u32, timeout_ms: u64) -> Pin<Box<dyn Future<Output = AttemptResult> + '_>> {
+    fn attempt(
+        &mut self,
+        route: usize,
+        _attempt: u32,
+        timeout_ms: u64,
+    ) -> Pin<Box<dyn Future<Output = AttemptResult> + '_>> {
         Box::pin(self.attempt_once(route, timeout_ms))
     }
 
@@ -236,15 +293,21 @@ impl Call<'_> {
         // The call's own copy; attempts are sequential, so the signal is set in place.
         errors::set(&init, "signal", &sig.signal);
         let timed_out = Rc::new(Cell::new(false));
-        let timer = {
+        let on_timeout = {
             let (flag, ctrl) = (timed_out.clone(), sig.controller.clone());
-            gloo_timers::callback::Timeout::new(host::timer_ms(timeout_ms), move || {
+            Closure::<dyn FnMut()>::new(move || {
                 flag.set(true);
                 ctrl.abort_with_reason(&host::timeout_error());
             })
         };
-        let result = JsFuture::from(host::call_fetch(self.client.opts.transport.as_ref(), &url, &init)).await;
-        drop(timer);
+        let timer = host::Timer::new(timeout_ms, on_timeout.as_ref().unchecked_ref());
+        let result = JsFuture::from(host::call_fetch(
+            self.client.opts.transport.as_ref(),
+            &url,
+            &init,
+        ))
+        .await;
+        drop((timer, on_timeout));
         let error = match result {
             // Duck-typed: another fetch implementation's Response is not `instanceof` this one's.
             Ok(v) => match status_of(&v) {
@@ -253,7 +316,7 @@ impl Call<'_> {
                     let obs = observe(&response, status).await;
                     return Ok((obs, Held::Value(response.into())));
                 }
-                None => type_error(&format!("fetch resolved to a non-Response ({})", got(&v))),
+                None => type_error(&cat!("fetch resolved to a non-Response (", got(&v), ")")),
             },
             Err(e) => e,
         };
@@ -264,7 +327,13 @@ impl Call<'_> {
         } else {
             Observation::NetworkError
         };
-        Ok((obs, Held::Error { error, has_status: false }))
+        Ok((
+            obs,
+            Held::Error {
+                error,
+                has_status: false,
+            },
+        ))
     }
 }
 
@@ -280,7 +349,11 @@ async fn observe(r: &Response, status: u16) -> Observation {
     let mut headers = Headers::new();
     if status < 400 {
         // A success is final whatever its headers say: skip the lookups on the hot path.
-        return Observation::Response { status, headers, body: None };
+        return Observation::Response {
+            status,
+            headers,
+            body: None,
+        };
     }
     let h = r.headers();
     for name in hints::HEADER_NAMES {
@@ -294,13 +367,17 @@ async fn observe(r: &Response, status: u16) -> Observation {
             body = JsFuture::from(text).await.ok().and_then(|t| t.as_string());
         }
     }
-    Observation::Response { status, headers, body }
+    Observation::Response {
+        status,
+        headers,
+        body,
+    }
 }
 
 /// The breaker key of a route: its origin and model.
 fn key(origin: &str, model: Option<&str>) -> String {
     match model {
-        Some(m) => format!("{origin} {m}"),
+        Some(m) => cat!(origin, " ", m),
         None => origin.to_owned(),
     }
 }
@@ -313,14 +390,24 @@ fn primary_model(body: &JsValue) -> Option<String> {
         return None;
     }
     let rest = String::from(s.slice(at as u32 + 7, at as u32 + 300));
-    let rest = rest.trim_start().strip_prefix(':')?.trim_start().strip_prefix('"')?;
+    let rest = rest
+        .trim_start()
+        .strip_prefix(':')?
+        .trim_start()
+        .strip_prefix('"')?;
     let (model, _) = rest.split_once('"')?;
     (!model.contains('\\')).then(|| model.to_owned())
 }
 
 /// The body with its top-level `"model"` replaced.
 fn with_model(body: &JsValue, model: &str, route: usize) -> Result<JsValue, JsValue> {
-    let bad = || type_error(&format!("fallbacks[{route}].model needs a JSON object request body"));
+    let bad = || {
+        type_error(&cat!(
+            "fallbacks[",
+            route,
+            "].model needs a JSON object request body"
+        ))
+    };
     let text = match body.as_string() {
         Some(t) => t,
         None => match body.dyn_ref::<Uint8Array>() {

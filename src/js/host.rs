@@ -2,10 +2,11 @@
 //! Workers, Deno and Node), timers, `AbortSignal`, the clock and crypto-seeded randomness.
 //! Nothing here runs at module load: Workers forbid timers and randomness at global scope.
 
-use std::cell::Cell;
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
+use alloc::{string::String, vec::Vec};
+use core::cell::{Cell, OnceCell};
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll};
 
 use js_sys::{Array, Function, Promise};
 use wasm_bindgen::prelude::*;
@@ -14,6 +15,10 @@ use web_sys::{AbortController, AbortSignal, AddEventListenerOptions};
 
 #[wasm_bindgen]
 extern "C" {
+    #[wasm_bindgen(js_name = setTimeout)]
+    fn set_timeout(f: &Function, ms: u32) -> JsValue;
+    #[wasm_bindgen(js_name = clearTimeout)]
+    fn clear_timeout(id: &JsValue);
     #[wasm_bindgen(js_name = fetch, catch)]
     fn global_fetch(input: &JsValue, init: &JsValue) -> Result<Promise, JsValue>;
     #[wasm_bindgen(js_namespace = AbortSignal, js_name = any, catch)]
@@ -62,7 +67,10 @@ pub fn copy_of(v: &JsValue) -> Result<js_sys::Object, JsValue> {
 }
 
 pub fn keys_of(v: &JsValue) -> Result<Vec<String>, JsValue> {
-    Ok(object_keys(v)?.iter().filter_map(|k| k.as_string()).collect())
+    Ok(object_keys(v)?
+        .iter()
+        .filter_map(|k| k.as_string())
+        .collect())
 }
 
 /// `[key, value]` pairs of a caller's object.
@@ -79,7 +87,10 @@ pub fn entries_of(v: &JsValue) -> Result<Vec<(String, JsValue)>, JsValue> {
 
 /// The items of a caller's array, read through `Reflect` (a Proxy's traps may throw).
 pub fn items_of(a: &Array) -> Result<Vec<JsValue>, JsValue> {
-    let len = js_sys::Reflect::get(a, &"length".into())?.as_f64().unwrap_or(0.0).clamp(0.0, 10_000.0) as u32;
+    let len = js_sys::Reflect::get(a, &"length".into())?
+        .as_f64()
+        .unwrap_or(0.0)
+        .clamp(0.0, 10_000.0) as u32;
     (0..len).map(|i| js_sys::Reflect::get_u32(a, i)).collect()
 }
 
@@ -124,7 +135,9 @@ pub fn timeout_error() -> JsValue {
 /// becomes a rejection, as with `fetch` itself.
 pub fn call_fetch(transport: Option<&Function>, input: &JsValue, init: &JsValue) -> Promise {
     let result = match transport {
-        Some(f) => f.call2(&JsValue::UNDEFINED, input, init).map(|v| Promise::resolve(&v)),
+        Some(f) => f
+            .call2(&JsValue::UNDEFINED, input, init)
+            .map(|v| Promise::resolve(&v)),
         None => global_fetch(input, init),
     };
     result.unwrap_or_else(|e| Promise::reject(&e))
@@ -143,16 +156,28 @@ impl AttemptSignal {
         let controller = AbortController::new()?;
         let own = controller.signal();
         let Some(caller) = caller else {
-            return Ok(Self { controller, signal: own, _forward: None });
+            return Ok(Self {
+                controller,
+                signal: own,
+                _forward: None,
+            });
         };
         if let Ok(signal) = abort_signal_any(&Array::of2(caller, &own)) {
-            return Ok(Self { controller, signal, _forward: None });
+            return Ok(Self {
+                controller,
+                signal,
+                _forward: None,
+            });
         }
         // Hosts without AbortSignal.any: forward the caller's abort while the attempt lives.
         let (to, from) = (controller.clone(), caller.clone());
         let forward = Closure::<dyn FnMut()>::new(move || to.abort_with_reason(&from.reason()));
         let listener = Listener::add(caller, forward.as_ref().unchecked_ref());
-        Ok(Self { controller, signal: own, _forward: Some((listener, forward)) })
+        Ok(Self {
+            controller,
+            signal: own,
+            _forward: Some((listener, forward)),
+        })
     }
 }
 
@@ -166,14 +191,20 @@ impl Listener {
     fn add(signal: &AbortSignal, f: &Function) -> Self {
         let opts = AddEventListenerOptions::new();
         opts.set_once(true);
-        let _ = signal.add_event_listener_with_callback_and_add_event_listener_options("abort", f, &opts);
-        Self { signal: signal.clone(), f: f.clone() }
+        let _ = signal
+            .add_event_listener_with_callback_and_add_event_listener_options("abort", f, &opts);
+        Self {
+            signal: signal.clone(),
+            f: f.clone(),
+        }
     }
 }
 
 impl Drop for Listener {
     fn drop(&mut self) {
-        let _ = self.signal.remove_event_listener_with_callback("abort", &self.f);
+        let _ = self
+            .signal
+            .remove_event_listener_with_callback("abort", &self.f);
     }
 }
 
@@ -186,8 +217,12 @@ pub struct OnAbort {
 impl OnAbort {
     pub fn new(signal: &AbortSignal) -> Self {
         let mut listener = None;
-        let promise = Promise::new(&mut |resolve, _| listener = Some(Listener::add(signal, &resolve)));
-        Self { _listener: listener, done: JsFuture::from(promise) }
+        let promise =
+            Promise::new(&mut |resolve, _| listener = Some(Listener::add(signal, &resolve)));
+        Self {
+            _listener: listener,
+            done: JsFuture::from(promise),
+        }
     }
 }
 
@@ -220,9 +255,46 @@ impl<A: Future + Unpin, B: Future + Unpin> Future for Race<A, B> {
     }
 }
 
+/// A host timer that calls `f` after `ms`, cleared when dropped.
+pub struct Timer(JsValue);
+
+impl Timer {
+    pub fn new(ms: u64, f: &Function) -> Self {
+        Self(set_timeout(f, timer_ms(ms)))
+    }
+}
+
+impl Drop for Timer {
+    fn drop(&mut self) {
+        clear_timeout(&self.0);
+    }
+}
+
+/// Resolves after `ms`; dropping it clears the timer.
+pub struct Delay {
+    _timer: Option<Timer>,
+    done: JsFuture,
+}
+
+pub fn delay(ms: u64) -> Delay {
+    let mut timer = None;
+    let promise = Promise::new(&mut |resolve, _| timer = Some(Timer::new(ms, &resolve)));
+    Delay {
+        _timer: timer,
+        done: JsFuture::from(promise),
+    }
+}
+
+impl Future for Delay {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        Pin::new(&mut self.done).poll(cx).map(|_| ())
+    }
+}
+
 /// Sleeps `ms`, or fails with the signal's reason the moment it aborts. No timer outlives it.
 pub async fn sleep(ms: u64, signal: Option<&AbortSignal>) -> Result<(), JsValue> {
-    let timer = gloo_timers::future::TimeoutFuture::new(timer_ms(ms));
+    let timer = delay(ms);
     let Some(signal) = signal else {
         timer.await;
         return Ok(());
@@ -236,9 +308,32 @@ pub async fn sleep(ms: u64, signal: Option<&AbortSignal>) -> Result<(), JsValue>
     }
 }
 
-thread_local! {
-    static IGNORE: Closure<dyn FnMut(JsValue)> = Closure::new(|_| {});
+#[cfg(target_feature = "atomics")]
+compile_error!("`Local` assumes one thread: build without the atomics target feature");
+
+/// A value made on first use, for the module's one thread: `thread_local!` without std.
+pub struct Local<T> {
+    cell: OnceCell<T>,
+    init: fn() -> T,
 }
+
+// SAFETY: wasm32 without the atomics feature (checked above) has exactly one thread.
+unsafe impl<T> Sync for Local<T> {}
+
+impl<T> Local<T> {
+    pub const fn new(init: fn() -> T) -> Self {
+        Self {
+            cell: OnceCell::new(),
+            init,
+        }
+    }
+
+    pub fn with<R>(&self, f: impl FnOnce(&T) -> R) -> R {
+        f(self.cell.get_or_init(self.init))
+    }
+}
+
+static IGNORE: Local<Closure<dyn FnMut(JsValue)>> = Local::new(|| Closure::new(|_| {}));
 
 /// Attaches a no-op rejection handler, for promises whose failure is of no interest
 /// (cancelling a body we no longer need) and must not surface as unhandled.

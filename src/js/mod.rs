@@ -12,6 +12,7 @@
 //! The package's entry files (pkg-template) wrap [`RetryClient`] into `createRetryFetch` and
 //! `retry`. Nothing here runs at module load.
 
+use alloc::vec::Vec;
 /// A small free-list allocator: the wasm is single-threaded and allocates little per call, so
 /// dlmalloc's speed is not needed and its 7 KB are.
 #[global_allocator]
@@ -26,7 +27,7 @@ mod host;
 mod options;
 mod run;
 
-use std::rc::Rc;
+use alloc::rc::Rc;
 
 use js_sys::{Function, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
@@ -34,6 +35,7 @@ use wasm_bindgen_futures::future_to_promise;
 use web_sys::AbortSignal;
 
 use crate::policy::breaker::{Snapshot, State};
+use crate::text::cat;
 use drive::Client;
 use errors::{obj, type_error};
 
@@ -50,7 +52,9 @@ impl RetryClient {
     #[wasm_bindgen(constructor)]
     pub fn new(options: JsValue, for_retry: Option<bool>) -> Result<RetryClient, JsValue> {
         let opts = options::parse(&options, for_retry.unwrap_or(false))?;
-        Ok(RetryClient { inner: Rc::new(Client::new(opts)) })
+        Ok(RetryClient {
+            inner: Rc::new(Client::new(opts)),
+        })
     }
 
     /// `fetch(input, init)` with retries; resolves to a Response as `fetch` does.
@@ -63,11 +67,23 @@ impl RetryClient {
     pub fn run(&self, f: JsValue, signal: JsValue) -> Promise {
         let client = self.inner.clone();
         future_to_promise(async move {
-            let f: Function = f.dyn_into().map_err(|v| type_error(&format!("retry: fn must be a function ({})", options::got(&v))))?;
+            let f: Function = f.dyn_into().map_err(|v| {
+                type_error(&cat!(
+                    "retry: fn must be a function (",
+                    options::got(&v),
+                    ")"
+                ))
+            })?;
             let signal = match signal.dyn_into::<AbortSignal>() {
                 Ok(s) => Some(s),
                 Err(v) if v.is_undefined() => None,
-                Err(v) => return Err(type_error(&format!("signal must be an AbortSignal ({})", options::got(&v)))),
+                Err(v) => {
+                    return Err(type_error(&cat!(
+                        "signal must be an AbortSignal (",
+                        options::got(&v),
+                        ")"
+                    )))
+                }
             };
             run::run(&client, f, signal).await
         })
@@ -92,16 +108,31 @@ impl RetryClient {
     /// Restores what `exportState` returned (from this or another instance).
     #[wasm_bindgen(js_name = restoreState)]
     pub fn restore_state(&self, state: JsValue) -> Result<(), JsValue> {
-        let bad = |what: &str| type_error(&format!("restoreState: {what}"));
-        let breakers = Reflect::get(&state, &"breakers".into()).map_err(|_| bad("state must be an object"))?;
+        let bad = |what: &str| type_error(&cat!("restoreState: ", what));
+        let breakers =
+            Reflect::get(&state, &"breakers".into()).map_err(|_| bad("state must be an object"))?;
         if !breakers.is_object() {
             return Err(bad("state.breakers must be an object"));
         }
         let mut restored = Vec::new();
         for (key, v) in host::entries_of(&breakers)? {
-            let field = |k: &str| Reflect::get(&v, &k.into()).ok().and_then(|x| x.as_f64()).filter(|x| x.is_finite() && *x >= 0.0);
-            let state = Reflect::get(&v, &"state".into()).ok().and_then(|s| s.as_string()).and_then(|s| State::parse(&s));
-            let state = state.ok_or_else(|| bad(&format!("breakers[\"{key}\"].state must be \"closed\", \"open\" or \"half-open\"")))?;
+            let field = |k: &str| {
+                Reflect::get(&v, &k.into())
+                    .ok()
+                    .and_then(|x| x.as_f64())
+                    .filter(|x| x.is_finite() && *x >= 0.0)
+            };
+            let state = Reflect::get(&v, &"state".into())
+                .ok()
+                .and_then(|s| s.as_string())
+                .and_then(|s| State::parse(&s));
+            let state = state.ok_or_else(|| {
+                bad(&cat!(
+                    "breakers[\"",
+                    key,
+                    "\"].state must be \"closed\", \"open\" or \"half-open\""
+                ))
+            })?;
             restored.push((
                 key,
                 Snapshot {
@@ -130,9 +161,21 @@ pub fn retry_report(value: JsValue) -> JsValue {
 /// client with `options` against a provider admitting `capacityPerSec`, on a simulated clock.
 #[cfg(feature = "sim")]
 #[wasm_bindgen(js_name = simulateStorm)]
-pub fn simulate_storm(options: JsValue, calls: u32, capacity_per_sec: u32, latency_ms: u32, bucket_ms: u32, seed: f64) -> Result<JsValue, JsValue> {
+pub fn simulate_storm(
+    options: JsValue,
+    calls: u32,
+    capacity_per_sec: u32,
+    latency_ms: u32,
+    bucket_ms: u32,
+    seed: f64,
+) -> Result<JsValue, JsValue> {
     let opts = options::parse(&options, false)?;
-    let storm = crate::sim::Storm { calls: calls.min(10_000), capacity_per_sec, latency_ms: latency_ms.into(), bucket_ms: bucket_ms.into() };
+    let storm = crate::sim::Storm {
+        calls: calls.min(10_000),
+        capacity_per_sec,
+        latency_ms: latency_ms.into(),
+        bucket_ms: bucket_ms.into(),
+    };
     let r = crate::sim::storm(&storm, &opts.cfg, seed as u64);
     let timeline: js_sys::Array = r.timeline.iter().map(|&n| JsValue::from(n)).collect();
     Ok(obj(&[
@@ -154,7 +197,13 @@ pub fn backoff_schedules(options: JsValue, runs: u32, seed: f64) -> Result<JsVal
     let rows = crate::sim::schedules(&opts.cfg, runs.min(1000), seed as u64);
     Ok(rows
         .iter()
-        .map(|row| JsValue::from(row.iter().map(|&ms| JsValue::from(ms as f64)).collect::<js_sys::Array>()))
+        .map(|row| {
+            JsValue::from(
+                row.iter()
+                    .map(|&ms| JsValue::from(ms as f64))
+                    .collect::<js_sys::Array>(),
+            )
+        })
         .collect::<js_sys::Array>()
         .into())
 }

@@ -4,17 +4,20 @@
 //! a `RangeError`, an unknown key (a typo such as `maxAtempts`) a `TypeError` — each naming the
 //! option as the user wrote it.
 
+use alloc::{string::String, string::ToString, vec::Vec};
 use js_sys::{Array, Function, Object};
 use wasm_bindgen::prelude::*;
 use web_sys::AbortSignal;
 
 use super::errors::{get, range_error, type_error};
 use super::host;
+use crate::num::{self, is_whole};
 use crate::policy::backoff::Jitter;
 use crate::policy::breaker::BreakerConfig;
 use crate::policy::budget::BudgetConfig;
 use crate::policy::classify::StatusSet;
-use crate::policy::config::{self, fmt_num, Config, MAX_MS};
+use crate::policy::config::{self, Config, MAX_MS};
+use crate::text::cat;
 
 #[derive(Clone, Debug)]
 pub struct RouteUrl {
@@ -47,11 +50,30 @@ pub struct Options {
 }
 
 /// Credentials dropped when a route's URL has another origin than the request's.
-pub const SENSITIVE: [&str; 5] = ["authorization", "x-api-key", "api-key", "cookie", "proxy-authorization"];
+pub const SENSITIVE: [&str; 5] = [
+    "authorization",
+    "x-api-key",
+    "api-key",
+    "cookie",
+    "proxy-authorization",
+];
 
 const KEYS: &[&str] = &[
-    "maxAttempts", "backoff", "deadlineMs", "attemptTimeoutMs", "retryOn", "maxRetryAfterMs", "idempotent",
-    "budget", "breaker", "fetch", "onEvent", "fallbacks", "onExhausted", "sensitiveHeaders", "signal",
+    "maxAttempts",
+    "backoff",
+    "deadlineMs",
+    "attemptTimeoutMs",
+    "retryOn",
+    "maxRetryAfterMs",
+    "idempotent",
+    "budget",
+    "breaker",
+    "fetch",
+    "onEvent",
+    "fallbacks",
+    "onExhausted",
+    "sensitiveHeaders",
+    "signal",
 ];
 
 /// Parses `value` (undefined means all defaults). `with_signal` allows the `signal` key.
@@ -65,14 +87,20 @@ pub fn parse(value: &JsValue, with_signal: bool) -> Result<Options, JsValue> {
         sensitive: SENSITIVE.iter().map(|s| s.to_string()).collect(),
         signal: None,
     };
-    let Some(obj) = object(value, "options")? else { return Ok(o) };
+    let Some(obj) = object(value, "options")? else {
+        return Ok(o);
+    };
     check_keys(&obj, "", KEYS)?;
     let c = &mut o.cfg;
     if let Some(n) = int(&get(&obj, "maxAttempts"), "maxAttempts")? {
         c.max_attempts = n;
     }
     if let Some(b) = object(&get(&obj, "backoff"), "backoff")? {
-        check_keys(&b, "backoff.", &["initialMs", "maxMs", "multiplier", "jitter"])?;
+        check_keys(
+            &b,
+            "backoff.",
+            &["initialMs", "maxMs", "multiplier", "jitter"],
+        )?;
         let initial = ms(&get(&b, "initialMs"), "backoff.initialMs")?;
         let max = ms(&get(&b, "maxMs"), "backoff.maxMs")?;
         c.backoff.initial_ms = initial.unwrap_or(c.backoff.initial_ms);
@@ -84,7 +112,11 @@ pub fn parse(value: &JsValue, with_signal: bool) -> Result<Options, JsValue> {
         let j = get(&b, "jitter");
         if let Some(s) = string(&j, "backoff.jitter")? {
             c.backoff.jitter = Jitter::parse(&s).ok_or_else(|| {
-                range_error(&format!(r#"backoff.jitter must be "full", "equal", "decorrelated" or "none" (got "{s}")"#))
+                range_error(&cat!(
+                    r#"backoff.jitter must be "full", "equal", "decorrelated" or "none" (got ""#,
+                    s,
+                    r#"")"#
+                ))
             })?;
         }
     }
@@ -110,7 +142,8 @@ pub fn parse(value: &JsValue, with_signal: bool) -> Result<Options, JsValue> {
         let d = BudgetConfig::default();
         c.budget = Some(BudgetConfig {
             max_tokens: number(&get(&b, "maxTokens"), "budget.maxTokens")?.unwrap_or(d.max_tokens),
-            token_ratio: number(&get(&b, "tokenRatio"), "budget.tokenRatio")?.unwrap_or(d.token_ratio),
+            token_ratio: number(&get(&b, "tokenRatio"), "budget.tokenRatio")?
+                .unwrap_or(d.token_ratio),
         });
     }
     let breaker = get(&obj, "breaker");
@@ -120,7 +153,8 @@ pub fn parse(value: &JsValue, with_signal: bool) -> Result<Options, JsValue> {
         check_keys(&b, "breaker.", &["failureThreshold", "cooldownMs"])?;
         let d = BreakerConfig::default();
         c.breaker = Some(BreakerConfig {
-            failure_threshold: int(&get(&b, "failureThreshold"), "breaker.failureThreshold")?.unwrap_or(d.failure_threshold),
+            failure_threshold: int(&get(&b, "failureThreshold"), "breaker.failureThreshold")?
+                .unwrap_or(d.failure_threshold),
             cooldown_ms: ms(&get(&b, "cooldownMs"), "breaker.cooldownMs")?.unwrap_or(d.cooldown_ms),
         });
     }
@@ -133,14 +167,18 @@ pub fn parse(value: &JsValue, with_signal: bool) -> Result<Options, JsValue> {
     if !extra.is_undefined() {
         let list = array(&extra, "sensitiveHeaders")?;
         for (i, v) in host::items_of(&list)?.into_iter().enumerate() {
-            let name = v.as_string().ok_or_else(|| wrong_type(&format!("sensitiveHeaders[{i}]"), "a string", &v))?;
+            let name = v
+                .as_string()
+                .ok_or_else(|| wrong_type(&cat!("sensitiveHeaders[", i, "]"), "a string", &v))?;
             o.sensitive.push(name.to_ascii_lowercase());
         }
     }
     let signal = get(&obj, "signal");
     if !signal.is_undefined() {
         if !with_signal {
-            return Err(type_error("signal is not an option of createRetryFetch: pass init.signal with each call"));
+            return Err(type_error(
+                "signal is not an option of createRetryFetch: pass init.signal with each call",
+            ));
         }
         if !signal.is_instance_of::<AbortSignal>() {
             return Err(wrong_type("signal", "an AbortSignal", &signal));
@@ -155,27 +193,44 @@ fn fallbacks(v: &JsValue) -> Result<Vec<Fallback>, JsValue> {
         return Ok(Vec::new());
     }
     let mut out = Vec::new();
-    for (i, item) in host::items_of(&array(v, "fallbacks")?)?.into_iter().enumerate() {
-        let path = format!("fallbacks[{i}]");
+    for (i, item) in host::items_of(&array(v, "fallbacks")?)?
+        .into_iter()
+        .enumerate()
+    {
+        let path = cat!("fallbacks[", i, "]");
         let Some(r) = object(&item, &path)? else {
             return Err(wrong_type(&path, "an object", &item));
         };
-        check_keys(&r, &format!("{path}."), &["model", "url", "headers", "maxAttempts"])?;
-        let max_attempts = int(&get(&r, "maxAttempts"), &format!("{path}.maxAttempts"))?;
+        check_keys(
+            &r,
+            &cat!(path, "."),
+            &["model", "url", "headers", "maxAttempts"],
+        )?;
+        let max_attempts = int(&get(&r, "maxAttempts"), &cat!(path, ".maxAttempts"))?;
         if let Some(n) = max_attempts {
-            config::check_attempts("maxAttempts", n).map_err(|e| range_error(&format!("{path}.{}", e.message)))?;
+            config::check_attempts("maxAttempts", n)
+                .map_err(|e| range_error(&cat!(path, ".", e.message)))?;
         }
         out.push(Fallback {
-            model: string(&get(&r, "model"), &format!("{path}.model"))?,
-            url: match string(&get(&r, "url"), &format!("{path}.url"))? {
+            model: string(&get(&r, "model"), &cat!(path, ".model"))?,
+            url: match string(&get(&r, "url"), &cat!(path, ".url"))? {
                 None => None,
                 Some(u) => {
-                    let parsed = web_sys::Url::new(&u)
-                        .map_err(|_| type_error(&format!("{path}.url must be an absolute URL (got \"{u}\")")))?;
-                    Some(RouteUrl { href: parsed.href(), origin: parsed.origin() })
+                    let parsed = web_sys::Url::new(&u).map_err(|_| {
+                        type_error(&cat!(
+                            path,
+                            ".url must be an absolute URL (got \"",
+                            u,
+                            "\")"
+                        ))
+                    })?;
+                    Some(RouteUrl {
+                        href: parsed.href(),
+                        origin: parsed.origin(),
+                    })
                 }
             },
-            headers: header_pairs(&get(&r, "headers"), &format!("{path}.headers"))?,
+            headers: header_pairs(&get(&r, "headers"), &cat!(path, ".headers"))?,
             max_attempts,
         });
     }
@@ -202,10 +257,19 @@ fn header_pairs(v: &JsValue, path: &str) -> Result<Vec<(String, String)>, JsValu
 
 fn statuses(v: &JsValue) -> Result<StatusSet, JsValue> {
     let mut set = StatusSet::empty();
-    for (i, item) in host::items_of(&array(v, "retryOn")?)?.into_iter().enumerate() {
-        let n = item.as_f64().ok_or_else(|| wrong_type(&format!("retryOn[{i}]"), "a number", &item))?;
-        if n.fract() != 0.0 || !set.insert(n as u16) || n > 599.0 {
-            return Err(out_of_range(&format!("retryOn[{i}]"), "an HTTP status from 100 to 599", n));
+    for (i, item) in host::items_of(&array(v, "retryOn")?)?
+        .into_iter()
+        .enumerate()
+    {
+        let n = item
+            .as_f64()
+            .ok_or_else(|| wrong_type(&cat!("retryOn[", i, "]"), "a number", &item))?;
+        if !is_whole(n) || !set.insert(n as u16) || n > 599.0 {
+            return Err(out_of_range(
+                &cat!("retryOn[", i, "]"),
+                "an HTTP status from 100 to 599",
+                n,
+            ));
         }
     }
     Ok(set)
@@ -214,9 +278,13 @@ fn statuses(v: &JsValue) -> Result<StatusSet, JsValue> {
 fn check_keys(obj: &Object, prefix: &str, allowed: &[&str]) -> Result<(), JsValue> {
     for key in host::keys_of(obj)? {
         if !allowed.contains(&key.as_str()) {
-            let hint = allowed.iter().find(|a| a.eq_ignore_ascii_case(&key) || close(a, &key));
-            let hint = hint.map(|a| format!(" (did you mean {prefix}{a}?)")).unwrap_or_default();
-            return Err(type_error(&format!("unknown option {prefix}{key}{hint}")));
+            let hint = allowed
+                .iter()
+                .find(|a| a.eq_ignore_ascii_case(&key) || close(a, &key));
+            let hint = hint
+                .map(|a| cat!(" (did you mean ", prefix, a, "?)"))
+                .unwrap_or_default();
+            return Err(type_error(&cat!("unknown option ", prefix, key, hint)));
         }
     }
     Ok(())
@@ -230,36 +298,41 @@ fn close(a: &str, b: &str) -> bool {
         return false;
     }
     let prefix = short.iter().zip(long).take_while(|(x, y)| x == y).count();
-    let suffix = short.iter().rev().zip(long.iter().rev()).take_while(|(x, y)| x == y).count();
+    let suffix = short
+        .iter()
+        .rev()
+        .zip(long.iter().rev())
+        .take_while(|(x, y)| x == y)
+        .count();
     prefix + suffix + 1 >= long.len()
 }
 
 /// `TypeError: {path} must be {what} (got …)`.
 fn wrong_type(path: &str, what: &str, v: &JsValue) -> JsValue {
-    type_error(&[path, " must be ", what, " (", &got(v), ")"].concat())
+    type_error(&cat!(path, " must be ", what, " (", got(v), ")"))
 }
 
 /// `RangeError: {path} must be {rule} (got n)`.
 fn out_of_range(path: &str, rule: &str, n: f64) -> JsValue {
-    range_error(&[path, " must be ", rule, " (got ", &fmt_num(n), ")"].concat())
+    range_error(&cat!(path, " must be ", rule, " (got ", n, ")"))
 }
 
 /// Describes a value for an error message: `got string "3"`, `got number 5`, `got object`.
 pub fn got(v: &JsValue) -> String {
     if let Some(s) = v.as_string() {
-        return format!("got string \"{s}\"");
+        return cat!("got string \"", s, "\"");
     }
     if let Some(n) = v.as_f64() {
-        return format!("got number {}", fmt_num(n));
+        return cat!("got number ", n);
     }
     if v.is_null() {
         return "got null".into();
     }
     let t = v.js_typeof().as_string().unwrap_or_default();
     if let Some(b) = v.as_bool() {
-        return format!("got boolean {b}");
+        return cat!("got boolean ", if b { "true" } else { "false" });
     }
-    format!("got {t}")
+    cat!("got ", t)
 }
 
 fn object(v: &JsValue, path: &str) -> Result<Option<Object>, JsValue> {
@@ -293,7 +366,7 @@ fn number(v: &JsValue, path: &str) -> Result<Option<f64>, JsValue> {
 fn int(v: &JsValue, path: &str) -> Result<Option<u32>, JsValue> {
     match number(v, path)? {
         None => Ok(None),
-        Some(n) if n.fract() == 0.0 && n >= 0.0 && n <= u32::MAX as f64 => Ok(Some(n as u32)),
+        Some(n) if is_whole(n) && n >= 0.0 && n <= u32::MAX as f64 => Ok(Some(n as u32)),
         Some(n) => Err(out_of_range(path, "a whole number ≥ 0", n)),
     }
 }
@@ -301,8 +374,12 @@ fn int(v: &JsValue, path: &str) -> Result<Option<u32>, JsValue> {
 fn ms(v: &JsValue, path: &str) -> Result<Option<u64>, JsValue> {
     match number(v, path)? {
         None => Ok(None),
-        Some(n) if (0.0..=MAX_MS as f64).contains(&n) => Ok(Some(n.ceil() as u64)),
-        Some(n) => Err(out_of_range(path, &format!("between 0 and {MAX_MS} ms"), n)),
+        Some(n) if (0.0..=MAX_MS as f64).contains(&n) => Ok(Some(num::ceil(n))),
+        Some(n) => Err(out_of_range(
+            path,
+            &cat!("between 0 and ", MAX_MS, " ms"),
+            n,
+        )),
     }
 }
 
@@ -310,14 +387,18 @@ fn boolean(v: &JsValue, path: &str) -> Result<Option<bool>, JsValue> {
     if v.is_undefined() {
         return Ok(None);
     }
-    v.as_bool().map(Some).ok_or_else(|| wrong_type(path, "a boolean", v))
+    v.as_bool()
+        .map(Some)
+        .ok_or_else(|| wrong_type(path, "a boolean", v))
 }
 
 fn string(v: &JsValue, path: &str) -> Result<Option<String>, JsValue> {
     if v.is_undefined() {
         return Ok(None);
     }
-    v.as_string().map(Some).ok_or_else(|| wrong_type(path, "a string", v))
+    v.as_string()
+        .map(Some)
+        .ok_or_else(|| wrong_type(path, "a string", v))
 }
 
 fn function(v: &JsValue, path: &str) -> Result<Option<Function>, JsValue> {

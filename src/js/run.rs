@@ -8,8 +8,9 @@
 //! | name containing `Connection`, a fetch `TypeError`, or a Node socket error code | a network error |
 //! | anything else (a bug in `fn`)                          | rethrown at once, untouched    |
 
-use std::future::Future;
-use std::pin::Pin;
+use alloc::{boxed::Box, string::String, vec, vec::Vec};
+use core::future::Future;
+use core::pin::Pin;
 
 use js_sys::{Function, Object, Promise, Reflect, JSON};
 use wasm_bindgen::prelude::*;
@@ -22,13 +23,30 @@ use super::host::{self, AttemptSignal, Either, OnAbort};
 use crate::policy::classify::Observation;
 use crate::policy::engine::Route;
 use crate::policy::{hints, Headers};
+use crate::text::cat;
 
-const NETWORK_CODES: [&str; 8] =
-    ["ECONNRESET", "ECONNREFUSED", "ECONNABORTED", "EPIPE", "ENOTFOUND", "EAI_AGAIN", "ETIMEDOUT", "ENETUNREACH"];
+const NETWORK_CODES: [&str; 8] = [
+    "ECONNRESET",
+    "ECONNREFUSED",
+    "ECONNABORTED",
+    "EPIPE",
+    "ENOTFOUND",
+    "EAI_AGAIN",
+    "ETIMEDOUT",
+    "ENETUNREACH",
+];
 
-pub async fn run(client: &Client, f: Function, signal: Option<AbortSignal>) -> Result<JsValue, JsValue> {
+pub async fn run(
+    client: &Client,
+    f: Function,
+    signal: Option<AbortSignal>,
+) -> Result<JsValue, JsValue> {
     let signal = signal.or_else(|| client.opts.signal.clone());
-    let mut call = FnCall { client, f, signal: signal.clone() };
+    let mut call = FnCall {
+        client,
+        f,
+        signal: signal.clone(),
+    };
     drive(client, &mut call, false, signal.as_ref()).await
 }
 
@@ -41,7 +59,10 @@ struct FnCall<'c> {
 impl FnCall<'_> {
     fn route_info(&self, route: usize) -> JsValue {
         let mut fields = vec![("index", JsValue::from(route as u32))];
-        if let Some(f) = route.checked_sub(1).and_then(|i| self.client.opts.fallbacks.get(i)) {
+        if let Some(f) = route
+            .checked_sub(1)
+            .and_then(|i| self.client.opts.fallbacks.get(i))
+        {
             if let Some(m) = &f.model {
                 fields.push(("model", m.into()));
             }
@@ -61,29 +82,54 @@ impl FnCall<'_> {
 
     async fn attempt_once(&mut self, route: usize, attempt: u32, timeout_ms: u64) -> AttemptResult {
         let sig = AttemptSignal::new(self.signal.as_ref())?;
-        let ctx = obj(&[("attempt", attempt.into()), ("signal", sig.signal.clone().into()), ("route", self.route_info(route))]);
+        let ctx = obj(&[
+            ("attempt", attempt.into()),
+            ("signal", sig.signal.clone().into()),
+            ("route", self.route_info(route)),
+        ]);
         let promise = match self.f.call1(&JsValue::UNDEFINED, &ctx) {
             Ok(v) => Promise::resolve(&v),
             Err(e) => Promise::reject(&e),
         };
-        let timer = gloo_timers::future::TimeoutFuture::new(host::timer_ms(timeout_ms));
+        let timer = host::delay(timeout_ms);
         let aborted: Pin<Box<dyn Future<Output = ()>>> = match &self.signal {
             Some(s) => Box::pin(OnAbort::new(s)),
-            None => Box::pin(std::future::pending()),
+            None => Box::pin(core::future::pending()),
         };
         let caller_aborted = || self.signal.as_ref().is_some_and(|s| s.aborted());
         match host::race(JsFuture::from(promise), host::race(timer, aborted)).await {
             Either::Left(Ok(v)) => Ok((ok(), Held::Value(v))),
-            Either::Left(Err(e)) if caller_aborted() => Ok((Observation::Aborted, Held::Error { error: e, has_status: false })),
+            Either::Left(Err(e)) if caller_aborted() => Ok((
+                Observation::Aborted,
+                Held::Error {
+                    error: e,
+                    has_status: false,
+                },
+            )),
             Either::Left(Err(e)) => classify_error(e),
             Either::Right(Either::Left(())) => {
                 let reason = host::timeout_error();
                 sig.controller.abort_with_reason(&reason);
-                Ok((Observation::Timeout, Held::Error { error: reason, has_status: false }))
+                Ok((
+                    Observation::Timeout,
+                    Held::Error {
+                        error: reason,
+                        has_status: false,
+                    },
+                ))
             }
             Either::Right(Either::Right(())) => {
-                let reason = self.signal.as_ref().map_or(JsValue::UNDEFINED, |s| s.reason());
-                Ok((Observation::Aborted, Held::Error { error: reason, has_status: false }))
+                let reason = self
+                    .signal
+                    .as_ref()
+                    .map_or(JsValue::UNDEFINED, |s| s.reason());
+                Ok((
+                    Observation::Aborted,
+                    Held::Error {
+                        error: reason,
+                        has_status: false,
+                    },
+                ))
             }
         }
     }
@@ -95,8 +141,12 @@ impl Attempts for FnCall<'_> {
         let mut routes = vec![Route::new("#0", cfg.max_attempts)];
         for (i, f) in self.client.opts.fallbacks.iter().enumerate() {
             let key = match (&f.url, &f.model) {
-                (None, None) => format!("#{}", i + 1),
-                (u, m) => format!("{} {}", u.as_ref().map_or("", |u| u.origin.as_str()), m.as_deref().unwrap_or("")),
+                (None, None) => cat!("#", i + 1),
+                (u, m) => cat!(
+                    u.as_ref().map_or("", |u| u.origin.as_str()),
+                    " ",
+                    m.as_deref().unwrap_or("")
+                ),
             };
             routes.push(Route::new(key, f.max_attempts.unwrap_or(cfg.max_attempts)));
         }
@@ -104,46 +154,92 @@ impl Attempts for FnCall<'_> {
     }
 
     fn model(&self, route: usize) -> Option<String> {
-        route.checked_sub(1).and_then(|i| self.client.opts.fallbacks.get(i)).and_then(|f| f.model.clone())
+        route
+            .checked_sub(1)
+            .and_then(|i| self.client.opts.fallbacks.get(i))
+            .and_then(|f| f.model.clone())
     }
 
-
-    fn attempt(&mut self, route: usize, attempt: u32, timeout_ms: u64) -> Pin<Box<dyn Future<Output = AttemptResult> + '_>> {
+    fn attempt(
+        &mut self,
+        route: usize,
+        attempt: u32,
+        timeout_ms: u64,
+    ) -> Pin<Box<dyn Future<Output = AttemptResult> + '_>> {
         Box::pin(self.attempt_once(route, attempt, timeout_ms))
     }
 }
 
 fn ok() -> Observation {
-    Observation::Response { status: 200, headers: Headers::new(), body: None }
+    Observation::Response {
+        status: 200,
+        headers: Headers::new(),
+        body: None,
+    }
 }
 
 /// Sorts a thrown error into an observation (see the module docs); `Err` rethrows it.
 fn classify_error(e: JsValue) -> Result<(Observation, Held), JsValue> {
-    if let Some(status) = errors::get(&e, "status").as_f64().filter(|s| (100.0..=599.0).contains(s)) {
-        let obs = Observation::Response { status: status as u16, headers: headers_of(&errors::get(&e, "headers")), body: body_of(&e) };
-        return Ok((obs, Held::Error { error: e, has_status: true }));
+    if let Some(status) = errors::get(&e, "status")
+        .as_f64()
+        .filter(|s| (100.0..=599.0).contains(s))
+    {
+        let obs = Observation::Response {
+            status: status as u16,
+            headers: headers_of(&errors::get(&e, "headers")),
+            body: body_of(&e),
+        };
+        return Ok((
+            obs,
+            Held::Error {
+                error: e,
+                has_status: true,
+            },
+        ));
     }
     let name = errors::get(&e, "name").as_string().unwrap_or_default();
-    let message = errors::get(&e, "message").as_string().unwrap_or_default().to_ascii_lowercase();
+    let message = errors::get(&e, "message")
+        .as_string()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     let code = errors::get(&e, "code").as_string().unwrap_or_default();
-    let cause_code = errors::get(&errors::get(&e, "cause"), "code").as_string().unwrap_or_default();
+    let cause_code = errors::get(&errors::get(&e, "cause"), "code")
+        .as_string()
+        .unwrap_or_default();
     let obs = if has(&name, "Timeout") || code == "UND_ERR_CONNECT_TIMEOUT" {
         Observation::Timeout
     } else if has(&name, "Connection")
         || NETWORK_CODES.contains(&code.as_str())
         || NETWORK_CODES.contains(&cause_code.as_str())
-        || (name == "TypeError" && ["fetch failed", "failed to fetch", "networkerror", "load failed", "network connection"].iter().any(|m| has(&message, m)))
+        || (name == "TypeError"
+            && [
+                "fetch failed",
+                "failed to fetch",
+                "networkerror",
+                "load failed",
+                "network connection",
+            ]
+            .iter()
+            .any(|m| has(&message, m)))
     {
         Observation::NetworkError
     } else {
         return Err(e);
     };
-    Ok((obs, Held::Error { error: e, has_status: false }))
+    Ok((
+        obs,
+        Held::Error {
+            error: e,
+            has_status: false,
+        },
+    ))
 }
 
 /// Substring test by byte windows (`str::contains` brings a two-way searcher into the wasm).
 fn has(hay: &str, needle: &str) -> bool {
-    hay.as_bytes().windows(needle.len()).any(|w| w == needle.as_bytes())
+    hay.as_bytes()
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
 }
 
 /// The hint headers of an SDK error: a `Headers`-like object with `get`, or a plain record.
@@ -164,7 +260,11 @@ fn headers_of(h: &JsValue) -> Headers {
         return out;
     }
     for (k, v) in host::entries_of(h).unwrap_or_default() {
-        if let Some(v) = v.as_string().filter(|_| hints::HEADER_NAMES.iter().any(|n| n.eq_ignore_ascii_case(&k))) {
+        if let Some(v) = v.as_string().filter(|_| {
+            hints::HEADER_NAMES
+                .iter()
+                .any(|n| n.eq_ignore_ascii_case(&k))
+        }) {
             out.push(k, v);
         }
     }
@@ -173,6 +273,10 @@ fn headers_of(h: &JsValue) -> Headers {
 
 /// The error's body as the classifier reads it: its `error`, `code` and `type` as JSON.
 fn body_of(e: &JsValue) -> Option<String> {
-    let o = obj(&[("code", errors::get(e, "code")), ("type", errors::get(e, "type")), ("error", errors::get(e, "error"))]);
+    let o = obj(&[
+        ("code", errors::get(e, "code")),
+        ("type", errors::get(e, "type")),
+        ("error", errors::get(e, "error")),
+    ]);
     JSON::stringify(&o).ok().and_then(|s| s.as_string())
 }

@@ -60,15 +60,20 @@ pub struct Backoff {
 
 impl Default for Backoff {
     fn default() -> Self {
-        Self { initial_ms: 1000, max_ms: 30_000, multiplier: 2.0, jitter: Jitter::Full }
+        Self {
+            initial_ms: 1000,
+            max_ms: 30_000,
+            multiplier: 2.0,
+            jitter: Jitter::Full,
+        }
     }
 }
 
 impl Backoff {
     /// The un-jittered delay before retry `n` (1-based), capped at `max_ms`.
     pub fn base(&self, n: u32) -> u64 {
-        let exp = n.saturating_sub(1).min(1024) as i32;
-        let d = self.initial_ms as f64 * self.multiplier.powi(exp);
+        let exp = n.saturating_sub(1).min(1024);
+        let d = self.initial_ms as f64 * crate::num::powi(self.multiplier, exp);
         // NaN and overflow both land on the cap; `as` saturates.
         if d.is_finite() && d < self.max_ms as f64 {
             d as u64
@@ -80,7 +85,11 @@ impl Backoff {
     /// The delay before retry `n`, given the previous delay (for decorrelated jitter) and a
     /// random number in `[0, 1)`. Always within `[0, max_ms]`.
     pub fn delay(&self, n: u32, prev_ms: u64, rand: f64) -> u64 {
-        let r = if rand.is_finite() { rand.clamp(0.0, 1.0) } else { 0.0 };
+        let r = if rand.is_finite() {
+            rand.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
         let d = self.base(n);
         let ms = match self.jitter {
             Jitter::None => d,
@@ -106,7 +115,12 @@ mod tests {
     use super::*;
 
     fn b(jitter: Jitter) -> Backoff {
-        Backoff { initial_ms: 100, max_ms: 1000, multiplier: 2.0, jitter }
+        Backoff {
+            initial_ms: 100,
+            max_ms: 1000,
+            multiplier: 2.0,
+            jitter,
+        }
     }
 
     #[test]
@@ -144,7 +158,12 @@ mod tests {
     #[test]
     fn bad_random_numbers_stay_in_range() {
         for r in [f64::NAN, -1.0, 2.0, f64::INFINITY] {
-            for j in [Jitter::None, Jitter::Full, Jitter::Equal, Jitter::Decorrelated] {
+            for j in [
+                Jitter::None,
+                Jitter::Full,
+                Jitter::Equal,
+                Jitter::Decorrelated,
+            ] {
                 assert!(b(j).delay(4, 5000, r) <= 1000);
             }
         }

@@ -24,7 +24,10 @@ pub struct BudgetConfig {
 
 impl Default for BudgetConfig {
     fn default() -> Self {
-        Self { max_tokens: 10.0, token_ratio: 0.1 }
+        Self {
+            max_tokens: 10.0,
+            token_ratio: 0.1,
+        }
     }
 }
 
@@ -36,7 +39,10 @@ pub struct Budget {
 
 impl Budget {
     pub fn new(cfg: BudgetConfig) -> Self {
-        Self { cfg, tokens: cfg.max_tokens }
+        Self {
+            cfg,
+            tokens: cfg.max_tokens,
+        }
     }
 
     pub fn tokens(&self) -> f64 {

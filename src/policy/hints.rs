@@ -26,6 +26,7 @@
 //! Everything here is pure: time comes in as `now_ms`, milliseconds since the Unix epoch.
 
 use super::Headers;
+use alloc::vec::Vec;
 
 /// Where a wait hint came from (for events and reports).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -270,7 +271,8 @@ pub fn duration(value: &str) -> Option<u64> {
         let is_number = |c: char| c.is_ascii_digit() || c == '.';
         // `split_at_checked`: the indices come from `find`, but the checked form keeps str
         // slicing's panic path (and its formatting) out of the wasm.
-        let (num, after) = rest.split_at_checked(rest.find(|c| !is_number(c)).unwrap_or(rest.len()))?;
+        let (num, after) =
+            rest.split_at_checked(rest.find(|c| !is_number(c)).unwrap_or(rest.len()))?;
         let (unit, next) = after.split_at_checked(after.find(is_number).unwrap_or(after.len()))?;
         let unit_nanos = match unit {
             "ns" => 1,
@@ -346,7 +348,7 @@ fn fields<'a, const N: usize>(mut items: impl Iterator<Item = &'a str>) -> Optio
 }
 
 /// A small unsigned decimal of `len` ASCII digits (at most 4, so it fits any date field).
-fn number(s: &str, len: std::ops::RangeInclusive<usize>) -> Option<u32> {
+fn number(s: &str, len: core::ops::RangeInclusive<usize>) -> Option<u32> {
     if !len.contains(&s.len()) || s.len() > 4 || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -406,7 +408,9 @@ fn fraction(digits: &str, unit: u128) -> Option<u128> {
     if !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let (head, tail) = digits.as_bytes().split_at_checked(digits.len().min(FRACTION_DIGITS))?;
+    let (head, tail) = digits
+        .as_bytes()
+        .split_at_checked(digits.len().min(FRACTION_DIGITS))?;
     let (mut numerator, scale) = head.iter().fold((0u128, 1u128), |(n, scale), b| {
         (n * 10 + u128::from(b - b'0'), scale * 10)
     });

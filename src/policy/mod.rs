@@ -15,6 +15,7 @@
 //! | [`engine`]   | the composition: attempt, wait or stop, as a state machine        |
 //! | [`config`]   | the validated settings and their defaults                          |
 
+use alloc::{string::String, vec::Vec};
 pub mod backoff;
 pub mod breaker;
 pub mod budget;
@@ -48,6 +49,10 @@ impl Headers {
 
 impl<N: Into<String>, V: Into<String>> FromIterator<(N, V)> for Headers {
     fn from_iter<I: IntoIterator<Item = (N, V)>>(iter: I) -> Self {
-        Self(iter.into_iter().map(|(n, v)| (n.into(), v.into())).collect())
+        Self(
+            iter.into_iter()
+                .map(|(n, v)| (n.into(), v.into()))
+                .collect(),
+        )
     }
 }
