@@ -47,7 +47,7 @@ test-wasm: tools
 		cargo test --target $(TARGET) --features std --test wasm
 
 ## The npm package: release wasm → wasm-bindgen (web glue) → short import/export names in both
-## (build/minify-imports.mjs) → wasm-opt, esbuild (glue) → pkg-template.
+## (build/minify-imports.mjs) → wasm-opt, esbuild (glue; api.js with options.js) → pkg-template.
 package: tools
 	cargo build --release --target $(TARGET)
 	rm -rf pkg && mkdir -p pkg
@@ -57,8 +57,9 @@ package: tools
 	$(WASM_OPT) -Oz $(WASM_FEATURES) pkg/llm_retry_bg.wasm -o pkg/llm_retry_bg.wasm
 	build/node_modules/.bin/esbuild pkg/llm_retry.js --minify --format=esm --log-level=warning \
 		--allow-overwrite --outfile=pkg/llm_retry.js
-	cp pkg-template/* pkg/
-	cp README.md pkg/
+	build/node_modules/.bin/esbuild pkg-template/api.js --bundle --external:./llm_retry.js --minify \
+		--format=esm --log-level=warning --outfile=pkg/api.js
+	cp pkg-template/{package.json,index.d.ts,browser.js,node.js,deno.js,workerd.js} README.md pkg/
 	@$(MAKE) --no-print-directory sizes
 
 pkg/package.json: $(shell find src pkg-template -type f) Cargo.toml build/minify-imports.mjs

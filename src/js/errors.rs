@@ -242,3 +242,20 @@ pub fn report(r: &Report, model: ModelOf) -> JsValue {
     ])
     .into()
 }
+
+/// Describes a value for an error message: `got string "3"`, `got number 5`, `got object`.
+pub fn got(v: &JsValue) -> String {
+    if let Some(s) = v.as_string() {
+        return cat!("got string \"", s, "\"");
+    }
+    if let Some(n) = v.as_f64() {
+        return cat!("got number ", n);
+    }
+    if let Some(b) = v.as_bool() {
+        return cat!("got boolean ", if b { "true" } else { "false" });
+    }
+    if v.is_null() {
+        return "got null".into();
+    }
+    cat!("got ", v.js_typeof().as_string().unwrap_or_default())
+}

@@ -17,9 +17,10 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortSignal, Headers as JsHeaders, Request, RequestInit, Response};
 
 use super::drive::{drive, AttemptResult, Attempts, Client, Held};
+use super::errors::got;
 use super::errors::{self, type_error};
 use super::host::{self, AttemptSignal};
-use super::options::{got, Fallback};
+use super::options::Fallback;
 use crate::policy::classify::Observation;
 use crate::policy::engine::Route;
 use crate::policy::{hints, Headers};

@@ -33,8 +33,6 @@ extern "C" {
     /// `String(v)`, as `fetch` converts its input.
     #[wasm_bindgen(js_name = String, catch)]
     fn js_string(v: &JsValue) -> Result<js_sys::JsString, JsValue>;
-    #[wasm_bindgen(js_namespace = Object, js_name = keys, catch)]
-    fn object_keys(o: &JsValue) -> Result<Array, JsValue>;
     #[wasm_bindgen(js_namespace = Object, js_name = entries, catch)]
     fn object_entries(o: &JsValue) -> Result<Array, JsValue>;
     #[wasm_bindgen(js_namespace = Object, js_name = assign, catch)]
@@ -66,13 +64,6 @@ pub fn copy_of(v: &JsValue) -> Result<js_sys::Object, JsValue> {
     object_assign(&js_sys::Object::new(), v)
 }
 
-pub fn keys_of(v: &JsValue) -> Result<Vec<String>, JsValue> {
-    Ok(object_keys(v)?
-        .iter()
-        .filter_map(|k| k.as_string())
-        .collect())
-}
-
 /// `[key, value]` pairs of a caller's object.
 pub fn entries_of(v: &JsValue) -> Result<Vec<(String, JsValue)>, JsValue> {
     let entries = object_entries(v)?;
@@ -83,15 +74,6 @@ pub fn entries_of(v: &JsValue) -> Result<Vec<(String, JsValue)>, JsValue> {
             Some((pair.get(0).as_string()?, pair.get(1)))
         })
         .collect())
-}
-
-/// The items of a caller's array, read through `Reflect` (a Proxy's traps may throw).
-pub fn items_of(a: &Array) -> Result<Vec<JsValue>, JsValue> {
-    let len = js_sys::Reflect::get(a, &"length".into())?
-        .as_f64()
-        .unwrap_or(0.0)
-        .clamp(0.0, 10_000.0) as u32;
-    (0..len).map(|i| js_sys::Reflect::get_u32(a, i)).collect()
 }
 
 /// Wall-clock milliseconds since the epoch, read at each decision (Workers advance it only after I/O).

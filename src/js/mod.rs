@@ -3,7 +3,7 @@
 //! | module    | does                                                            |
 //! |-----------|-----------------------------------------------------------------|
 //! | `host`    | global `fetch`, timers, `AbortSignal`, clock, crypto randomness  |
-//! | `options` | the options object → validated config, with errors naming options |
+//! | `options` | the checked options (from `options.js`) → config; cross-option rules |
 //! | `drive`   | the loop that executes the engine's decisions                    |
 //! | `fetch`   | `retryFetch`: request replay, fallback routes, credentials       |
 //! | `run`     | `retry(fn)`: errors classified by shape                          |
@@ -47,11 +47,11 @@ pub struct RetryClient {
 
 #[wasm_bindgen]
 impl RetryClient {
-    /// Validates `options` (throws TypeError/RangeError naming the option). `forRetry` allows
-    /// the `signal` option, which only `retry(fn)` takes.
+    /// `options` as `options.js` checked and flattened them; throws a RangeError naming the
+    /// option when the options break a rule between them (e.g. `backoff.maxMs` < `initialMs`).
     #[wasm_bindgen(constructor)]
-    pub fn new(options: JsValue, for_retry: Option<bool>) -> Result<RetryClient, JsValue> {
-        let opts = options::parse(&options, for_retry.unwrap_or(false))?;
+    pub fn new(options: JsValue) -> Result<RetryClient, JsValue> {
+        let opts = options::read(&options)?;
         Ok(RetryClient {
             inner: Rc::new(Client::new(opts)),
         })
@@ -70,7 +70,7 @@ impl RetryClient {
             let f: Function = f.dyn_into().map_err(|v| {
                 type_error(&cat!(
                     "retry: fn must be a function (",
-                    options::got(&v),
+                    errors::got(&v),
                     ")"
                 ))
             })?;
@@ -80,7 +80,7 @@ impl RetryClient {
                 Err(v) => {
                     return Err(type_error(&cat!(
                         "signal must be an AbortSignal (",
-                        options::got(&v),
+                        errors::got(&v),
                         ")"
                     )))
                 }
@@ -169,7 +169,7 @@ pub fn simulate_storm(
     bucket_ms: u32,
     seed: f64,
 ) -> Result<JsValue, JsValue> {
-    let opts = options::parse(&options, false)?;
+    let opts = options::read(&options)?;
     let storm = crate::sim::Storm {
         calls: calls.min(10_000),
         capacity_per_sec,
@@ -193,7 +193,7 @@ pub fn simulate_storm(
 #[cfg(feature = "sim")]
 #[wasm_bindgen(js_name = backoffSchedules)]
 pub fn backoff_schedules(options: JsValue, runs: u32, seed: f64) -> Result<JsValue, JsValue> {
-    let opts = options::parse(&options, false)?;
+    let opts = options::read(&options)?;
     let rows = crate::sim::schedules(&opts.cfg, runs.min(1000), seed as u64);
     Ok(rows
         .iter()
