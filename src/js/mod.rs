@@ -27,7 +27,10 @@ mod host;
 mod options;
 mod run;
 
+use alloc::boxed::Box;
 use alloc::rc::Rc;
+use core::future::Future;
+use core::pin::Pin;
 
 use js_sys::{Function, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
@@ -60,13 +63,13 @@ impl RetryClient {
     /// `fetch(input, init)` with retries; resolves to a Response as `fetch` does.
     pub fn fetch(&self, input: JsValue, init: JsValue) -> Promise {
         let client = self.inner.clone();
-        future_to_promise(async move { fetch::fetch(&client, input, init).await })
+        promise(Box::pin(async move { fetch::fetch(&client, input, init).await }))
     }
 
     /// Calls `fn({ attempt, signal, route })` with retries.
     pub fn run(&self, f: JsValue, signal: JsValue) -> Promise {
         let client = self.inner.clone();
-        future_to_promise(async move {
+        promise(Box::pin(async move {
             let f: Function = f.dyn_into().map_err(|v| {
                 type_error(&cat!(
                     "retry: fn must be a function (",
@@ -86,7 +89,7 @@ impl RetryClient {
                 }
             };
             run::run(&client, f, signal).await
-        })
+        }))
     }
 
     /// The breakers' state as plain JSON-safe data, to persist (e.g. in Workers KV).
@@ -149,6 +152,11 @@ impl RetryClient {
         }
         Ok(())
     }
+}
+
+/// One promise adapter for both kinds of call (one copy of the task code in the wasm).
+fn promise(call: Pin<Box<dyn Future<Output = Result<JsValue, JsValue>>>>) -> Promise {
+    future_to_promise(call)
 }
 
 /// The report of what a call returned or threw: attempts, waits, which route served it.

@@ -33,7 +33,6 @@
 //! (quota, auth, unknown model, a hint too long to wait for), the next route is tried. A route
 //! whose breaker is open is skipped without a request. The caller's own errors end the call.
 
-use alloc::collections::VecDeque;
 use alloc::{borrow::ToOwned, string::String, vec::Vec};
 
 use super::breaker::{Admit, Breaker, BreakerConfig, Refusal, Snapshot, State};
@@ -257,7 +256,8 @@ pub struct Session {
     prev_delay: u64,
     pending_wait: u64,
     report: Report,
-    events: VecDeque<Event>,
+    /// Pending, oldest first (a handful at most: a Vec beats a VecDeque on size).
+    events: Vec<Event>,
 }
 
 impl Session {
@@ -274,7 +274,7 @@ impl Session {
             prev_delay: 0,
             pending_wait: 0,
             report: Report::default(),
-            events: VecDeque::new(),
+            events: Vec::new(),
         }
     }
 
@@ -288,7 +288,7 @@ impl Session {
     }
 
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        (!self.events.is_empty()).then(|| self.events.remove(0))
     }
 
     /// The next step. `observed` is the outcome of the attempt the previous decision asked for
@@ -336,7 +336,7 @@ impl Session {
                 Admit::Yes => {
                     if let Some((from, reason)) = moved {
                         let status = self.last_status();
-                        self.events.push_back(Event::Fallback {
+                        self.events.push(Event::Fallback {
                             from,
                             to: route,
                             reason,
@@ -350,7 +350,7 @@ impl Session {
                 }
                 Admit::No { retry_in_ms, why } => {
                     self.report.skipped.push(route);
-                    self.events.push_back(Event::Skip {
+                    self.events.push(Event::Skip {
                         route,
                         retry_in_ms,
                         cooling: why == Refusal::Cooling,
@@ -483,7 +483,7 @@ impl Session {
             return move_on(self, shared, why);
         }
         let attempt = self.report.attempts.len() as u32;
-        self.events.push_back(Event::Retry {
+        self.events.push(Event::Retry {
             attempt,
             route,
             delay_ms: ms,
@@ -573,7 +573,7 @@ impl Session {
     fn note_change(&mut self, route: usize, change: Option<(State, State)>) {
         if let Some((from, to)) = change {
             let key = self.routes[route].key.clone();
-            self.events.push_back(Event::Breaker { key, from, to });
+            self.events.push(Event::Breaker { key, from, to });
         }
     }
 
