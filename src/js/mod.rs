@@ -63,7 +63,9 @@ impl RetryClient {
     /// `fetch(input, init)` with retries; resolves to a Response as `fetch` does.
     pub fn fetch(&self, input: JsValue, init: JsValue) -> Promise {
         let client = self.inner.clone();
-        promise(Box::pin(async move { fetch::fetch(&client, input, init).await }))
+        promise(Box::pin(
+            async move { fetch::fetch(&client, input, init).await },
+        ))
     }
 
     /// Calls `fn({ attempt, signal, route })` with retries.

@@ -107,7 +107,7 @@ const ANTHROPIC_LIMITS: [(&str, &str); 4] = [
 pub fn wait_hint(headers: &Headers, status: u16, now_ms: u64) -> Option<Hint> {
     let header = |name| headers.get(name).map(str::trim);
     let (ms, source) = if let Some(ms) = header("retry-after-ms").and_then(|v| decimal(v, 1)) {
-        (saturate(ms), HintSource::RetryAfterMs)
+        (ms, HintSource::RetryAfterMs)
     } else if let Some(ms) = header("retry-after").and_then(|v| retry_after(v, now_ms)) {
         (ms, HintSource::RetryAfter)
     } else if status != 429 {
@@ -167,7 +167,7 @@ pub fn should_retry(headers: &Headers) -> Option<bool> {
 pub fn retry_after(value: &str, now_ms: u64) -> Option<u64> {
     let value = value.trim();
     match decimal(value, 1_000) {
-        Some(ms) => Some(saturate(ms)),
+        Some(ms) => Some(ms),
         None => http_date(value).map(|at| at.saturating_sub(now_ms)),
     }
 }
@@ -266,7 +266,7 @@ pub fn duration(value: &str) -> Option<u64> {
         return None;
     }
     let mut rest = value;
-    let mut nanos: u128 = 0;
+    let mut nanos: u64 = 0;
     while !rest.is_empty() {
         let is_number = |c: char| c.is_ascii_digit() || c == '.';
         // `split_at_checked`: the indices come from `find`, but the checked form keeps str
@@ -286,7 +286,12 @@ pub fn duration(value: &str) -> Option<u64> {
         nanos = nanos.saturating_add(decimal(num, unit_nanos)?);
         rest = next;
     }
-    Some(saturate(nanos.div_ceil(1_000_000)))
+    // A sum that saturated (over 584 years) stays saturated.
+    Some(if nanos == u64::MAX {
+        u64::MAX
+    } else {
+        nanos.div_ceil(1_000_000)
+    })
 }
 
 /// An RFC 3339 timestamp ("2024-05-01T12:00:30Z", "2024-05-01T12:00:30.5+02:00") → ms since
@@ -383,17 +388,14 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     era * 146_097 + day_of_era - 719_468
 }
 
-/// Fraction digits beyond this many only round up (keeps `digits × unit` within a u128).
-const FRACTION_DIGITS: usize = 18;
-
 /// `digits[.digits]` (at least one digit, no sign) times `unit`, rounded up; saturates.
-fn decimal(s: &str, unit: u128) -> Option<u128> {
+fn decimal(s: &str, unit: u64) -> Option<u64> {
     let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
     if whole.is_empty() && frac.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let whole = whole.bytes().fold(0u128, |n, b| {
-        n.saturating_mul(10).saturating_add(u128::from(b - b'0'))
+    let whole = whole.bytes().fold(0u64, |n, b| {
+        n.saturating_mul(10).saturating_add(u64::from(b - b'0'))
     });
     Some(
         whole
@@ -402,26 +404,20 @@ fn decimal(s: &str, unit: u128) -> Option<u128> {
     )
 }
 
-/// `0.digits` times `unit`, rounded up. Digits past [`FRACTION_DIGITS`] only round up, which is
-/// exact whenever `unit` divides 10^18 (every unit here but minutes and hours).
-fn fraction(digits: &str, unit: u128) -> Option<u128> {
-    if !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
+/// `0.digits` times `unit` (at most 10^17), rounded up: exact for any number of digits, by long
+/// multiplication from the last digit (what carries into the units is the product's whole part;
+/// any nonzero digit left behind rounds it up).
+fn fraction(digits: &str, unit: u64) -> Option<u64> {
+    let (mut carry, mut rest) = (0u64, false);
+    for b in digits.bytes().rev() {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        let v = u64::from(b - b'0') * unit + carry;
+        rest |= v % 10 != 0;
+        carry = v / 10;
     }
-    let (head, tail) = digits
-        .as_bytes()
-        .split_at_checked(digits.len().min(FRACTION_DIGITS))?;
-    let (mut numerator, scale) = head.iter().fold((0u128, 1u128), |(n, scale), b| {
-        (n * 10 + u128::from(b - b'0'), scale * 10)
-    });
-    if tail.iter().any(|&b| b != b'0') {
-        numerator += 1;
-    }
-    Some(numerator.saturating_mul(unit).div_ceil(scale))
-}
-
-fn saturate(n: u128) -> u64 {
-    u64::try_from(n).unwrap_or(u64::MAX)
+    Some(carry + u64::from(rest))
 }
 
 #[cfg(test)]
@@ -678,7 +674,14 @@ mod tests {
             ("0s", Some(0)),
             (" 2s ", Some(2_000)),
             ("1.5m", Some(90_000)),
+            // Exact however many digits, for units that do not divide a power of ten too:
+            // 0.333…(24 digits) minutes is 19.99…98 s, so 20 000 ms, not 20 001.
+            ("0.333333333333333333333333m", Some(20_000)),
+            ("0.0000000000000000000000001h", Some(1)),
+            ("0.1h", Some(360_000)),
             ("99999999999999999999h", Some(u64::MAX)),
+            ("584y", None),
+            ("600000h", Some(2_160_000_000_000)),
             ("abc", None),
             ("", None),
             ("5", None),
