@@ -7,9 +7,7 @@ import { checkOptions } from "./options.js";
 export function createRetryFetch(options) {
   const client = new RetryClient(checkOptions(options, false));
   const retryFetch = (input, init) => client.fetch(input, init);
-  retryFetch.exportState = () => client.exportState();
-  retryFetch.restoreState = (state) => client.restoreState(state);
-  return retryFetch;
+  return withState(retryFetch, client);
 }
 
 /** Calls `fn({ attempt, signal, route })` until it succeeds or the policy gives up. */
@@ -27,9 +25,37 @@ export function retry(fn, options) {
 export function createRetry(options) {
   const client = new RetryClient(checkOptions(options, true));
   const run = (fn, { signal } = {}) => client.run(fn, signal);
-  run.exportState = () => client.exportState();
-  run.restoreState = (state) => client.restoreState(state);
-  return run;
+  return withState(run, client);
+}
+
+const STATES = ["closed", "open", "half-open"];
+const count = (v) => (Number.isFinite(v) && v >= 0 ? v : 0);
+
+/** Adds `exportState()`/`restoreState(state)`: the breakers as JSON-safe data, e.g. for Workers KV
+ * (the wasm hands them over flat: key, state, failures, openUntil, cooledUntil per breaker). */
+function withState(f, client) {
+  f.exportState = () => {
+    const flat = client.exportState();
+    const breakers = {};
+    for (let i = 0; i < flat.length; i += 5) {
+      breakers[flat[i]] = { state: flat[i + 1], failures: flat[i + 2], openUntil: flat[i + 3], cooledUntil: flat[i + 4] };
+    }
+    return { version: 1, breakers };
+  };
+  f.restoreState = (state) => {
+    if (typeof state !== "object" || state === null) throw new TypeError("restoreState: state must be an object");
+    const { breakers } = state;
+    if (typeof breakers !== "object" || breakers === null) throw new TypeError("restoreState: state.breakers must be an object");
+    // Checked whole before any of it is applied.
+    const flat = Object.entries(breakers).flatMap(([key, b]) => {
+      if (!STATES.includes(b?.state)) {
+        throw new TypeError(`restoreState: breakers["${key}"].state must be "closed", "open" or "half-open"`);
+      }
+      return [key, b.state, count(b.failures), count(b.openUntil), count(b.cooledUntil)];
+    });
+    client.restoreState(flat);
+  };
+  return f;
 }
 
 /** How a call went — attempts, waits, the route that served it — for the Response a retryFetch

@@ -12,7 +12,6 @@
 //! The package's entry files (pkg-template) wrap [`RetryClient`] into `createRetryFetch` and
 //! `retry`. Nothing here runs at module load.
 
-use alloc::vec::Vec;
 /// A small free-list allocator: the wasm is single-threaded and allocates little per call, so
 /// dlmalloc's speed is not needed and its 7 KB are.
 #[global_allocator]
@@ -32,7 +31,7 @@ use alloc::rc::Rc;
 use core::future::Future;
 use core::pin::Pin;
 
-use js_sys::{Function, Object, Promise, Reflect};
+use js_sys::{Array, Function, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 use web_sys::AbortSignal;
@@ -40,7 +39,7 @@ use web_sys::AbortSignal;
 use crate::policy::breaker::{Snapshot, State};
 use crate::text::cat;
 use drive::Client;
-use errors::{obj, type_error};
+use errors::type_error;
 
 /// One configured client. Its breakers and budget are shared by every call made through it.
 #[wasm_bindgen]
@@ -94,65 +93,44 @@ impl RetryClient {
         }))
     }
 
-    /// The breakers' state as plain JSON-safe data, to persist (e.g. in Workers KV).
+    /// The breakers' state, flat: `key, state, failures, openUntil, cooledUntil` per breaker
+    /// (api.js shapes it into the JSON-safe object users persist, e.g. in Workers KV).
     #[wasm_bindgen(js_name = exportState)]
-    pub fn export_state(&self) -> JsValue {
-        let breakers = Object::new();
+    pub fn export_state(&self) -> Array {
+        let flat = Array::new();
         for (key, s) in self.inner.shared.borrow().snapshot() {
-            let entry = obj(&[
-                ("state", s.state.as_str().into()),
-                ("failures", s.failures.into()),
-                ("openUntil", (s.open_until_ms as f64).into()),
-                ("cooledUntil", (s.cooled_until_ms as f64).into()),
-            ]);
-            let _ = Reflect::set(&breakers, &key.into(), &entry);
+            flat.push(&key.into());
+            flat.push(&s.state.as_str().into());
+            flat.push(&s.failures.into());
+            flat.push(&(s.open_until_ms as f64).into());
+            flat.push(&(s.cooled_until_ms as f64).into());
         }
-        obj(&[("version", 1.into()), ("breakers", breakers.into())]).into()
+        flat
     }
 
-    /// Restores what `exportState` returned (from this or another instance).
+    /// Restores breakers from the flat form of [`Self::export_state`], as api.js checked it.
+    /// An entry whose key or state is not a string it knows is skipped.
     #[wasm_bindgen(js_name = restoreState)]
-    pub fn restore_state(&self, state: JsValue) -> Result<(), JsValue> {
-        let bad = |what: &str| type_error(&cat!("restoreState: ", what));
-        let breakers =
-            Reflect::get(&state, &"breakers".into()).map_err(|_| bad("state must be an object"))?;
-        if !breakers.is_object() {
-            return Err(bad("state.breakers must be an object"));
-        }
-        let mut restored = Vec::new();
-        for (key, v) in host::entries_of(&breakers)? {
-            let field = |k: &str| {
-                Reflect::get(&v, &k.into())
-                    .ok()
-                    .and_then(|x| x.as_f64())
-                    .filter(|x| x.is_finite() && *x >= 0.0)
-            };
-            let state = Reflect::get(&v, &"state".into())
-                .ok()
-                .and_then(|s| s.as_string())
-                .and_then(|s| State::parse(&s));
-            let state = state.ok_or_else(|| {
-                bad(&cat!(
-                    "breakers[\"",
-                    key,
-                    "\"].state must be \"closed\", \"open\" or \"half-open\""
-                ))
-            })?;
-            restored.push((
-                key,
-                Snapshot {
-                    state,
-                    failures: field("failures").unwrap_or(0.0) as u32,
-                    open_until_ms: field("openUntil").unwrap_or(0.0) as u64,
-                    cooled_until_ms: field("cooledUntil").unwrap_or(0.0) as u64,
-                },
-            ));
-        }
+    pub fn restore_state(&self, flat: Array) {
+        let field = |i| {
+            flat.get(i)
+                .as_f64()
+                .filter(|x| x.is_finite() && *x >= 0.0)
+                .unwrap_or(0.0)
+        };
         let mut shared = self.inner.shared.borrow_mut();
-        for (key, snapshot) in restored {
-            shared.restore(key, snapshot);
+        for i in (0..flat.length().saturating_sub(4)).step_by(5) {
+            let state = flat.get(i + 1).as_string().and_then(|s| State::parse(&s));
+            if let (Some(key), Some(state)) = (flat.get(i).as_string(), state) {
+                let snapshot = Snapshot {
+                    state,
+                    failures: field(i + 2) as u32,
+                    open_until_ms: field(i + 3) as u64,
+                    cooled_until_ms: field(i + 4) as u64,
+                };
+                shared.restore(key, snapshot);
+            }
         }
-        Ok(())
     }
 }
 
@@ -188,7 +166,7 @@ pub fn simulate_storm(
     };
     let r = crate::sim::storm(&storm, &opts.cfg, seed as u64);
     let timeline: js_sys::Array = r.timeline.iter().map(|&n| JsValue::from(n)).collect();
-    Ok(obj(&[
+    Ok(errors::obj(&[
         ("requests", r.requests.into()),
         ("succeeded", r.succeeded.into()),
         ("failed", r.failed.into()),
