@@ -4,6 +4,7 @@
 // Rules that relate options to each other (maxMs ≥ initialMs, deadlines ≥ 1 ms, …) are the
 // core's own (Config::validate in the wasm), which throws a RangeError naming the option too.
 
+// The core's own limits (policy/config.rs MAX_MS, MAX_ATTEMPTS), which it checks again.
 const MAX_MS = 86_400_000; // a day: longer is almost surely a unit mistake
 const MAX_ATTEMPTS = 100;
 const JITTERS = ["full", "equal", "decorrelated", "none"];
