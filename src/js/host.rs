@@ -190,29 +190,36 @@ impl Drop for Listener {
     }
 }
 
-/// Resolves when `signal` aborts.
-pub struct OnAbort {
-    _listener: Option<Listener>,
+/// Resolves when the host calls the resolve function that `arm` handed to something (a timer,
+/// a listener), which it keeps; dropping it drops that too, so no timer or listener outlives it.
+pub struct Until<G> {
+    _guard: Option<G>,
     done: JsFuture,
 }
 
-impl OnAbort {
-    pub fn new(signal: &AbortSignal) -> Self {
-        let mut listener = None;
-        let promise =
-            Promise::new(&mut |resolve, _| listener = Some(Listener::add(signal, &resolve)));
+impl<G> Until<G> {
+    fn new(arm: impl FnOnce(&Function) -> G) -> Self {
+        let (mut arm, mut guard) = (Some(arm), None);
+        let promise = Promise::new(&mut |resolve, _| guard = arm.take().map(|f| f(&resolve)));
         Self {
-            _listener: listener,
+            _guard: guard,
             done: JsFuture::from(promise),
         }
     }
 }
 
-impl Future for OnAbort {
+impl<G: Unpin> Future for Until<G> {
     type Output = ();
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         Pin::new(&mut self.done).poll(cx).map(|_| ())
     }
+}
+
+/// Resolves when `signal` aborts.
+pub type OnAbort = Until<Listener>;
+
+pub fn on_abort(signal: &AbortSignal) -> OnAbort {
+    Until::new(|resolve| Listener::add(signal, resolve))
 }
 
 pub enum Either<A, B> {
@@ -253,25 +260,10 @@ impl Drop for Timer {
 }
 
 /// Resolves after `ms`; dropping it clears the timer.
-pub struct Delay {
-    _timer: Option<Timer>,
-    done: JsFuture,
-}
+pub type Delay = Until<Timer>;
 
 pub fn delay(ms: u64) -> Delay {
-    let mut timer = None;
-    let promise = Promise::new(&mut |resolve, _| timer = Some(Timer::new(ms, &resolve)));
-    Delay {
-        _timer: timer,
-        done: JsFuture::from(promise),
-    }
-}
-
-impl Future for Delay {
-    type Output = ();
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        Pin::new(&mut self.done).poll(cx).map(|_| ())
-    }
+    Until::new(|resolve| Timer::new(ms, resolve))
 }
 
 /// Sleeps `ms`, or fails with the signal's reason the moment it aborts. No timer outlives it.
@@ -284,7 +276,7 @@ pub async fn sleep(ms: u64, signal: Option<&AbortSignal>) -> Result<(), JsValue>
     if signal.aborted() {
         return Err(signal.reason());
     }
-    match race(timer, OnAbort::new(signal)).await {
+    match race(timer, on_abort(signal)).await {
         Either::Left(()) => Ok(()),
         Either::Right(()) => Err(signal.reason()),
     }

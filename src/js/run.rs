@@ -19,7 +19,7 @@ use web_sys::AbortSignal;
 
 use super::drive::{drive, AttemptResult, Attempts, Client, Held};
 use super::errors::{self, obj};
-use super::host::{self, AttemptSignal, Either, OnAbort};
+use super::host::{self, AttemptSignal, Either};
 use crate::policy::classify::Observation;
 use crate::policy::engine::Route;
 use crate::policy::{hints, Headers};
@@ -93,7 +93,7 @@ impl FnCall<'_> {
         };
         let timer = host::delay(timeout_ms);
         let aborted: Pin<Box<dyn Future<Output = ()>>> = match &self.signal {
-            Some(s) => Box::pin(OnAbort::new(s)),
+            Some(s) => Box::pin(host::on_abort(s)),
             None => Box::pin(core::future::pending()),
         };
         let caller_aborted = || self.signal.as_ref().is_some_and(|s| s.aborted());
