@@ -13,7 +13,7 @@ use web_sys::AbortSignal;
 
 use super::errors;
 use super::host::{self, Local, Rng};
-use super::options::Options;
+use super::options::{Fallback, Options};
 use crate::policy::classify::{Observation, Reason};
 use crate::policy::engine::{Decision, Outcome, Report, Route, Session, Shared};
 
@@ -25,6 +25,11 @@ pub struct Client {
 }
 
 impl Client {
+    /// Route `route`'s fallback settings (route 0, the request as given, has none).
+    pub fn fallback(&self, route: usize) -> Option<&Fallback> {
+        self.opts.fallbacks.get(route.checked_sub(1)?)
+    }
+
     pub fn new(opts: Options) -> Self {
         let shared = RefCell::new(Shared::new(&opts.cfg));
         Self {

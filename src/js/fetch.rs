@@ -172,20 +172,14 @@ impl<'c> Call<'c> {
 
     /// The origin `route` sends to.
     fn origin_of(&self, route: usize) -> &str {
-        match route
-            .checked_sub(1)
-            .and_then(|i| self.client.opts.fallbacks.get(i))
-        {
+        match self.client.fallback(route) {
             Some(Fallback { url: Some(u), .. }) => &u.origin,
             _ => &self.origin,
         }
     }
 
     fn url_of(&self, route: usize) -> &str {
-        match route
-            .checked_sub(1)
-            .and_then(|i| self.client.opts.fallbacks.get(i))
-        {
+        match self.client.fallback(route) {
             Some(Fallback { url: Some(u), .. }) => &u.href,
             _ => &self.url,
         }
@@ -203,9 +197,7 @@ impl<'c> Call<'c> {
             }
         };
         let url = self.url_of(route).to_owned();
-        let fallback = route
-            .checked_sub(1)
-            .and_then(|i| self.client.opts.fallbacks.get(i).map(|f| (i, f)));
+        let fallback = self.client.fallback(route);
         if fallback.is_some() || !self.fast {
             set("method", &JsValue::from_str(&self.method));
         }
@@ -215,7 +207,7 @@ impl<'c> Call<'c> {
                 set("headers", &self.headers);
                 set("body", &self.body);
             }
-            Some((i, f)) => {
+            Some(f) => {
                 let headers = match &self.parsed_headers {
                     Some(h) => JsHeaders::new_with_headers(h)?,
                     None => JsHeaders::new()?,
@@ -232,7 +224,7 @@ impl<'c> Call<'c> {
                 }
                 set("headers", &headers);
                 match &f.model {
-                    Some(model) => set("body", &with_model(&self.body, model, i)?),
+                    Some(model) => set("body", &with_model(&self.body, model, route - 1)?),
                     None => set("body", &self.body),
                 }
             }

@@ -59,10 +59,7 @@ struct FnCall<'c> {
 impl FnCall<'_> {
     fn route_info(&self, route: usize) -> JsValue {
         let mut fields = vec![("index", JsValue::from(route as u32))];
-        if let Some(f) = route
-            .checked_sub(1)
-            .and_then(|i| self.client.opts.fallbacks.get(i))
-        {
+        if let Some(f) = self.client.fallback(route) {
             if let Some(m) = &f.model {
                 fields.push(("model", m.into()));
             }
@@ -154,10 +151,7 @@ impl Attempts for FnCall<'_> {
     }
 
     fn model(&self, route: usize) -> Option<String> {
-        route
-            .checked_sub(1)
-            .and_then(|i| self.client.opts.fallbacks.get(i))
-            .and_then(|f| f.model.clone())
+        self.client.fallback(route).and_then(|f| f.model.clone())
     }
 
     fn attempt(
