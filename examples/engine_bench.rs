@@ -11,21 +11,13 @@ use llm_retry::policy::Headers;
 
 fn main() {
     // Breaker and budget off: with every call failing twice they would (rightly) stop retries.
-    let cfg = Config {
-        breaker: None,
-        budget: None,
-        ..Config::default()
-    };
+    let cfg = Config { breaker: None, budget: None, ..Config::default() };
     let mut shared = Shared::new(&cfg);
     let calls = 200_000u64;
     let (mut decisions, mut now) = (0u64, 1_700_000_000_000u64);
     let start = Instant::now();
     for _ in 0..calls {
-        let mut s = Session::new(
-            &cfg,
-            vec![Route::new("https://api.example.com gpt-4o", 4)],
-            false,
-        );
+        let mut s = Session::new(&cfg, vec![Route::new("https://api.example.com gpt-4o", 4)], false);
         let mut statuses = [503u16, 503, 200].into_iter();
         let mut seen: Option<Observation> = None;
         loop {
@@ -33,11 +25,7 @@ fn main() {
             match s.next(&mut shared, seen.as_ref(), now, 0.5) {
                 Decision::Attempt { .. } => {
                     let status = statuses.next().unwrap_or(200);
-                    seen = Some(Observation::Response {
-                        status,
-                        headers: Headers::new(),
-                        body: None,
-                    });
+                    seen = Some(Observation::Response { status, headers: Headers::new(), body: None });
                 }
                 Decision::Wait { ms, .. } => now += ms,
                 Decision::Done(o) => {

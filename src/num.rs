@@ -31,33 +31,11 @@ mod tests {
 
     #[test]
     fn matches_std() {
-        for x in [
-            0.0,
-            0.1,
-            0.5,
-            1.0,
-            1.5,
-            2.0,
-            2.5,
-            1e6,
-            86_400_000.0,
-            9.007e15,
-        ] {
+        for x in [0.0, 0.1, 0.5, 1.0, 1.5, 2.0, 2.5, 1e6, 86_400_000.0, 9.007e15] {
             assert_eq!(ceil(x), x.ceil() as u64, "ceil {x}");
         }
-        assert_eq!(
-            (ceil(1e300), ceil(f64::INFINITY), ceil(f64::NAN)),
-            (u64::MAX, u64::MAX, 0)
-        );
-        for (x, n) in [
-            (2.0, 0),
-            (2.0, 10),
-            (1.5, 7),
-            (3.0, 40),
-            (0.5, 3),
-            (10.0, 400),
-            (1.1, 1023),
-        ] {
+        assert_eq!((ceil(1e300), ceil(f64::INFINITY), ceil(f64::NAN)), (u64::MAX, u64::MAX, 0));
+        for (x, n) in [(2.0, 0), (2.0, 10), (1.5, 7), (3.0, 40), (0.5, 3), (10.0, 400), (1.1, 1023)] {
             assert_eq!(powi(x, n), x.powi(n as i32), "powi {x} {n}");
         }
     }

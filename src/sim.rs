@@ -43,16 +43,9 @@ pub struct StormResult {
 /// Runs the simulation; `seed` makes it repeatable.
 pub fn storm(s: &Storm, cfg: &Config, seed: u64) -> StormResult {
     let mut shared = Shared::new(cfg);
-    let mut sessions: Vec<(Session, Option<Observation>)> = (0..s.calls)
-        .map(|_| {
-            (
-                Session::new(cfg, vec![Route::new("provider", cfg.max_attempts)], true),
-                None,
-            )
-        })
-        .collect();
-    let mut queue: BinaryHeap<Reverse<(u64, usize)>> =
-        (0..sessions.len()).map(|i| Reverse((0, i))).collect();
+    let mut sessions: Vec<(Session, Option<Observation>)> =
+        (0..s.calls).map(|_| (Session::new(cfg, vec![Route::new("provider", cfg.max_attempts)], true), None)).collect();
+    let mut queue: BinaryHeap<Reverse<(u64, usize)>> = (0..sessions.len()).map(|i| Reverse((0, i))).collect();
     let mut rng = seed | 1;
     let per_ms = s.capacity_per_sec as f64 / 1000.0;
     let (mut tokens, mut refilled_at) = (s.capacity_per_sec as f64, 0u64);
@@ -68,8 +61,7 @@ pub fn storm(s: &Storm, cfg: &Config, seed: u64) -> StormResult {
                     out.timeline.resize(slot + 1, 0);
                 }
                 out.timeline[slot] += 1;
-                tokens =
-                    (tokens + (now - refilled_at) as f64 * per_ms).min(s.capacity_per_sec as f64);
+                tokens = (tokens + (now - refilled_at) as f64 * per_ms).min(s.capacity_per_sec as f64);
                 refilled_at = now;
                 let status = if tokens >= 1.0 {
                     tokens -= 1.0;
@@ -77,11 +69,7 @@ pub fn storm(s: &Storm, cfg: &Config, seed: u64) -> StormResult {
                 } else {
                     429
                 };
-                *seen = Some(Observation::Response {
-                    status,
-                    headers: Headers::new(),
-                    body: None,
-                });
+                *seen = Some(Observation::Response { status, headers: Headers::new(), body: None });
                 queue.push(Reverse((now + s.latency_ms, i)));
             }
             Decision::Wait { ms, .. } => queue.push(Reverse((now + ms, i))),
@@ -121,24 +109,14 @@ mod tests {
     use crate::policy::budget::BudgetConfig;
 
     fn cfg(jitter: Jitter, budget: bool) -> Config {
-        let mut c = Config {
-            max_attempts: 8,
-            deadline_ms: 600_000,
-            breaker: None,
-            ..Config::default()
-        };
+        let mut c = Config { max_attempts: 8, deadline_ms: 600_000, breaker: None, ..Config::default() };
         c.backoff.jitter = jitter;
         c.backoff.initial_ms = 100;
         c.budget = budget.then(BudgetConfig::default);
         c
     }
 
-    const STORM: Storm = Storm {
-        calls: 100,
-        capacity_per_sec: 20,
-        latency_ms: 20,
-        bucket_ms: 500,
-    };
+    const STORM: Storm = Storm { calls: 100, capacity_per_sec: 20, latency_ms: 20, bucket_ms: 500 };
 
     #[test]
     fn every_call_ends_and_is_counted() {
@@ -155,12 +133,7 @@ mod tests {
         let none = storm(&STORM, &cfg(Jitter::None, false), 7);
         for j in [Jitter::Full, Jitter::Equal, Jitter::Decorrelated] {
             let r = storm(&STORM, &cfg(j, false), 7);
-            assert!(
-                r.finish_ms * 3 < none.finish_ms * 2,
-                "{j:?} {} vs none {}",
-                r.finish_ms,
-                none.finish_ms
-            );
+            assert!(r.finish_ms * 3 < none.finish_ms * 2, "{j:?} {} vs none {}", r.finish_ms, none.finish_ms);
         }
     }
 
@@ -168,12 +141,7 @@ mod tests {
     fn the_budget_sends_fewer_requests() {
         let off = storm(&STORM, &cfg(Jitter::Full, false), 7);
         let on = storm(&STORM, &cfg(Jitter::Full, true), 7);
-        assert!(
-            on.requests < off.requests,
-            "budget {} vs none {}",
-            on.requests,
-            off.requests
-        );
+        assert!(on.requests < off.requests, "budget {} vs none {}", on.requests, off.requests);
     }
 
     #[test]

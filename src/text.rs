@@ -122,9 +122,6 @@ mod tests {
         ] {
             assert_eq!(cat!(v), s);
         }
-        assert_eq!(
-            cat!("a", 0u64, " ", u64::MAX, String::from("!"), 7u32, 9usize),
-            "a0 18446744073709551615!79"
-        );
+        assert_eq!(cat!("a", 0u64, " ", u64::MAX, String::from("!"), 7u32, 9usize), "a0 18446744073709551615!79");
     }
 }

@@ -11,38 +11,21 @@ use llm_retry::policy::Headers;
 use proptest::prelude::*;
 
 fn jitter() -> impl Strategy<Value = Jitter> {
-    prop_oneof![
-        Just(Jitter::None),
-        Just(Jitter::Full),
-        Just(Jitter::Equal),
-        Just(Jitter::Decorrelated)
-    ]
+    prop_oneof![Just(Jitter::None), Just(Jitter::Full), Just(Jitter::Equal), Just(Jitter::Decorrelated)]
 }
 
 fn backoff() -> impl Strategy<Value = Backoff> {
-    (0u64..100_000, 0u64..200_000, 1.0f64..10.0, jitter()).prop_map(|(a, b, multiplier, jitter)| {
-        Backoff {
-            initial_ms: a.min(b),
-            max_ms: a.max(b),
-            multiplier,
-            jitter,
-        }
+    (0u64..100_000, 0u64..200_000, 1.0f64..10.0, jitter()).prop_map(|(a, b, multiplier, jitter)| Backoff {
+        initial_ms: a.min(b),
+        max_ms: a.max(b),
+        multiplier,
+        jitter,
     })
 }
 
 /// A scripted response: status, optional Retry-After seconds.
 fn step() -> impl Strategy<Value = (u16, Option<u64>)> {
-    (
-        prop_oneof![
-            Just(200u16),
-            Just(429),
-            Just(500),
-            Just(503),
-            Just(400),
-            Just(0)
-        ],
-        proptest::option::of(0u64..200),
-    )
+    (prop_oneof![Just(200u16), Just(429), Just(500), Just(503), Just(400), Just(0)], proptest::option::of(0u64..200))
 }
 
 proptest! {

@@ -12,11 +12,7 @@ use llm_retry::policy::Headers;
 /// What a scripted server answers to one attempt.
 #[derive(Clone, Copy)]
 enum Step {
-    Status(
-        u16,
-        &'static [(&'static str, &'static str)],
-        Option<&'static str>,
-    ),
+    Status(u16, &'static [(&'static str, &'static str)], Option<&'static str>),
     Timeout(u64),
     Network,
 }
@@ -41,10 +37,7 @@ fn run(
     start: u64,
     rand: f64,
 ) -> Run {
-    let routes = routes
-        .iter()
-        .map(|k| Route::new(*k, cfg.max_attempts))
-        .collect();
+    let routes = routes.iter().map(|k| Route::new(*k, cfg.max_attempts)).collect();
     let mut s = Session::new(cfg, routes, idempotent);
     let mut now = start;
     let mut seen: Option<Observation> = None;
@@ -56,9 +49,7 @@ fn run(
             events.push(e);
         }
         match d {
-            Decision::Attempt {
-                route, timeout_ms, ..
-            } => {
+            Decision::Attempt { route, timeout_ms, .. } => {
                 sent.push((route, now));
                 seen = Some(match steps.next().expect("script ran out") {
                     Status(status, h, body) => {
@@ -83,33 +74,16 @@ fn run(
             Decision::Done(o) => break o,
         }
     };
-    Run {
-        outcome,
-        sent,
-        events,
-        waits,
-    }
+    Run { outcome, sent, events, waits }
 }
 
 fn cfg() -> Config {
-    Config {
-        breaker: None,
-        budget: None,
-        ..Config::default()
-    }
+    Config { breaker: None, budget: None, ..Config::default() }
 }
 
 fn once(script: &[Step]) -> Run {
     let c = cfg();
-    run(
-        &c,
-        &mut Shared::new(&c),
-        &["p"],
-        false,
-        script,
-        1_000_000,
-        0.25,
-    )
+    run(&c, &mut Shared::new(&c), &["p"], false, script, 1_000_000, 0.25)
 }
 
 fn gaps(r: &Run) -> Vec<u64> {
@@ -120,18 +94,11 @@ const QUOTA: &str = r#"{"error":{"message":"You exceeded your current quota","ty
 
 #[test]
 fn rate_limit_then_hint_then_success() {
-    let r = once(&[
-        Status(429, &[], None),
-        Status(429, &[("Retry-After", "1")], None),
-        Status(200, &[], None),
-    ]);
+    let r = once(&[Status(429, &[], None), Status(429, &[("Retry-After", "1")], None), Status(200, &[], None)]);
     assert_eq!(r.outcome, Outcome::Success);
     assert_eq!(r.sent.len(), 3);
     assert!(gaps(&r)[1] >= 1000, "{:?}", gaps(&r));
-    assert_eq!(
-        r.waits[1].1,
-        WaitCause::Hint(llm_retry::policy::hints::HintSource::RetryAfter)
-    );
+    assert_eq!(r.waits[1].1, WaitCause::Hint(llm_retry::policy::hints::HintSource::RetryAfter));
 }
 
 #[test]
@@ -143,19 +110,12 @@ fn server_errors_back_off_with_growing_waits() {
         &mut Shared::new(&c),
         &["p"],
         false,
-        &[
-            Status(503, &[], None),
-            Status(503, &[], None),
-            Status(200, &[], None),
-        ],
+        &[Status(503, &[], None), Status(503, &[], None), Status(200, &[], None)],
         0,
         0.5,
     );
     assert_eq!(r.outcome, Outcome::Success);
-    assert_eq!(
-        r.waits.iter().map(|w| w.0).collect::<Vec<_>>(),
-        [1000, 2000]
-    );
+    assert_eq!(r.waits.iter().map(|w| w.0).collect::<Vec<_>>(), [1000, 2000]);
     let g = gaps(&r);
     assert!(g[1] > g[0]);
 }
@@ -166,14 +126,8 @@ fn callers_errors_are_not_retried() {
         let r = once(&[Status(status, &[], None)]);
         assert_eq!(r.sent.len(), 1, "status {status}");
     }
-    assert_eq!(
-        once(&[Status(400, &[], None)]).outcome,
-        Outcome::Returned(Reason::ClientError)
-    );
-    assert_eq!(
-        once(&[Status(401, &[], None)]).outcome,
-        Outcome::Exhausted(Reason::Unauthorized)
-    );
+    assert_eq!(once(&[Status(400, &[], None)]).outcome, Outcome::Returned(Reason::ClientError));
+    assert_eq!(once(&[Status(401, &[], None)]).outcome, Outcome::Exhausted(Reason::Unauthorized));
 }
 
 #[test]
@@ -185,33 +139,11 @@ fn exhausted_quota_is_not_retried() {
 
 #[test]
 fn timeouts_are_retried_only_when_idempotent() {
-    let c = Config {
-        attempt_timeout_ms: Some(10_000),
-        ..cfg()
-    };
-    let post = run(
-        &c,
-        &mut Shared::new(&c),
-        &["p"],
-        false,
-        &[Timeout(10_000), Status(200, &[], None)],
-        0,
-        0.5,
-    );
+    let c = Config { attempt_timeout_ms: Some(10_000), ..cfg() };
+    let post = run(&c, &mut Shared::new(&c), &["p"], false, &[Timeout(10_000), Status(200, &[], None)], 0, 0.5);
     assert_eq!(post.sent.len(), 1);
-    assert_eq!(
-        post.outcome,
-        Outcome::Returned(Reason::TimeoutNotIdempotent)
-    );
-    let get = run(
-        &c,
-        &mut Shared::new(&c),
-        &["p"],
-        true,
-        &[Timeout(10_000), Status(200, &[], None)],
-        0,
-        0.5,
-    );
+    assert_eq!(post.outcome, Outcome::Returned(Reason::TimeoutNotIdempotent));
+    let get = run(&c, &mut Shared::new(&c), &["p"], true, &[Timeout(10_000), Status(200, &[], None)], 0, 0.5);
     assert_eq!(get.sent.len(), 2);
     assert_eq!(get.outcome, Outcome::Success);
 }
@@ -236,15 +168,7 @@ fn no_sleep_overruns_the_deadline() {
     let mut c = cfg();
     c.deadline_ms = 2500;
     c.backoff.jitter = Jitter::None;
-    let r = run(
-        &c,
-        &mut Shared::new(&c),
-        &["p"],
-        false,
-        &[Status(503, &[], None); 4],
-        0,
-        0.5,
-    );
+    let r = run(&c, &mut Shared::new(&c), &["p"], false, &[Status(503, &[], None); 4], 0, 0.5);
     // 1000 ms wait fits, the 2000 ms one would end past 2500: never started.
     assert_eq!(r.waits.len(), 1);
     assert_eq!(r.sent.len(), 2);
@@ -256,41 +180,21 @@ fn the_deadline_bounds_a_hanging_attempt() {
     let mut c = cfg();
     c.deadline_ms = 3000;
     for idempotent in [true, false] {
-        let r = run(
-            &c,
-            &mut Shared::new(&c),
-            &["p", "fallback"],
-            idempotent,
-            &[Timeout(u64::MAX)],
-            0,
-            0.5,
-        );
-        assert_eq!(
-            r.outcome,
-            Outcome::Exhausted(Reason::Deadline),
-            "idempotent: {idempotent}"
-        );
+        let r = run(&c, &mut Shared::new(&c), &["p", "fallback"], idempotent, &[Timeout(u64::MAX)], 0, 0.5);
+        assert_eq!(r.outcome, Outcome::Exhausted(Reason::Deadline), "idempotent: {idempotent}");
         assert_eq!(r.sent.len(), 1, "nothing is sent after the deadline");
     }
 }
 
 #[test]
 fn fallback_after_exhaustion_and_at_once_on_quota() {
-    let c = Config {
-        max_attempts: 3,
-        ..cfg()
-    };
+    let c = Config { max_attempts: 3, ..cfg() };
     let r = run(
         &c,
         &mut Shared::new(&c),
         &["a", "b"],
         false,
-        &[
-            Status(503, &[], None),
-            Status(503, &[], None),
-            Status(503, &[], None),
-            Status(200, &[], None),
-        ],
+        &[Status(503, &[], None), Status(503, &[], None), Status(503, &[], None), Status(200, &[], None)],
         0,
         0.5,
     );
@@ -302,14 +206,7 @@ fn fallback_after_exhaustion_and_at_once_on_quota() {
         reason: Reason::AttemptsExhausted,
         status: Some(503)
     }));
-    assert!(r.events.iter().any(|e| matches!(
-        e,
-        Event::Success {
-            route: 1,
-            fallback: true,
-            ..
-        }
-    )));
+    assert!(r.events.iter().any(|e| matches!(e, Event::Success { route: 1, fallback: true, .. })));
 
     let q = run(
         &c,
@@ -322,103 +219,37 @@ fn fallback_after_exhaustion_and_at_once_on_quota() {
     );
     assert_eq!(q.sent.iter().map(|s| s.0).collect::<Vec<_>>(), [0, 1]);
     // The caller's own error never moves on.
-    let own = run(
-        &c,
-        &mut Shared::new(&c),
-        &["a", "b"],
-        false,
-        &[Status(422, &[], None)],
-        0,
-        0.5,
-    );
+    let own = run(&c, &mut Shared::new(&c), &["a", "b"], false, &[Status(422, &[], None)], 0, 0.5);
     assert_eq!(own.sent.len(), 1);
 }
 
 #[test]
 fn breaker_opens_skips_then_probes_once() {
-    let c = Config {
-        max_attempts: 1,
-        breaker: Some(BreakerConfig {
-            failure_threshold: 5,
-            cooldown_ms: 10_000,
-        }),
-        ..cfg()
-    };
+    let c =
+        Config { max_attempts: 1, breaker: Some(BreakerConfig { failure_threshold: 5, cooldown_ms: 10_000 }), ..cfg() };
     let mut shared = Shared::new(&c);
     for i in 0..5 {
-        let r = run(
-            &c,
-            &mut shared,
-            &["a", "b"],
-            false,
-            &[Status(503, &[], None), Status(200, &[], None)],
-            i,
-            0.5,
-        );
+        let r = run(&c, &mut shared, &["a", "b"], false, &[Status(503, &[], None), Status(200, &[], None)], i, 0.5);
         assert_eq!(r.sent.iter().map(|s| s.0).collect::<Vec<_>>(), [0, 1]);
     }
     // Open: the primary is skipped without a request until the cooldown has passed.
-    let r = run(
-        &c,
-        &mut shared,
-        &["a", "b"],
-        false,
-        &[Status(200, &[], None)],
-        5000,
-        0.5,
-    );
+    let r = run(&c, &mut shared, &["a", "b"], false, &[Status(200, &[], None)], 5000, 0.5);
     assert_eq!(r.sent.iter().map(|s| s.0).collect::<Vec<_>>(), [1]);
     // After the cooldown exactly one probe goes to the primary; it succeeds and closes.
     // (The fifth failure was recorded at t = 9 ms: open until 10 009.)
-    let r = run(
-        &c,
-        &mut shared,
-        &["a", "b"],
-        false,
-        &[Status(200, &[], None)],
-        10_008,
-        0.5,
-    );
+    let r = run(&c, &mut shared, &["a", "b"], false, &[Status(200, &[], None)], 10_008, 0.5);
     assert_eq!(r.sent.iter().map(|s| s.0).collect::<Vec<_>>(), [1]);
-    let r = run(
-        &c,
-        &mut shared,
-        &["a", "b"],
-        false,
-        &[Status(200, &[], None)],
-        10_009,
-        0.5,
-    );
+    let r = run(&c, &mut shared, &["a", "b"], false, &[Status(200, &[], None)], 10_009, 0.5);
     assert_eq!(r.sent.iter().map(|s| s.0).collect::<Vec<_>>(), [0]);
-    assert!(r.events.iter().any(|e| matches!(
-        e,
-        Event::Breaker {
-            to: llm_retry::policy::breaker::State::Closed,
-            ..
-        }
-    )));
+    assert!(r.events.iter().any(|e| matches!(e, Event::Breaker { to: llm_retry::policy::breaker::State::Closed, .. })));
 }
 
 #[test]
 fn every_route_open_sends_nothing() {
-    let c = Config {
-        max_attempts: 1,
-        breaker: Some(BreakerConfig {
-            failure_threshold: 1,
-            cooldown_ms: 10_000,
-        }),
-        ..cfg()
-    };
+    let c =
+        Config { max_attempts: 1, breaker: Some(BreakerConfig { failure_threshold: 1, cooldown_ms: 10_000 }), ..cfg() };
     let mut shared = Shared::new(&c);
-    run(
-        &c,
-        &mut shared,
-        &["a", "b"],
-        false,
-        &[Status(503, &[], None), Status(503, &[], None)],
-        0,
-        0.5,
-    );
+    run(&c, &mut shared, &["a", "b"], false, &[Status(503, &[], None), Status(503, &[], None)], 0, 0.5);
     let r = run(&c, &mut shared, &["a", "b"], false, &[], 4000, 0.5);
     assert!(r.sent.is_empty());
     assert_eq!(r.outcome, Outcome::CircuitOpen { retry_in_ms: 6005 });
@@ -426,65 +257,30 @@ fn every_route_open_sends_nothing() {
 
 #[test]
 fn a_429_hint_cools_the_route_for_other_calls() {
-    let c = Config {
-        max_attempts: 1,
-        ..Config::default()
-    };
+    let c = Config { max_attempts: 1, ..Config::default() };
     let mut shared = Shared::new(&c);
     run(
         &c,
         &mut shared,
         &["a", "b"],
         false,
-        &[
-            Status(429, &[("retry-after", "10")], None),
-            Status(200, &[], None),
-        ],
+        &[Status(429, &[("retry-after", "10")], None), Status(200, &[], None)],
         0,
         0.5,
     );
-    let r = run(
-        &c,
-        &mut shared,
-        &["a", "b"],
-        false,
-        &[Status(200, &[], None)],
-        5000,
-        0.5,
-    );
+    let r = run(&c, &mut shared, &["a", "b"], false, &[Status(200, &[], None)], 5000, 0.5);
     assert_eq!(r.sent.iter().map(|s| s.0).collect::<Vec<_>>(), [1]);
-    let r = run(
-        &c,
-        &mut shared,
-        &["a", "b"],
-        false,
-        &[Status(200, &[], None)],
-        10_006,
-        0.5,
-    );
+    let r = run(&c, &mut shared, &["a", "b"], false, &[Status(200, &[], None)], 10_006, 0.5);
     assert_eq!(r.sent.iter().map(|s| s.0).collect::<Vec<_>>(), [0]);
 }
 
 #[test]
 fn the_budget_stops_retries_during_an_outage() {
-    let c = Config {
-        breaker: None,
-        ..Config::default()
-    };
+    let c = Config { breaker: None, ..Config::default() };
     let mut shared = Shared::new(&c);
     let mut sent = 0;
     for i in 0..10 {
-        sent += run(
-            &c,
-            &mut shared,
-            &["a"],
-            false,
-            &[Status(503, &[], None); 4],
-            i * 100_000,
-            0.5,
-        )
-        .sent
-        .len();
+        sent += run(&c, &mut shared, &["a"], false, &[Status(503, &[], None); 4], i * 100_000, 0.5).sent.len();
     }
     // Without a budget: 40 requests. With it, retries stop once half the tokens are spent.
     assert!(sent < 20, "sent {sent}");
@@ -493,100 +289,31 @@ fn the_budget_stops_retries_during_an_outage() {
 
 #[test]
 fn the_failure_that_opens_the_breaker_moves_on_without_waiting() {
-    let c = Config {
-        breaker: Some(BreakerConfig {
-            failure_threshold: 1,
-            cooldown_ms: 10_000,
-        }),
-        ..cfg()
-    };
+    let c = Config { breaker: Some(BreakerConfig { failure_threshold: 1, cooldown_ms: 10_000 }), ..cfg() };
     let mut shared = Shared::new(&c);
-    let r = run(
-        &c,
-        &mut shared,
-        &["a", "b"],
-        false,
-        &[Status(503, &[], None), Status(200, &[], None)],
-        0,
-        0.5,
-    );
+    let r = run(&c, &mut shared, &["a", "b"], false, &[Status(503, &[], None), Status(200, &[], None)], 0, 0.5);
     assert_eq!(r.sent.iter().map(|s| s.0).collect::<Vec<_>>(), [0, 1]);
-    assert!(
-        r.waits.is_empty(),
-        "no wait before the fallback: {:?}",
-        r.waits
-    );
-    assert!(r.events.contains(&Event::Fallback {
-        from: 0,
-        to: 1,
-        reason: Reason::CircuitOpen,
-        status: Some(503)
-    }));
+    assert!(r.waits.is_empty(), "no wait before the fallback: {:?}", r.waits);
+    assert!(r.events.contains(&Event::Fallback { from: 0, to: 1, reason: Reason::CircuitOpen, status: Some(503) }));
     // The next call skips the open route, and says so.
-    let r2 = run(
-        &c,
-        &mut shared,
-        &["a", "b"],
-        false,
-        &[Status(200, &[], None)],
-        100,
-        0.5,
-    );
+    let r2 = run(&c, &mut shared, &["a", "b"], false, &[Status(200, &[], None)], 100, 0.5);
     assert_eq!(r2.sent.iter().map(|s| s.0).collect::<Vec<_>>(), [1]);
-    assert!(
-        r2.events.contains(&Event::Skip {
-            route: 0,
-            retry_in_ms: 9905,
-            cooling: false
-        }),
-        "{:?}",
-        r2.events
-    );
+    assert!(r2.events.contains(&Event::Skip { route: 0, retry_in_ms: 9905, cooling: false }), "{:?}", r2.events);
 }
 
 #[test]
 fn rate_limits_do_not_open_the_breaker() {
-    let c = Config {
-        max_attempts: 1,
-        breaker: Some(BreakerConfig {
-            failure_threshold: 2,
-            cooldown_ms: 30_000,
-        }),
-        ..cfg()
-    };
+    let c =
+        Config { max_attempts: 1, breaker: Some(BreakerConfig { failure_threshold: 2, cooldown_ms: 30_000 }), ..cfg() };
     let mut shared = Shared::new(&c);
     for i in 0..5 {
-        run(
-            &c,
-            &mut shared,
-            &["a"],
-            false,
-            &[Status(429, &[], None)],
-            i * 10,
-            0.5,
-        );
+        run(&c, &mut shared, &["a"], false, &[Status(429, &[], None)], i * 10, 0.5);
     }
-    let r = run(
-        &c,
-        &mut shared,
-        &["a"],
-        false,
-        &[Status(200, &[], None)],
-        100,
-        0.5,
-    );
+    let r = run(&c, &mut shared, &["a"], false, &[Status(200, &[], None)], 100, 0.5);
     assert_eq!(r.outcome, Outcome::Success, "still closed after five 429s");
     // An exhausted quota is the route's failure, and does count.
     for i in 0..2 {
-        run(
-            &c,
-            &mut shared,
-            &["a"],
-            false,
-            &[Status(429, &[], Some(QUOTA))],
-            200 + i,
-            0.5,
-        );
+        run(&c, &mut shared, &["a"], false, &[Status(429, &[], Some(QUOTA))], 200 + i, 0.5);
     }
     let r = run(&c, &mut shared, &["a"], false, &[], 300, 0.5);
     assert!(matches!(r.outcome, Outcome::CircuitOpen { .. }));

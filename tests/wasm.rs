@@ -23,42 +23,32 @@ struct Seen {
 }
 
 /// A transport answering from `script` (status, headers), or failing like fetch on status 0.
-fn transport(
-    script: &'static [(u16, &'static [(&'static str, &'static str)])],
-) -> (Function, Rc<RefCell<Vec<Seen>>>) {
+fn transport(script: &'static [(u16, &'static [(&'static str, &'static str)])]) -> (Function, Rc<RefCell<Vec<Seen>>>) {
     let seen = Rc::new(RefCell::new(Vec::new()));
     let log = seen.clone();
-    let f = Closure::<dyn FnMut(JsValue, JsValue) -> Promise>::new(
-        move |url: JsValue, init: JsValue| {
-            let headers = Reflect::get(&init, &"headers".into()).unwrap();
-            let headers = if headers.is_undefined() {
-                web_sys::Headers::new().unwrap()
-            } else {
-                web_sys::Headers::new_with_str_sequence_sequence(&headers).unwrap()
-            };
-            let body = Reflect::get(&init, &"body".into()).unwrap().as_string();
-            let mut log = log.borrow_mut();
-            let step = script[log.len().min(script.len() - 1)];
-            log.push(Seen {
-                url: url.as_string().unwrap(),
-                headers,
-                body,
-            });
-            if step.0 == 0 {
-                return Promise::reject(&js_sys::TypeError::new("fetch failed"));
-            }
-            let h = web_sys::Headers::new().unwrap();
-            for (k, v) in step.1 {
-                h.set(k, v).unwrap();
-            }
-            let init = ResponseInit::new();
-            init.set_status(step.0);
-            init.set_headers(&h);
-            Promise::resolve(&JsValue::from(
-                Response::new_with_opt_str_and_init(Some("{}"), &init).unwrap(),
-            ))
-        },
-    );
+    let f = Closure::<dyn FnMut(JsValue, JsValue) -> Promise>::new(move |url: JsValue, init: JsValue| {
+        let headers = Reflect::get(&init, &"headers".into()).unwrap();
+        let headers = if headers.is_undefined() {
+            web_sys::Headers::new().unwrap()
+        } else {
+            web_sys::Headers::new_with_str_sequence_sequence(&headers).unwrap()
+        };
+        let body = Reflect::get(&init, &"body".into()).unwrap().as_string();
+        let mut log = log.borrow_mut();
+        let step = script[log.len().min(script.len() - 1)];
+        log.push(Seen { url: url.as_string().unwrap(), headers, body });
+        if step.0 == 0 {
+            return Promise::reject(&js_sys::TypeError::new("fetch failed"));
+        }
+        let h = web_sys::Headers::new().unwrap();
+        for (k, v) in step.1 {
+            h.set(k, v).unwrap();
+        }
+        let init = ResponseInit::new();
+        init.set_status(step.0);
+        init.set_headers(&h);
+        Promise::resolve(&JsValue::from(Response::new_with_opt_str_and_init(Some("{}"), &init).unwrap()))
+    });
     (f.into_js_value().unchecked_into(), seen)
 }
 
@@ -86,19 +76,10 @@ const FAST: &str = r#"{"initialMs":1,"maxMs":5}"#;
 async fn retries_server_errors_then_returns_the_success() {
     let (f, seen) = transport(&[(503, &[]), (503, &[]), (200, &[])]);
     let client = RetryClient::new(options(FAST, &f)).unwrap();
-    let r = call(
-        &client,
-        "http://127.0.0.1:9/v1",
-        r#"{"method":"POST","body":"{\"model\":\"m\"}"}"#,
-    )
-    .await
-    .unwrap();
+    let r = call(&client, "http://127.0.0.1:9/v1", r#"{"method":"POST","body":"{\"model\":\"m\"}"}"#).await.unwrap();
     assert_eq!(status(&r), 200);
     assert_eq!(seen.borrow().len(), 3);
-    assert!(seen
-        .borrow()
-        .iter()
-        .all(|s| s.body.as_deref() == Some(r#"{"model":"m"}"#)));
+    assert!(seen.borrow().iter().all(|s| s.body.as_deref() == Some(r#"{"model":"m"}"#)));
 }
 
 #[wasm_bindgen_test]
@@ -112,8 +93,7 @@ async fn a_callers_error_is_returned_after_one_request() {
 #[wasm_bindgen_test]
 async fn exhaustion_on_a_status_resolves_with_the_last_response() {
     let (f, seen) = transport(&[(503, &[])]);
-    let client =
-        RetryClient::new(options(r#"{"maxAttempts":3,"initialMs":1,"maxMs":5}"#, &f)).unwrap();
+    let client = RetryClient::new(options(r#"{"maxAttempts":3,"initialMs":1,"maxMs":5}"#, &f)).unwrap();
     let r = call(&client, "http://127.0.0.1:9/v1", "{}").await.unwrap();
     assert_eq!((status(&r), seen.borrow().len()), (503, 3));
 }
@@ -121,11 +101,8 @@ async fn exhaustion_on_a_status_resolves_with_the_last_response() {
 #[wasm_bindgen_test]
 async fn network_errors_end_in_a_retry_error_with_the_cause() {
     let (f, seen) = transport(&[(0, &[])]);
-    let client =
-        RetryClient::new(options(r#"{"maxAttempts":2,"initialMs":1,"maxMs":5}"#, &f)).unwrap();
-    let e = call(&client, "http://127.0.0.1:9/v1", "{}")
-        .await
-        .unwrap_err();
+    let client = RetryClient::new(options(r#"{"maxAttempts":2,"initialMs":1,"maxMs":5}"#, &f)).unwrap();
+    let e = call(&client, "http://127.0.0.1:9/v1", "{}").await.unwrap_err();
     assert_eq!(prop(&e, "name"), "RetryError");
     assert_eq!(prop(&e, "attempts"), 2);
     assert_eq!(prop(&e, "reason"), "attempts-exhausted");
@@ -153,14 +130,8 @@ async fn fallback_rewrites_the_model_and_keeps_credentials_home() {
     assert_eq!(seen[1].url, "http://127.0.0.2:9/v1");
     assert_eq!(seen[1].body.as_deref(), Some(r#"{"model":"backup","n":1}"#));
     assert_eq!(seen[1].headers.get("authorization").unwrap(), None);
-    assert_eq!(
-        seen[1].headers.get("x-api-key").unwrap().as_deref(),
-        Some("theirs")
-    );
-    assert_eq!(
-        seen[1].headers.get("x-trace").unwrap().as_deref(),
-        Some("t")
-    );
+    assert_eq!(seen[1].headers.get("x-api-key").unwrap().as_deref(), Some("theirs"));
+    assert_eq!(seen[1].headers.get("x-trace").unwrap().as_deref(), Some("t"));
     let report = llm_retry::js::retry_report(r);
     assert_eq!(prop(&report, "model"), "backup");
     assert_eq!(prop(&report, "fallback"), true);
@@ -180,11 +151,7 @@ async fn breaker_state_exports_and_restores() {
     let junk = JSON::parse(r#"["k","ajar",1,2,3,5]"#).unwrap();
     let b = RetryClient::new(options(opts, &f)).unwrap();
     b.restore_state(junk.unchecked_into());
-    b.restore_state(
-        JSON::parse(&JSON::stringify(&state).unwrap().as_string().unwrap())
-            .unwrap()
-            .unchecked_into(),
-    );
+    b.restore_state(JSON::parse(&JSON::stringify(&state).unwrap().as_string().unwrap()).unwrap().unchecked_into());
     let e = call(&b, "http://127.0.0.1:9/v1", "{}").await.unwrap_err();
     assert_eq!(prop(&e, "name"), "CircuitOpenError");
     assert_eq!(seen.borrow().len(), 1, "an open breaker sends nothing");
@@ -197,14 +164,9 @@ fn rules_between_options_throw_range_errors_naming_the_option() {
         (r#"{"initialMs":500,"maxMs":100}"#, "backoff.maxMs"),
         (r#"{"deadlineMs":0}"#, "deadlineMs"),
         (r#"{"deadlineMs":1e300}"#, "deadlineMs"),
-        (
-            r#"{"budget":true,"maxTokens":5,"tokenRatio":6}"#,
-            "budget.tokenRatio",
-        ),
+        (r#"{"budget":true,"maxTokens":5,"tokenRatio":6}"#, "budget.tokenRatio"),
     ] {
-        let e = RetryClient::new(JSON::parse(json).unwrap())
-            .err()
-            .expect(json);
+        let e = RetryClient::new(JSON::parse(json).unwrap()).err().expect(json);
         assert_eq!(prop(&e, "name"), "RangeError", "{json}");
         let message = prop(&e, "message").as_string().unwrap();
         assert!(message.contains(needle), "{json}: {message}");

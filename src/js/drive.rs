@@ -32,11 +32,7 @@ impl Client {
 
     pub fn new(opts: Options) -> Self {
         let shared = RefCell::new(Shared::new(&opts.cfg));
-        Self {
-            opts,
-            shared,
-            rng: Rng::default(),
-        }
+        Self { opts, shared, rng: Rng::default() }
     }
 }
 
@@ -97,20 +93,11 @@ pub async fn drive(
     loop {
         let decision = {
             let mut shared = client.shared.borrow_mut();
-            session.next(
-                &mut shared,
-                seen.as_ref(),
-                host::now_ms(),
-                client.rng.next_f64(),
-            )
+            session.next(&mut shared, seen.as_ref(), host::now_ms(), client.rng.next_f64())
         };
         emit(client, &mut session, a);
         match decision {
-            Decision::Attempt {
-                route,
-                attempt,
-                timeout_ms,
-            } => {
+            Decision::Attempt { route, attempt, timeout_ms } => {
                 a.release(core::mem::replace(&mut held, Held::Nothing));
                 let (obs, h) = a.attempt(route, attempt, timeout_ms).await?;
                 seen = Some(obs);
@@ -186,25 +173,14 @@ async fn finish(
         Held::Value(v) => Ok(v),
         // An HTTP error from an SDK is handed back as is, as fetch hands back the last Response,
         // so the SDK's typed errors keep working; `retryReport(error)` tells the attempts.
-        Held::Error {
-            error,
-            has_status: true,
-        } => Err(error),
+        Held::Error { error, has_status: true } => Err(error),
         Held::Error { error, .. } => Err(errors::retry_error(reason, report, &error, &report_js())),
-        Held::Nothing => Err(errors::retry_error(
-            reason,
-            report,
-            &JsValue::UNDEFINED,
-            &report_js(),
-        )),
+        Held::Nothing => Err(errors::retry_error(reason, report, &JsValue::UNDEFINED, &report_js())),
     }
 }
 
 /// `onExhausted(report)`: a value it returns (or resolves to) becomes the result.
-async fn last_resort(
-    hook: &Option<Function>,
-    report: &JsValue,
-) -> Result<Option<JsValue>, JsValue> {
+async fn last_resort(hook: &Option<Function>, report: &JsValue) -> Result<Option<JsValue>, JsValue> {
     let Some(f) = hook else { return Ok(None) };
     let v = f.call1(&JsValue::UNDEFINED, report)?;
     let v = JsFuture::from(Promise::resolve(&v)).await?;

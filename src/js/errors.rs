@@ -76,23 +76,11 @@ fn named_error(name: &str, message: &str, fields: &[(&'static str, JsValue)]) ->
 }
 
 /// The call failed without a response to hand back (network errors, timeouts, the deadline).
-pub fn retry_error(
-    reason: Reason,
-    report: &Report,
-    cause: &JsValue,
-    report_js: &JsValue,
-) -> JsValue {
+pub fn retry_error(reason: Reason, report: &Report, cause: &JsValue, report_js: &JsValue) -> JsValue {
     let attempts = report.attempts.len();
     let status = report.attempts.iter().rev().find_map(|a| a.status);
     let plural = if attempts == 1 { "" } else { "s" };
-    let message = cat!(
-        "request failed after ",
-        attempts,
-        " attempt",
-        plural,
-        ": ",
-        reason.as_str()
-    );
+    let message = cat!("request failed after ", attempts, " attempt", plural, ": ", reason.as_str());
     named_error(
         "RetryError",
         &message,
@@ -107,18 +95,11 @@ pub fn retry_error(
 }
 
 pub fn circuit_open_error(retry_in_ms: u64, report_js: &JsValue) -> JsValue {
-    let message = cat!(
-        "every route's circuit breaker is open; retry in ",
-        retry_in_ms,
-        " ms"
-    );
+    let message = cat!("every route's circuit breaker is open; retry in ", retry_in_ms, " ms");
     named_error(
         "CircuitOpenError",
         &message,
-        &[
-            ("retryInMs", (retry_in_ms as f64).into()),
-            ("report", report_js.clone()),
-        ],
+        &[("retryInMs", (retry_in_ms as f64).into()), ("report", report_js.clone())],
     )
 }
 
@@ -127,14 +108,7 @@ pub type ModelOf<'a> = &'a dyn Fn(usize) -> Option<String>;
 
 pub fn event(e: &Event, model: ModelOf) -> JsValue {
     let o = match e {
-        Event::Retry {
-            attempt,
-            route,
-            delay_ms,
-            reason,
-            status,
-            cause,
-        } => obj(&[
+        Event::Retry { attempt, route, delay_ms, reason, status, cause } => obj(&[
             ("type", "retry".into()),
             ("attempt", (*attempt).into()),
             ("delayMs", (*delay_ms as f64).into()),
@@ -152,12 +126,7 @@ pub fn event(e: &Event, model: ModelOf) -> JsValue {
             ("route", (*route as u32).into()),
             ("model", opt(model(*route))),
         ]),
-        Event::Fallback {
-            from,
-            to,
-            reason,
-            status,
-        } => obj(&[
+        Event::Fallback { from, to, reason, status } => obj(&[
             ("type", "fallback".into()),
             ("from", (*from as u32).into()),
             ("to", (*to as u32).into()),
@@ -172,36 +141,20 @@ pub fn event(e: &Event, model: ModelOf) -> JsValue {
             ("from", from.as_str().into()),
             ("to", to.as_str().into()),
         ]),
-        Event::Skip {
-            route,
-            retry_in_ms,
-            cooling,
-        } => obj(&[
+        Event::Skip { route, retry_in_ms, cooling } => obj(&[
             ("type", "skip".into()),
             ("route", (*route as u32).into()),
             ("model", opt(model(*route))),
-            (
-                "reason",
-                if *cooling { "cooling" } else { "circuit-open" }.into(),
-            ),
+            ("reason", if *cooling { "cooling" } else { "circuit-open" }.into()),
             ("retryInMs", (*retry_in_ms as f64).into()),
         ]),
-        Event::GiveUp {
-            reason,
-            attempts,
-            status,
-        } => obj(&[
+        Event::GiveUp { reason, attempts, status } => obj(&[
             ("type", "giveUp".into()),
             ("reason", reason.as_str().into()),
             ("attempts", (*attempts).into()),
             ("status", opt(*status)),
         ]),
-        Event::Success {
-            attempts,
-            route,
-            total_ms,
-            fallback,
-        } => obj(&[
+        Event::Success { attempts, route, total_ms, fallback } => obj(&[
             ("type", "success".into()),
             ("attempts", (*attempts).into()),
             ("totalMs", (*total_ms as f64).into()),
@@ -231,10 +184,7 @@ pub fn report(r: &Report, model: ModelOf) -> JsValue {
     obj(&[
         ("attempts", attempts.into()),
         ("totalWaitMs", (r.total_wait_ms as f64).into()),
-        (
-            "durationMs",
-            (r.ended_ms.saturating_sub(r.started_ms) as f64).into(),
-        ),
+        ("durationMs", (r.ended_ms.saturating_sub(r.started_ms) as f64).into()),
         ("route", opt(r.served_by.map(|i| i as u32))),
         ("model", opt(r.served_by.and_then(model))),
         ("fallback", r.fallback.into()),

@@ -70,9 +70,10 @@ impl<'c> Call<'c> {
         // What fetch itself would reject is rejected here, at once, rather than retried.
         let given_signal = match field("signal") {
             v if v.is_undefined() || v.is_null() => None,
-            v => Some(v.dyn_into::<AbortSignal>().map_err(|v| {
-                type_error(&cat!("init.signal must be an AbortSignal (", got(&v), ")"))
-            })?),
+            v => Some(
+                v.dyn_into::<AbortSignal>()
+                    .map_err(|v| type_error(&cat!("init.signal must be an AbortSignal (", got(&v), ")")))?,
+            ),
         };
         // Never mutated: each route's init is a copy with method, headers, body and signal set.
         let mut base = init_obj.clone();
@@ -82,30 +83,14 @@ impl<'c> Call<'c> {
         let (url, origin, method, headers, body, signal) = if fast {
             let url = host::absolute_url(&host::string_of(&input)?)?;
             let method = field("method").as_string().unwrap_or_else(|| "GET".into());
-            let body = if body.is_null() {
-                JsValue::UNDEFINED
-            } else {
-                body
-            };
-            if !body.is_undefined()
-                && (method.eq_ignore_ascii_case("GET") || method.eq_ignore_ascii_case("HEAD"))
-            {
+            let body = if body.is_null() { JsValue::UNDEFINED } else { body };
+            if !body.is_undefined() && (method.eq_ignore_ascii_case("GET") || method.eq_ignore_ascii_case("HEAD")) {
                 return Err(type_error("Request with GET/HEAD method cannot have body."));
             }
-            (
-                url.href(),
-                url.origin(),
-                method,
-                field("headers"),
-                body,
-                given_signal,
-            )
+            (url.href(), url.origin(), method, field("headers"), body, given_signal)
         } else {
             let req = if is_request {
-                Request::new_with_request_and_init(
-                    input.unchecked_ref(),
-                    init_obj.unchecked_ref::<RequestInit>(),
-                )?
+                Request::new_with_request_and_init(input.unchecked_ref(), init_obj.unchecked_ref::<RequestInit>())?
             } else {
                 let url = host::string_of(&input)?;
                 Request::new_with_str_and_init(&url, init_obj.unchecked_ref::<RequestInit>())?
@@ -120,14 +105,7 @@ impl<'c> Call<'c> {
             };
             let signal = given_signal.or_else(|| is_request.then(|| req.signal()));
             let origin = host::absolute_url(&req.url())?.origin();
-            (
-                req.url(),
-                origin,
-                req.method(),
-                req.headers().into(),
-                body,
-                signal,
-            )
+            (req.url(), origin, req.method(), req.headers().into(), body, signal)
         };
         // Checked once: fetch would reject bad headers on every attempt.
         let parsed_headers = match &headers {
@@ -137,13 +115,7 @@ impl<'c> Call<'c> {
         let routes = 1 + client.opts.fallbacks.len();
         let primary = primary_model(&body);
         let mut models = vec![primary.clone()];
-        models.extend(
-            client
-                .opts
-                .fallbacks
-                .iter()
-                .map(|f| f.model.clone().or_else(|| primary.clone())),
-        );
+        models.extend(client.opts.fallbacks.iter().map(|f| f.model.clone().or_else(|| primary.clone())));
         Ok(Call {
             client,
             url,
@@ -161,13 +133,8 @@ impl<'c> Call<'c> {
     }
 
     fn idempotent(&self) -> bool {
-        IDEMPOTENT
-            .iter()
-            .any(|m| m.eq_ignore_ascii_case(&self.method))
-            || self
-                .parsed_headers
-                .as_ref()
-                .is_some_and(|h| h.has("idempotency-key").unwrap_or(false))
+        IDEMPOTENT.iter().any(|m| m.eq_ignore_ascii_case(&self.method))
+            || self.parsed_headers.as_ref().is_some_and(|h| h.has("idempotency-key").unwrap_or(false))
     }
 
     /// The origin `route` sends to.
@@ -240,16 +207,10 @@ impl<'c> Call<'c> {
 impl Attempts for Call<'_> {
     fn routes(&self) -> Vec<Route> {
         let cfg = &self.client.opts.cfg;
-        let mut routes = vec![Route::new(
-            key(&self.origin, self.models[0].as_deref()),
-            cfg.max_attempts,
-        )];
+        let mut routes = vec![Route::new(key(&self.origin, self.models[0].as_deref()), cfg.max_attempts)];
         for (i, f) in self.client.opts.fallbacks.iter().enumerate() {
             let attempts = f.max_attempts.unwrap_or(cfg.max_attempts);
-            routes.push(Route::new(
-                key(self.origin_of(i + 1), self.models[i + 1].as_deref()),
-                attempts,
-            ));
+            routes.push(Route::new(key(self.origin_of(i + 1), self.models[i + 1].as_deref()), attempts));
         }
         routes
     }
@@ -294,12 +255,7 @@ impl Call<'_> {
             })
         };
         let timer = host::Timer::new(timeout_ms, on_timeout.as_ref().unchecked_ref());
-        let result = JsFuture::from(host::call_fetch(
-            self.client.opts.transport.as_ref(),
-            &url,
-            &init,
-        ))
-        .await;
+        let result = JsFuture::from(host::call_fetch(self.client.opts.transport.as_ref(), &url, &init)).await;
         drop((timer, on_timeout));
         let error = match result {
             // Duck-typed: another fetch implementation's Response is not `instanceof` this one's.
@@ -320,13 +276,7 @@ impl Call<'_> {
         } else {
             Observation::NetworkError
         };
-        Ok((
-            obs,
-            Held::Error {
-                error,
-                has_status: false,
-            },
-        ))
+        Ok((obs, Held::Error { error, has_status: false }))
     }
 }
 
@@ -342,11 +292,7 @@ async fn observe(r: &Response, status: u16) -> Observation {
     let mut headers = Headers::new();
     if status < 400 {
         // A success is final whatever its headers say: skip the lookups on the hot path.
-        return Observation::Response {
-            status,
-            headers,
-            body: None,
-        };
+        return Observation::Response { status, headers, body: None };
     }
     let h = r.headers();
     for name in hints::HEADER_NAMES {
@@ -360,11 +306,7 @@ async fn observe(r: &Response, status: u16) -> Observation {
             body = JsFuture::from(text).await.ok().and_then(|t| t.as_string());
         }
     }
-    Observation::Response {
-        status,
-        headers,
-        body,
-    }
+    Observation::Response { status, headers, body }
 }
 
 /// The breaker key of a route: its origin and model.
@@ -383,24 +325,14 @@ fn primary_model(body: &JsValue) -> Option<String> {
         return None;
     }
     let rest = String::from(s.slice(at as u32 + 7, at as u32 + 300));
-    let rest = rest
-        .trim_start()
-        .strip_prefix(':')?
-        .trim_start()
-        .strip_prefix('"')?;
+    let rest = rest.trim_start().strip_prefix(':')?.trim_start().strip_prefix('"')?;
     let (model, _) = rest.split_once('"')?;
     (!model.contains('\\')).then(|| model.to_owned())
 }
 
 /// The body with its top-level `"model"` replaced.
 fn with_model(body: &JsValue, model: &str, route: usize) -> Result<JsValue, JsValue> {
-    let bad = || {
-        type_error(&cat!(
-            "fallbacks[",
-            route,
-            "].model needs a JSON object request body"
-        ))
-    };
+    let bad = || type_error(&cat!("fallbacks[", route, "].model needs a JSON object request body"));
     let text = match body.as_string() {
         Some(t) => t,
         None => match body.dyn_ref::<Uint8Array>() {

@@ -117,9 +117,7 @@ pub fn timeout_error() -> JsValue {
 /// becomes a rejection, as with `fetch` itself.
 pub fn call_fetch(transport: Option<&Function>, input: &JsValue, init: &JsValue) -> Promise {
     let result = match transport {
-        Some(f) => f
-            .call2(&JsValue::UNDEFINED, input, init)
-            .map(|v| Promise::resolve(&v)),
+        Some(f) => f.call2(&JsValue::UNDEFINED, input, init).map(|v| Promise::resolve(&v)),
         None => global_fetch(input, init),
     };
     result.unwrap_or_else(|e| Promise::reject(&e))
@@ -138,28 +136,16 @@ impl AttemptSignal {
         let controller = AbortController::new()?;
         let own = controller.signal();
         let Some(caller) = caller else {
-            return Ok(Self {
-                controller,
-                signal: own,
-                _forward: None,
-            });
+            return Ok(Self { controller, signal: own, _forward: None });
         };
         if let Ok(signal) = abort_signal_any(&Array::of2(caller, &own)) {
-            return Ok(Self {
-                controller,
-                signal,
-                _forward: None,
-            });
+            return Ok(Self { controller, signal, _forward: None });
         }
         // Hosts without AbortSignal.any: forward the caller's abort while the attempt lives.
         let (to, from) = (controller.clone(), caller.clone());
         let forward = Closure::<dyn FnMut()>::new(move || to.abort_with_reason(&from.reason()));
         let listener = Listener::add(caller, forward.as_ref().unchecked_ref());
-        Ok(Self {
-            controller,
-            signal: own,
-            _forward: Some((listener, forward)),
-        })
+        Ok(Self { controller, signal: own, _forward: Some((listener, forward)) })
     }
 }
 
@@ -173,20 +159,14 @@ impl Listener {
     fn add(signal: &AbortSignal, f: &Function) -> Self {
         let opts = AddEventListenerOptions::new();
         opts.set_once(true);
-        let _ = signal
-            .add_event_listener_with_callback_and_add_event_listener_options("abort", f, &opts);
-        Self {
-            signal: signal.clone(),
-            f: f.clone(),
-        }
+        let _ = signal.add_event_listener_with_callback_and_add_event_listener_options("abort", f, &opts);
+        Self { signal: signal.clone(), f: f.clone() }
     }
 }
 
 impl Drop for Listener {
     fn drop(&mut self) {
-        let _ = self
-            .signal
-            .remove_event_listener_with_callback("abort", &self.f);
+        let _ = self.signal.remove_event_listener_with_callback("abort", &self.f);
     }
 }
 
@@ -201,10 +181,7 @@ impl<G> Until<G> {
     fn new(arm: impl FnOnce(&Function) -> G) -> Self {
         let (mut arm, mut guard) = (Some(arm), None);
         let promise = Promise::new(&mut |resolve, _| guard = arm.take().map(|f| f(&resolve)));
-        Self {
-            _guard: guard,
-            done: JsFuture::from(promise),
-        }
+        Self { _guard: guard, done: JsFuture::from(promise) }
     }
 }
 
@@ -296,10 +273,7 @@ unsafe impl<T> Sync for Local<T> {}
 
 impl<T> Local<T> {
     pub const fn new(init: fn() -> T) -> Self {
-        Self {
-            cell: OnceCell::new(),
-            init,
-        }
+        Self { cell: OnceCell::new(), init }
     }
 
     pub fn with<R>(&self, f: impl FnOnce(&T) -> R) -> R {

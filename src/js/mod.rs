@@ -54,40 +54,25 @@ impl RetryClient {
     #[wasm_bindgen(constructor)]
     pub fn new(options: JsValue) -> Result<RetryClient, JsValue> {
         let opts = options::read(&options)?;
-        Ok(RetryClient {
-            inner: Rc::new(Client::new(opts)),
-        })
+        Ok(RetryClient { inner: Rc::new(Client::new(opts)) })
     }
 
     /// `fetch(input, init)` with retries; resolves to a Response as `fetch` does.
     pub fn fetch(&self, input: JsValue, init: JsValue) -> Promise {
         let client = self.inner.clone();
-        promise(Box::pin(
-            async move { fetch::fetch(&client, input, init).await },
-        ))
+        promise(Box::pin(async move { fetch::fetch(&client, input, init).await }))
     }
 
     /// Calls `fn({ attempt, signal, route })` with retries.
     pub fn run(&self, f: JsValue, signal: JsValue) -> Promise {
         let client = self.inner.clone();
         promise(Box::pin(async move {
-            let f: Function = f.dyn_into().map_err(|v| {
-                type_error(&cat!(
-                    "retry: fn must be a function (",
-                    errors::got(&v),
-                    ")"
-                ))
-            })?;
+            let f: Function =
+                f.dyn_into().map_err(|v| type_error(&cat!("retry: fn must be a function (", errors::got(&v), ")")))?;
             let signal = match signal.dyn_into::<AbortSignal>() {
                 Ok(s) => Some(s),
                 Err(v) if v.is_undefined() => None,
-                Err(v) => {
-                    return Err(type_error(&cat!(
-                        "signal must be an AbortSignal (",
-                        errors::got(&v),
-                        ")"
-                    )))
-                }
+                Err(v) => return Err(type_error(&cat!("signal must be an AbortSignal (", errors::got(&v), ")"))),
             };
             run::run(&client, f, signal).await
         }))
@@ -112,12 +97,7 @@ impl RetryClient {
     /// An entry whose key or state is not a string it knows is skipped.
     #[wasm_bindgen(js_name = restoreState)]
     pub fn restore_state(&self, flat: Array) {
-        let field = |i| {
-            flat.get(i)
-                .as_f64()
-                .filter(|x| x.is_finite() && *x >= 0.0)
-                .unwrap_or(0.0)
-        };
+        let field = |i| flat.get(i).as_f64().filter(|x| x.is_finite() && *x >= 0.0).unwrap_or(0.0);
         let mut shared = self.inner.shared.borrow_mut();
         for i in (0..flat.length().saturating_sub(4)).step_by(5) {
             let state = flat.get(i + 1).as_string().and_then(|s| State::parse(&s));
@@ -185,13 +165,7 @@ pub fn backoff_schedules(options: JsValue, runs: u32, seed: f64) -> Result<JsVal
     let rows = crate::sim::schedules(&opts.cfg, runs.min(1000), seed as u64);
     Ok(rows
         .iter()
-        .map(|row| {
-            JsValue::from(
-                row.iter()
-                    .map(|&ms| JsValue::from(ms as f64))
-                    .collect::<js_sys::Array>(),
-            )
-        })
+        .map(|row| JsValue::from(row.iter().map(|&ms| JsValue::from(ms as f64)).collect::<js_sys::Array>()))
         .collect::<js_sys::Array>()
         .into())
 }

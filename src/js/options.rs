@@ -51,13 +51,7 @@ pub struct Options {
 }
 
 /// Credentials dropped when a route's URL has another origin than the request's.
-pub const SENSITIVE: [&str; 5] = [
-    "authorization",
-    "x-api-key",
-    "api-key",
-    "cookie",
-    "proxy-authorization",
-];
+pub const SENSITIVE: [&str; 5] = ["authorization", "x-api-key", "api-key", "cookie", "proxy-authorization"];
 
 /// Reads the checked options (`undefined`: all defaults).
 pub fn read(o: &JsValue) -> Result<Options, JsValue> {
@@ -82,11 +76,7 @@ pub fn read(o: &JsValue) -> Result<Options, JsValue> {
     // A lone initialMs above the default cap raises the cap with it.
     b.max_ms = ms(o, "maxMs").unwrap_or(b.max_ms.max(b.initial_ms));
     b.multiplier = number(o, "multiplier").unwrap_or(b.multiplier);
-    if let Some(j) = get(o, "jitter")
-        .as_string()
-        .as_deref()
-        .and_then(Jitter::parse)
-    {
+    if let Some(j) = get(o, "jitter").as_string().as_deref().and_then(Jitter::parse) {
         b.jitter = j;
     }
     c.deadline_ms = ms(o, "deadlineMs").unwrap_or(c.deadline_ms);
@@ -116,8 +106,7 @@ pub fn read(o: &JsValue) -> Result<Options, JsValue> {
         Some(true) => {
             let d = BreakerConfig::default();
             c.breaker = Some(BreakerConfig {
-                failure_threshold: number(o, "failureThreshold")
-                    .map_or(d.failure_threshold, |n| n as u32),
+                failure_threshold: number(o, "failureThreshold").map_or(d.failure_threshold, |n| n as u32),
                 cooldown_ms: ms(o, "cooldownMs").unwrap_or(d.cooldown_ms),
             });
         }
@@ -125,8 +114,7 @@ pub fn read(o: &JsValue) -> Result<Options, JsValue> {
     }
     c.validate().map_err(|e| range_error(&e.message))?;
     opts.fallbacks = items(&get(o, "fallbacks")).map(|f| fallback(&f)).collect();
-    opts.sensitive
-        .extend(items(&get(o, "sensitiveHeaders")).filter_map(|h| h.as_string()));
+    opts.sensitive.extend(items(&get(o, "sensitiveHeaders")).filter_map(|h| h.as_string()));
     Ok(opts)
 }
 
@@ -138,9 +126,7 @@ fn fallback(f: &JsValue) -> Fallback {
     };
     Fallback {
         model: string("model"),
-        url: string("url")
-            .zip(string("origin"))
-            .map(|(href, origin)| RouteUrl { href, origin }),
+        url: string("url").zip(string("origin")).map(|(href, origin)| RouteUrl { href, origin }),
         headers: items(&get(f, "headers")).filter_map(pair).collect(),
         max_attempts: number(f, "maxAttempts").map(|n| (n as u32).clamp(1, MAX_ATTEMPTS)),
     }
@@ -148,11 +134,7 @@ fn fallback(f: &JsValue) -> Fallback {
 
 /// The items of an array (nothing for anything else).
 fn items(v: &JsValue) -> impl Iterator<Item = JsValue> {
-    let list = if Array::is_array(v) {
-        Array::from(v)
-    } else {
-        Array::new()
-    };
+    let list = if Array::is_array(v) { Array::from(v) } else { Array::new() };
     list.into_iter()
 }
 

@@ -25,28 +25,12 @@ use crate::policy::engine::Route;
 use crate::policy::{hints, Headers};
 use crate::text::cat;
 
-const NETWORK_CODES: [&str; 8] = [
-    "ECONNRESET",
-    "ECONNREFUSED",
-    "ECONNABORTED",
-    "EPIPE",
-    "ENOTFOUND",
-    "EAI_AGAIN",
-    "ETIMEDOUT",
-    "ENETUNREACH",
-];
+const NETWORK_CODES: [&str; 8] =
+    ["ECONNRESET", "ECONNREFUSED", "ECONNABORTED", "EPIPE", "ENOTFOUND", "EAI_AGAIN", "ETIMEDOUT", "ENETUNREACH"];
 
-pub async fn run(
-    client: &Client,
-    f: Function,
-    signal: Option<AbortSignal>,
-) -> Result<JsValue, JsValue> {
+pub async fn run(client: &Client, f: Function, signal: Option<AbortSignal>) -> Result<JsValue, JsValue> {
     let signal = signal.or_else(|| client.opts.signal.clone());
-    let mut call = FnCall {
-        client,
-        f,
-        signal: signal.clone(),
-    };
+    let mut call = FnCall { client, f, signal: signal.clone() };
     drive(client, &mut call, false, signal.as_ref()).await
 }
 
@@ -96,37 +80,18 @@ impl FnCall<'_> {
         let caller_aborted = || self.signal.as_ref().is_some_and(|s| s.aborted());
         match host::race(JsFuture::from(promise), host::race(timer, aborted)).await {
             Either::Left(Ok(v)) => Ok((ok(), Held::Value(v))),
-            Either::Left(Err(e)) if caller_aborted() => Ok((
-                Observation::Aborted,
-                Held::Error {
-                    error: e,
-                    has_status: false,
-                },
-            )),
+            Either::Left(Err(e)) if caller_aborted() => {
+                Ok((Observation::Aborted, Held::Error { error: e, has_status: false }))
+            }
             Either::Left(Err(e)) => classify_error(e),
             Either::Right(Either::Left(())) => {
                 let reason = host::timeout_error();
                 sig.controller.abort_with_reason(&reason);
-                Ok((
-                    Observation::Timeout,
-                    Held::Error {
-                        error: reason,
-                        has_status: false,
-                    },
-                ))
+                Ok((Observation::Timeout, Held::Error { error: reason, has_status: false }))
             }
             Either::Right(Either::Right(())) => {
-                let reason = self
-                    .signal
-                    .as_ref()
-                    .map_or(JsValue::UNDEFINED, |s| s.reason());
-                Ok((
-                    Observation::Aborted,
-                    Held::Error {
-                        error: reason,
-                        has_status: false,
-                    },
-                ))
+                let reason = self.signal.as_ref().map_or(JsValue::UNDEFINED, |s| s.reason());
+                Ok((Observation::Aborted, Held::Error { error: reason, has_status: false }))
             }
         }
     }
@@ -139,11 +104,7 @@ impl Attempts for FnCall<'_> {
         for (i, f) in self.client.opts.fallbacks.iter().enumerate() {
             let key = match (&f.url, &f.model) {
                 (None, None) => cat!("#", i + 1),
-                (u, m) => cat!(
-                    u.as_ref().map_or("", |u| u.origin.as_str()),
-                    " ",
-                    m.as_deref().unwrap_or("")
-                ),
+                (u, m) => cat!(u.as_ref().map_or("", |u| u.origin.as_str()), " ", m.as_deref().unwrap_or("")),
             };
             routes.push(Route::new(key, f.max_attempts.unwrap_or(cfg.max_attempts)));
         }
@@ -165,75 +126,43 @@ impl Attempts for FnCall<'_> {
 }
 
 fn ok() -> Observation {
-    Observation::Response {
-        status: 200,
-        headers: Headers::new(),
-        body: None,
-    }
+    Observation::Response { status: 200, headers: Headers::new(), body: None }
 }
 
 /// Sorts a thrown error into an observation (see the module docs); `Err` rethrows it.
 fn classify_error(e: JsValue) -> Result<(Observation, Held), JsValue> {
-    if let Some(status) = errors::get(&e, "status")
-        .as_f64()
-        .filter(|s| (100.0..=599.0).contains(s))
-    {
+    if let Some(status) = errors::get(&e, "status").as_f64().filter(|s| (100.0..=599.0).contains(s)) {
         let obs = Observation::Response {
             status: status as u16,
             headers: headers_of(&errors::get(&e, "headers")),
             body: body_of(&e),
         };
-        return Ok((
-            obs,
-            Held::Error {
-                error: e,
-                has_status: true,
-            },
-        ));
+        return Ok((obs, Held::Error { error: e, has_status: true }));
     }
     let name = errors::get(&e, "name").as_string().unwrap_or_default();
-    let message = errors::get(&e, "message")
-        .as_string()
-        .unwrap_or_default()
-        .to_ascii_lowercase();
+    let message = errors::get(&e, "message").as_string().unwrap_or_default().to_ascii_lowercase();
     let code = errors::get(&e, "code").as_string().unwrap_or_default();
-    let cause_code = errors::get(&errors::get(&e, "cause"), "code")
-        .as_string()
-        .unwrap_or_default();
+    let cause_code = errors::get(&errors::get(&e, "cause"), "code").as_string().unwrap_or_default();
     let obs = if has(&name, "Timeout") || code == "UND_ERR_CONNECT_TIMEOUT" {
         Observation::Timeout
     } else if has(&name, "Connection")
         || NETWORK_CODES.contains(&code.as_str())
         || NETWORK_CODES.contains(&cause_code.as_str())
         || (name == "TypeError"
-            && [
-                "fetch failed",
-                "failed to fetch",
-                "networkerror",
-                "load failed",
-                "network connection",
-            ]
-            .iter()
-            .any(|m| has(&message, m)))
+            && ["fetch failed", "failed to fetch", "networkerror", "load failed", "network connection"]
+                .iter()
+                .any(|m| has(&message, m)))
     {
         Observation::NetworkError
     } else {
         return Err(e);
     };
-    Ok((
-        obs,
-        Held::Error {
-            error: e,
-            has_status: false,
-        },
-    ))
+    Ok((obs, Held::Error { error: e, has_status: false }))
 }
 
 /// Substring test by byte windows (`str::contains` brings a two-way searcher into the wasm).
 fn has(hay: &str, needle: &str) -> bool {
-    hay.as_bytes()
-        .windows(needle.len())
-        .any(|w| w == needle.as_bytes())
+    hay.as_bytes().windows(needle.len()).any(|w| w == needle.as_bytes())
 }
 
 /// The hint headers of an SDK error: a `Headers`-like object with `get`, or a plain record.
@@ -254,11 +183,7 @@ fn headers_of(h: &JsValue) -> Headers {
         return out;
     }
     for (k, v) in host::entries_of(h).unwrap_or_default() {
-        if let Some(v) = v.as_string().filter(|_| {
-            hints::HEADER_NAMES
-                .iter()
-                .any(|n| n.eq_ignore_ascii_case(&k))
-        }) {
+        if let Some(v) = v.as_string().filter(|_| hints::HEADER_NAMES.iter().any(|n| n.eq_ignore_ascii_case(&k))) {
             out.push(k, v);
         }
     }
@@ -267,10 +192,7 @@ fn headers_of(h: &JsValue) -> Headers {
 
 /// The error's body as the classifier reads it: its `error`, `code` and `type` as JSON.
 fn body_of(e: &JsValue) -> Option<String> {
-    let o = obj(&[
-        ("code", errors::get(e, "code")),
-        ("type", errors::get(e, "type")),
-        ("error", errors::get(e, "error")),
-    ]);
+    let o =
+        obj(&[("code", errors::get(e, "code")), ("type", errors::get(e, "type")), ("error", errors::get(e, "error"))]);
     JSON::stringify(&o).ok().and_then(|s| s.as_string())
 }

@@ -60,12 +60,7 @@ pub struct Backoff {
 
 impl Default for Backoff {
     fn default() -> Self {
-        Self {
-            initial_ms: 1000,
-            max_ms: 30_000,
-            multiplier: 2.0,
-            jitter: Jitter::Full,
-        }
+        Self { initial_ms: 1000, max_ms: 30_000, multiplier: 2.0, jitter: Jitter::Full }
     }
 }
 
@@ -85,11 +80,7 @@ impl Backoff {
     /// The delay before retry `n`, given the previous delay (for decorrelated jitter) and a
     /// random number in `[0, 1)`. Always within `[0, max_ms]`.
     pub fn delay(&self, n: u32, prev_ms: u64, rand: f64) -> u64 {
-        let r = if rand.is_finite() {
-            rand.clamp(0.0, 1.0)
-        } else {
-            0.0
-        };
+        let r = if rand.is_finite() { rand.clamp(0.0, 1.0) } else { 0.0 };
         let d = self.base(n);
         let ms = match self.jitter {
             Jitter::None => d,
@@ -115,12 +106,7 @@ mod tests {
     use super::*;
 
     fn b(jitter: Jitter) -> Backoff {
-        Backoff {
-            initial_ms: 100,
-            max_ms: 1000,
-            multiplier: 2.0,
-            jitter,
-        }
+        Backoff { initial_ms: 100, max_ms: 1000, multiplier: 2.0, jitter }
     }
 
     #[test]
@@ -158,12 +144,7 @@ mod tests {
     #[test]
     fn bad_random_numbers_stay_in_range() {
         for r in [f64::NAN, -1.0, 2.0, f64::INFINITY] {
-            for j in [
-                Jitter::None,
-                Jitter::Full,
-                Jitter::Equal,
-                Jitter::Decorrelated,
-            ] {
+            for j in [Jitter::None, Jitter::Full, Jitter::Equal, Jitter::Decorrelated] {
                 assert!(b(j).delay(4, 5000, r) <= 1000);
             }
         }

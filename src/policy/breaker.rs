@@ -30,10 +30,7 @@ pub struct BreakerConfig {
 
 impl Default for BreakerConfig {
     fn default() -> Self {
-        Self {
-            failure_threshold: 5,
-            cooldown_ms: 30_000,
-        }
+        Self { failure_threshold: 5, cooldown_ms: 30_000 }
     }
 }
 
@@ -105,14 +102,7 @@ pub type Transition = (State, State);
 
 impl Breaker {
     pub fn new(cfg: BreakerConfig) -> Self {
-        Self {
-            cfg,
-            state: State::Closed,
-            failures: 0,
-            open_until_ms: 0,
-            probe_since_ms: None,
-            cooled_until_ms: 0,
-        }
+        Self { cfg, state: State::Closed, failures: 0, open_until_ms: 0, probe_since_ms: None, cooled_until_ms: 0 }
     }
 
     pub fn state(&self) -> State {
@@ -124,23 +114,13 @@ impl Breaker {
     pub fn admit(&mut self, now_ms: u64) -> (Admit, Option<Transition>) {
         if now_ms < self.cooled_until_ms {
             let retry_in_ms = self.cooled_until_ms - now_ms;
-            return (
-                Admit::No {
-                    retry_in_ms,
-                    why: Refusal::Cooling,
-                },
-                None,
-            );
+            return (Admit::No { retry_in_ms, why: Refusal::Cooling }, None);
         }
         match self.state {
             State::Closed => (Admit::Yes, None),
-            State::Open if now_ms < self.open_until_ms => (
-                Admit::No {
-                    retry_in_ms: self.open_until_ms - now_ms,
-                    why: Refusal::Open,
-                },
-                None,
-            ),
+            State::Open if now_ms < self.open_until_ms => {
+                (Admit::No { retry_in_ms: self.open_until_ms - now_ms, why: Refusal::Open }, None)
+            }
             State::Open => {
                 self.probe_since_ms = Some(now_ms);
                 (Admit::Yes, self.set(State::HalfOpen))
@@ -148,13 +128,7 @@ impl Breaker {
             State::HalfOpen => match self.probe_since_ms {
                 Some(since) if now_ms < since.saturating_add(self.cfg.cooldown_ms) => {
                     let retry_in_ms = since.saturating_add(self.cfg.cooldown_ms) - now_ms;
-                    (
-                        Admit::No {
-                            retry_in_ms,
-                            why: Refusal::Open,
-                        },
-                        None,
-                    )
+                    (Admit::No { retry_in_ms, why: Refusal::Open }, None)
                 }
                 _ => {
                     self.probe_since_ms = Some(now_ms);
@@ -199,11 +173,7 @@ impl Breaker {
         Snapshot {
             state: self.state,
             failures: self.failures,
-            open_until_ms: if self.state == State::Open {
-                self.open_until_ms
-            } else {
-                0
-            },
+            open_until_ms: if self.state == State::Open { self.open_until_ms } else { 0 },
             cooled_until_ms: self.cooled_until_ms,
         }
     }
@@ -231,10 +201,7 @@ mod tests {
     use super::*;
 
     fn breaker() -> Breaker {
-        Breaker::new(BreakerConfig {
-            failure_threshold: 3,
-            cooldown_ms: 1000,
-        })
+        Breaker::new(BreakerConfig { failure_threshold: 3, cooldown_ms: 1000 })
     }
 
     #[test]
@@ -247,13 +214,7 @@ mod tests {
         b.record_failure(0);
         assert_eq!(b.state(), State::Closed);
         assert_eq!(b.record_failure(10), Some((State::Closed, State::Open)));
-        assert_eq!(
-            b.admit(500).0,
-            Admit::No {
-                retry_in_ms: 510,
-                why: Refusal::Open
-            }
-        );
+        assert_eq!(b.admit(500).0, Admit::No { retry_in_ms: 510, why: Refusal::Open });
     }
 
     #[test]
@@ -262,17 +223,8 @@ mod tests {
         for _ in 0..3 {
             b.record_failure(0);
         }
-        assert_eq!(
-            b.admit(1000),
-            (Admit::Yes, Some((State::Open, State::HalfOpen)))
-        );
-        assert!(matches!(
-            b.admit(1001).0,
-            Admit::No {
-                why: Refusal::Open,
-                ..
-            }
-        ));
+        assert_eq!(b.admit(1000), (Admit::Yes, Some((State::Open, State::HalfOpen))));
+        assert!(matches!(b.admit(1001).0, Admit::No { why: Refusal::Open, .. }));
         assert_eq!(b.record_success(), Some((State::HalfOpen, State::Closed)));
         assert_eq!(b.admit(1002).0, Admit::Yes);
     }
@@ -285,13 +237,7 @@ mod tests {
         }
         b.admit(1000);
         assert_eq!(b.record_failure(1200), Some((State::HalfOpen, State::Open)));
-        assert_eq!(
-            b.admit(2199).0,
-            Admit::No {
-                retry_in_ms: 1,
-                why: Refusal::Open
-            }
-        );
+        assert_eq!(b.admit(2199).0, Admit::No { retry_in_ms: 1, why: Refusal::Open });
         assert_eq!(b.admit(2200).0, Admit::Yes);
     }
 
@@ -312,13 +258,7 @@ mod tests {
     fn cooling_holds_a_closed_route() {
         let mut b = breaker();
         b.cool_until(5000);
-        assert_eq!(
-            b.admit(4000).0,
-            Admit::No {
-                retry_in_ms: 1000,
-                why: Refusal::Cooling
-            }
-        );
+        assert_eq!(b.admit(4000).0, Admit::No { retry_in_ms: 1000, why: Refusal::Cooling });
         assert_eq!(b.admit(5000).0, Admit::Yes);
     }
 
@@ -330,22 +270,8 @@ mod tests {
         }
         b.cool_until(700);
         let s = b.snapshot();
-        assert_eq!(
-            s,
-            Snapshot {
-                state: State::Open,
-                failures: 3,
-                open_until_ms: 1100,
-                cooled_until_ms: 700
-            }
-        );
-        let mut r = Breaker::restore(
-            BreakerConfig {
-                failure_threshold: 3,
-                cooldown_ms: 1000,
-            },
-            s,
-        );
+        assert_eq!(s, Snapshot { state: State::Open, failures: 3, open_until_ms: 1100, cooled_until_ms: 700 });
+        let mut r = Breaker::restore(BreakerConfig { failure_threshold: 3, cooldown_ms: 1000 }, s);
         assert!(matches!(r.admit(1099).0, Admit::No { .. }));
         assert_eq!(r.admit(1100).0, Admit::Yes);
     }

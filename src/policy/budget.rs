@@ -24,10 +24,7 @@ pub struct BudgetConfig {
 
 impl Default for BudgetConfig {
     fn default() -> Self {
-        Self {
-            max_tokens: 10.0,
-            token_ratio: 0.1,
-        }
+        Self { max_tokens: 10.0, token_ratio: 0.1 }
     }
 }
 
@@ -39,10 +36,7 @@ pub struct Budget {
 
 impl Budget {
     pub fn new(cfg: BudgetConfig) -> Self {
-        Self {
-            cfg,
-            tokens: cfg.max_tokens,
-        }
+        Self { cfg, tokens: cfg.max_tokens }
     }
 
     pub fn tokens(&self) -> f64 {

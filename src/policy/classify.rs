@@ -33,11 +33,7 @@ pub const DEFAULT_RETRY_ON: [u16; 8] = [408, 409, 429, 500, 502, 503, 504, 529];
 pub enum Observation {
     /// Response headers arrived. `body` is the start of the body, when the host read it
     /// (it needs to only for a 429, to tell a quota from a rate limit).
-    Response {
-        status: u16,
-        headers: Headers,
-        body: Option<String>,
-    },
+    Response { status: u16, headers: Headers, body: Option<String> },
     /// The transport failed before a response (DNS, refused, reset, CORS).
     NetworkError,
     /// The attempt's own timer fired before response headers arrived.
@@ -164,20 +160,11 @@ pub fn classify(obs: &Observation, retry_on: &StatusSet, idempotent: bool) -> (C
         Observation::NetworkError => (Class::Transient, Reason::NetworkError),
         Observation::Timeout if idempotent => (Class::Transient, Reason::Timeout),
         Observation::Timeout => (Class::Final, Reason::TimeoutNotIdempotent),
-        Observation::Response {
-            status,
-            headers,
-            body,
-        } => classify_status(*status, headers, body.as_deref(), retry_on),
+        Observation::Response { status, headers, body } => classify_status(*status, headers, body.as_deref(), retry_on),
     }
 }
 
-fn classify_status(
-    status: u16,
-    headers: &Headers,
-    body: Option<&str>,
-    retry_on: &StatusSet,
-) -> (Class, Reason) {
+fn classify_status(status: u16, headers: &Headers, body: Option<&str>, retry_on: &StatusSet) -> (Class, Reason) {
     if status < 400 {
         return (Class::Success, Reason::Ok);
     }
@@ -219,11 +206,7 @@ mod tests {
     use super::*;
 
     fn resp(status: u16, headers: &[(&str, &str)], body: Option<&str>) -> Observation {
-        Observation::Response {
-            status,
-            headers: headers.iter().copied().collect(),
-            body: body.map(str::to_owned),
-        }
+        Observation::Response { status, headers: headers.iter().copied().collect(), body: body.map(str::to_owned) }
     }
 
     fn class_of(o: &Observation) -> (Class, Reason) {
@@ -252,61 +235,36 @@ mod tests {
             (422, (Final, Reason::ClientError)),
             (501, (Final, Reason::ServerError)),
         ] {
-            assert_eq!(
-                class_of(&resp(status, &[], None)),
-                expected,
-                "status {status}"
-            );
+            assert_eq!(class_of(&resp(status, &[], None)), expected, "status {status}");
         }
     }
 
     #[test]
     fn quota_is_not_a_rate_limit() {
         let body = r#"{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}"#;
-        assert_eq!(
-            class_of(&resp(429, &[], Some(body))),
-            (Class::RouteFailure, Reason::InsufficientQuota)
-        );
+        assert_eq!(class_of(&resp(429, &[], Some(body))), (Class::RouteFailure, Reason::InsufficientQuota));
         let rate = r#"{"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}}"#;
         assert_eq!(class_of(&resp(429, &[], Some(rate))).0, Class::Transient);
         // Even a server that says "retry" cannot refill a quota.
-        assert_eq!(
-            class_of(&resp(429, &[("x-should-retry", "true")], Some(body))).0,
-            Class::RouteFailure
-        );
+        assert_eq!(class_of(&resp(429, &[("x-should-retry", "true")], Some(body))).0, Class::RouteFailure);
     }
 
     #[test]
     fn should_retry_header_overrides_status() {
-        assert_eq!(
-            class_of(&resp(503, &[("X-Should-Retry", "false")], None)),
-            (Class::Final, Reason::ServerSaidNo)
-        );
+        assert_eq!(class_of(&resp(503, &[("X-Should-Retry", "false")], None)), (Class::Final, Reason::ServerSaidNo));
         assert_eq!(
             class_of(&resp(400, &[("x-should-retry", "true")], None)),
             (Class::Transient, Reason::ServerSaidRetry)
         );
-        assert_eq!(
-            class_of(&resp(200, &[("x-should-retry", "true")], None)).0,
-            Class::Success
-        );
+        assert_eq!(class_of(&resp(200, &[("x-should-retry", "true")], None)).0, Class::Success);
     }
 
     #[test]
     fn timeouts_follow_idempotency() {
         let set = StatusSet::default();
-        assert_eq!(
-            classify(&Observation::Timeout, &set, true),
-            (Class::Transient, Reason::Timeout)
-        );
-        assert_eq!(
-            classify(&Observation::Timeout, &set, false),
-            (Class::Final, Reason::TimeoutNotIdempotent)
-        );
-        assert_eq!(
-            classify(&Observation::NetworkError, &set, false).0,
-            Class::Transient
-        );
+        assert_eq!(classify(&Observation::Timeout, &set, true), (Class::Transient, Reason::Timeout));
+        assert_eq!(classify(&Observation::Timeout, &set, false), (Class::Final, Reason::TimeoutNotIdempotent));
+        assert_eq!(classify(&Observation::NetworkError, &set, false).0, Class::Transient);
         assert_eq!(classify(&Observation::Aborted, &set, true).0, Class::Abort);
     }
 
@@ -315,10 +273,7 @@ mod tests {
         let mut set = StatusSet::empty();
         assert!(set.insert(418));
         assert!(!set.insert(99) && !set.insert(600));
-        assert_eq!(
-            classify(&resp(418, &[], None), &set, false).0,
-            Class::Transient
-        );
+        assert_eq!(classify(&resp(418, &[], None), &set, false).0, Class::Transient);
         assert_eq!(classify(&resp(503, &[], None), &set, false).0, Class::Final);
     }
 }

@@ -73,19 +73,7 @@ fn err(option: &'static str, message: String) -> Result<(), RangeError> {
 
 fn check_ms(option: &'static str, v: u64, min: u64) -> Result<(), RangeError> {
     if v < min || v > MAX_MS {
-        return err(
-            option,
-            cat!(
-                option,
-                " must be between ",
-                min,
-                " and ",
-                MAX_MS,
-                " ms (got ",
-                v,
-                ")"
-            ),
-        );
+        return err(option, cat!(option, " must be between ", min, " and ", MAX_MS, " ms (got ", v, ")"));
     }
     Ok(())
 }
@@ -93,17 +81,7 @@ fn check_ms(option: &'static str, v: u64, min: u64) -> Result<(), RangeError> {
 /// Checks `max_attempts` on its own (routes have their own).
 pub fn check_attempts(option: &'static str, v: u32) -> Result<(), RangeError> {
     if v == 0 || v > MAX_ATTEMPTS {
-        return err(
-            option,
-            cat!(
-                option,
-                " must be between 1 and ",
-                MAX_ATTEMPTS,
-                " (got ",
-                v,
-                ")"
-            ),
-        );
+        return err(option, cat!(option, " must be between 1 and ", MAX_ATTEMPTS, " (got ", v, ")"));
     }
     Ok(())
 }
@@ -118,23 +96,13 @@ impl Config {
             let (max, init) = (b.max_ms, b.initial_ms);
             return err(
                 "backoff.maxMs",
-                cat!(
-                    "backoff.maxMs must be ≥ backoff.initialMs (got ",
-                    max,
-                    " < ",
-                    init,
-                    ")"
-                ),
+                cat!("backoff.maxMs must be ≥ backoff.initialMs (got ", max, " < ", init, ")"),
             );
         }
         if !(b.multiplier.is_finite() && (1.0..=100.0).contains(&b.multiplier)) {
             return err(
                 "backoff.multiplier",
-                cat!(
-                    "backoff.multiplier must be between 1 and 100 (got ",
-                    b.multiplier,
-                    ")"
-                ),
+                cat!("backoff.multiplier must be between 1 and 100 (got ", b.multiplier, ")"),
             );
         }
         check_ms("deadlineMs", self.deadline_ms, 1)?;
@@ -146,33 +114,19 @@ impl Config {
             if !(bu.max_tokens.is_finite() && bu.max_tokens >= 1.0 && bu.max_tokens <= 1e6) {
                 return err(
                     "budget.maxTokens",
-                    cat!(
-                        "budget.maxTokens must be between 1 and 1000000 (got ",
-                        bu.max_tokens,
-                        ")"
-                    ),
+                    cat!("budget.maxTokens must be between 1 and 1000000 (got ", bu.max_tokens, ")"),
                 );
             }
-            if !(bu.token_ratio.is_finite()
-                && bu.token_ratio > 0.0
-                && bu.token_ratio <= bu.max_tokens)
-            {
+            if !(bu.token_ratio.is_finite() && bu.token_ratio > 0.0 && bu.token_ratio <= bu.max_tokens) {
                 return err(
                     "budget.tokenRatio",
-                    cat!(
-                        "budget.tokenRatio must be > 0 and ≤ budget.maxTokens (got ",
-                        bu.token_ratio,
-                        ")"
-                    ),
+                    cat!("budget.tokenRatio must be > 0 and ≤ budget.maxTokens (got ", bu.token_ratio, ")"),
                 );
             }
         }
         if let Some(br) = &self.breaker {
             if br.failure_threshold == 0 {
-                return err(
-                    "breaker.failureThreshold",
-                    "breaker.failureThreshold must be ≥ 1 (got 0)".into(),
-                );
+                return err("breaker.failureThreshold", "breaker.failureThreshold must be ≥ 1 (got 0)".into());
             }
             check_ms("breaker.cooldownMs", br.cooldown_ms, 0)?;
         }
@@ -191,23 +145,14 @@ mod tests {
         c.backoff.max_ms = 100;
         let e = c.validate().unwrap_err();
         assert_eq!(e.option, "backoff.maxMs");
-        assert_eq!(
-            e.message,
-            "backoff.maxMs must be ≥ backoff.initialMs (got 100 < 500)"
-        );
+        assert_eq!(e.message, "backoff.maxMs must be ≥ backoff.initialMs (got 100 < 500)");
 
-        let c = Config {
-            max_attempts: 0,
-            ..Config::default()
-        };
+        let c = Config { max_attempts: 0, ..Config::default() };
         assert_eq!(c.validate().unwrap_err().option, "maxAttempts");
         let mut c = Config::default();
         c.backoff.multiplier = f64::NAN;
         assert_eq!(c.validate().unwrap_err().option, "backoff.multiplier");
-        let c = Config {
-            deadline_ms: 0,
-            ..Config::default()
-        };
+        let c = Config { deadline_ms: 0, ..Config::default() };
         assert_eq!(c.validate().unwrap_err().option, "deadlineMs");
     }
 }

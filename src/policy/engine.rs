@@ -52,10 +52,7 @@ pub struct Route {
 
 impl Route {
     pub fn new(key: impl Into<String>, max_attempts: u32) -> Self {
-        Self {
-            key: key.into(),
-            max_attempts,
-        }
+        Self { key: key.into(), max_attempts }
     }
 }
 
@@ -70,19 +67,12 @@ pub struct Shared {
 
 impl Shared {
     pub fn new(cfg: &Config) -> Self {
-        Self {
-            breaker_cfg: cfg.breaker,
-            budget: cfg.budget.map(Budget::new),
-            breakers: Vec::new(),
-        }
+        Self { breaker_cfg: cfg.breaker, budget: cfg.budget.map(Budget::new), breakers: Vec::new() }
     }
 
     /// Every breaker that has seen traffic, by key.
     pub fn snapshot(&self) -> Vec<(String, Snapshot)> {
-        self.breakers
-            .iter()
-            .map(|(k, b)| (k.clone(), b.snapshot()))
-            .collect()
+        self.breakers.iter().map(|(k, b)| (k.clone(), b.snapshot())).collect()
     }
 
     /// Restores one breaker (ignored when breakers are off).
@@ -294,23 +284,14 @@ impl Session {
     /// The next step. `observed` is the outcome of the attempt the previous decision asked for
     /// (ignored otherwise); `now_ms` is wall-clock time; `rand` is uniform in `[0, 1)`.
     #[inline(never)]
-    pub fn next(
-        &mut self,
-        shared: &mut Shared,
-        observed: Option<&Observation>,
-        now_ms: u64,
-        rand: f64,
-    ) -> Decision {
+    pub fn next(&mut self, shared: &mut Shared, observed: Option<&Observation>, now_ms: u64, rand: f64) -> Decision {
         match self.phase {
             Phase::Start => {
                 self.report.started_ms = now_ms;
                 self.deadline_at = now_ms.saturating_add(self.cfg.deadline_ms);
                 self.enter_route(shared, 0, now_ms, None)
             }
-            Phase::Attempting {
-                route,
-                deadline_bound,
-            } => {
+            Phase::Attempting { route, deadline_bound } => {
                 let obs = observed.unwrap_or(&Observation::NetworkError);
                 self.observe(shared, route, deadline_bound, obs, now_ms, rand)
             }
@@ -320,13 +301,7 @@ impl Session {
     }
 
     /// Tries routes from `first` on, skipping open ones; `moved` is where we came from and why.
-    fn enter_route(
-        &mut self,
-        shared: &mut Shared,
-        first: usize,
-        now: u64,
-        moved: Option<(usize, Reason)>,
-    ) -> Decision {
+    fn enter_route(&mut self, shared: &mut Shared, first: usize, now: u64, moved: Option<(usize, Reason)>) -> Decision {
         let mut retry_in = u64::MAX;
         for route in first..self.routes.len() {
             if now >= self.deadline_at {
@@ -336,12 +311,7 @@ impl Session {
                 Admit::Yes => {
                     if let Some((from, reason)) = moved {
                         let status = self.last_status();
-                        self.events.push(Event::Fallback {
-                            from,
-                            to: route,
-                            reason,
-                            status,
-                        });
+                        self.events.push(Event::Fallback { from, to: route, reason, status });
                     }
                     self.report.fallback |= route > 0;
                     self.route_attempts = 0;
@@ -350,20 +320,14 @@ impl Session {
                 }
                 Admit::No { retry_in_ms, why } => {
                     self.report.skipped.push(route);
-                    self.events.push(Event::Skip {
-                        route,
-                        retry_in_ms,
-                        cooling: why == Refusal::Cooling,
-                    });
+                    self.events.push(Event::Skip { route, retry_in_ms, cooling: why == Refusal::Cooling });
                     retry_in = retry_in.min(retry_in_ms);
                 }
             }
         }
         let outcome = match moved {
             _ if self.report.attempts.is_empty() && now < self.deadline_at => {
-                Outcome::CircuitOpen {
-                    retry_in_ms: if retry_in == u64::MAX { 0 } else { retry_in },
-                }
+                Outcome::CircuitOpen { retry_in_ms: if retry_in == u64::MAX { 0 } else { retry_in } }
             }
             Some((_, reason)) => Outcome::Exhausted(reason),
             None => Outcome::Exhausted(Reason::Deadline),
@@ -378,16 +342,9 @@ impl Session {
             Some(t) if t < left => (t, false),
             _ => (left, true),
         };
-        self.phase = Phase::Attempting {
-            route,
-            deadline_bound,
-        };
+        self.phase = Phase::Attempting { route, deadline_bound };
         let attempt = self.report.attempts.len() as u32 + 1;
-        Decision::Attempt {
-            route,
-            attempt,
-            timeout_ms,
-        }
+        Decision::Attempt { route, attempt, timeout_ms }
     }
 
     fn observe(
@@ -401,12 +358,7 @@ impl Session {
     ) -> Decision {
         let (class, reason) = classify(obs, &self.cfg.retry_on, self.idempotent);
         let waited_ms = core::mem::take(&mut self.pending_wait);
-        self.report.attempts.push(AttemptRecord {
-            route,
-            status: obs.status(),
-            reason,
-            waited_ms,
-        });
+        self.report.attempts.push(AttemptRecord { route, status: obs.status(), reason, waited_ms });
         self.record_health(shared, route, class, reason, now);
         // A timeout that was the call's deadline ends the call, idempotent or not.
         if deadline_bound && *obs == Observation::Timeout {
@@ -434,9 +386,7 @@ impl Session {
         rand: f64,
     ) -> Decision {
         let hint = match obs {
-            Observation::Response {
-                status, headers, ..
-            } => hints::wait_hint(headers, *status, now),
+            Observation::Response { status, headers, .. } => hints::wait_hint(headers, *status, now),
             _ => None,
         };
         if let (Some(h), Some(429)) = (hint, obs.status()) {
@@ -445,18 +395,14 @@ impl Session {
                 b.cool_until(now.saturating_add(h.ms.min(MAX_MS)));
             }
         }
-        let move_on = |s: &mut Self, shared: &mut Shared, why| {
-            s.enter_route(shared, route + 1, now, Some((route, why)))
-        };
+        let move_on =
+            |s: &mut Self, shared: &mut Shared, why| s.enter_route(shared, route + 1, now, Some((route, why)));
         if self.route_attempts >= self.routes[route].max_attempts {
             return move_on(self, shared, Reason::AttemptsExhausted);
         }
         // This failure opened the route's breaker (or failed its probe): waiting to send it
         // another request would only be refused, so move on now.
-        if shared
-            .breaker(&self.routes[route].key)
-            .is_some_and(|b| b.state() == State::Open)
-        {
+        if shared.breaker(&self.routes[route].key).is_some_and(|b| b.state() == State::Open) {
             return move_on(self, shared, Reason::CircuitOpen);
         }
         if shared.budget.as_ref().is_some_and(|b| !b.can_retry()) {
@@ -465,32 +411,18 @@ impl Session {
         if hint.is_some_and(|h| h.ms > self.cfg.max_retry_after_ms) {
             return move_on(self, shared, Reason::HintTooLong);
         }
-        let backoff = self
-            .cfg
-            .backoff
-            .delay(self.route_attempts, self.prev_delay, rand);
+        let backoff = self.cfg.backoff.delay(self.route_attempts, self.prev_delay, rand);
         self.prev_delay = backoff;
         let (ms, cause) = match hint {
             Some(h) if h.ms > backoff => (h.ms, WaitCause::Hint(h.source)),
             _ => (backoff, WaitCause::Backoff),
         };
         if now.saturating_add(ms) >= self.deadline_at {
-            let why = if cause == WaitCause::Backoff {
-                Reason::Deadline
-            } else {
-                Reason::HintTooLong
-            };
+            let why = if cause == WaitCause::Backoff { Reason::Deadline } else { Reason::HintTooLong };
             return move_on(self, shared, why);
         }
         let attempt = self.report.attempts.len() as u32;
-        self.events.push(Event::Retry {
-            attempt,
-            route,
-            delay_ms: ms,
-            reason,
-            status: obs.status(),
-            cause,
-        });
+        self.events.push(Event::Retry { attempt, route, delay_ms: ms, reason, status: obs.status(), cause });
         self.sleep(route, ms, cause)
     }
 
@@ -500,17 +432,12 @@ impl Session {
         }
         match self.admit(shared, route, now) {
             Admit::Yes => self.attempt(route, now),
-            Admit::No {
-                retry_in_ms,
-                why: Refusal::Cooling,
-            } if retry_in_ms <= self.cfg.max_retry_after_ms
-                && now.saturating_add(retry_in_ms) < self.deadline_at =>
+            Admit::No { retry_in_ms, why: Refusal::Cooling }
+                if retry_in_ms <= self.cfg.max_retry_after_ms && now.saturating_add(retry_in_ms) < self.deadline_at =>
             {
                 self.sleep(route, retry_in_ms, WaitCause::Cooling)
             }
-            Admit::No { .. } => {
-                self.enter_route(shared, route + 1, now, Some((route, Reason::CircuitOpen)))
-            }
+            Admit::No { .. } => self.enter_route(shared, route + 1, now, Some((route, Reason::CircuitOpen))),
         }
     }
 
@@ -531,16 +458,8 @@ impl Session {
         admit
     }
 
-    fn record_health(
-        &mut self,
-        shared: &mut Shared,
-        route: usize,
-        class: Class,
-        reason: Reason,
-        now: u64,
-    ) {
-        let failed = matches!(class, Class::Transient | Class::RouteFailure)
-            || reason == Reason::TimeoutNotIdempotent;
+    fn record_health(&mut self, shared: &mut Shared, route: usize, class: Class, reason: Reason, now: u64) {
+        let failed = matches!(class, Class::Transient | Class::RouteFailure) || reason == Reason::TimeoutNotIdempotent;
         // A rate limit says "slow down", not "down": its hint cools the route for just that
         // long, and it neither counts toward nor resets the breaker's run of failures.
         let breaker_neutral = reason == Reason::RateLimited;
@@ -591,16 +510,10 @@ impl Session {
                 total_ms: now.saturating_sub(self.report.started_ms),
                 fallback: self.report.fallback,
             }),
-            Outcome::Returned(reason) | Outcome::Exhausted(reason) => Some(Event::GiveUp {
-                reason,
-                attempts,
-                status: self.last_status(),
-            }),
-            Outcome::CircuitOpen { .. } => Some(Event::GiveUp {
-                reason: Reason::CircuitOpen,
-                attempts,
-                status: None,
-            }),
+            Outcome::Returned(reason) | Outcome::Exhausted(reason) => {
+                Some(Event::GiveUp { reason, attempts, status: self.last_status() })
+            }
+            Outcome::CircuitOpen { .. } => Some(Event::GiveUp { reason: Reason::CircuitOpen, attempts, status: None }),
             Outcome::Aborted => None,
         };
         self.events.extend(event);

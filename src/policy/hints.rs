@@ -76,31 +76,16 @@ pub const HEADER_NAMES: &[&str] = &[
 
 /// OpenAI's limits as (remaining, reset) header pairs.
 const OPENAI_LIMITS: [(&str, &str); 2] = [
-    (
-        "x-ratelimit-remaining-requests",
-        "x-ratelimit-reset-requests",
-    ),
+    ("x-ratelimit-remaining-requests", "x-ratelimit-reset-requests"),
     ("x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"),
 ];
 
 /// Anthropic's limits as (remaining, reset) header pairs.
 const ANTHROPIC_LIMITS: [(&str, &str); 4] = [
-    (
-        "anthropic-ratelimit-requests-remaining",
-        "anthropic-ratelimit-requests-reset",
-    ),
-    (
-        "anthropic-ratelimit-tokens-remaining",
-        "anthropic-ratelimit-tokens-reset",
-    ),
-    (
-        "anthropic-ratelimit-input-tokens-remaining",
-        "anthropic-ratelimit-input-tokens-reset",
-    ),
-    (
-        "anthropic-ratelimit-output-tokens-remaining",
-        "anthropic-ratelimit-output-tokens-reset",
-    ),
+    ("anthropic-ratelimit-requests-remaining", "anthropic-ratelimit-requests-reset"),
+    ("anthropic-ratelimit-tokens-remaining", "anthropic-ratelimit-tokens-reset"),
+    ("anthropic-ratelimit-input-tokens-remaining", "anthropic-ratelimit-input-tokens-reset"),
+    ("anthropic-ratelimit-output-tokens-remaining", "anthropic-ratelimit-output-tokens-reset"),
 ];
 
 /// The server's requested wait before the next attempt, if it gave a usable one.
@@ -123,19 +108,12 @@ pub fn wait_hint(headers: &Headers, status: u16, now_ms: u64) -> Option<Hint> {
 }
 
 /// Longest reset among exhausted limits if any is exhausted, else the shortest reset given.
-fn reset_hint(
-    headers: &Headers,
-    limits: &[(&str, &str)],
-    reset: impl Fn(&str) -> Option<u64>,
-) -> Option<u64> {
+fn reset_hint(headers: &Headers, limits: &[(&str, &str)], reset: impl Fn(&str) -> Option<u64>) -> Option<u64> {
     let limits: Vec<(bool, Option<u64>)> = limits
         .iter()
         .map(|&(remaining, reset_name)| {
             let remaining = headers.get(remaining).and_then(|v| decimal(v.trim(), 1));
-            (
-                remaining == Some(0),
-                headers.get(reset_name).and_then(&reset),
-            )
+            (remaining == Some(0), headers.get(reset_name).and_then(&reset))
         })
         .collect();
     if limits.iter().any(|&(exhausted, _)| exhausted) {
@@ -172,18 +150,8 @@ pub fn retry_after(value: &str, now_ms: u64) -> Option<u64> {
     }
 }
 
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
-const WEEKDAYS: [&str; 7] = [
-    "Monday",
-    "Tuesday",
-    "Wednesday",
-    "Thursday",
-    "Friday",
-    "Saturday",
-    "Sunday",
-];
+const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+const WEEKDAYS: [&str; 7] = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
 
 /// An HTTP-date (IMF-fixdate "Sun, 06 Nov 1994 08:49:37 GMT", obsolete RFC 850 "Sunday,
 /// 06-Nov-94 08:49:37 GMT", asctime "Sun Nov  6 08:49:37 1994") as ms since the epoch.
@@ -195,9 +163,7 @@ pub fn http_date(value: &str) -> Option<u64> {
     let (weekday, (day, month, year), time) = match value.split_once(',') {
         Some((weekday, rest)) => {
             let (date, time, zone) = match fields(rest.split_whitespace()) {
-                Some([day, month, year, time, zone]) => {
-                    ((day, month, number(year, 4..=4)?), time, zone)
-                }
+                Some([day, month, year, time, zone]) => ((day, month, number(year, 4..=4)?), time, zone),
                 None => {
                     let [date, time, zone] = fields(rest.split_whitespace())?;
                     (rfc850_date(date)?, time, zone)
@@ -215,10 +181,7 @@ pub fn http_date(value: &str) -> Option<u64> {
     };
     let weekday = weekday.trim();
     let is_weekday = |name: &str| {
-        weekday.eq_ignore_ascii_case(name)
-            || name
-                .get(..3)
-                .is_some_and(|short| weekday.eq_ignore_ascii_case(short))
+        weekday.eq_ignore_ascii_case(name) || name.get(..3).is_some_and(|short| weekday.eq_ignore_ascii_case(short))
     };
     if !WEEKDAYS.iter().any(|name| is_weekday(name)) {
         return None;
@@ -229,11 +192,7 @@ pub fn http_date(value: &str) -> Option<u64> {
         year,
         u32::try_from(month).ok()? + 1,
         number(day, 1..=2)?,
-        [
-            number(hour, 1..=2)?,
-            number(minute, 1..=2)?,
-            number(second, 1..=2)?,
-        ],
+        [number(hour, 1..=2)?, number(minute, 1..=2)?, number(second, 1..=2)?],
     )?;
     u64::try_from(seconds).ok()?.checked_mul(1_000)
 }
@@ -271,8 +230,7 @@ pub fn duration(value: &str) -> Option<u64> {
         let is_number = |c: char| c.is_ascii_digit() || c == '.';
         // `split_at_checked`: the indices come from `find`, but the checked form keeps str
         // slicing's panic path (and its formatting) out of the wasm.
-        let (num, after) =
-            rest.split_at_checked(rest.find(|c| !is_number(c)).unwrap_or(rest.len()))?;
+        let (num, after) = rest.split_at_checked(rest.find(|c| !is_number(c)).unwrap_or(rest.len()))?;
         let (unit, next) = after.split_at_checked(after.find(is_number).unwrap_or(after.len()))?;
         let unit_nanos = match unit {
             "ns" => 1,
@@ -287,11 +245,7 @@ pub fn duration(value: &str) -> Option<u64> {
         rest = next;
     }
     // A sum that saturated (over 584 years) stays saturated.
-    Some(if nanos == u64::MAX {
-        u64::MAX
-    } else {
-        nanos.div_ceil(1_000_000)
-    })
+    Some(if nanos == u64::MAX { u64::MAX } else { nanos.div_ceil(1_000_000) })
 }
 
 /// An RFC 3339 timestamp ("2024-05-01T12:00:30Z", "2024-05-01T12:00:30.5+02:00") → ms since
@@ -333,11 +287,7 @@ pub fn rfc3339(value: &str) -> Option<i64> {
         number(year, 4..=4)?,
         number(month, 2..=2)?,
         number(day, 2..=2)?,
-        [
-            number(hour, 2..=2)?,
-            number(minute, 2..=2)?,
-            number(second, 2..=2)?,
-        ],
+        [number(hour, 2..=2)?, number(minute, 2..=2)?, number(second, 2..=2)?],
     )?;
     let fraction_ms = i64::try_from(fraction_ms).ok()?;
     Some((seconds - offset_seconds) * 1_000 + fraction_ms)
@@ -394,14 +344,8 @@ fn decimal(s: &str, unit: u64) -> Option<u64> {
     if whole.is_empty() && frac.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let whole = whole.bytes().fold(0u64, |n, b| {
-        n.saturating_mul(10).saturating_add(u64::from(b - b'0'))
-    });
-    Some(
-        whole
-            .saturating_mul(unit)
-            .saturating_add(fraction(frac, unit)?),
-    )
+    let whole = whole.bytes().fold(0u64, |n, b| n.saturating_mul(10).saturating_add(u64::from(b - b'0')));
+    Some(whole.saturating_mul(unit).saturating_add(fraction(frac, unit)?))
 }
 
 /// `0.digits` times `unit` (at most 10^17), rounded up: exact for any number of digits, by long
@@ -454,23 +398,11 @@ mod tests {
         assert_eq!(http_date("Sunday, 06-Nov-94 08:49:37 GMT"), Some(rfc));
         assert_eq!(http_date("Sun Nov  6 08:49:37 1994"), Some(rfc));
         assert_eq!(http_date("  sun, 06 NOV 1994 08:49:37 gmt "), Some(rfc));
-        assert_eq!(
-            http_date("Fri, 31 Dec 1999 23:59:59 GMT"),
-            Some(946_684_799_000)
-        );
+        assert_eq!(http_date("Fri, 31 Dec 1999 23:59:59 GMT"), Some(946_684_799_000));
         assert_eq!(http_date("Thursday, 01-Jan-70 00:00:00 GMT"), Some(0));
-        assert_eq!(
-            http_date("Saturday, 01-Jan-00 00:00:00 GMT"),
-            Some(946_684_800_000)
-        );
-        assert_eq!(
-            http_date("Tue, 29 Feb 2000 00:00:00 GMT"),
-            Some(951_782_400_000)
-        );
-        assert_eq!(
-            http_date("Fri, 31 Dec 9999 23:59:59 GMT"),
-            Some(253_402_300_799_000)
-        );
+        assert_eq!(http_date("Saturday, 01-Jan-00 00:00:00 GMT"), Some(946_684_800_000));
+        assert_eq!(http_date("Tue, 29 Feb 2000 00:00:00 GMT"), Some(951_782_400_000));
+        assert_eq!(http_date("Fri, 31 Dec 9999 23:59:59 GMT"), Some(253_402_300_799_000));
 
         let in_30s = "Wed, 01 May 2024 12:00:30 GMT";
         assert_eq!(retry_after(in_30s, NOW), Some(30_000));
@@ -503,18 +435,9 @@ mod tests {
 
     #[test]
     fn retry_after_ms() {
-        assert_eq!(
-            hint(&[("retry-after-ms", "1500")], 503).map(|h| h.ms),
-            Some(1_500)
-        );
-        assert_eq!(
-            hint(&[("retry-after-ms", "0.2")], 503).map(|h| h.ms),
-            Some(1)
-        );
-        assert_eq!(
-            hint(&[("Retry-After-Ms", " 0 ")], 503).map(|h| h.ms),
-            Some(0)
-        );
+        assert_eq!(hint(&[("retry-after-ms", "1500")], 503).map(|h| h.ms), Some(1_500));
+        assert_eq!(hint(&[("retry-after-ms", "0.2")], 503).map(|h| h.ms), Some(1));
+        assert_eq!(hint(&[("Retry-After-Ms", " 0 ")], 503).map(|h| h.ms), Some(0));
         assert_eq!(hint(&[("retry-after-ms", "-1")], 503), None);
         assert_eq!(hint(&[("retry-after-ms", "soon")], 503), None);
     }
@@ -527,30 +450,10 @@ mod tests {
             ("retry-after", "3"),
             ("retry-after-ms", "1500"),
         ];
-        let ms = |ms| {
-            Some(Hint {
-                ms,
-                source: HintSource::RetryAfterMs,
-            })
-        };
-        let ra = |ms| {
-            Some(Hint {
-                ms,
-                source: HintSource::RetryAfter,
-            })
-        };
-        let openai = |ms| {
-            Some(Hint {
-                ms,
-                source: HintSource::OpenAiReset,
-            })
-        };
-        let anthropic = |ms| {
-            Some(Hint {
-                ms,
-                source: HintSource::AnthropicReset,
-            })
-        };
+        let ms = |ms| Some(Hint { ms, source: HintSource::RetryAfterMs });
+        let ra = |ms| Some(Hint { ms, source: HintSource::RetryAfter });
+        let openai = |ms| Some(Hint { ms, source: HintSource::OpenAiReset });
+        let anthropic = |ms| Some(Hint { ms, source: HintSource::AnthropicReset });
         assert_eq!(hint(&all, 429), ms(1_500));
         assert_eq!(hint(&all[..3], 429), ra(3_000));
         assert_eq!(hint(&all[..2], 429), openai(7_000));
@@ -563,31 +466,19 @@ mod tests {
 
     #[test]
     fn resets_only_on_429() {
-        let resets = [
-            ("x-ratelimit-reset-requests", "7s"),
-            ("anthropic-ratelimit-requests-reset", "2024-05-01T12:00:09Z"),
-        ];
+        let resets =
+            [("x-ratelimit-reset-requests", "7s"), ("anthropic-ratelimit-requests-reset", "2024-05-01T12:00:09Z")];
         assert_eq!(hint(&resets, 503), None);
         assert_eq!(hint(&resets, 200), None);
-        assert_eq!(
-            hint(&[("retry-after", "3")], 503).map(|h| h.ms),
-            Some(3_000)
-        );
+        assert_eq!(hint(&[("retry-after", "3")], 503).map(|h| h.ms), Some(3_000));
     }
 
     #[test]
     fn openai_exhausted_vs_shortest() {
-        let both = [
-            ("x-ratelimit-reset-requests", "1s"),
-            ("x-ratelimit-reset-tokens", "6m0s"),
-        ];
+        let both = [("x-ratelimit-reset-requests", "1s"), ("x-ratelimit-reset-tokens", "6m0s")];
         assert_eq!(hint(&both, 429).map(|h| h.ms), Some(1_000));
-        let none_exhausted = [
-            both[0],
-            both[1],
-            ("x-ratelimit-remaining-requests", "5"),
-            ("x-ratelimit-remaining-tokens", "10"),
-        ];
+        let none_exhausted =
+            [both[0], both[1], ("x-ratelimit-remaining-requests", "5"), ("x-ratelimit-remaining-tokens", "10")];
         assert_eq!(hint(&none_exhausted, 429).map(|h| h.ms), Some(1_000));
         let tokens_out = [both[0], both[1], ("x-ratelimit-remaining-tokens", "0")];
         assert_eq!(hint(&tokens_out, 429).map(|h| h.ms), Some(360_000));
@@ -596,11 +487,7 @@ mod tests {
         let both_out = [requests_out[2], tokens_out[2], both[0], both[1]];
         assert_eq!(hint(&both_out, 429).map(|h| h.ms), Some(360_000));
         // An exhausted limit without a usable reset: the other resets don't apply to it.
-        let unknown = [
-            ("x-ratelimit-remaining-tokens", "0"),
-            both[0],
-            ("x-ratelimit-reset-tokens", "?"),
-        ];
+        let unknown = [("x-ratelimit-remaining-tokens", "0"), both[0], ("x-ratelimit-reset-tokens", "?")];
         assert_eq!(hint(&unknown, 429), None);
         // Garbage resets are skipped.
         let garbled = [("x-ratelimit-reset-requests", "soon"), both[1]];
@@ -612,26 +499,15 @@ mod tests {
         let resets = [
             ("anthropic-ratelimit-requests-reset", "2024-05-01T12:00:05Z"),
             ("anthropic-ratelimit-tokens-reset", "2024-05-01T12:01:00Z"),
-            (
-                "anthropic-ratelimit-input-tokens-reset",
-                "2024-05-01T12:00:20.25Z",
-            ),
-            (
-                "anthropic-ratelimit-output-tokens-reset",
-                "2024-05-01T11:59:00Z",
-            ),
+            ("anthropic-ratelimit-input-tokens-reset", "2024-05-01T12:00:20.25Z"),
+            ("anthropic-ratelimit-output-tokens-reset", "2024-05-01T11:59:00Z"),
         ];
         let source = hint(&resets, 429).map(|h| h.source);
         assert_eq!(source, Some(HintSource::AnthropicReset));
         // Shortest, and a reset in the past means now.
         assert_eq!(hint(&resets, 429).map(|h| h.ms), Some(0));
         assert_eq!(hint(&resets[..3], 429).map(|h| h.ms), Some(5_000));
-        let input_out = [
-            resets[0],
-            resets[1],
-            resets[2],
-            ("anthropic-ratelimit-input-tokens-remaining", "0"),
-        ];
+        let input_out = [resets[0], resets[1], resets[2], ("anthropic-ratelimit-input-tokens-remaining", "0")];
         assert_eq!(hint(&input_out, 429).map(|h| h.ms), Some(20_250));
         let two_out = [
             ("anthropic-ratelimit-requests-remaining", "0"),
@@ -644,13 +520,7 @@ mod tests {
         assert_eq!(hint(&two_out, 429).map(|h| h.ms), Some(60_000));
         // OpenAI's headers win when both providers' are present.
         let mixed = [resets[1], ("x-ratelimit-reset-tokens", "2s")];
-        assert_eq!(
-            hint(&mixed, 429),
-            Some(Hint {
-                ms: 2_000,
-                source: HintSource::OpenAiReset
-            })
-        );
+        assert_eq!(hint(&mixed, 429), Some(Hint { ms: 2_000, source: HintSource::OpenAiReset }));
     }
 
     #[test]
@@ -704,14 +574,8 @@ mod tests {
         assert_eq!(rfc3339("2024-05-01T12:00:30Z"), Some(base));
         assert_eq!(rfc3339("2024-05-01t12:00:30z"), Some(base));
         assert_eq!(rfc3339("2024-05-01 12:00:30+00:00"), Some(base));
-        assert_eq!(
-            rfc3339("2024-05-01T12:00:30.5+02:00"),
-            Some(base - 7_200_000 + 500)
-        );
-        assert_eq!(
-            rfc3339("2024-05-01T12:00:30-05:30"),
-            Some(base + 19_800_000)
-        );
+        assert_eq!(rfc3339("2024-05-01T12:00:30.5+02:00"), Some(base - 7_200_000 + 500));
+        assert_eq!(rfc3339("2024-05-01T12:00:30-05:30"), Some(base + 19_800_000));
         assert_eq!(rfc3339("2024-05-01T12:00:30.123456789Z"), Some(base + 124));
         assert_eq!(rfc3339("2024-05-01T12:00:30.000Z"), Some(base));
         assert_eq!(rfc3339("1969-12-31T23:59:59Z"), Some(-1_000));
@@ -748,16 +612,11 @@ mod tests {
 
     #[test]
     fn header_names_cover_every_read() {
-        let read = OPENAI_LIMITS
-            .iter()
-            .chain(&ANTHROPIC_LIMITS)
-            .flat_map(|&(a, b)| [a, b]);
+        let read = OPENAI_LIMITS.iter().chain(&ANTHROPIC_LIMITS).flat_map(|&(a, b)| [a, b]);
         for name in read.chain(["retry-after-ms", "retry-after", "x-should-retry"]) {
             assert!(HEADER_NAMES.contains(&name), "{name}");
         }
-        assert!(HEADER_NAMES
-            .iter()
-            .all(|n| n.bytes().all(|b| !b.is_ascii_uppercase())));
+        assert!(HEADER_NAMES.iter().all(|n| n.bytes().all(|b| !b.is_ascii_uppercase())));
         assert_eq!(HintSource::OpenAiReset.as_str(), "x-ratelimit-reset");
     }
 }
