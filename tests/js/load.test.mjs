@@ -57,3 +57,19 @@ test("memory stays flat over 20 000 calls with retries and fallbacks", T, async 
   await batch();
   assert.equal(memory.buffer.byteLength, steady, "the second 10 000 calls grew the wasm memory");
 });
+
+test("the budget's own settings are the ones used: a larger bucket allows more retries", T, async (t) => {
+  // Sequential calls against an outage, so the count depends only on the bucket: retries stop
+  // when tokens fall to half of maxTokens, each failure costing one.
+  const outage = async (budget) => {
+    const mock = await mockFor(t, { script: [{ status: 503 }] });
+    const retryFetch = createRetryFetch({ maxAttempts: 3, backoff: { initialMs: 0, maxMs: 0 }, breaker: false, budget });
+    for (let i = 0; i < 10; i++) await retryFetch(`${mock.url}/v1/chat/completions`, chatInit());
+    return mock.requests.length;
+  };
+  const small = await outage({ maxTokens: 4 });
+  const defaults = await outage(undefined);
+  const large = await outage({ maxTokens: 1000, tokenRatio: 0.5 });
+  assert.equal(large, 30, "maxTokens 1000: every call makes its 3 attempts");
+  assert.ok(small < defaults && defaults < large, `requests: maxTokens 4 → ${small}, default 10 → ${defaults}, 1000 → ${large}`);
+});
