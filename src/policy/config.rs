@@ -79,7 +79,7 @@ fn check_ms(option: &'static str, v: u64, min: u64) -> Result<(), RangeError> {
 }
 
 /// Checks `max_attempts` on its own (routes have their own).
-pub fn check_attempts(option: &'static str, v: u32) -> Result<(), RangeError> {
+fn check_attempts(option: &'static str, v: u32) -> Result<(), RangeError> {
     if v == 0 || v > MAX_ATTEMPTS {
         return err(option, cat!(option, " must be between 1 and ", MAX_ATTEMPTS, " (got ", v, ")"));
     }
