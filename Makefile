@@ -47,30 +47,37 @@ test-wasm: tools
 		cargo test --target $(TARGET) --features std --test wasm
 
 ## The npm package: release wasm → wasm-bindgen (web glue) → short import/export names in both
-## (build/minify-imports.mjs) → wasm-opt, esbuild (glue; api.js with options.js) → pkg-template.
+## (build/minify-imports.mjs) → wasm-opt; each runtime's entry file bundled with the glue, api.js
+## and options.js into one module (esbuild), so a runtime loads the .wasm and one JS file.
+GLUE := target/glue
+ENTRIES := browser node deno workerd
+
 package: tools
 	cargo build --release --target $(TARGET)
-	rm -rf pkg && mkdir -p pkg
+	rm -rf pkg $(GLUE) && mkdir -p pkg $(GLUE)
 	wasm-bindgen --target web --weak-refs --no-typescript --remove-name-section --remove-producers-section \
-		--out-dir pkg --out-name llm_retry $(WASM)
-	node build/minify-imports.mjs pkg/llm_retry_bg.wasm pkg/llm_retry.js
-	$(WASM_OPT) -Oz $(WASM_FEATURES) pkg/llm_retry_bg.wasm -o pkg/llm_retry_bg.wasm
-	build/node_modules/.bin/esbuild pkg/llm_retry.js --minify --format=esm --log-level=warning \
-		--allow-overwrite --outfile=pkg/llm_retry.js
-	build/node_modules/.bin/esbuild pkg-template/api.js --bundle --external:./llm_retry.js --minify \
-		--format=esm --log-level=warning --outfile=pkg/api.js
-	cp pkg-template/{package.json,index.d.ts,browser.js,node.js,deno.js,workerd.js} README.md pkg/
+		--out-dir $(GLUE) --out-name llm_retry $(WASM)
+	node build/minify-imports.mjs $(GLUE)/llm_retry_bg.wasm $(GLUE)/llm_retry.js
+	$(WASM_OPT) -Oz $(WASM_FEATURES) $(GLUE)/llm_retry_bg.wasm -o pkg/llm_retry_bg.wasm
+	cp pkg-template/*.js $(GLUE)/
+	for e in $(ENTRIES); do \
+		build/node_modules/.bin/esbuild $(GLUE)/$$e.js --bundle --minify --format=esm --log-level=warning \
+			--external:./llm_retry_bg.wasm --external:node:fs --outfile=pkg/$$e.js; \
+	done
+	cp pkg-template/{package.json,index.d.ts} README.md pkg/
 	@$(MAKE) --no-print-directory sizes
 
 pkg/package.json: $(shell find src pkg-template -type f) Cargo.toml build/minify-imports.mjs
 	$(MAKE) --no-print-directory package
 
+## What a runtime loads: the .wasm and its entry module (glue + API in one file).
 sizes:
-	@for f in pkg/llm_retry_bg.wasm pkg/llm_retry.js pkg/api.js; do \
-		printf "%-24s %7d bytes raw %7d bytes gzip -9\n" "$$f" "$$(wc -c < $$f)" "$$(gzip -9 -c $$f | wc -c)"; \
-	done
-	@printf "%-24s %7s           %7d bytes gzip -9\n" "total (wasm + glue)" "" \
-		"$$(( $$(gzip -9 -c pkg/llm_retry_bg.wasm | wc -c) + $$(gzip -9 -c pkg/llm_retry.js | wc -c) + $$(gzip -9 -c pkg/api.js | wc -c) ))"
+	@gz() { gzip -9 -c "$$1" | wc -c; }; \
+	for f in pkg/llm_retry_bg.wasm $(ENTRIES:%=pkg/%.js); do \
+		printf "%-24s %7d bytes raw %7d bytes gzip -9\n" "$$f" "$$(wc -c < $$f)" "$$(gz $$f)"; \
+	done; \
+	js=0; for e in $(ENTRIES); do n=$$(gz pkg/$$e.js); (( n > js )) && js=$$n; done; \
+	printf "%-24s %7s           %7d bytes gzip -9\n" "wasm + largest entry" "" "$$(( $$(gz pkg/llm_retry_bg.wasm) + js ))"
 
 ## Suites that import the built package the way a user does.
 test-js: pkg/package.json tests/js/node_modules/.stamp

@@ -36,17 +36,27 @@ test("200 concurrent calls during an outage: the budget keeps retries to a handf
 });
 
 test("memory stays flat over 20 000 calls with retries and fallbacks", T, async () => {
-  // The wasm's linear memory, through the glue the package loaded (initSync returns the live exports).
-  const glue = await import(new URL("./node_modules/llm-retry/llm_retry.js", import.meta.url));
-  const { readFileSync } = await import("node:fs");
-  const { memory } = glue.initSync({ module: readFileSync(new URL("./node_modules/llm-retry/llm_retry_bg.wasm", import.meta.url)) });
+  // A fresh copy of the package (a new module URL), whose wasm instance is caught as it is made,
+  // so the memory watched is the one its calls use.
+  const Instance = WebAssembly.Instance;
+  const made = [];
+  WebAssembly.Instance = function (module, imports) {
+    const instance = new Instance(module, imports);
+    made.push(instance);
+    return instance;
+  };
+  let createFresh;
+  try {
+    ({ createRetryFetch: createFresh } = await import(new URL("./node_modules/llm-retry/node.js?memory", import.meta.url)));
+  } finally {
+    WebAssembly.Instance = Instance;
+  }
+  assert.equal(made.length, 1, "the package made one wasm instance");
+  const { memory } = made[0].exports;
   let n = 0;
   const transport = async () => new Response("{}", { status: ++n % 7 === 0 ? 503 : 200 });
-  const retryFetch = createRetryFetch({ fetch: transport, budget: false, backoff: { initialMs: 0, maxMs: 0 }, fallbacks: [{ model: "b" }] });
+  const retryFetch = createFresh({ fetch: transport, budget: false, backoff: { initialMs: 0, maxMs: 0 }, fallbacks: [{ model: "b" }] });
   const body = JSON.stringify({ model: "a", messages: [{ role: "user", content: "x".repeat(3000) }] });
-  // Same instance as the package's (else this memory would never move and the test would be vacuous):
-  const probe = await retryFetch("http://127.0.0.1:9/v1/chat/completions", { method: "POST", body });
-  assert.ok(glue.retryReport(probe), "the glue's own retryReport knows the package's response");
   const batch = async () => {
     for (let i = 0; i < 50; i++) {
       await Promise.all(Array.from({ length: 200 }, () => retryFetch("http://127.0.0.1:9/v1/chat/completions", { method: "POST", body })));
