@@ -47,8 +47,8 @@ test-wasm: tools
 		cargo test --target $(TARGET) --features std --test wasm
 
 ## The npm package: release wasm → wasm-bindgen (web glue) → short import/export names in both
-## (build/minify-imports.mjs) → wasm-opt; each runtime's entry file bundled with the glue, api.js
-## and options.js into one module (esbuild), so a runtime loads the .wasm and one JS file.
+## (build/minify-imports.mjs) → wasm-opt; each runtime's entry file bundled with the glue (and its
+## snippet src/js/values.js) and api.js into one module (esbuild): a runtime loads the .wasm and one JS file.
 GLUE := target/glue
 ENTRIES := browser node deno workerd
 

@@ -1,11 +1,10 @@
 // The public API over the wasm client. The runtime entry files (node.js, browser.js, deno.js,
 // workerd.js) load the wasm first, then re-export this module.
 import { RetryClient, retryReport as reportOf } from "./llm_retry.js";
-import { checkOptions } from "./options.js";
 
 /** A fetch with retries, backoff, wait hints, breakers and fallback. See index.d.ts. */
 export function createRetryFetch(options) {
-  const client = new RetryClient(checkOptions(options, false));
+  const client = new RetryClient(options, false);
   const retryFetch = (input, init) => client.fetch(input, init);
   return withState(retryFetch, client);
 }
@@ -14,7 +13,7 @@ export function createRetryFetch(options) {
 export function retry(fn, options) {
   let client;
   try {
-    client = new RetryClient(checkOptions(options, true));
+    client = new RetryClient(options, true);
   } catch (e) {
     return Promise.reject(e);
   }
@@ -23,7 +22,7 @@ export function retry(fn, options) {
 
 /** A reusable `retry`, whose breakers and budget are shared by every call. */
 export function createRetry(options) {
-  const client = new RetryClient(checkOptions(options, true));
+  const client = new RetryClient(options, true);
   const run = (fn, { signal } = {}) => client.run(fn, signal);
   return withState(run, client);
 }

@@ -1,7 +1,6 @@
 //! The wasm-bindgen layer in a real JS host (Node, via wasm-bindgen-test-runner), driven through
 //! the exported `RetryClient` with a scripted `fetch` transport that records every request.
-//! The client takes options as the package's `options.js` hands them over: checked, and flat
-//! (`initialMs` for `backoff.initialMs`, a fallback's URL with its origin, headers as pairs).
+//! The client takes options as users write them; `for_retry` false is `createRetryFetch`'s form.
 #![cfg(target_arch = "wasm32")]
 
 use std::cell::RefCell;
@@ -70,12 +69,12 @@ fn prop(v: &JsValue, k: &str) -> JsValue {
     Reflect::get(v, &k.into()).unwrap()
 }
 
-const FAST: &str = r#"{"initialMs":1,"maxMs":5}"#;
+const FAST: &str = r#"{"backoff":{"initialMs":1,"maxMs":5}}"#;
 
 #[wasm_bindgen_test]
 async fn retries_server_errors_then_returns_the_success() {
     let (f, seen) = transport(&[(503, &[]), (503, &[]), (200, &[])]);
-    let client = RetryClient::new(options(FAST, &f)).unwrap();
+    let client = RetryClient::new(options(FAST, &f), false).unwrap();
     let r = call(&client, "http://127.0.0.1:9/v1", r#"{"method":"POST","body":"{\"model\":\"m\"}"}"#).await.unwrap();
     assert_eq!(status(&r), 200);
     assert_eq!(seen.borrow().len(), 3);
@@ -85,7 +84,7 @@ async fn retries_server_errors_then_returns_the_success() {
 #[wasm_bindgen_test]
 async fn a_callers_error_is_returned_after_one_request() {
     let (f, seen) = transport(&[(400, &[]), (200, &[])]);
-    let client = RetryClient::new(options(FAST, &f)).unwrap();
+    let client = RetryClient::new(options(FAST, &f), false).unwrap();
     let r = call(&client, "http://127.0.0.1:9/v1", "{}").await.unwrap();
     assert_eq!((status(&r), seen.borrow().len()), (400, 1));
 }
@@ -93,7 +92,7 @@ async fn a_callers_error_is_returned_after_one_request() {
 #[wasm_bindgen_test]
 async fn exhaustion_on_a_status_resolves_with_the_last_response() {
     let (f, seen) = transport(&[(503, &[])]);
-    let client = RetryClient::new(options(r#"{"maxAttempts":3,"initialMs":1,"maxMs":5}"#, &f)).unwrap();
+    let client = RetryClient::new(options(r#"{"maxAttempts":3,"backoff":{"initialMs":1,"maxMs":5}}"#, &f), false).unwrap();
     let r = call(&client, "http://127.0.0.1:9/v1", "{}").await.unwrap();
     assert_eq!((status(&r), seen.borrow().len()), (503, 3));
 }
@@ -101,7 +100,7 @@ async fn exhaustion_on_a_status_resolves_with_the_last_response() {
 #[wasm_bindgen_test]
 async fn network_errors_end_in_a_retry_error_with_the_cause() {
     let (f, seen) = transport(&[(0, &[])]);
-    let client = RetryClient::new(options(r#"{"maxAttempts":2,"initialMs":1,"maxMs":5}"#, &f)).unwrap();
+    let client = RetryClient::new(options(r#"{"maxAttempts":2,"backoff":{"initialMs":1,"maxMs":5}}"#, &f), false).unwrap();
     let e = call(&client, "http://127.0.0.1:9/v1", "{}").await.unwrap_err();
     assert_eq!(prop(&e, "name"), "RetryError");
     assert_eq!(prop(&e, "attempts"), 2);
@@ -113,7 +112,7 @@ async fn network_errors_end_in_a_retry_error_with_the_cause() {
 #[wasm_bindgen_test]
 async fn a_long_retry_after_returns_the_429_at_once() {
     let (f, seen) = transport(&[(429, &[("retry-after", "120")]), (200, &[])]);
-    let client = RetryClient::new(options(FAST, &f)).unwrap();
+    let client = RetryClient::new(options(FAST, &f), false).unwrap();
     let r = call(&client, "http://127.0.0.1:9/v1", "{}").await.unwrap();
     assert_eq!((status(&r), seen.borrow().len()), (429, 1));
 }
@@ -121,8 +120,8 @@ async fn a_long_retry_after_returns_the_429_at_once() {
 #[wasm_bindgen_test]
 async fn fallback_rewrites_the_model_and_keeps_credentials_home() {
     let (f, seen) = transport(&[(503, &[]), (200, &[])]);
-    let opts = r#"{"maxAttempts":1,"fallbacks":[{"model":"backup","url":"http://127.0.0.2:9/v1","origin":"http://127.0.0.2:9","headers":[["x-api-key","theirs"]]}]}"#;
-    let client = RetryClient::new(options(opts, &f)).unwrap();
+    let opts = r#"{"maxAttempts":1,"fallbacks":[{"model":"backup","url":"http://127.0.0.2:9/v1","headers":{"x-api-key":"theirs"}}]}"#;
+    let client = RetryClient::new(options(opts, &f), false).unwrap();
     let init = r#"{"method":"POST","headers":{"authorization":"Bearer sk-mine","x-api-key":"mine","x-trace":"t"},"body":"{\"model\":\"primary\",\"n\":1}"}"#;
     let r = call(&client, "http://127.0.0.1:9/v1", init).await.unwrap();
     assert_eq!(status(&r), 200);
@@ -140,8 +139,8 @@ async fn fallback_rewrites_the_model_and_keeps_credentials_home() {
 #[wasm_bindgen_test]
 async fn breaker_state_exports_and_restores() {
     let (f, seen) = transport(&[(503, &[])]);
-    let opts = r#"{"maxAttempts":1,"breaker":true,"failureThreshold":1,"cooldownMs":60000}"#;
-    let a = RetryClient::new(options(opts, &f)).unwrap();
+    let opts = r#"{"maxAttempts":1,"breaker":{"failureThreshold":1,"cooldownMs":60000}}"#;
+    let a = RetryClient::new(options(opts, &f), false).unwrap();
     call(&a, "http://127.0.0.1:9/v1", "{}").await.unwrap();
     // Flat: key, state, failures, openUntil, cooledUntil (api.js shapes it for users).
     let state = a.export_state();
@@ -149,7 +148,7 @@ async fn breaker_state_exports_and_restores() {
     assert_eq!(state.get(1), "open");
     // An entry with an unknown state is skipped, not fatal.
     let junk = JSON::parse(r#"["k","ajar",1,2,3,5]"#).unwrap();
-    let b = RetryClient::new(options(opts, &f)).unwrap();
+    let b = RetryClient::new(options(opts, &f), false).unwrap();
     b.restore_state(junk.unchecked_into());
     b.restore_state(JSON::parse(&JSON::stringify(&state).unwrap().as_string().unwrap()).unwrap().unchecked_into());
     let e = call(&b, "http://127.0.0.1:9/v1", "{}").await.unwrap_err();
@@ -161,25 +160,34 @@ async fn breaker_state_exports_and_restores() {
 fn rules_between_options_throw_range_errors_naming_the_option() {
     for (json, needle) in [
         (r#"{"maxAttempts":0}"#, "maxAttempts"),
-        (r#"{"initialMs":500,"maxMs":100}"#, "backoff.maxMs"),
+        (r#"{"backoff":{"initialMs":500,"maxMs":100}}"#, "backoff.maxMs"),
         (r#"{"deadlineMs":0}"#, "deadlineMs"),
         (r#"{"deadlineMs":1e300}"#, "deadlineMs"),
-        (r#"{"budget":true,"maxTokens":5,"tokenRatio":6}"#, "budget.tokenRatio"),
+        (r#"{"budget":{"maxTokens":5,"tokenRatio":6}}"#, "budget.tokenRatio"),
     ] {
-        let e = RetryClient::new(JSON::parse(json).unwrap()).err().expect(json);
+        let e = RetryClient::new(JSON::parse(json).unwrap(), false).err().expect(json);
         assert_eq!(prop(&e, "name"), "RangeError", "{json}");
         let message = prop(&e, "message").as_string().unwrap();
         assert!(message.contains(needle), "{json}: {message}");
     }
-    assert!(RetryClient::new(JsValue::UNDEFINED).is_ok());
-    assert!(RetryClient::new(Object::new().into()).is_ok());
+    assert!(RetryClient::new(JsValue::UNDEFINED, false).is_ok());
+    assert!(RetryClient::new(Object::new().into(), false).is_ok());
 }
 
 #[wasm_bindgen_test]
-fn values_of_the_wrong_type_count_as_absent() {
-    // options.js never passes these; the wasm must not trip over them all the same.
-    let junk = r#"{"maxAttempts":"3","initialMs":null,"multiplier":[],"jitter":5,"retryOn":5,
-        "budget":"x","breaker":{},"fallbacks":[5,{"headers":[[1],5,"ab"],"url":"x"}],
-        "sensitiveHeaders":"x-key","fetch":5,"signal":{}}"#;
-    assert!(RetryClient::new(JSON::parse(junk).unwrap()).is_ok());
+fn values_of_the_wrong_type_are_type_errors_naming_the_option() {
+    for (json, needle) in [
+        (r#"{"maxAttempts":"3"}"#, "maxAttempts must be a number (got string \"3\")"),
+        (r#"{"backoff":{"jitter":5}}"#, "backoff.jitter"),
+        (r#"{"fallbacks":[5]}"#, "fallbacks[0] must be an object"),
+        (r#"{"fallbacks":[{"url":"x"}]}"#, "fallbacks[0].url must be an absolute URL"),
+        (r#"{"sensitiveHeaders":"x-key"}"#, "sensitiveHeaders must be an array"),
+        (r#"{"fetch":5}"#, "fetch must be a function"),
+        (r#"{"maxAtempts":3}"#, "did you mean maxAttempts?"),
+    ] {
+        let e = RetryClient::new(JSON::parse(json).unwrap(), false).err().expect(json);
+        assert_eq!(prop(&e, "name"), "TypeError", "{json}");
+        let message = prop(&e, "message").as_string().unwrap();
+        assert!(message.contains(needle), "{json}: {message}");
+    }
 }

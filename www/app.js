@@ -1,9 +1,8 @@
 // The llm-retry demo page: no framework, charts are hand-drawn SVG.
 // browser.js initialises the wasm; the two simulation exports come from the same module
-// (only the demo build, www/pkg, carries them) and take options as checkOptions hands them over.
+// (only the demo build, www/pkg, carries them) and take the same options as createRetryFetch.
 import { createRetryFetch, retryReport } from "./pkg/browser.js";
 import { backoffSchedules, simulateStorm } from "./pkg/llm_retry.js";
-import { checkOptions } from "./pkg/options.js";
 
 const JITTERS = ["none", "full", "equal", "decorrelated"];
 const JITTER_INFO = {
@@ -86,7 +85,7 @@ function renderPlanner() {
     createRetryFetch(o); // validates every option, with the library's own message
     plans = JITTERS.map((jitter) => {
       const opts = { ...o, backoff: { ...o.backoff, jitter } };
-      const samples = backoffSchedules(checkOptions(opts, false), 500, SEED);
+      const samples = backoffSchedules(opts, 500, SEED);
       return { jitter, samples, bound: upperBound(o, jitter) };
     });
   } catch (e) {
@@ -387,7 +386,7 @@ function renderStorm() {
     rows = JITTERS.flatMap((jitter) =>
       [false, true].map((budget) => {
         const options = { maxAttempts: 8, breaker: false, deadlineMs: 600000, backoff: { initialMs: 100, jitter }, budget: budget ? {} : false };
-        return { jitter, budget, ...simulateStorm(checkOptions(options, false), clients, capacity, 20, STORM_BUCKET_MS, SEED) };
+        return { jitter, budget, ...simulateStorm(options, clients, capacity, 20, STORM_BUCKET_MS, SEED) };
       }),
     );
   } catch (e) {

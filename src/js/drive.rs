@@ -1,19 +1,20 @@
 //! The driver: a short loop that executes the engine's decisions against the host.
 //! `fetch` and `retry(fn)` differ only in how one attempt is made ([`Attempts`]).
 
-use alloc::{boxed::Box, string::String, vec::Vec};
+use alloc::{boxed::Box, vec::Vec};
 use core::cell::RefCell;
 use core::future::Future;
 use core::pin::Pin;
 
-use js_sys::{Function, Promise, WeakMap};
+use js_sys::{Array, Function, Promise, WeakMap};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::AbortSignal;
 
 use super::errors;
+use super::errors::get;
 use super::host::{self, Local, Rng};
-use super::options::{Fallback, Options};
+use super::options::Options;
 use crate::policy::classify::{Observation, Reason};
 use crate::policy::engine::{Decision, Outcome, Report, Route, Session, Shared};
 
@@ -25,14 +26,34 @@ pub struct Client {
 }
 
 impl Client {
-    /// Route `route`'s fallback settings (route 0, the request as given, has none).
-    pub fn fallback(&self, route: usize) -> Option<&Fallback> {
-        self.opts.fallbacks.get(route.checked_sub(1)?)
-    }
-
     pub fn new(opts: Options) -> Self {
         let shared = RefCell::new(Shared::new(&opts.cfg));
         Self { opts, shared, rng: Rng::default() }
+    }
+}
+
+/// A call's routes as `values.js` names them: `keys` (breaker keys, strings) and `models`
+/// (for events and reports), one entry per route, the request as given first.
+pub struct Names {
+    keys: Array,
+    pub models: JsValue,
+}
+
+impl Names {
+    pub fn read(v: &JsValue) -> Self {
+        let keys = get(v, "keys").dyn_into().unwrap_or_else(|_| Array::new());
+        Self { keys, models: get(v, "models") }
+    }
+
+    /// The engine's routes: one per key, with the client's attempts or the fallback's own.
+    fn routes(&self, client: &Client) -> Vec<Route> {
+        let cfg = &client.opts.cfg;
+        let own = core::iter::once(&None).chain(&client.opts.fallback_attempts);
+        self.keys
+            .iter()
+            .zip(own)
+            .map(|(key, n)| Route::new(key.as_string().unwrap_or_default(), n.unwrap_or(cfg.max_attempts)))
+            .collect()
     }
 }
 
@@ -54,8 +75,7 @@ pub type AttemptResult = Result<(Observation, Held), JsValue>;
 
 /// How one attempt is made. Used as `dyn`, so the driver exists once in the wasm.
 pub trait Attempts {
-    fn routes(&self) -> Vec<Route>;
-    fn model(&self, route: usize) -> Option<String>;
+    fn names(&self) -> &Names;
     fn attempt(
         &mut self,
         route: usize,
@@ -87,7 +107,7 @@ pub async fn drive(
     if let Some(s) = signal.filter(|s| s.aborted()) {
         return Err(s.reason());
     }
-    let mut session = Session::new(&client.opts.cfg, a.routes(), idempotent);
+    let mut session = Session::new(&client.opts.cfg, a.names().routes(client), idempotent);
     let mut seen: Option<Observation> = None;
     let mut held = Held::Nothing;
     loop {
@@ -116,7 +136,7 @@ pub async fn drive(
                     Ok(v) | Err(v) => v,
                 };
                 if ended.is_object() {
-                    let report = errors::report(&report, &|r| a.model(r));
+                    let report = errors::report(&report, &a.names().models);
                     REPORTS.with(|m| m.set(ended.unchecked_ref(), &report));
                 }
                 return result;
@@ -129,7 +149,7 @@ fn emit(client: &Client, session: &mut Session, a: &dyn Attempts) {
     while let Some(e) = session.poll_event() {
         if let Some(f) = &client.opts.on_event {
             // A throwing listener must not break the call.
-            let _ = f.call1(&JsValue::UNDEFINED, &errors::event(&e, &|r| a.model(r)));
+            let _ = f.call1(&JsValue::UNDEFINED, &errors::event(&e, &a.names().models));
         }
     }
 }
@@ -143,7 +163,7 @@ async fn finish(
     signal: Option<&AbortSignal>,
 ) -> Result<JsValue, JsValue> {
     // Built only on the failure paths that hand it out.
-    let report_js = || errors::report(report, &|r| a.model(r));
+    let report_js = || errors::report(report, &a.names().models);
     let (reason, exhausted) = match outcome {
         Outcome::Success => {
             return match held {
@@ -167,7 +187,7 @@ async fn finish(
         }
     }
     if let Outcome::CircuitOpen { retry_in_ms } = outcome {
-        return Err(errors::circuit_open_error(retry_in_ms, &report_js()));
+        return Err(errors::circuit_open_error(retry_in_ms as f64, &report_js()));
     }
     match held {
         Held::Value(v) => Ok(v),

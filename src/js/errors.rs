@@ -1,20 +1,16 @@
-//! The errors the API throws, and the plain objects it hands to `onEvent` and `onExhausted`.
-//!
-//! Errors are ordinary `Error` objects with a stable `name` and extra fields, so the JS side's
-//! brand checks (`isRetryError`, and `instanceof RetryError` through `Symbol.hasInstance`) work
-//! across bundle copies. Events and reports carry no header, body or full URL (a breaker key
-//! names a route's origin and model only): nothing secret can leak through them.
+//! The errors the API throws, and the plain objects it hands to `onEvent` and `onExhausted`:
+//! built by `values.js` from what the engine recorded. Events and reports carry no header, body
+//! or full URL (a breaker key names a route's origin and model only): nothing secret can leak.
 
-use alloc::{string::String, vec::Vec};
+use alloc::vec::Vec;
 use core::cell::RefCell;
 
-use js_sys::{Array, Object, Reflect};
+use js_sys::{Array, Reflect};
 use wasm_bindgen::prelude::*;
 
 use super::host::Local;
 use crate::policy::classify::Reason;
-use crate::policy::engine::{Event, Report};
-use crate::text::cat;
+use crate::policy::engine::{Event, Report, WaitCause};
 
 pub fn type_error(message: &str) -> JsValue {
     js_sys::TypeError::new(message).into()
@@ -54,158 +50,104 @@ pub fn set(o: &JsValue, k: &'static str, v: &JsValue) {
 }
 
 /// A plain object from key/value pairs; undefined values are left out.
-pub fn obj(fields: &[(&'static str, JsValue)]) -> Object {
-    let o = Object::new();
+#[cfg(feature = "sim")]
+pub fn obj(fields: &[(&'static str, JsValue)]) -> js_sys::Object {
+    let o = js_sys::Object::new();
     for (k, v) in fields.iter().filter(|(_, v)| !v.is_undefined()) {
         set(&o, k, v);
     }
     o
 }
 
-fn opt<T: Into<JsValue>>(v: Option<T>) -> JsValue {
-    v.map_or(JsValue::UNDEFINED, Into::into)
-}
-
-fn named_error(name: &str, message: &str, fields: &[(&'static str, JsValue)]) -> JsValue {
-    let e = js_sys::Error::new(message);
-    e.set_name(name);
-    for (k, v) in fields {
-        set(&e, k, v);
-    }
-    e.into()
+#[wasm_bindgen(module = "/src/js/values.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = retryEvent)]
+    fn retry_event(
+        models: &JsValue,
+        route: u32,
+        attempt: u32,
+        delay_ms: f64,
+        reason: &str,
+        status: Option<u16>,
+        wait: &str,
+        hint: bool,
+    ) -> JsValue;
+    #[wasm_bindgen(js_name = fallbackEvent)]
+    fn fallback_event(models: &JsValue, from: u32, to: u32, reason: &str, status: Option<u16>) -> JsValue;
+    #[wasm_bindgen(js_name = breakerEvent)]
+    fn breaker_event(key: &str, from: &str, to: &str) -> JsValue;
+    #[wasm_bindgen(js_name = skipEvent)]
+    fn skip_event(models: &JsValue, route: u32, retry_in_ms: f64, cooling: bool) -> JsValue;
+    #[wasm_bindgen(js_name = giveUpEvent)]
+    fn give_up_event(reason: &str, attempts: u32, status: Option<u16>) -> JsValue;
+    #[wasm_bindgen(js_name = successEvent)]
+    fn success_event(models: &JsValue, route: u32, attempts: u32, total_ms: f64, fallback: bool) -> JsValue;
+    #[wasm_bindgen(js_name = reportAttempt)]
+    fn report_attempt(models: &JsValue, route: u32, status: Option<u16>, reason: &str, waited_ms: f64) -> JsValue;
+    #[wasm_bindgen(js_name = report)]
+    fn report_js(
+        models: &JsValue,
+        attempts: Array,
+        total_wait_ms: f64,
+        duration_ms: f64,
+        route: Option<u32>,
+        fallback: bool,
+        skipped: Vec<u32>,
+    ) -> JsValue;
+    #[wasm_bindgen(js_name = retryError)]
+    fn retry_error_js(attempts: u32, reason: &str, status: Option<u16>, cause: &JsValue, report: &JsValue) -> JsValue;
+    #[wasm_bindgen(js_name = circuitOpenError)]
+    pub fn circuit_open_error(retry_in_ms: f64, report: &JsValue) -> JsValue;
+    /// The TypeError for a transport that resolved to something that is not a response.
+    #[wasm_bindgen(js_name = notResponse)]
+    pub fn not_response(v: &JsValue) -> JsValue;
 }
 
 /// The call failed without a response to hand back (network errors, timeouts, the deadline).
 pub fn retry_error(reason: Reason, report: &Report, cause: &JsValue, report_js: &JsValue) -> JsValue {
-    let attempts = report.attempts.len();
     let status = report.attempts.iter().rev().find_map(|a| a.status);
-    let plural = if attempts == 1 { "" } else { "s" };
-    let message = cat!("request failed after ", attempts, " attempt", plural, ": ", reason.as_str());
-    named_error(
-        "RetryError",
-        &message,
-        &[
-            ("attempts", (attempts as u32).into()),
-            ("reason", reason.as_str().into()),
-            ("status", opt(status)),
-            ("cause", cause.clone()),
-            ("report", report_js.clone()),
-        ],
-    )
+    retry_error_js(report.attempts.len() as u32, reason.as_str(), status, cause, report_js)
 }
 
-pub fn circuit_open_error(retry_in_ms: u64, report_js: &JsValue) -> JsValue {
-    let message = cat!("every route's circuit breaker is open; retry in ", retry_in_ms, " ms");
-    named_error(
-        "CircuitOpenError",
-        &message,
-        &[("retryInMs", (retry_in_ms as f64).into()), ("report", report_js.clone())],
-    )
+/// The event as `onEvent` gets it; `models` names each route's model (a JS array).
+pub fn event(e: &Event, models: &JsValue) -> JsValue {
+    match e {
+        Event::Retry { attempt, route, delay_ms, reason, status, cause } => retry_event(
+            models,
+            *route as u32,
+            *attempt,
+            *delay_ms as f64,
+            reason.as_str(),
+            *status,
+            cause.as_str(),
+            matches!(cause, WaitCause::Hint(_)),
+        ),
+        Event::Fallback { from, to, reason, status } => {
+            fallback_event(models, *from as u32, *to as u32, reason.as_str(), *status)
+        }
+        Event::Breaker { key, from, to } => breaker_event(key, from.as_str(), to.as_str()),
+        Event::Skip { route, retry_in_ms, cooling } => skip_event(models, *route as u32, *retry_in_ms as f64, *cooling),
+        Event::GiveUp { reason, attempts, status } => give_up_event(reason.as_str(), *attempts, *status),
+        Event::Success { attempts, route, total_ms, fallback } => {
+            success_event(models, *route as u32, *attempts, *total_ms as f64, *fallback)
+        }
+    }
 }
 
-/// Route `i`'s model name, for events and reports.
-pub type ModelOf<'a> = &'a dyn Fn(usize) -> Option<String>;
-
-pub fn event(e: &Event, model: ModelOf) -> JsValue {
-    let o = match e {
-        Event::Retry { attempt, route, delay_ms, reason, status, cause } => obj(&[
-            ("type", "retry".into()),
-            ("attempt", (*attempt).into()),
-            ("delayMs", (*delay_ms as f64).into()),
-            ("reason", reason.as_str().into()),
-            ("status", opt(*status)),
-            (
-                "hint",
-                if matches!(cause, crate::policy::engine::WaitCause::Hint(_)) {
-                    cause.as_str().into()
-                } else {
-                    JsValue::UNDEFINED
-                },
-            ),
-            ("wait", cause.as_str().into()),
-            ("route", (*route as u32).into()),
-            ("model", opt(model(*route))),
-        ]),
-        Event::Fallback { from, to, reason, status } => obj(&[
-            ("type", "fallback".into()),
-            ("from", (*from as u32).into()),
-            ("to", (*to as u32).into()),
-            ("reason", reason.as_str().into()),
-            ("status", opt(*status)),
-            ("fromModel", opt(model(*from))),
-            ("toModel", opt(model(*to))),
-        ]),
-        Event::Breaker { key, from, to } => obj(&[
-            ("type", "breaker".into()),
-            ("key", key.as_str().into()),
-            ("from", from.as_str().into()),
-            ("to", to.as_str().into()),
-        ]),
-        Event::Skip { route, retry_in_ms, cooling } => obj(&[
-            ("type", "skip".into()),
-            ("route", (*route as u32).into()),
-            ("model", opt(model(*route))),
-            ("reason", if *cooling { "cooling" } else { "circuit-open" }.into()),
-            ("retryInMs", (*retry_in_ms as f64).into()),
-        ]),
-        Event::GiveUp { reason, attempts, status } => obj(&[
-            ("type", "giveUp".into()),
-            ("reason", reason.as_str().into()),
-            ("attempts", (*attempts).into()),
-            ("status", opt(*status)),
-        ]),
-        Event::Success { attempts, route, total_ms, fallback } => obj(&[
-            ("type", "success".into()),
-            ("attempts", (*attempts).into()),
-            ("totalMs", (*total_ms as f64).into()),
-            ("route", (*route as u32).into()),
-            ("model", opt(model(*route))),
-            ("fallback", (*fallback).into()),
-        ]),
-    };
-    o.into()
-}
-
-pub fn report(r: &Report, model: ModelOf) -> JsValue {
+/// The report as `retryReport` and `onExhausted` hand it out.
+pub fn report(r: &Report, models: &JsValue) -> JsValue {
     let attempts: Array = r
         .attempts
         .iter()
-        .map(|a| {
-            JsValue::from(obj(&[
-                ("route", (a.route as u32).into()),
-                ("model", opt(model(a.route))),
-                ("status", opt(a.status)),
-                ("reason", a.reason.as_str().into()),
-                ("waitedMs", (a.waited_ms as f64).into()),
-            ]))
-        })
+        .map(|a| report_attempt(models, a.route as u32, a.status, a.reason.as_str(), a.waited_ms as f64))
         .collect();
-    let skipped: Array = r.skipped.iter().map(|&i| JsValue::from(i as u32)).collect();
-    obj(&[
-        ("attempts", attempts.into()),
-        ("totalWaitMs", (r.total_wait_ms as f64).into()),
-        ("durationMs", (r.ended_ms.saturating_sub(r.started_ms) as f64).into()),
-        ("route", opt(r.served_by.map(|i| i as u32))),
-        ("model", opt(r.served_by.and_then(model))),
-        ("fallback", r.fallback.into()),
-        ("skipped", skipped.into()),
-    ])
-    .into()
-}
-
-/// Describes a value for an error message: `got string "3"`, `got number 5`, `got object`.
-pub fn got(v: &JsValue) -> String {
-    if let Some(s) = v.as_string() {
-        return cat!("got string \"", s, "\"");
-    }
-    if let Some(n) = v.as_f64() {
-        return cat!("got number ", n);
-    }
-    if let Some(b) = v.as_bool() {
-        return cat!("got boolean ", if b { "true" } else { "false" });
-    }
-    if v.is_null() {
-        return "got null".into();
-    }
-    cat!("got ", v.js_typeof().as_string().unwrap_or_default())
+    report_js(
+        models,
+        attempts,
+        r.total_wait_ms as f64,
+        r.ended_ms.saturating_sub(r.started_ms) as f64,
+        r.served_by.map(|i| i as u32),
+        r.fallback,
+        r.skipped.iter().map(|&i| i as u32).collect(),
+    )
 }

@@ -2,7 +2,6 @@
 //! Workers, Deno and Node), timers, `AbortSignal`, the clock and crypto-seeded randomness.
 //! Nothing here runs at module load: Workers forbid timers and randomness at global scope.
 
-use alloc::{string::String, vec::Vec};
 use core::cell::{Cell, OnceCell};
 use core::future::Future;
 use core::pin::Pin;
@@ -23,57 +22,6 @@ extern "C" {
     fn global_fetch(input: &JsValue, init: &JsValue) -> Result<Promise, JsValue>;
     #[wasm_bindgen(js_namespace = AbortSignal, js_name = any, catch)]
     fn abort_signal_any(signals: &Array) -> Result<AbortSignal, JsValue>;
-}
-
-// What the caller hands us can throw (a Proxy, a getter, an object with no toString): these
-// read it through bindings that catch, so an exception becomes an error for that one call
-// instead of unwinding through the wasm.
-#[wasm_bindgen]
-extern "C" {
-    /// `String(v)`, as `fetch` converts its input.
-    #[wasm_bindgen(js_name = String, catch)]
-    fn js_string(v: &JsValue) -> Result<js_sys::JsString, JsValue>;
-    #[wasm_bindgen(js_namespace = Object, js_name = entries, catch)]
-    fn object_entries(o: &JsValue) -> Result<Array, JsValue>;
-    #[wasm_bindgen(js_namespace = Object, js_name = assign, catch)]
-    fn object_assign(target: &js_sys::Object, source: &JsValue) -> Result<js_sys::Object, JsValue>;
-}
-
-/// Parses `url`, relative to the page in a browser; a TypeError when it is not a URL.
-pub fn absolute_url(url: &str) -> Result<web_sys::Url, JsValue> {
-    let page = js_sys::Reflect::get(&js_sys::global(), &"location".into())
-        .ok()
-        .filter(|l| l.is_object())
-        .and_then(|l| js_sys::Reflect::get(&l, &"href".into()).ok())
-        .and_then(|h| h.as_string());
-    match page {
-        Some(base) => web_sys::Url::new_with_base(url, &base),
-        None => web_sys::Url::new(url),
-    }
-}
-
-pub fn string_of(v: &JsValue) -> Result<String, JsValue> {
-    match v.as_string() {
-        Some(s) => Ok(s),
-        None => js_string(v).map(String::from),
-    }
-}
-
-/// A shallow copy of a caller's object.
-pub fn copy_of(v: &JsValue) -> Result<js_sys::Object, JsValue> {
-    object_assign(&js_sys::Object::new(), v)
-}
-
-/// `[key, value]` pairs of a caller's object.
-pub fn entries_of(v: &JsValue) -> Result<Vec<(String, JsValue)>, JsValue> {
-    let entries = object_entries(v)?;
-    Ok(entries
-        .iter()
-        .filter_map(|e| {
-            let pair: Array = e.dyn_into().ok()?;
-            Some((pair.get(0).as_string()?, pair.get(1)))
-        })
-        .collect())
 }
 
 /// Wall-clock milliseconds since the epoch, read at each decision (Workers advance it only after I/O).

@@ -3,11 +3,12 @@
 //! | module    | does                                                            |
 //! |-----------|-----------------------------------------------------------------|
 //! | `host`    | global `fetch`, timers, `AbortSignal`, clock, crypto randomness  |
-//! | `options` | the checked options (from `options.js`) → config; cross-option rules |
+//! | `options` | the checked options → config; cross-option rules                 |
 //! | `drive`   | the loop that executes the engine's decisions                    |
 //! | `fetch`   | `retryFetch`: request replay, fallback routes, credentials       |
 //! | `run`     | `retry(fn)`: errors classified by shape                          |
-//! | `errors`  | `RetryError`, `CircuitOpenError`, events and reports as objects  |
+//! | `errors`  | `RetryError`, `CircuitOpenError`, events and reports              |
+//! | `values.js` | the JS half: option checks, request reading, route requests, the objects users get |
 //!
 //! The package's entry files (pkg-template) wrap [`RetryClient`] into `createRetryFetch` and
 //! `retry`. Nothing here runs at module load.
@@ -31,15 +32,12 @@ use alloc::rc::Rc;
 use core::future::Future;
 use core::pin::Pin;
 
-use js_sys::{Array, Function, Promise};
+use js_sys::{Array, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
-use web_sys::AbortSignal;
 
 use crate::policy::breaker::{Snapshot, State};
-use crate::text::cat;
 use drive::Client;
-use errors::type_error;
 
 /// One configured client. Its breakers and budget are shared by every call made through it.
 #[wasm_bindgen]
@@ -49,11 +47,11 @@ pub struct RetryClient {
 
 #[wasm_bindgen]
 impl RetryClient {
-    /// `options` as `options.js` checked and flattened them; throws a RangeError naming the
-    /// option when the options break a rule between them (e.g. `backoff.maxMs` < `initialMs`).
+    /// `options` of `createRetryFetch` (`for_retry` false) or `retry`/`createRetry`; throws a
+    /// TypeError or RangeError naming the option that is wrong (see `values.js` and `Config::validate`).
     #[wasm_bindgen(constructor)]
-    pub fn new(options: JsValue) -> Result<RetryClient, JsValue> {
-        let opts = options::read(&options)?;
+    pub fn new(options: JsValue, for_retry: bool) -> Result<RetryClient, JsValue> {
+        let opts = options::read(&options, for_retry)?;
         Ok(RetryClient { inner: Rc::new(Client::new(opts)) })
     }
 
@@ -67,14 +65,8 @@ impl RetryClient {
     pub fn run(&self, f: JsValue, signal: JsValue) -> Promise {
         let client = self.inner.clone();
         promise(Box::pin(async move {
-            let f: Function =
-                f.dyn_into().map_err(|v| type_error(&cat!("retry: fn must be a function (", errors::got(&v), ")")))?;
-            let signal = match signal.dyn_into::<AbortSignal>() {
-                Ok(s) => Some(s),
-                Err(v) if v.is_undefined() => None,
-                Err(v) => return Err(type_error(&cat!("signal must be an AbortSignal (", errors::got(&v), ")"))),
-            };
-            run::run(&client, f, signal).await
+            run::check_call(&f, &signal)?;
+            run::run(&client, f.unchecked_into(), signal.dyn_into().ok()).await
         }))
     }
 
@@ -137,7 +129,7 @@ pub fn simulate_storm(
     bucket_ms: u32,
     seed: f64,
 ) -> Result<JsValue, JsValue> {
-    let opts = options::read(&options)?;
+    let opts = options::read(&options, false)?;
     let storm = crate::sim::Storm {
         calls: calls.min(10_000),
         capacity_per_sec,
@@ -161,7 +153,7 @@ pub fn simulate_storm(
 #[cfg(feature = "sim")]
 #[wasm_bindgen(js_name = backoffSchedules)]
 pub fn backoff_schedules(options: JsValue, runs: u32, seed: f64) -> Result<JsValue, JsValue> {
-    let opts = options::read(&options)?;
+    let opts = options::read(&options, false)?;
     let rows = crate::sim::schedules(&opts.cfg, runs.min(1000), seed as u64);
     Ok(rows
         .iter()

@@ -1,11 +1,10 @@
-//! The options, as the package's `options.js` hands them over: checked there (types, unknown
-//! keys, ranges of single values, each error naming the option as the user wrote it) and
-//! flattened into one plain object. This reads that object into a [`Config`], whose own
-//! `validate` checks the rules between options (a `RangeError` naming the option).
+//! The options: checked by `values.js` (types, unknown keys, ranges of single values, each error
+//! naming the option as the user wrote it) and flattened into one plain object, which this reads
+//! into a [`Config`], whose own `validate` checks the rules between options (a `RangeError`
+//! naming the option).
 //!
 //! Read defensively all the same: a value of the wrong type counts as absent, never a panic.
 
-use alloc::string::String;
 use alloc::vec::Vec;
 
 use js_sys::{Array, Function};
@@ -20,53 +19,41 @@ use crate::policy::budget::BudgetConfig;
 use crate::policy::classify::StatusSet;
 use crate::policy::config::{Config, MAX_ATTEMPTS};
 
-#[derive(Clone, Debug)]
-pub struct RouteUrl {
-    pub href: String,
-    pub origin: String,
-}
-
-/// One fallback route, tried after the primary (the request as given).
-#[derive(Clone, Debug, Default)]
-pub struct Fallback {
-    /// Rewrites the top-level `"model"` of a JSON body.
-    pub model: Option<String>,
-    /// Sends to another endpoint (an absolute URL).
-    pub url: Option<RouteUrl>,
-    /// Set or replace these headers on this route (lowercase names).
-    pub headers: Vec<(String, String)>,
-    pub max_attempts: Option<u32>,
+#[wasm_bindgen(module = "/src/js/values.js")]
+extern "C" {
+    /// Checks the user's options; throws a TypeError or RangeError naming the option.
+    #[wasm_bindgen(js_name = checkOptions, catch)]
+    fn check_options(options: &JsValue, for_retry: bool) -> Result<JsValue, JsValue>;
 }
 
 pub struct Options {
     pub cfg: Config,
-    pub fallbacks: Vec<Fallback>,
+    /// The checked options object, which `values.js` reads again for each call's routes
+    /// (fallbacks, sensitive headers).
+    pub js: JsValue,
+    /// Each fallback route's own `maxAttempts`, in order (else the client's).
+    pub fallback_attempts: Vec<Option<u32>>,
     pub transport: Option<Function>,
     pub on_event: Option<Function>,
     pub on_exhausted: Option<Function>,
-    /// Lowercase header names never sent to another origin (the defaults plus the user's).
-    pub sensitive: Vec<String>,
     /// `retry(fn)` only: the caller's signal.
     pub signal: Option<AbortSignal>,
 }
 
-/// Credentials dropped when a route's URL has another origin than the request's.
-pub const SENSITIVE: [&str; 5] = ["authorization", "x-api-key", "api-key", "cookie", "proxy-authorization"];
-
-/// Reads the checked options (`undefined`: all defaults).
-pub fn read(o: &JsValue) -> Result<Options, JsValue> {
+/// Checks the user's options (`values.js`) and reads them (`undefined`: all defaults).
+pub fn read(options: &JsValue, for_retry: bool) -> Result<Options, JsValue> {
+    let o = check_options(options, for_retry)?;
+    let fallback_attempts = items(&get(&o, "fallbacks")).map(|f| attempts(&f)).collect();
     let mut opts = Options {
         cfg: Config::default(),
-        fallbacks: Vec::new(),
-        transport: get(o, "fetch").dyn_into().ok(),
-        on_event: get(o, "onEvent").dyn_into().ok(),
-        on_exhausted: get(o, "onExhausted").dyn_into().ok(),
-        sensitive: SENSITIVE.iter().map(|&s| s.into()).collect(),
-        signal: get(o, "signal").dyn_into().ok(),
+        fallback_attempts,
+        transport: get(&o, "fetch").dyn_into().ok(),
+        on_event: get(&o, "onEvent").dyn_into().ok(),
+        on_exhausted: get(&o, "onExhausted").dyn_into().ok(),
+        signal: get(&o, "signal").dyn_into().ok(),
+        js: o,
     };
-    if !o.is_object() {
-        return Ok(opts);
-    }
+    let o = &opts.js;
     let c = &mut opts.cfg;
     let b = &mut c.backoff;
     if let Some(n) = number(o, "maxAttempts") {
@@ -113,23 +100,12 @@ pub fn read(o: &JsValue) -> Result<Options, JsValue> {
         None => {}
     }
     c.validate().map_err(|e| range_error(&e.message))?;
-    opts.fallbacks = items(&get(o, "fallbacks")).map(|f| fallback(&f)).collect();
-    opts.sensitive.extend(items(&get(o, "sensitiveHeaders")).filter_map(|h| h.as_string()));
     Ok(opts)
 }
 
-fn fallback(f: &JsValue) -> Fallback {
-    let string = |k| get(f, k).as_string();
-    let pair = |p: JsValue| {
-        let p = Array::from(&p);
-        Some((p.get(0).as_string()?, p.get(1).as_string()?))
-    };
-    Fallback {
-        model: string("model"),
-        url: string("url").zip(string("origin")).map(|(href, origin)| RouteUrl { href, origin }),
-        headers: items(&get(f, "headers")).filter_map(pair).collect(),
-        max_attempts: number(f, "maxAttempts").map(|n| (n as u32).clamp(1, MAX_ATTEMPTS)),
-    }
+/// A fallback route's own `maxAttempts`, if it sets one.
+fn attempts(f: &JsValue) -> Option<u32> {
+    number(f, "maxAttempts").map(|n| (n as u32).clamp(1, MAX_ATTEMPTS))
 }
 
 /// The items of an array (nothing for anything else).

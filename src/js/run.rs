@@ -1,5 +1,5 @@
 //! `retry(fn)`: the application-level form. Each attempt calls `fn({ attempt, signal, route })`;
-//! a thrown error is classified by its shape:
+//! a thrown error is sorted by its shape (`thrown` in `values.js`):
 //!
 //! | error                                                  | treated as                     |
 //! |--------------------------------------------------------|--------------------------------|
@@ -8,66 +8,55 @@
 //! | name containing `Connection`, a fetch `TypeError`, or a Node socket error code | a network error |
 //! | anything else (a bug in `fn`)                          | rethrown at once, untouched    |
 
-use alloc::{boxed::Box, string::String, vec, vec::Vec};
+use alloc::boxed::Box;
 use core::future::Future;
 use core::pin::Pin;
 
-use js_sys::{Function, Object, Promise, Reflect, JSON};
+use js_sys::{Array, Function, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::AbortSignal;
 
-use super::drive::{drive, AttemptResult, Attempts, Client, Held};
-use super::errors::{self, obj};
-use super::host::{self, AttemptSignal, Either};
+use super::drive::{drive, AttemptResult, Attempts, Client, Held, Names};
+use super::host::{self, AttemptSignal, Either, Local};
 use crate::policy::classify::Observation;
-use crate::policy::engine::Route;
 use crate::policy::{hints, Headers};
-use crate::text::cat;
 
-const NETWORK_CODES: [&str; 8] =
-    ["ECONNRESET", "ECONNREFUSED", "ECONNABORTED", "EPIPE", "ENOTFOUND", "EAI_AGAIN", "ETIMEDOUT", "ENETUNREACH"];
+#[wasm_bindgen(module = "/src/js/values.js")]
+extern "C" {
+    /// Throws a TypeError naming a bad `fn` or `signal`.
+    #[wasm_bindgen(js_name = checkCall, catch)]
+    pub fn check_call(f: &JsValue, signal: &JsValue) -> Result<(), JsValue>;
+    #[wasm_bindgen(js_name = fnRoutes)]
+    fn fn_routes(options: &JsValue) -> JsValue;
+    #[wasm_bindgen(js_name = fnContext)]
+    fn fn_context(options: &JsValue, route: u32, attempt: u32, signal: &AbortSignal) -> JsValue;
+    /// `[kind, body, name, value, …]`: see `values.js`.
+    #[wasm_bindgen(js_name = thrown)]
+    fn thrown(error: &JsValue, names: &Array) -> Array;
+}
+
+/// The hint header names, as a JS array (made once).
+static NAMES: Local<Array> = Local::new(|| hints::HEADER_NAMES.iter().map(|&n| JsValue::from_str(n)).collect());
 
 pub async fn run(client: &Client, f: Function, signal: Option<AbortSignal>) -> Result<JsValue, JsValue> {
     let signal = signal.or_else(|| client.opts.signal.clone());
-    let mut call = FnCall { client, f, signal: signal.clone() };
+    let names = Names::read(&fn_routes(&client.opts.js));
+    let mut call = FnCall { client, f, names, signal: signal.clone() };
     drive(client, &mut call, false, signal.as_ref()).await
 }
 
 struct FnCall<'c> {
     client: &'c Client,
     f: Function,
+    names: Names,
     signal: Option<AbortSignal>,
 }
 
 impl FnCall<'_> {
-    fn route_info(&self, route: usize) -> JsValue {
-        let mut fields = vec![("index", JsValue::from(route as u32))];
-        if let Some(f) = self.client.fallback(route) {
-            if let Some(m) = &f.model {
-                fields.push(("model", m.into()));
-            }
-            if let Some(u) = &f.url {
-                fields.push(("url", u.href.as_str().into()));
-            }
-            if !f.headers.is_empty() {
-                let h = Object::new();
-                for (k, v) in &f.headers {
-                    let _ = Reflect::set(&h, &k.into(), &v.into());
-                }
-                fields.push(("headers", h.into()));
-            }
-        }
-        obj(&fields).into()
-    }
-
     async fn attempt_once(&mut self, route: usize, attempt: u32, timeout_ms: u64) -> AttemptResult {
         let sig = AttemptSignal::new(self.signal.as_ref())?;
-        let ctx = obj(&[
-            ("attempt", attempt.into()),
-            ("signal", sig.signal.clone().into()),
-            ("route", self.route_info(route)),
-        ]);
+        let ctx = fn_context(&self.client.opts.js, route as u32, attempt, &sig.signal);
         let promise = match self.f.call1(&JsValue::UNDEFINED, &ctx) {
             Ok(v) => Promise::resolve(&v),
             Err(e) => Promise::reject(&e),
@@ -98,21 +87,8 @@ impl FnCall<'_> {
 }
 
 impl Attempts for FnCall<'_> {
-    fn routes(&self) -> Vec<Route> {
-        let cfg = &self.client.opts.cfg;
-        let mut routes = vec![Route::new("#0", cfg.max_attempts)];
-        for (i, f) in self.client.opts.fallbacks.iter().enumerate() {
-            let key = match (&f.url, &f.model) {
-                (None, None) => cat!("#", i + 1),
-                (u, m) => cat!(u.as_ref().map_or("", |u| u.origin.as_str()), " ", m.as_deref().unwrap_or("")),
-            };
-            routes.push(Route::new(key, f.max_attempts.unwrap_or(cfg.max_attempts)));
-        }
-        routes
-    }
-
-    fn model(&self, route: usize) -> Option<String> {
-        self.client.fallback(route).and_then(|f| f.model.clone())
+    fn names(&self) -> &Names {
+        &self.names
     }
 
     fn attempt(
@@ -129,70 +105,23 @@ fn ok() -> Observation {
     Observation::Response { status: 200, headers: Headers::new(), body: None }
 }
 
-/// Sorts a thrown error into an observation (see the module docs); `Err` rethrows it.
+/// Sorts a thrown error by its shape (see the module docs); `Err` rethrows it.
 fn classify_error(e: JsValue) -> Result<(Observation, Held), JsValue> {
-    if let Some(status) = errors::get(&e, "status").as_f64().filter(|s| (100.0..=599.0).contains(s)) {
-        let obs = Observation::Response {
-            status: status as u16,
-            headers: headers_of(&errors::get(&e, "headers")),
-            body: body_of(&e),
-        };
-        return Ok((obs, Held::Error { error: e, has_status: true }));
-    }
-    let name = errors::get(&e, "name").as_string().unwrap_or_default();
-    let message = errors::get(&e, "message").as_string().unwrap_or_default().to_ascii_lowercase();
-    let code = errors::get(&e, "code").as_string().unwrap_or_default();
-    let cause_code = errors::get(&errors::get(&e, "cause"), "code").as_string().unwrap_or_default();
-    let obs = if has(&name, "Timeout") || code == "UND_ERR_CONNECT_TIMEOUT" {
-        Observation::Timeout
-    } else if has(&name, "Connection")
-        || NETWORK_CODES.contains(&code.as_str())
-        || NETWORK_CODES.contains(&cause_code.as_str())
-        || (name == "TypeError"
-            && ["fetch failed", "failed to fetch", "networkerror", "load failed", "network connection"]
-                .iter()
-                .any(|m| has(&message, m)))
-    {
-        Observation::NetworkError
-    } else {
-        return Err(e);
+    let shape = NAMES.with(|names| thrown(&e, names));
+    let obs = match shape.get(0).as_f64().unwrap_or(-1.0) {
+        s if (100.0..=599.0).contains(&s) => {
+            let mut headers = Headers::new();
+            let mut i = 2;
+            while let (Some(k), Some(v)) = (shape.get(i).as_string(), shape.get(i + 1).as_string()) {
+                headers.push(k, v);
+                i += 2;
+            }
+            let obs = Observation::Response { status: s as u16, headers, body: shape.get(1).as_string() };
+            return Ok((obs, Held::Error { error: e, has_status: true }));
+        }
+        k if k == 0.0 => Observation::Timeout,
+        k if k == 1.0 => Observation::NetworkError,
+        _ => return Err(e),
     };
     Ok((obs, Held::Error { error: e, has_status: false }))
-}
-
-/// Substring test by byte windows (`str::contains` brings a two-way searcher into the wasm).
-fn has(hay: &str, needle: &str) -> bool {
-    hay.as_bytes().windows(needle.len()).any(|w| w == needle.as_bytes())
-}
-
-/// The hint headers of an SDK error: a `Headers`-like object with `get`, or a plain record.
-fn headers_of(h: &JsValue) -> Headers {
-    let mut out = Headers::new();
-    if !h.is_object() {
-        return out;
-    }
-    let get = errors::get(h, "get");
-    if let Some(get) = get.dyn_ref::<Function>() {
-        for name in hints::HEADER_NAMES {
-            if let Ok(v) = get.call1(h, &JsValue::from_str(name)) {
-                if let Some(v) = v.as_string() {
-                    out.push(*name, v);
-                }
-            }
-        }
-        return out;
-    }
-    for (k, v) in host::entries_of(h).unwrap_or_default() {
-        if let Some(v) = v.as_string().filter(|_| hints::HEADER_NAMES.iter().any(|n| n.eq_ignore_ascii_case(&k))) {
-            out.push(k, v);
-        }
-    }
-    out
-}
-
-/// The error's body as the classifier reads it: its `error`, `code` and `type` as JSON.
-fn body_of(e: &JsValue) -> Option<String> {
-    let o =
-        obj(&[("code", errors::get(e, "code")), ("type", errors::get(e, "type")), ("error", errors::get(e, "error"))]);
-    JSON::stringify(&o).ok().and_then(|s| s.as_string())
 }

@@ -1,0 +1,447 @@
+// The JavaScript half of the wasm layer, imported by it (src/js/*.rs): the work that is about
+// JavaScript values rather than decisions. It checks the options, reads a caller's request once
+// and builds what each route sends, sorts what a `retry(fn)` callback threw, and builds the
+// events, reports and errors users get. The wasm keeps the policy and the driving: the engine,
+// fetch, timers, signals. (This is a wasm-bindgen snippet: it may not import other files.)
+
+// ---------------------------------------------------------------------------------------------
+// Options. Checked where JavaScript values are at home: a wrong type or an unknown key (a typo
+// such as `maxAtempts`) is a TypeError, a value out of range a RangeError, each naming the option
+// as the user wrote it. Rules relating options to each other (maxMs ≥ initialMs, …) are the
+// core's own (Config::validate), which throws a RangeError naming the option too.
+
+// The core's own limits (policy/config.rs MAX_MS, MAX_ATTEMPTS), which it checks again.
+const MAX_MS = 86_400_000; // a day: longer is almost surely a unit mistake
+const MAX_ATTEMPTS = 100;
+const JITTERS = ["full", "equal", "decorrelated", "none"];
+const KEYS = [
+  "maxAttempts", "backoff", "deadlineMs", "attemptTimeoutMs", "retryOn", "maxRetryAfterMs", "idempotent",
+  "budget", "breaker", "fetch", "onEvent", "fallbacks", "onExhausted", "sensitiveHeaders", "signal",
+];
+/** Credentials never sent to a fallback URL of another origin, unless that route sets them. */
+const SENSITIVE = ["authorization", "x-api-key", "api-key", "cookie", "proxy-authorization"];
+
+/** `got string "3"`, `got number 5`, `got object`: what a message says about a value. */
+const got = (v) =>
+  typeof v === "string" ? `got string "${v}"`
+  : typeof v === "number" || typeof v === "boolean" ? `got ${typeof v} ${v}`
+  : v === null ? "got null"
+  : `got ${typeof v}`;
+
+const fail = (Class, path, rule, v) => {
+  throw new Class(`${path} must be ${rule} (${got(v)})`);
+};
+
+const object = (v, path) => {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) fail(TypeError, path, "an object", v);
+  return v;
+};
+
+const array = (v, path) => {
+  if (!Array.isArray(v)) fail(TypeError, path, "an array", v);
+  return Array.from({ length: Math.min(v.length, 10_000) }, (_, i) => v[i]);
+};
+
+const typed = (v, path, type, what) => {
+  if (v !== undefined && typeof v !== type) fail(TypeError, path, what, v);
+  return v;
+};
+
+const number = (v, path) => {
+  if (typed(v, path, "number", "a number") !== undefined && !Number.isFinite(v)) fail(RangeError, path, "a finite number", v);
+  return v;
+};
+
+const int = (v, path) => {
+  if (number(v, path) !== undefined && !(Number.isInteger(v) && v >= 0 && v <= 0xffff_ffff)) {
+    fail(RangeError, path, "a whole number ≥ 0", v);
+  }
+  return v;
+};
+
+const ms = (v, path) => {
+  if (number(v, path) !== undefined && !(v >= 0 && v <= MAX_MS)) fail(RangeError, path, `between 0 and ${MAX_MS} ms`, v);
+  return v;
+};
+
+/** Same length ±1 and at most one edit apart in a cheap sense: a typo, not another word. */
+const close = (a, b) => {
+  const [short, long] = a.length <= b.length ? [a, b] : [b, a];
+  if (long.length - short.length > 1) return false;
+  let prefix = 0;
+  while (prefix < short.length && short[prefix] === long[prefix]) prefix++;
+  let suffix = 0;
+  while (suffix < short.length && short.at(-1 - suffix) === long.at(-1 - suffix)) suffix++;
+  return prefix + suffix + 1 >= long.length;
+};
+
+const checkKeys = (o, prefix, allowed) => {
+  for (const key of Object.keys(o)) {
+    if (allowed.includes(key)) continue;
+    const near = allowed.find((a) => a.toLowerCase() === key.toLowerCase() || close(a, key));
+    throw new TypeError(`unknown option ${prefix}${key}${near ? ` (did you mean ${prefix}${near}?)` : ""}`);
+  }
+};
+
+/** A nested section (`backoff`, `budget`, `breaker`): absent, `false` where `off` allows it
+ * (the feature off), or an object whose keys are checked and values read by `read`. */
+const section = (v, name, keys, read, off) => {
+  if (v === undefined || (off && v === false)) return v;
+  const o = object(v, name);
+  checkKeys(o, `${name}.`, keys);
+  return read(o);
+};
+
+const fallback = (v, i) => {
+  const path = `fallbacks[${i}]`;
+  const r = object(v, path);
+  checkKeys(r, `${path}.`, ["model", "url", "headers", "maxAttempts"]);
+  const maxAttempts = int(r.maxAttempts, `${path}.maxAttempts`);
+  if (maxAttempts !== undefined && !(maxAttempts >= 1 && maxAttempts <= MAX_ATTEMPTS)) {
+    throw new RangeError(`${path}.maxAttempts must be between 1 and ${MAX_ATTEMPTS} (got ${maxAttempts})`);
+  }
+  const model = typed(r.model, `${path}.model`, "string", "a string");
+  const href = typed(r.url, `${path}.url`, "string", "a string");
+  let url;
+  if (href !== undefined) {
+    try {
+      url = new URL(href);
+    } catch {
+      throw new TypeError(`${path}.url must be an absolute URL (got "${href}")`);
+    }
+  }
+  let headers = [];
+  if (r.headers !== undefined) {
+    try {
+      headers = [...new Headers(r.headers)];
+    } catch {
+      fail(TypeError, `${path}.headers`, "a headers object of string values", r.headers);
+    }
+  }
+  return { model, url: url?.href, origin: url?.origin, headers, maxAttempts };
+};
+
+/**
+ * The options of `createRetryFetch` (`forRetry` false) or `retry`/`createRetry` (true), checked,
+ * as the flat object the wasm reads (options.rs).
+ */
+export function checkOptions(options, forRetry) {
+  const o = options === undefined ? {} : object(options, "options");
+  checkKeys(o, "", KEYS);
+  const maxAttempts = int(o.maxAttempts, "maxAttempts");
+  const backoff = section(o.backoff, "backoff", ["initialMs", "maxMs", "multiplier", "jitter"], (b) => ({
+    initialMs: ms(b.initialMs, "backoff.initialMs"),
+    maxMs: ms(b.maxMs, "backoff.maxMs"),
+    multiplier: number(b.multiplier, "backoff.multiplier"),
+    jitter: typed(b.jitter, "backoff.jitter", "string", "a string"),
+  }));
+  if (backoff?.jitter !== undefined && !JITTERS.includes(backoff.jitter)) {
+    throw new RangeError(`backoff.jitter must be "full", "equal", "decorrelated" or "none" (got "${backoff.jitter}")`);
+  }
+  const deadlineMs = ms(o.deadlineMs, "deadlineMs");
+  const attemptTimeoutMs = ms(o.attemptTimeoutMs, "attemptTimeoutMs");
+  const maxRetryAfterMs = ms(o.maxRetryAfterMs, "maxRetryAfterMs");
+  const idempotent = typed(o.idempotent, "idempotent", "boolean", "a boolean");
+  const retryOn = o.retryOn === undefined ? undefined : array(o.retryOn, "retryOn");
+  retryOn?.forEach((s, i) => {
+    if (typeof s !== "number") fail(TypeError, `retryOn[${i}]`, "a number", s);
+    if (!(Number.isInteger(s) && s >= 100 && s <= 599)) fail(RangeError, `retryOn[${i}]`, "an HTTP status from 100 to 599", s);
+  });
+  const budget = section(o.budget, "budget", ["maxTokens", "tokenRatio"], (b) => ({
+    maxTokens: number(b.maxTokens, "budget.maxTokens"),
+    tokenRatio: number(b.tokenRatio, "budget.tokenRatio"),
+  }), true);
+  const breaker = section(o.breaker, "breaker", ["failureThreshold", "cooldownMs"], (b) => ({
+    failureThreshold: int(b.failureThreshold, "breaker.failureThreshold"),
+    cooldownMs: ms(b.cooldownMs, "breaker.cooldownMs"),
+  }), true);
+  const fn = (k) => typed(o[k], k, "function", "a function");
+  const [fetch, onEvent, onExhausted] = [fn("fetch"), fn("onEvent"), fn("onExhausted")];
+  const fallbacks = o.fallbacks === undefined ? [] : array(o.fallbacks, "fallbacks").map(fallback);
+  const sensitive = o.sensitiveHeaders === undefined ? [] : array(o.sensitiveHeaders, "sensitiveHeaders");
+  sensitive.forEach((h, i) => typeof h === "string" || fail(TypeError, `sensitiveHeaders[${i}]`, "a string", h));
+  const signal = o.signal;
+  if (signal !== undefined) {
+    if (!forRetry) throw new TypeError("signal is not an option of createRetryFetch: pass init.signal with each call");
+    if (!(signal instanceof AbortSignal)) fail(TypeError, "signal", "an AbortSignal", signal);
+  }
+  // Flat; `budget`/`breaker`: false (off), true (configured) or undefined (defaults).
+  return {
+    maxAttempts, ...backoff, deadlineMs, attemptTimeoutMs, maxRetryAfterMs, idempotent, retryOn,
+    budget: budget && true, ...budget, breaker: breaker && true, ...breaker,
+    fetch, onEvent, onExhausted, signal,
+    fallbacks,
+    sensitive: [...SENSITIVE, ...sensitive.map((h) => h.toLowerCase())],
+  };
+}
+
+/** `retry(fn)`'s own arguments; `signal` is the one for this call. */
+export function checkCall(fn, signal) {
+  if (typeof fn !== "function") throw new TypeError(`retry: fn must be a function (${got(fn)})`);
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError(`signal must be an AbortSignal (${got(signal)})`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// retryFetch's request: read once, replayed on every attempt and route. A string or absent body
+// (what the SDKs send) is passed through as given: no copy. Any other body — ArrayBuffer, typed
+// array, Blob, FormData, URLSearchParams, ReadableStream, or a `Request` as input — is read once
+// into bytes through `new Request(input, init)`, so every attempt sends the same bytes
+// (FormData's multipart boundary included).
+
+/** Methods that are safe to repeat after a timeout (RFC 9110 §9.2.2). */
+const IDEMPOTENT = ["GET", "HEAD", "OPTIONS", "PUT", "DELETE"];
+
+const absent = (v) => v === undefined || v === null;
+
+/** The page's address in a browser, against which relative URLs resolve (Deno throws on
+ * `location` when run without --location). */
+const page = () => {
+  try {
+    return globalThis.location?.href;
+  } catch {
+    return undefined;
+  }
+};
+
+/** The top-level `"model"` of a JSON string body, found without parsing the whole prompt. */
+const modelOf = (body) => {
+  const at = typeof body === "string" ? body.indexOf('"model"') : -1;
+  return at < 0 ? undefined : /^\s*:\s*"([^"\\]*)"/.exec(body.slice(at + 7, at + 300))?.[1];
+};
+
+/** The body with its top-level `"model"` replaced, for fallback `i`. */
+const withModel = (body, model, i) => {
+  let json;
+  try {
+    json = JSON.parse(typeof body === "string" ? body : new TextDecoder("utf-8", { fatal: true }).decode(body));
+  } catch {}
+  if (typeof json !== "object" || json === null || Array.isArray(json)) {
+    throw new TypeError(`fallbacks[${i}].model needs a JSON object request body`);
+  }
+  json.model = model;
+  return JSON.stringify(json);
+};
+
+/** The breaker key of a route: its origin and model. */
+const key = (origin, model) => (model === undefined ? origin : `${origin} ${model}`);
+
+/**
+ * Reads `fetch(input, init)`'s arguments once, rejecting what fetch itself would reject (rather
+ * than retrying it). Resolves to the call's request, which `routeRequest` turns into what each
+ * route sends; `keys` and `models` name the routes (breaker keys; models for events and reports).
+ */
+export async function readRequest(input, init, options) {
+  if (absent(init)) init = {};
+  else if (typeof init !== "object") throw new TypeError("init must be an object");
+  let signal = init.signal ?? undefined;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    throw new TypeError(`init.signal must be an AbortSignal (${got(signal)})`);
+  }
+  // Never mutated: each route's init is a copy with method, headers, body and signal set.
+  let base = init;
+  let { body } = init;
+  const isRequest = input instanceof Request;
+  const fast = !isRequest && (absent(body) || typeof body === "string");
+  let url, origin, method, headers;
+  if (fast) {
+    ({ href: url, origin } = new URL(String(input), page()));
+    method = typeof init.method === "string" ? init.method : "GET";
+    body ??= undefined;
+    if (body !== undefined && /^(get|head)$/i.test(method)) {
+      throw new TypeError("Request with GET/HEAD method cannot have body.");
+    }
+    headers = init.headers;
+  } else {
+    const req = new Request(isRequest ? input : String(input), init);
+    if (isRequest && init.redirect === undefined) base = { ...init, redirect: req.redirect };
+    body = req.body ? new Uint8Array(await req.arrayBuffer()) : undefined;
+    signal ??= isRequest ? req.signal : undefined;
+    ({ url, method, headers } = req);
+    origin = new URL(url, page()).origin;
+  }
+  // Checked once: fetch would reject bad headers on every attempt.
+  const parsed = absent(headers) ? undefined : new Headers(headers);
+  const primary = modelOf(body);
+  const models = [primary, ...options.fallbacks.map((f) => f.model ?? primary)];
+  const keys = models.map((m, i) => key(i === 0 ? origin : options.fallbacks[i - 1].origin ?? origin, m));
+  const idempotent = IDEMPOTENT.includes(method.toUpperCase()) || parsed?.has("idempotency-key") === true;
+  return { url, origin, method, headers, parsed, body, base, fast, signal, idempotent, keys, models, options, routes: [] };
+}
+
+/** `[url, init]` for `route` of a request from `readRequest`, built once per call; the wasm
+ * sets the attempt's signal on the init in place (attempts are sequential). */
+export function routeRequest(req, route) {
+  return (req.routes[route] ??= build(req, route));
+}
+
+function build(req, route) {
+  const init = { ...req.base };
+  const set = (k, v) => {
+    if (v !== undefined) init[k] = v;
+  };
+  const f = req.options.fallbacks[route - 1];
+  if (f || !req.fast) set("method", req.method);
+  if (!f) {
+    if (!req.fast) {
+      set("headers", req.headers);
+      set("body", req.body);
+    }
+    return [req.url, init];
+  }
+  const headers = new Headers(req.parsed);
+  if ((f.origin ?? req.origin) !== req.origin) {
+    for (const name of req.options.sensitive) {
+      if (!f.headers.some(([k]) => k === name)) headers.delete(name);
+    }
+  }
+  for (const [k, v] of f.headers) headers.set(k, v);
+  set("headers", headers);
+  set("body", f.model === undefined ? req.body : withModel(req.body, f.model, route - 1));
+  return [f.url ?? req.url, init];
+}
+
+// ---------------------------------------------------------------------------------------------
+// retry(fn): the routes, each attempt's context, and what a thrown error is.
+
+/** Keys and models of `retry(fn)`'s routes: `#0` for the call as given, a fallback by its URL's
+ * origin and model (or its index when it sets neither). */
+export function fnRoutes(options) {
+  const keys = ["#0"];
+  const models = [undefined];
+  options.fallbacks.forEach((f, i) => {
+    keys.push(f.url === undefined && f.model === undefined ? `#${i + 1}` : `${f.origin ?? ""} ${f.model ?? ""}`);
+    models.push(f.model);
+  });
+  return { keys, models };
+}
+
+/** What `fn` is called with: `{ attempt, signal, route: { index, model?, url?, headers? } }`. */
+export function fnContext(options, route, attempt, signal) {
+  const f = options.fallbacks[route - 1];
+  const info = { index: route };
+  if (f) {
+    if (f.model !== undefined) info.model = f.model;
+    if (f.url !== undefined) info.url = f.url;
+    if (f.headers.length) info.headers = Object.fromEntries(f.headers);
+  }
+  return { attempt, signal, route: info };
+}
+
+const NETWORK_CODES = ["ECONNRESET", "ECONNREFUSED", "ECONNABORTED", "EPIPE", "ENOTFOUND", "EAI_AGAIN", "ETIMEDOUT", "ENETUNREACH"];
+const NETWORK_MESSAGES = ["fetch failed", "failed to fetch", "networkerror", "load failed", "network connection"];
+
+/** Reads a property of a thrown value that may be anything (a Proxy, a getter that throws). */
+const field = (v, k) => {
+  try {
+    return v?.[k];
+  } catch {
+    return undefined;
+  }
+};
+
+const text = (v) => (typeof v === "string" ? v : "");
+
+/**
+ * Sorts what `fn` threw by its shape, as `[kind, body, name, value, …]`: kind is the HTTP status
+ * of an SDK error (with its hint headers among `names`, and its `code`/`type`/`error` as a JSON
+ * body for the quota check), 0 a timeout, 1 a network error, -1 anything else (rethrown as is).
+ */
+export function thrown(e, names) {
+  const status = field(e, "status");
+  if (typeof status === "number" && status >= 100 && status <= 599) {
+    const out = [status, bodyOf(e)];
+    const h = field(e, "headers");
+    if (typeof h !== "object" || h === null) return out;
+    const get = field(h, "get");
+    if (typeof get === "function") {
+      for (const name of names) {
+        let v;
+        try {
+          v = get.call(h, name);
+        } catch {}
+        if (typeof v === "string") out.push(name, v);
+      }
+    } else {
+      let entries = [];
+      try {
+        entries = Object.entries(h);
+      } catch {}
+      for (const [k, v] of entries) {
+        if (typeof v === "string" && names.includes(k.toLowerCase())) out.push(k, v);
+      }
+    }
+    return out;
+  }
+  const name = text(field(e, "name"));
+  const message = text(field(e, "message")).toLowerCase();
+  const code = text(field(e, "code"));
+  const causeCode = text(field(field(e, "cause"), "code"));
+  if (name.includes("Timeout") || code === "UND_ERR_CONNECT_TIMEOUT") return [0];
+  if (
+    name.includes("Connection") || NETWORK_CODES.includes(code) || NETWORK_CODES.includes(causeCode)
+    || (name === "TypeError" && NETWORK_MESSAGES.some((m) => message.includes(m)))
+  ) {
+    return [1];
+  }
+  return [-1];
+}
+
+/** An SDK error's body as the classifier reads it: its `code`, `type` and `error` as JSON. */
+const bodyOf = (e) => {
+  try {
+    return JSON.stringify({ code: field(e, "code"), type: field(e, "type"), error: field(e, "error") });
+  } catch {
+    return undefined;
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// What users get: events (`onEvent`), reports (`retryReport`, `onExhausted`) and errors. They
+// carry no header, body or full URL (a breaker key names a route's origin and model only).
+
+/** The error for a transport that resolved to something that is not a response. */
+export const notResponse = (v) => new TypeError(`fetch resolved to a non-Response (${got(v)})`);
+
+/** Leaves out fields that are undefined. */
+const clean = (o) => {
+  for (const k of Object.keys(o)) if (o[k] === undefined) delete o[k];
+  return o;
+};
+
+export const retryEvent = (models, route, attempt, delayMs, reason, status, wait, hint) =>
+  clean({ type: "retry", attempt, delayMs, reason, status, hint: hint ? wait : undefined, wait, route, model: models[route] });
+
+export const fallbackEvent = (models, from, to, reason, status) =>
+  clean({ type: "fallback", from, to, reason, status, fromModel: models[from], toModel: models[to] });
+
+export const breakerEvent = (key, from, to) => ({ type: "breaker", key, from, to });
+
+export const skipEvent = (models, route, retryInMs, cooling) =>
+  clean({ type: "skip", route, model: models[route], reason: cooling ? "cooling" : "circuit-open", retryInMs });
+
+export const giveUpEvent = (reason, attempts, status) => clean({ type: "giveUp", reason, attempts, status });
+
+export const successEvent = (models, route, attempts, totalMs, fallback) =>
+  clean({ type: "success", attempts, totalMs, route, model: models[route], fallback });
+
+/** One attempt of a report. */
+export const reportAttempt = (models, route, status, reason, waitedMs) =>
+  clean({ route, model: models[route], status, reason, waitedMs });
+
+/** `skipped` comes as a Uint32Array of route indexes. */
+export const report = (models, attempts, totalWaitMs, durationMs, route, fallback, skipped) =>
+  clean({ attempts, totalWaitMs, durationMs, route, model: models[route], fallback, skipped: [...skipped] });
+
+// Errors are plain `Error`s with a stable `name` and extra fields, so the package's brand checks
+// (`isRetryError`, `instanceof RetryError` via `Symbol.hasInstance`) work across bundle copies.
+
+/** The call failed without a response to hand back (network errors, timeouts, the deadline). */
+export const retryError = (attempts, reason, status, cause, report) =>
+  Object.assign(new Error(`request failed after ${attempts} attempt${attempts === 1 ? "" : "s"}: ${reason}`), {
+    name: "RetryError", attempts, reason, status, cause, report,
+  });
+
+export const circuitOpenError = (retryInMs, report) =>
+  Object.assign(new Error(`every route's circuit breaker is open; retry in ${retryInMs} ms`), {
+    name: "CircuitOpenError", retryInMs, report,
+  });
