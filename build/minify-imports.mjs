@@ -4,6 +4,8 @@
 // to a short name, in the .wasm's import section and in the glue's import object, and
 // fails if the glue does not hold each name exactly once as a property key. Exports the glue
 // reads as `wasm.<name>` (hashed closure shims among them) get short names the same way.
+// Functions the wasm imports straight from our snippet (src/js/values.js) come as one namespace
+// import per function, all under the same key of the import object; they become one, module "v".
 //
 // usage: node build/minify-imports.mjs pkg/llm_retry_bg.wasm pkg/llm_retry.js
 import { readFileSync, writeFileSync } from "node:fs";
@@ -80,6 +82,7 @@ const parse = (id, entry) => {
 // Imports: every import from the glue module is renamed, and the module becomes "w".
 const imports = new Map();
 const modules = new Set();
+const snippets = new Set();
 parse(2, () => {
   const module = name();
   const field = name();
@@ -99,6 +102,10 @@ parse(2, () => {
     fail(`unknown import kind ${kind}`);
   }
   const desc = wasm.subarray(descStart, pos);
+  if (module.startsWith("./snippets/")) {
+    snippets.add(module);
+    return Buffer.concat([encodeName("v"), encodeName(field), desc]);
+  }
   if (!module.endsWith("_bg.js")) return Buffer.concat([encodeName(module), encodeName(field), desc]);
   modules.add(module);
   const short = shortName(imports.size);
@@ -106,6 +113,7 @@ parse(2, () => {
   return Buffer.concat([encodeName("w"), encodeName(short), desc]);
 });
 if (modules.size !== 1) fail(`expected one glue module, found ${[...modules].join(", ")}`);
+if (snippets.size > 1) fail(`expected at most one snippet module, found ${[...snippets].join(", ")}`);
 
 // Exports: those the glue reads as `wasm.<name>` (and never names in quotes) are renamed; the
 // rest keep their names, and so does `memory`, which callers of initSync may read. A glue
@@ -141,6 +149,23 @@ for (const [from, to] of imports) {
   const hits = glue.match(key)?.length ?? 0;
   if (hits !== 1 || glue.split(from).length !== 2) fail(`glue must hold ${from} once, as a key`);
   glue = glue.replace(key, `${to}:`);
+}
+// The snippet: one of its namespace imports and import-object entries kept, keyed "v".
+for (const snippet of snippets) {
+  const key = JSON.stringify(snippet);
+  const names = [];
+  let lines = glue.split("\n").filter((line) => {
+    const entry = /^\s*(".*"): (import\d+),$/.exec(line);
+    if (entry?.[1] !== key) return true;
+    names.push(entry[2]);
+    return names.length === 1;
+  });
+  if (names.length === 0) fail(`glue must hold ${key} as a key of the import object`);
+  const lineOf = (n) => `import * as ${n} from ${key}`;
+  const found = lines.filter((line) => names.some((n) => line === lineOf(n)));
+  if (found.length !== names.length) fail(`glue must import ${names.join(", ")} from ${key}, once each`);
+  lines = lines.filter((line) => line === lineOf(names[0]) || !found.includes(line));
+  glue = lines.join("\n").replace(`${key}: ${names[0]},`, `"v": ${names[0]},`);
 }
 for (const [from, to] of exports) {
   glue = glue.replace(new RegExp(`\\bwasm\\.${from}\\b`, "g"), `wasm.${to}`);

@@ -92,7 +92,8 @@ async fn a_callers_error_is_returned_after_one_request() {
 #[wasm_bindgen_test]
 async fn exhaustion_on_a_status_resolves_with_the_last_response() {
     let (f, seen) = transport(&[(503, &[])]);
-    let client = RetryClient::new(options(r#"{"maxAttempts":3,"backoff":{"initialMs":1,"maxMs":5}}"#, &f), false).unwrap();
+    let client =
+        RetryClient::new(options(r#"{"maxAttempts":3,"backoff":{"initialMs":1,"maxMs":5}}"#, &f), false).unwrap();
     let r = call(&client, "http://127.0.0.1:9/v1", "{}").await.unwrap();
     assert_eq!((status(&r), seen.borrow().len()), (503, 3));
 }
@@ -100,7 +101,8 @@ async fn exhaustion_on_a_status_resolves_with_the_last_response() {
 #[wasm_bindgen_test]
 async fn network_errors_end_in_a_retry_error_with_the_cause() {
     let (f, seen) = transport(&[(0, &[])]);
-    let client = RetryClient::new(options(r#"{"maxAttempts":2,"backoff":{"initialMs":1,"maxMs":5}}"#, &f), false).unwrap();
+    let client =
+        RetryClient::new(options(r#"{"maxAttempts":2,"backoff":{"initialMs":1,"maxMs":5}}"#, &f), false).unwrap();
     let e = call(&client, "http://127.0.0.1:9/v1", "{}").await.unwrap_err();
     assert_eq!(prop(&e, "name"), "RetryError");
     assert_eq!(prop(&e, "attempts"), 2);

@@ -15,6 +15,7 @@ use super::errors;
 use super::errors::get;
 use super::host::{self, Local, Rng};
 use super::options::Options;
+use super::values;
 use crate::policy::classify::{Observation, Reason};
 use crate::policy::engine::{Decision, Outcome, Report, Route, Session, Shared};
 
@@ -187,7 +188,7 @@ async fn finish(
         }
     }
     if let Outcome::CircuitOpen { retry_in_ms } = outcome {
-        return Err(errors::circuit_open_error(retry_in_ms as f64, &report_js()));
+        return Err(values::circuit_open_error(retry_in_ms as f64, &report_js()));
     }
     match held {
         Held::Value(v) => Ok(v),

@@ -9,6 +9,7 @@ use js_sys::{Array, Reflect};
 use wasm_bindgen::prelude::*;
 
 use super::host::Local;
+use super::values;
 use crate::policy::classify::Reason;
 use crate::policy::engine::{Event, Report, WaitCause};
 
@@ -59,60 +60,16 @@ pub fn obj(fields: &[(&'static str, JsValue)]) -> js_sys::Object {
     o
 }
 
-#[wasm_bindgen(module = "/src/js/values.js")]
-extern "C" {
-    #[wasm_bindgen(js_name = retryEvent)]
-    fn retry_event(
-        models: &JsValue,
-        route: u32,
-        attempt: u32,
-        delay_ms: f64,
-        reason: &str,
-        status: Option<u16>,
-        wait: &str,
-        hint: bool,
-    ) -> JsValue;
-    #[wasm_bindgen(js_name = fallbackEvent)]
-    fn fallback_event(models: &JsValue, from: u32, to: u32, reason: &str, status: Option<u16>) -> JsValue;
-    #[wasm_bindgen(js_name = breakerEvent)]
-    fn breaker_event(key: &str, from: &str, to: &str) -> JsValue;
-    #[wasm_bindgen(js_name = skipEvent)]
-    fn skip_event(models: &JsValue, route: u32, retry_in_ms: f64, cooling: bool) -> JsValue;
-    #[wasm_bindgen(js_name = giveUpEvent)]
-    fn give_up_event(reason: &str, attempts: u32, status: Option<u16>) -> JsValue;
-    #[wasm_bindgen(js_name = successEvent)]
-    fn success_event(models: &JsValue, route: u32, attempts: u32, total_ms: f64, fallback: bool) -> JsValue;
-    #[wasm_bindgen(js_name = reportAttempt)]
-    fn report_attempt(models: &JsValue, route: u32, status: Option<u16>, reason: &str, waited_ms: f64) -> JsValue;
-    #[wasm_bindgen(js_name = report)]
-    fn report_js(
-        models: &JsValue,
-        attempts: Array,
-        total_wait_ms: f64,
-        duration_ms: f64,
-        route: Option<u32>,
-        fallback: bool,
-        skipped: Vec<u32>,
-    ) -> JsValue;
-    #[wasm_bindgen(js_name = retryError)]
-    fn retry_error_js(attempts: u32, reason: &str, status: Option<u16>, cause: &JsValue, report: &JsValue) -> JsValue;
-    #[wasm_bindgen(js_name = circuitOpenError)]
-    pub fn circuit_open_error(retry_in_ms: f64, report: &JsValue) -> JsValue;
-    /// The TypeError for a transport that resolved to something that is not a response.
-    #[wasm_bindgen(js_name = notResponse)]
-    pub fn not_response(v: &JsValue) -> JsValue;
-}
-
 /// The call failed without a response to hand back (network errors, timeouts, the deadline).
 pub fn retry_error(reason: Reason, report: &Report, cause: &JsValue, report_js: &JsValue) -> JsValue {
     let status = report.attempts.iter().rev().find_map(|a| a.status);
-    retry_error_js(report.attempts.len() as u32, reason.as_str(), status, cause, report_js)
+    values::retry_error_js(report.attempts.len() as u32, reason.as_str(), status, cause, report_js)
 }
 
 /// The event as `onEvent` gets it; `models` names each route's model (a JS array).
 pub fn event(e: &Event, models: &JsValue) -> JsValue {
     match e {
-        Event::Retry { attempt, route, delay_ms, reason, status, cause } => retry_event(
+        Event::Retry { attempt, route, delay_ms, reason, status, cause } => values::retry_event(
             models,
             *route as u32,
             *attempt,
@@ -123,13 +80,15 @@ pub fn event(e: &Event, models: &JsValue) -> JsValue {
             matches!(cause, WaitCause::Hint(_)),
         ),
         Event::Fallback { from, to, reason, status } => {
-            fallback_event(models, *from as u32, *to as u32, reason.as_str(), *status)
+            values::fallback_event(models, *from as u32, *to as u32, reason.as_str(), *status)
         }
-        Event::Breaker { key, from, to } => breaker_event(key, from.as_str(), to.as_str()),
-        Event::Skip { route, retry_in_ms, cooling } => skip_event(models, *route as u32, *retry_in_ms as f64, *cooling),
-        Event::GiveUp { reason, attempts, status } => give_up_event(reason.as_str(), *attempts, *status),
+        Event::Breaker { key, from, to } => values::breaker_event(key, from.as_str(), to.as_str()),
+        Event::Skip { route, retry_in_ms, cooling } => {
+            values::skip_event(models, *route as u32, *retry_in_ms as f64, *cooling)
+        }
+        Event::GiveUp { reason, attempts, status } => values::give_up_event(reason.as_str(), *attempts, *status),
         Event::Success { attempts, route, total_ms, fallback } => {
-            success_event(models, *route as u32, *attempts, *total_ms as f64, *fallback)
+            values::success_event(models, *route as u32, *attempts, *total_ms as f64, *fallback)
         }
     }
 }
@@ -139,9 +98,9 @@ pub fn report(r: &Report, models: &JsValue) -> JsValue {
     let attempts: Array = r
         .attempts
         .iter()
-        .map(|a| report_attempt(models, a.route as u32, a.status, a.reason.as_str(), a.waited_ms as f64))
+        .map(|a| values::report_attempt(models, a.route as u32, a.status, a.reason.as_str(), a.waited_ms as f64))
         .collect();
-    report_js(
+    values::report_js(
         models,
         attempts,
         r.total_wait_ms as f64,

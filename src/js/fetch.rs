@@ -8,7 +8,6 @@ use core::cell::Cell;
 use core::future::Future;
 use core::pin::Pin;
 
-use js_sys::{Array, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortSignal, Response};
@@ -16,21 +15,12 @@ use web_sys::{AbortSignal, Response};
 use super::drive::{drive, AttemptResult, Attempts, Client, Held, Names};
 use super::errors::{self, get};
 use super::host::{self, AttemptSignal};
+use super::values;
 use crate::policy::classify::Observation;
 use crate::policy::{hints, Headers};
 
-#[wasm_bindgen(module = "/src/js/values.js")]
-extern "C" {
-    /// Rejects with a TypeError on what `fetch` itself would reject.
-    #[wasm_bindgen(js_name = readRequest)]
-    fn read_request(input: &JsValue, init: &JsValue, options: &JsValue) -> Promise;
-    /// `[url, init]` for a route of the request.
-    #[wasm_bindgen(js_name = routeRequest, catch)]
-    fn route_request(request: &JsValue, route: u32) -> Result<Array, JsValue>;
-}
-
 pub async fn fetch(client: &Client, input: JsValue, init: JsValue) -> Result<JsValue, JsValue> {
-    let request = JsFuture::from(read_request(&input, &init, &client.opts.js)).await?;
+    let request = JsFuture::from(values::read_request(&input, &init, &client.opts.js)).await?;
     let signal: Option<AbortSignal> = get(&request, "signal").dyn_into().ok();
     let idempotent = get(&request, "idempotent").is_truthy();
     let mut call = Call { client, names: Names::read(&request), request, signal: signal.clone() };
@@ -73,7 +63,7 @@ impl Attempts for Call<'_> {
 
 impl Call<'_> {
     async fn attempt_once(&mut self, route: usize, timeout_ms: u64) -> AttemptResult {
-        let prepared = route_request(&self.request, route as u32)?;
+        let prepared = values::route_request(&self.request, route as u32)?;
         let (url, init) = (prepared.get(0), prepared.get(1));
         let sig = AttemptSignal::new(self.signal.as_ref())?;
         // The call's own copy; attempts are sequential, so the signal is set in place.
@@ -97,7 +87,7 @@ impl Call<'_> {
                     let obs = observe(&response, status).await;
                     return Ok((obs, Held::Value(response.into())));
                 }
-                None => errors::not_response(&v),
+                None => values::not_response(&v),
             },
             Err(e) => e,
         };

@@ -26,6 +26,7 @@ mod fetch;
 mod host;
 mod options;
 mod run;
+mod values;
 
 use alloc::boxed::Box;
 use alloc::rc::Rc;
@@ -65,7 +66,7 @@ impl RetryClient {
     pub fn run(&self, f: JsValue, signal: JsValue) -> Promise {
         let client = self.inner.clone();
         promise(Box::pin(async move {
-            run::check_call(&f, &signal)?;
+            values::check_call(&f, &signal)?;
             run::run(&client, f.unchecked_into(), signal.dyn_into().ok()).await
         }))
     }

@@ -12,19 +12,13 @@ use wasm_bindgen::prelude::*;
 use web_sys::AbortSignal;
 
 use super::errors::{get, range_error};
+use super::values;
 use crate::num;
 use crate::policy::backoff::Jitter;
 use crate::policy::breaker::BreakerConfig;
 use crate::policy::budget::BudgetConfig;
 use crate::policy::classify::StatusSet;
 use crate::policy::config::{Config, MAX_ATTEMPTS};
-
-#[wasm_bindgen(module = "/src/js/values.js")]
-extern "C" {
-    /// Checks the user's options; throws a TypeError or RangeError naming the option.
-    #[wasm_bindgen(js_name = checkOptions, catch)]
-    fn check_options(options: &JsValue, for_retry: bool) -> Result<JsValue, JsValue>;
-}
 
 pub struct Options {
     pub cfg: Config,
@@ -42,7 +36,7 @@ pub struct Options {
 
 /// Checks the user's options (`values.js`) and reads them (`undefined`: all defaults).
 pub fn read(options: &JsValue, for_retry: bool) -> Result<Options, JsValue> {
-    let o = check_options(options, for_retry)?;
+    let o = values::check_options(options, for_retry)?;
     let fallback_attempts = items(&get(&o, "fallbacks")).map(|f| attempts(&f)).collect();
     let mut opts = Options {
         cfg: Config::default(),

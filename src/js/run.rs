@@ -19,29 +19,16 @@ use web_sys::AbortSignal;
 
 use super::drive::{drive, AttemptResult, Attempts, Client, Held, Names};
 use super::host::{self, AttemptSignal, Either, Local};
+use super::values;
 use crate::policy::classify::Observation;
 use crate::policy::{hints, Headers};
-
-#[wasm_bindgen(module = "/src/js/values.js")]
-extern "C" {
-    /// Throws a TypeError naming a bad `fn` or `signal`.
-    #[wasm_bindgen(js_name = checkCall, catch)]
-    pub fn check_call(f: &JsValue, signal: &JsValue) -> Result<(), JsValue>;
-    #[wasm_bindgen(js_name = fnRoutes)]
-    fn fn_routes(options: &JsValue) -> JsValue;
-    #[wasm_bindgen(js_name = fnContext)]
-    fn fn_context(options: &JsValue, route: u32, attempt: u32, signal: &AbortSignal) -> JsValue;
-    /// `[kind, body, name, value, …]`: see `values.js`.
-    #[wasm_bindgen(js_name = thrown)]
-    fn thrown(error: &JsValue, names: &Array) -> Array;
-}
 
 /// The hint header names, as a JS array (made once).
 static NAMES: Local<Array> = Local::new(|| hints::HEADER_NAMES.iter().map(|&n| JsValue::from_str(n)).collect());
 
 pub async fn run(client: &Client, f: Function, signal: Option<AbortSignal>) -> Result<JsValue, JsValue> {
     let signal = signal.or_else(|| client.opts.signal.clone());
-    let names = Names::read(&fn_routes(&client.opts.js));
+    let names = Names::read(&values::fn_routes(&client.opts.js));
     let mut call = FnCall { client, f, names, signal: signal.clone() };
     drive(client, &mut call, false, signal.as_ref()).await
 }
@@ -56,7 +43,7 @@ struct FnCall<'c> {
 impl FnCall<'_> {
     async fn attempt_once(&mut self, route: usize, attempt: u32, timeout_ms: u64) -> AttemptResult {
         let sig = AttemptSignal::new(self.signal.as_ref())?;
-        let ctx = fn_context(&self.client.opts.js, route as u32, attempt, &sig.signal);
+        let ctx = values::fn_context(&self.client.opts.js, route as u32, attempt, &sig.signal);
         let promise = match self.f.call1(&JsValue::UNDEFINED, &ctx) {
             Ok(v) => Promise::resolve(&v),
             Err(e) => Promise::reject(&e),
@@ -107,7 +94,7 @@ fn ok() -> Observation {
 
 /// Sorts a thrown error by its shape (see the module docs); `Err` rethrows it.
 fn classify_error(e: JsValue) -> Result<(Observation, Held), JsValue> {
-    let shape = NAMES.with(|names| thrown(&e, names));
+    let shape = NAMES.with(|names| values::thrown(&e, names));
     let obs = match shape.get(0).as_f64().unwrap_or(-1.0) {
         s if (100.0..=599.0).contains(&s) => {
             let mut headers = Headers::new();
