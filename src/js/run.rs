@@ -95,19 +95,20 @@ fn ok() -> Observation {
 /// Sorts a thrown error by its shape (see the module docs); `Err` rethrows it.
 fn classify_error(e: JsValue) -> Result<(Observation, Held), JsValue> {
     let shape = NAMES.with(|names| values::thrown(&e, names));
-    let obs = match shape.get(0).as_f64().unwrap_or(-1.0) {
-        s if (100.0..=599.0).contains(&s) => {
+    let kind = shape.get(0).as_f64().filter(|k| k.is_finite()).unwrap_or(-1.0) as i32;
+    let obs = match kind {
+        100..=599 => {
             let mut headers = Headers::new();
             let mut i = 2;
             while let (Some(k), Some(v)) = (shape.get(i).as_string(), shape.get(i + 1).as_string()) {
                 headers.push(k, v);
                 i += 2;
             }
-            let obs = Observation::Response { status: s as u16, headers, body: shape.get(1).as_string() };
+            let obs = Observation::Response { status: kind as u16, headers, body: shape.get(1).as_string() };
             return Ok((obs, Held::Error { error: e, has_status: true }));
         }
-        k if k == 0.0 => Observation::Timeout,
-        k if k == 1.0 => Observation::NetworkError,
+        0 => Observation::Timeout,
+        1 => Observation::NetworkError,
         _ => return Err(e),
     };
     Ok((obs, Held::Error { error: e, has_status: false }))
