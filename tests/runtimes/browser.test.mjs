@@ -81,6 +81,21 @@ describe("Chromium (headless, playwright-core)", () => {
     });
   });
 
+  test("a page-relative URL resolves against the page: the transport gets it absolute, 503 then 200 → 200", T, async () => {
+    const r = await browser.page.evaluate(async () => {
+      const { createRetryFetch, retryReport } = await import("llm-retry");
+      const urls = [];
+      const transport = async (url) => {
+        urls.push(url);
+        return new Response("{}", { status: urls.length === 1 ? 503 : 200 });
+      };
+      const retryFetch = createRetryFetch({ fetch: transport, backoff: { initialMs: 1, maxMs: 5 } });
+      const res = await retryFetch("/v1/chat/completions", { method: "POST", body: "{}" });
+      return { status: res.status, urls, attempts: retryReport(res).attempts.length };
+    });
+    assert.deepEqual(r, { status: 200, urls: Array(2).fill(`${site.url}/v1/chat/completions`), attempts: 2 });
+  });
+
   test("no console errors or warnings, no uncaught page errors", () => {
     assert.deepEqual(browser.problems, []);
   });
