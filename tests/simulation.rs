@@ -187,6 +187,18 @@ fn the_deadline_bounds_a_hanging_attempt() {
 }
 
 #[test]
+fn a_timeout_before_the_deadline_is_the_attempts_own() {
+    // retry(fn): an SDK's own timeout error, thrown long before the call's deadline, is an attempt
+    // timeout (retried only when idempotent), not the deadline.
+    let c = cfg();
+    let script = [Timeout(50), Status(200, &[], None)];
+    let r = run(&c, &mut Shared::new(&c), &["p"], true, &script, 0, 0.5);
+    assert_eq!((r.outcome, r.sent.len()), (Outcome::Success, 2));
+    let r = run(&c, &mut Shared::new(&c), &["p"], false, &script, 0, 0.5);
+    assert_eq!((r.outcome, r.sent.len()), (Outcome::Returned(Reason::TimeoutNotIdempotent), 1));
+}
+
+#[test]
 fn fallback_after_exhaustion_and_at_once_on_quota() {
     let c = Config { max_attempts: 3, ..cfg() };
     let r = run(

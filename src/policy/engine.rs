@@ -360,8 +360,9 @@ impl Session {
         let waited_ms = core::mem::take(&mut self.pending_wait);
         self.report.attempts.push(AttemptRecord { route, status: obs.status(), reason, waited_ms });
         self.record_health(shared, route, class, reason, now);
-        // A timeout that was the call's deadline ends the call, idempotent or not.
-        if deadline_bound && *obs == Observation::Timeout {
+        // A timeout that was the call's deadline ends the call, idempotent or not. One seen before
+        // the deadline is the attempt's own (an SDK's timeout error, in `retry(fn)`).
+        if deadline_bound && *obs == Observation::Timeout && now >= self.deadline_at {
             return self.finish(Outcome::Exhausted(Reason::Deadline), now);
         }
         match class {

@@ -131,6 +131,39 @@ describe("retry(fn)", () => {
     assert.equal(calls, 2);
   });
 
+  test("errors sorted by shape: network errors retried, timeouts only when idempotent, the rest rethrown", T, async () => {
+    const named = (name) => Object.assign(new Error("x"), { name });
+    const coded = (code) => Object.assign(new Error("x"), { code });
+    const hostile = new Proxy({}, { get() { throw new Error("no reading me"); } });
+    const cases = [
+      ["code ECONNRESET (Node socket)", coded("ECONNRESET"), 2],
+      ["cause.code ENOTFOUND", Object.assign(new Error("x"), { cause: { code: "ENOTFOUND" } }), 2],
+      ["name APIConnectionError (SDK)", named("APIConnectionError"), 2],
+      ["TypeError 'NetworkError when attempting to fetch resource.' (Firefox)", new TypeError("NetworkError when attempting to fetch resource."), 2],
+      ["name APIConnectionTimeoutError (SDK)", named("APIConnectionTimeoutError"), 1],
+      ["code UND_ERR_CONNECT_TIMEOUT (undici)", coded("UND_ERR_CONNECT_TIMEOUT"), 1],
+      ["a TypeError of another kind", new TypeError("x is not a function"), 1],
+      ["a Proxy that throws on every read", hostile, 1],
+      ["a string", "boom", 1],
+    ];
+    const calls = async (thrown, options) => {
+      let n = 0;
+      const r = await settle(retry(() => (++n === 1 ? Promise.reject(thrown) : "ok"), { backoff: TINY, ...options }));
+      return { n, result: r.ok ? r.value : r.error };
+    };
+    for (const [title, thrown, expected] of cases) {
+      const { n, result } = await calls(thrown);
+      assert.equal(n, expected, `${title}: ${n} calls`);
+      if (expected === 1 && !/Timeout|TIMEOUT/.test(title)) assert.equal(result, thrown, `${title}: rethrown untouched`);
+    }
+    for (const [title, thrown] of cases.filter(([title]) => /Timeout|TIMEOUT/.test(title))) {
+      const { result } = await calls(thrown);
+      assert.equal(result.name, "RetryError", `${title}: ${result}`);
+      assert.equal(result.reason, "timeout-not-idempotent");
+      assert.equal((await calls(thrown, { idempotent: true })).n, 2, `${title} with idempotent: true is retried`);
+    }
+  });
+
   test("plain Error('bug') without status → not retried, rethrown untouched", T, async () => {
     const bug = new Error("bug");
     let calls = 0;
