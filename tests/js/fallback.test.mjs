@@ -33,6 +33,22 @@ const call = (f, mock, headers) => f(`${mock.url}/v1/chat/completions`, post(hea
 const ofType = (events, type) => events.filter((e) => e.type === type);
 
 describe("fallback routes", () => {
+  test("a JSON body given as bytes gets the fallback's model too; bytes that are not a JSON object → TypeError", T, async (t) => {
+    const { primary, fallback, route } = await twoProviders(t, [{ status: 503 }]);
+    const f = createRetryFetch({ maxAttempts: 1, backoff: TINY, fallbacks: [route] });
+    const bytes = (text) => ({ method: "POST", body: new TextEncoder().encode(text) });
+    const res = await f(`${primary.url}/v1/chat/completions`, bytes(BODY));
+    assert.equal(res.status, 200);
+    assert.equal(fallback.requests.length, 1);
+    assert.deepEqual(fallback.requests[0].json, { model: FALLBACK_MODEL, messages: MESSAGES });
+
+    const r = await settle(f(`${primary.url}/v1/chat/completions`, bytes("[1, 2]")));
+    assert.equal(r.ok, false);
+    assert.equal(r.error.name, "TypeError");
+    assert.match(r.error.message, /^fallbacks\[0\]\.model needs a JSON object request body$/);
+    assert.equal(fallback.requests.length, 1, "nothing was sent to the fallback");
+  });
+
   test("primary 503 on every attempt → the fallback serves with the rewritten model", T, async (t) => {
     const { primary, fallback, route } = await twoProviders(t, [{ status: 503 }]);
     const events = [];
