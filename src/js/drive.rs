@@ -11,8 +11,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::AbortSignal;
 
-use super::errors;
-use super::errors::get;
+use super::errors::{self, get};
 use super::host::{self, Local, Rng};
 use super::options::Options;
 use super::values;
