@@ -70,9 +70,10 @@ package: tools
 pkg/package.json: $(shell find src pkg-template -type f) Cargo.toml build/minify-imports.mjs
 	$(MAKE) --no-print-directory package
 
-## What a runtime loads: the .wasm and its entry module (glue + API in one file).
+## What a runtime loads: the .wasm and its entry module (the JS glue with the API, one file).
 sizes:
 	@gz() { gzip -9 -c "$$1" | wc -c; }; \
+	echo "The wasm, and per runtime its JS glue (wasm-bindgen's, values.js, api.js in one module):"; \
 	for f in pkg/llm_retry_bg.wasm $(ENTRIES:%=pkg/%.js); do \
 		printf "%-24s %7d bytes raw %7d bytes gzip -9\n" "$$f" "$$(wc -c < $$f)" "$$(gz $$f)"; \
 	done; \
