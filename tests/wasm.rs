@@ -181,7 +181,7 @@ fn values_of_the_wrong_type_are_type_errors_naming_the_option() {
     for (json, needle) in [
         (r#"{"maxAttempts":"3"}"#, "maxAttempts must be a number (got string \"3\")"),
         (r#"{"backoff":{"jitter":5}}"#, "backoff.jitter"),
-        (r#"{"fallbacks":[5]}"#, "fallbacks[0] must be an object"),
+        (r#"{"fallbacks":[5]}"#, "fallbacks[0] must be a route object"),
         (r#"{"fallbacks":[{"url":"x"}]}"#, "fallbacks[0].url must be an absolute URL"),
         (r#"{"sensitiveHeaders":"x-key"}"#, "sensitiveHeaders must be an array"),
         (r#"{"fetch":5}"#, "fetch must be a function"),

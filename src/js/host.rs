@@ -5,11 +5,12 @@
 use core::cell::{Cell, OnceCell};
 use core::future::Future;
 use core::pin::Pin;
-use core::task::{Context, Poll};
+use core::task::{Context, Poll, Waker};
+
+use alloc::rc::Rc;
 
 use js_sys::{Array, Function, Promise};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortController, AbortSignal, AddEventListenerOptions};
 
 #[wasm_bindgen]
@@ -118,25 +119,46 @@ impl Drop for Listener {
     }
 }
 
-/// Resolves when the host calls the resolve function that `arm` handed to something (a timer,
-/// a listener), which it keeps; dropping it drops that too, so no timer or listener outlives it.
+/// Resolves when the host calls the function that `arm` handed to something (a timer, a
+/// listener), which it keeps. Dropping it drops that guard first (clearing the timer, removing
+/// the listener) and then the callback, so nothing outlives it — not even when it never fired.
+/// (A `JsFuture` on a promise that never settles would keep its callbacks, and the task they
+/// hold, alive for good: one leak per cleared timer.)
 pub struct Until<G> {
-    _guard: Option<G>,
-    done: JsFuture,
+    _guard: G,
+    _callback: Closure<dyn FnMut()>,
+    fired: Rc<Fired>,
+}
+
+#[derive(Default)]
+struct Fired {
+    yes: Cell<bool>,
+    waker: Cell<Option<Waker>>,
 }
 
 impl<G> Until<G> {
     fn new(arm: impl FnOnce(&Function) -> G) -> Self {
-        let (mut arm, mut guard) = (Some(arm), None);
-        let promise = Promise::new(&mut |resolve, _| guard = arm.take().map(|f| f(&resolve)));
-        Self { _guard: guard, done: JsFuture::from(promise) }
+        let fired = Rc::new(Fired::default());
+        let on_fire = fired.clone();
+        let callback = Closure::<dyn FnMut()>::new(move || {
+            on_fire.yes.set(true);
+            if let Some(w) = on_fire.waker.take() {
+                w.wake();
+            }
+        });
+        let guard = arm(callback.as_ref().unchecked_ref());
+        Self { _guard: guard, _callback: callback, fired }
     }
 }
 
-impl<G: Unpin> Future for Until<G> {
+impl<G> Future for Until<G> {
     type Output = ();
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        Pin::new(&mut self.done).poll(cx).map(|_| ())
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.fired.yes.get() {
+            return Poll::Ready(());
+        }
+        self.fired.waker.set(Some(cx.waker().clone()));
+        Poll::Pending
     }
 }
 

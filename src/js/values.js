@@ -21,25 +21,52 @@ const KEYS = [
 /** Credentials never sent to a fallback URL of another origin, unless that route sets them. */
 const SENSITIVE = ["authorization", "x-api-key", "api-key", "cookie", "proxy-authorization"];
 
-/** `got string "3"`, `got number 5`, `got object`: what a message says about a value. */
+/** Reads a property of a value that may be anything (a Proxy, a getter that throws). */
+const field = (v, k) => {
+  try {
+    return v?.[k];
+  } catch {
+    return undefined;
+  }
+};
+
+const text = (v) => (typeof v === "string" ? v : "");
+
+/** An object made by `{ … }` (or with a null prototype), not a URL, Map, Date, Promise, … */
+const plain = (v) => {
+  try {
+    const proto = Object.getPrototypeOf(v);
+    return proto === Object.prototype || proto === null;
+  } catch {
+    return false;
+  }
+};
+
+/** `got string "3"`, `got number 5`, `got object`, `got URL`: what a message says about a value. */
 const got = (v) =>
-  typeof v === "string" ? `got string "${v}"`
+  typeof v === "string" ? `got string "${v.length > 100 ? `${v.slice(0, 100)}…` : v}"`
   : typeof v === "number" || typeof v === "boolean" ? `got ${typeof v} ${v}`
   : v === null ? "got null"
+  : Array.isArray(v) ? "got array"
+  : typeof v === "object" && !plain(v) ? `got ${text(field(field(v, "constructor"), "name")) || "object"}`
   : `got ${typeof v}`;
 
 const fail = (Class, path, rule, v) => {
   throw new Class(`${path} must be ${rule} (${got(v)})`);
 };
 
-const object = (v, path) => {
-  if (typeof v !== "object" || v === null || Array.isArray(v)) fail(TypeError, path, "an object", v);
+const object = (v, path, what = "an object") => {
+  if (typeof v !== "object" || v === null || !plain(v)) fail(TypeError, path, what, v);
   return v;
 };
 
+/** Entries an array option may have: every one is honoured, so a longer one is refused. */
+const MAX_ENTRIES = 10_000;
+
 const array = (v, path) => {
   if (!Array.isArray(v)) fail(TypeError, path, "an array", v);
-  return Array.from({ length: Math.min(v.length, 10_000) }, (_, i) => v[i]);
+  if (v.length > MAX_ENTRIES) throw new RangeError(`${path} must have at most ${MAX_ENTRIES} entries (got ${v.length})`);
+  return Array.from(v);
 };
 
 const typed = (v, path, type, what) => {
@@ -94,7 +121,7 @@ const section = (v, name, keys, read, off) => {
 
 const fallback = (v, i) => {
   const path = `fallbacks[${i}]`;
-  const r = object(v, path);
+  const r = object(v, path, "a route object such as { url, model }");
   checkKeys(r, `${path}.`, ["model", "url", "headers", "maxAttempts"]);
   const maxAttempts = int(r.maxAttempts, `${path}.maxAttempts`);
   if (maxAttempts !== undefined && !(maxAttempts >= 1 && maxAttempts <= MAX_ATTEMPTS)) {
@@ -120,6 +147,17 @@ const fallback = (v, i) => {
   }
   return { model, url: url?.href, origin: url?.origin, headers, maxAttempts };
 };
+
+/** `onEvent`, made harmless: what it throws, and a promise (or thenable) it rejects, are ignored
+ * rather than surfacing as an unhandled rejection that would end a Node process. */
+const listener = (f) =>
+  f && ((event) => {
+    try {
+      const r = f(event);
+      const then = (typeof r === "object" && r !== null) || typeof r === "function" ? r.then : undefined;
+      if (typeof then === "function") then.call(r, undefined, () => {});
+    } catch {}
+  });
 
 /**
  * The options of `createRetryFetch` (`forRetry` false) or `retry`/`createRetry` (true), checked,
@@ -156,7 +194,7 @@ export function checkOptions(options, forRetry) {
     cooldownMs: ms(b.cooldownMs, "breaker.cooldownMs"),
   }), true);
   const fn = (k) => typed(o[k], k, "function", "a function");
-  const [fetch, onEvent, onExhausted] = [fn("fetch"), fn("onEvent"), fn("onExhausted")];
+  const [fetch, onEvent, onExhausted] = [fn("fetch"), listener(fn("onEvent")), fn("onExhausted")];
   const fallbacks = o.fallbacks === undefined ? [] : array(o.fallbacks, "fallbacks").map(fallback);
   const sensitive = o.sensitiveHeaders === undefined ? [] : array(o.sensitiveHeaders, "sensitiveHeaders");
   sensitive.forEach((h, i) => typeof h === "string" || fail(TypeError, `sensitiveHeaders[${i}]`, "a string", h));
@@ -225,6 +263,34 @@ const withModel = (body, model, i) => {
 /** The breaker key of a route: its origin and model. */
 const key = (origin, model) => (model === undefined ? origin : `${origin} ${model}`);
 
+/** The init keys of the fast path; any other (redirect, mode, credentials, …) takes `new Request`. */
+const COMMON = ["method", "headers", "body", "signal"];
+
+const common = (init) => {
+  for (const k in init) if (!COMMON.includes(k) && init[k] !== undefined) return false;
+  return true;
+};
+
+/** The request URL, resolved against the page in a browser: http(s) and without credentials, or
+ * a TypeError (fetch would reject it on every attempt; the message leaves the password out). */
+const httpUrl = (input) => {
+  const u = new URL(String(input), page());
+  if (u.protocol !== "http:" && u.protocol !== "https:") {
+    throw new TypeError(`only http: and https: URLs can be fetched with retries (got ${u.protocol})`);
+  }
+  if (u.username || u.password) {
+    throw new TypeError("a request URL may not include credentials (user:password@); send them in a header");
+  }
+  return u;
+};
+
+/** A method token that fetch accepts (RFC 9110 token; not CONNECT, TRACE or TRACK). */
+const checkMethod = (m) => {
+  if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(m)) throw new TypeError(`init.method must be an HTTP method (${got(m)})`);
+  if (/^(connect|trace|track)$/i.test(m)) throw new TypeError(`init.method ${m} is forbidden by fetch`);
+  return m;
+};
+
 /**
  * Reads `fetch(input, init)`'s arguments once, rejecting what fetch itself would reject (rather
  * than retrying it). Resolves to the call's request, which `routeRequest` turns into what each
@@ -241,23 +307,26 @@ export async function readRequest(input, init, options) {
   let base = init;
   let { body } = init;
   const isRequest = input instanceof Request;
-  const fast = !isRequest && (absent(body) || typeof body === "string");
+  // What the SDKs send: a URL, and an init of method, headers, a string body and a signal. Checked
+  // here as fetch would check it; any other request goes through `new Request`, which checks the rest.
+  const fast = !isRequest && (absent(body) || typeof body === "string") && common(init);
   let url, origin, method, headers;
+  if (isRequest) httpUrl(input.url);
+  else ({ href: url, origin } = httpUrl(input));
   if (fast) {
-    ({ href: url, origin } = new URL(String(input), page()));
-    method = typeof init.method === "string" ? init.method : "GET";
+    method = typeof init.method === "string" ? checkMethod(init.method) : "GET";
     body ??= undefined;
     if (body !== undefined && /^(get|head)$/i.test(method)) {
       throw new TypeError("Request with GET/HEAD method cannot have body.");
     }
     headers = init.headers;
   } else {
-    const req = new Request(isRequest ? input : String(input), init);
+    const req = new Request(isRequest ? input : url, init);
     if (isRequest && init.redirect === undefined) base = { ...init, redirect: req.redirect };
     body = req.body ? new Uint8Array(await req.arrayBuffer()) : undefined;
     signal ??= isRequest ? req.signal : undefined;
     ({ url, method, headers } = req);
-    origin = new URL(url, page()).origin;
+    origin = new URL(url).origin;
   }
   // Checked once: fetch would reject bad headers on every attempt.
   const parsed = absent(headers) ? undefined : new Headers(headers);
@@ -330,16 +399,6 @@ export function fnContext(options, route, attempt, signal) {
 const NETWORK_CODES = ["ECONNRESET", "ECONNREFUSED", "ECONNABORTED", "EPIPE", "ENOTFOUND", "EAI_AGAIN", "ETIMEDOUT", "ENETUNREACH"];
 const NETWORK_MESSAGES = ["fetch failed", "failed to fetch", "networkerror", "load failed", "network connection"];
 
-/** Reads a property of a thrown value that may be anything (a Proxy, a getter that throws). */
-const field = (v, k) => {
-  try {
-    return v?.[k];
-  } catch {
-    return undefined;
-  }
-};
-
-const text = (v) => (typeof v === "string" ? v : "");
 
 /**
  * Sorts what `fn` threw by its shape, as `[kind, body, name, value, …]`: kind is the HTTP status
