@@ -24,7 +24,7 @@ pub mod policy;
 mod text;
 
 #[cfg(any(target_arch = "wasm32", feature = "sim"))]
-mod rng;
+pub mod rng;
 
 #[cfg(feature = "sim")]
 pub mod sim;

@@ -109,7 +109,8 @@ mod tests {
     use crate::policy::budget::BudgetConfig;
 
     fn cfg(jitter: Jitter, budget: bool) -> Config {
-        let mut c = Config { max_attempts: 8, deadline_ms: 600_000, breaker: None, ..Config::default() };
+        // Pacing off: these compare what backoff, jitter and the budget do on their own.
+        let mut c = Config { max_attempts: 8, deadline_ms: 600_000, breaker: None, pacing: false, ..Config::default() };
         c.backoff.jitter = jitter;
         c.backoff.initial_ms = 100;
         c.budget = budget.then(BudgetConfig::default);

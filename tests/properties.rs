@@ -72,6 +72,9 @@ proptest! {
                     if let (Some(h), WaitCause::Backoff | WaitCause::Hint(_)) = (last_hint, cause) {
                         prop_assert!(ms >= h, "wait {ms} undercuts hint {h}");
                     }
+                    if let (Some(h), WaitCause::Hint(_)) = (last_hint, cause) {
+                        prop_assert!(ms <= h + (h / 10).min(1_000), "wait {ms} overshoots hint {h} by more than the jitter");
+                    }
                     now += ms;
                     prop_assert!(now < start + deadline_ms, "slept past the deadline");
                 }
@@ -87,7 +90,7 @@ proptest! {
         cooldown in 0u64..100_000,
         events in proptest::collection::vec((0u8..3, 0u64..5_000), 1..60),
     ) {
-        let mut b = Breaker::new(BreakerConfig { failure_threshold: threshold, cooldown_ms: cooldown });
+        let mut b = Breaker::new(BreakerConfig { failure_threshold: threshold, cooldown_ms: cooldown, max_cooldown_ms: cooldown * 4 });
         let mut now = 0u64;
         let mut opened_at: Option<u64> = None;
         for (kind, dt) in events {
@@ -96,7 +99,10 @@ proptest! {
                 0 => if b.record_failure(now).is_some_and(|(_, to)| to == State::Open) { opened_at = Some(now) },
                 1 => { b.record_success(); opened_at = None; }
                 _ => {
-                    let (admit, _) = b.admit(now);
+                    let admit = b.check(now);
+                    if admit == Admit::Yes {
+                        b.admit(now);
+                    }
                     if let (Admit::Yes, Some(t)) = (admit, opened_at) {
                         prop_assert!(now >= t + cooldown, "admitted at {now}, opened at {t}");
                         opened_at = None;
@@ -114,5 +120,6 @@ proptest! {
         }
         let _ = hints::wait_hint(&h, status, now);
         let _ = hints::should_retry(&h);
+        let _ = hints::limits(&h, now);
     }
 }

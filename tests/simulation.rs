@@ -238,7 +238,7 @@ fn fallback_after_exhaustion_and_at_once_on_quota() {
 #[test]
 fn breaker_opens_skips_then_probes_once() {
     let c =
-        Config { max_attempts: 1, breaker: Some(BreakerConfig { failure_threshold: 5, cooldown_ms: 10_000 }), ..cfg() };
+        Config { max_attempts: 1, breaker: Some(BreakerConfig { failure_threshold: 5, cooldown_ms: 10_000, max_cooldown_ms: 10_000 }), ..cfg() };
     let mut shared = Shared::new(&c);
     for i in 0..5 {
         let r = run(&c, &mut shared, &["a", "b"], false, &[Status(503, &[], None), Status(200, &[], None)], i, 0.5);
@@ -257,14 +257,28 @@ fn breaker_opens_skips_then_probes_once() {
 }
 
 #[test]
-fn every_route_open_sends_nothing() {
-    let c =
-        Config { max_attempts: 1, breaker: Some(BreakerConfig { failure_threshold: 1, cooldown_ms: 10_000 }), ..cfg() };
+fn every_route_open_past_the_deadline_sends_nothing() {
+    let breaker = BreakerConfig { failure_threshold: 1, cooldown_ms: 10_000, max_cooldown_ms: 10_000 };
+    let c = Config { max_attempts: 1, deadline_ms: 6_000, breaker: Some(breaker), ..cfg() };
     let mut shared = Shared::new(&c);
     run(&c, &mut shared, &["a", "b"], false, &[Status(503, &[], None), Status(503, &[], None)], 0, 0.5);
     let r = run(&c, &mut shared, &["a", "b"], false, &[], 4000, 0.5);
     assert!(r.sent.is_empty());
-    assert_eq!(r.outcome, Outcome::CircuitOpen { retry_in_ms: 6005 });
+    assert_eq!(r.outcome, Outcome::CircuitOpen { retry_in_ms: 6005, reason: Reason::CircuitOpen });
+    assert!(r.events.contains(&Event::Skip { route: 0, retry_in_ms: 6005, cause: WaitCause::Breaker }), "{:?}", r.events);
+}
+
+#[test]
+fn every_route_open_within_the_deadline_waits_in_line() {
+    let breaker = BreakerConfig { failure_threshold: 1, cooldown_ms: 10_000, max_cooldown_ms: 10_000 };
+    let c = Config { max_attempts: 1, breaker: Some(breaker), ..cfg() };
+    let mut shared = Shared::new(&c);
+    run(&c, &mut shared, &["a", "b"], false, &[Status(503, &[], None), Status(503, &[], None)], 0, 0.5);
+    let r = run(&c, &mut shared, &["a", "b"], false, &[Status(200, &[], None)], 4000, 0.5);
+    assert_eq!(r.outcome, Outcome::Success);
+    // The soonest route is b (opened 5 ms after a): the probe goes to a at 10 005.
+    assert_eq!(r.sent, [(0, 10_005)]);
+    assert_eq!(r.waits, [(6005, WaitCause::Breaker)]);
 }
 
 #[test]
@@ -288,7 +302,8 @@ fn a_429_hint_cools_the_route_for_other_calls() {
 
 #[test]
 fn the_budget_stops_retries_during_an_outage() {
-    let c = Config { breaker: None, ..Config::default() };
+    let budget = Some(llm_retry::policy::budget::BudgetConfig { max_tokens: 10.0, token_ratio: 0.1 });
+    let c = Config { breaker: None, budget, ..Config::default() };
     let mut shared = Shared::new(&c);
     let mut sent = 0;
     for i in 0..10 {
@@ -301,7 +316,7 @@ fn the_budget_stops_retries_during_an_outage() {
 
 #[test]
 fn the_failure_that_opens_the_breaker_moves_on_without_waiting() {
-    let c = Config { breaker: Some(BreakerConfig { failure_threshold: 1, cooldown_ms: 10_000 }), ..cfg() };
+    let c = Config { breaker: Some(BreakerConfig { failure_threshold: 1, cooldown_ms: 10_000, max_cooldown_ms: 10_000 }), ..cfg() };
     let mut shared = Shared::new(&c);
     let r = run(&c, &mut shared, &["a", "b"], false, &[Status(503, &[], None), Status(200, &[], None)], 0, 0.5);
     assert_eq!(r.sent.iter().map(|s| s.0).collect::<Vec<_>>(), [0, 1]);
@@ -310,13 +325,13 @@ fn the_failure_that_opens_the_breaker_moves_on_without_waiting() {
     // The next call skips the open route, and says so.
     let r2 = run(&c, &mut shared, &["a", "b"], false, &[Status(200, &[], None)], 100, 0.5);
     assert_eq!(r2.sent.iter().map(|s| s.0).collect::<Vec<_>>(), [1]);
-    assert!(r2.events.contains(&Event::Skip { route: 0, retry_in_ms: 9905, cooling: false }), "{:?}", r2.events);
+    assert!(r2.events.contains(&Event::Skip { route: 0, retry_in_ms: 9905, cause: WaitCause::Breaker }), "{:?}", r2.events);
 }
 
 #[test]
 fn rate_limits_do_not_open_the_breaker() {
-    let c =
-        Config { max_attempts: 1, breaker: Some(BreakerConfig { failure_threshold: 2, cooldown_ms: 30_000 }), ..cfg() };
+    let breaker = BreakerConfig { failure_threshold: 2, cooldown_ms: 30_000, max_cooldown_ms: 30_000 };
+    let c = Config { max_attempts: 1, deadline_ms: 10_000, breaker: Some(breaker), ..cfg() };
     let mut shared = Shared::new(&c);
     for i in 0..5 {
         run(&c, &mut shared, &["a"], false, &[Status(429, &[], None)], i * 10, 0.5);

@@ -141,7 +141,8 @@ async fn fallback_rewrites_the_model_and_keeps_credentials_home() {
 #[wasm_bindgen_test]
 async fn breaker_state_exports_and_restores() {
     let (f, seen) = transport(&[(503, &[])]);
-    let opts = r#"{"maxAttempts":1,"breaker":{"failureThreshold":1,"cooldownMs":60000}}"#;
+    // A deadline shorter than the cooldown: the restored client cannot wait in line, so it refuses.
+    let opts = r#"{"maxAttempts":1,"deadlineMs":5000,"breaker":{"failureThreshold":1,"cooldownMs":60000}}"#;
     let a = RetryClient::new(options(opts, &f), false).unwrap();
     call(&a, "http://127.0.0.1:9/v1", "{}").await.unwrap();
     // Flat: key, state, failures, openUntil, cooledUntil (api.js shapes it for users).
@@ -166,6 +167,7 @@ fn rules_between_options_throw_range_errors_naming_the_option() {
         (r#"{"deadlineMs":0}"#, "deadlineMs"),
         (r#"{"deadlineMs":1e300}"#, "deadlineMs"),
         (r#"{"budget":{"maxTokens":5,"tokenRatio":6}}"#, "budget.tokenRatio"),
+        (r#"{"breaker":{"cooldownMs":500,"maxCooldownMs":100}}"#, "breaker.maxCooldownMs"),
     ] {
         let e = RetryClient::new(JSON::parse(json).unwrap(), false).err().expect(json);
         assert_eq!(prop(&e, "name"), "RangeError", "{json}");

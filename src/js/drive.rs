@@ -12,23 +12,25 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::AbortSignal;
 
 use super::errors::{self, get};
-use super::host::{self, Local, Rng};
+use super::host::{self, Local, Notify, Rng};
 use super::options::Options;
 use super::values;
-use crate::policy::classify::{Observation, Reason};
-use crate::policy::engine::{Decision, Outcome, Report, Route, Session, Shared};
+use crate::policy::classify::Observation;
+use crate::policy::engine::{Decision, Outcome, Report, Route, Session, Shared, WaitCause};
 
 /// One client: validated options plus the health state all its calls share.
 pub struct Client {
     pub opts: Options,
     pub shared: RefCell<Shared>,
     rng: Rng,
+    /// Wakes the calls waiting for a breaker when a route may admit sooner.
+    breaker_waits: Notify,
 }
 
 impl Client {
     pub fn new(opts: Options) -> Self {
         let shared = RefCell::new(Shared::new(&opts.cfg));
-        Self { opts, shared, rng: Rng::default() }
+        Self { opts, shared, rng: Rng::default(), breaker_waits: Notify::default() }
     }
 }
 
@@ -113,7 +115,12 @@ pub async fn drive(
     loop {
         let decision = {
             let mut shared = client.shared.borrow_mut();
-            session.next(&mut shared, seen.as_ref(), host::now_ms(), client.rng.next_f64())
+            let epoch = shared.epoch();
+            let d = session.next(&mut shared, seen.as_ref(), host::now_ms(), client.rng.next_f64());
+            if shared.epoch() != epoch {
+                client.breaker_waits.notify();
+            }
+            d
         };
         emit(client, &mut session, a);
         match decision {
@@ -123,8 +130,9 @@ pub async fn drive(
                 seen = Some(obs);
                 held = h;
             }
-            Decision::Wait { ms, .. } => {
-                if let Err(reason) = host::sleep(ms, signal).await {
+            Decision::Wait { ms, cause } => {
+                let woken = (cause == WaitCause::Breaker).then(|| client.breaker_waits.wait());
+                if let Err(reason) = host::sleep(ms, signal, woken).await {
                     a.release(held);
                     return Err(reason);
                 }
@@ -176,7 +184,7 @@ async fn finish(
             let reason = signal.map(|s| s.reason());
             return Err(reason.unwrap_or_else(|| errors::type_error("aborted")));
         }
-        Outcome::CircuitOpen { .. } => (Reason::CircuitOpen, true),
+        Outcome::CircuitOpen { reason, .. } => (reason, true),
         Outcome::Returned(reason) => (reason, false),
         Outcome::Exhausted(reason) => (reason, true),
     };
@@ -186,8 +194,8 @@ async fn finish(
             return Ok(v);
         }
     }
-    if let Outcome::CircuitOpen { retry_in_ms } = outcome {
-        return Err(values::circuit_open_error(retry_in_ms as f64, &report_js()));
+    if let Outcome::CircuitOpen { retry_in_ms, reason } = outcome {
+        return Err(values::circuit_open_error(retry_in_ms as f64, reason.as_str(), &report_js()));
     }
     match held {
         Held::Value(v) => Ok(v),

@@ -69,6 +69,13 @@ pub fn retry_error(reason: Reason, report: &Report, cause: &JsValue, report_js: 
 /// The event as `onEvent` gets it; `models` names each route's model (a JS array).
 pub fn event(e: &Event, models: &JsValue) -> JsValue {
     match e {
+        Event::Wait { route, delay_ms, cause } => values::wait_event(
+            models,
+            *route as u32,
+            *delay_ms as f64,
+            cause.as_str(),
+            matches!(cause, WaitCause::Hint(_)),
+        ),
         Event::Retry { attempt, route, delay_ms, reason, status, cause } => values::retry_event(
             models,
             *route as u32,
@@ -83,8 +90,8 @@ pub fn event(e: &Event, models: &JsValue) -> JsValue {
             values::fallback_event(models, *from as u32, *to as u32, reason.as_str(), *status)
         }
         Event::Breaker { key, from, to } => values::breaker_event(key, from.as_str(), to.as_str()),
-        Event::Skip { route, retry_in_ms, cooling } => {
-            values::skip_event(models, *route as u32, *retry_in_ms as f64, *cooling)
+        Event::Skip { route, retry_in_ms, cause } => {
+            values::skip_event(models, *route as u32, *retry_in_ms as f64, cause.as_str())
         }
         Event::GiveUp { reason, attempts, status } => values::give_up_event(reason.as_str(), *attempts, *status),
         Event::Success { attempts, route, total_ms, fallback } => {

@@ -112,11 +112,20 @@ fn status_of(v: &JsValue) -> Option<u16> {
 /// (read from a clone, so the caller still gets it whole).
 async fn observe(r: &Response, status: u16) -> Observation {
     let mut headers = Headers::new();
+    let h = r.headers();
     if status < 400 {
-        // A success is final whatever its headers say: skip the lookups on the hot path.
+        // A success is final whatever its headers say; only its rate-limit headers (for pacing)
+        // are read, in one call.
+        let flat = values::limit_headers(&h);
+        if let Some(flat) = flat.dyn_ref::<js_sys::Array>() {
+            for i in (0..flat.length()).step_by(2) {
+                if let (Some(k), Some(v)) = (flat.get(i).as_string(), flat.get(i + 1).as_string()) {
+                    headers.push(k, v);
+                }
+            }
+        }
         return Observation::Response { status, headers, body: None };
     }
-    let h = r.headers();
     for name in hints::HEADER_NAMES {
         if let Ok(Some(v)) = h.get(name) {
             headers.push(*name, v);

@@ -2,12 +2,14 @@
 //! Workers, Deno and Node), timers, `AbortSignal`, the clock and crypto-seeded randomness.
 //! Nothing here runs at module load: Workers forbid timers and randomness at global scope.
 
-use core::cell::{Cell, OnceCell};
+use core::cell::{Cell, OnceCell, RefCell};
 use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll, Waker};
 
-use alloc::rc::Rc;
+use alloc::boxed::Box;
+use alloc::rc::{Rc, Weak};
+use alloc::vec::Vec;
 
 use js_sys::{Array, Function, Promise};
 use wasm_bindgen::prelude::*;
@@ -213,19 +215,80 @@ pub fn delay(ms: u64) -> Delay {
     Until::new(|resolve| Timer::new(ms, resolve))
 }
 
-/// Sleeps `ms`, or fails with the signal's reason the moment it aborts. No timer outlives it.
-pub async fn sleep(ms: u64, signal: Option<&AbortSignal>) -> Result<(), JsValue> {
-    let timer = delay(ms);
-    let Some(signal) = signal else {
-        timer.await;
-        return Ok(());
-    };
-    if signal.aborted() {
-        return Err(signal.reason());
+/// Sleeps `ms` or until `woken` resolves, or fails with the signal's reason the moment it
+/// aborts. No timer outlives it.
+pub async fn sleep(ms: u64, signal: Option<&AbortSignal>, woken: Option<Notified<'_>>) -> Result<(), JsValue> {
+    if let Some(s) = signal.filter(|s| s.aborted()) {
+        return Err(s.reason());
     }
-    match race(timer, on_abort(signal)).await {
-        Either::Left(()) => Ok(()),
-        Either::Right(()) => Err(signal.reason()),
+    let timer = delay(ms);
+    let woken: Pin<Box<dyn Future<Output = ()> + '_>> = match woken {
+        Some(w) => Box::pin(w),
+        None => Box::pin(core::future::pending()),
+    };
+    let aborted: Pin<Box<dyn Future<Output = ()>>> = match signal {
+        Some(s) => Box::pin(on_abort(s)),
+        None => Box::pin(core::future::pending()),
+    };
+    match race(race(timer, woken), aborted).await {
+        Either::Left(_) => Ok(()),
+        Either::Right(()) => Err(signal.map_or(JsValue::UNDEFINED, |s| s.reason())),
+    }
+}
+
+/// Wakes every [`Notified`] made before [`Notify::notify`]: pure Rust, no JS object per waiter.
+#[derive(Default)]
+pub struct Notify {
+    epoch: Cell<u64>,
+    /// The wakers of pending `Notified`s; a dropped one leaves a dead entry, pruned as it grows.
+    waiters: RefCell<Vec<Weak<Cell<Option<Waker>>>>>,
+}
+
+impl Notify {
+    pub fn notify(&self) {
+        self.epoch.set(self.epoch.get().wrapping_add(1));
+        let waiters = core::mem::take(&mut *self.waiters.borrow_mut());
+        for w in waiters.iter().filter_map(Weak::upgrade) {
+            if let Some(waker) = w.take() {
+                waker.wake();
+            }
+        }
+    }
+
+    /// Resolves at the next `notify`.
+    pub fn wait(&self) -> Notified<'_> {
+        Notified { notify: self, epoch: self.epoch.get(), slot: None }
+    }
+}
+
+pub struct Notified<'a> {
+    notify: &'a Notify,
+    epoch: u64,
+    slot: Option<Rc<Cell<Option<Waker>>>>,
+}
+
+impl Future for Notified<'_> {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.notify.epoch.get() != self.epoch {
+            return Poll::Ready(());
+        }
+        let slot = match &self.slot {
+            Some(slot) => slot.clone(),
+            None => {
+                let slot = Rc::new(Cell::new(None));
+                let mut waiters = self.notify.waiters.borrow_mut();
+                if waiters.len() >= 64 && waiters.len().is_power_of_two() {
+                    waiters.retain(|w| w.strong_count() > 0);
+                }
+                waiters.push(Rc::downgrade(&slot));
+                drop(waiters);
+                self.slot = Some(slot.clone());
+                slot
+            }
+        };
+        slot.set(Some(cx.waker().clone()));
+        Poll::Pending
     }
 }
 

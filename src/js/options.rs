@@ -86,13 +86,17 @@ pub fn read(options: &JsValue, for_retry: bool) -> Result<Options, JsValue> {
         Some(false) => c.breaker = None,
         Some(true) => {
             let d = BreakerConfig::default();
+            let cooldown_ms = ms(o, "cooldownMs").unwrap_or(d.cooldown_ms);
             c.breaker = Some(BreakerConfig {
                 failure_threshold: number(o, "failureThreshold").map_or(d.failure_threshold, |n| n as u32),
-                cooldown_ms: ms(o, "cooldownMs").unwrap_or(d.cooldown_ms),
+                cooldown_ms,
+                // A lone cooldownMs above the default cap raises the cap with it.
+                max_cooldown_ms: ms(o, "maxCooldownMs").unwrap_or(d.max_cooldown_ms.max(cooldown_ms)),
             });
         }
         None => {}
     }
+    c.pacing = get(o, "pacing").as_bool().unwrap_or(c.pacing);
     c.validate().map_err(|e| range_error(&e.message))?;
     Ok(opts)
 }

@@ -16,7 +16,7 @@ const MAX_ATTEMPTS = 100;
 const JITTERS = ["full", "equal", "decorrelated", "none"];
 const KEYS = [
   "maxAttempts", "backoff", "deadlineMs", "attemptTimeoutMs", "retryOn", "maxRetryAfterMs", "idempotent",
-  "budget", "breaker", "fetch", "onEvent", "fallbacks", "onExhausted", "sensitiveHeaders", "signal",
+  "budget", "breaker", "pacing", "fetch", "onEvent", "fallbacks", "onExhausted", "sensitiveHeaders", "signal",
 ];
 /** Credentials never sent to a fallback URL of another origin, unless that route sets them. */
 const SENSITIVE = ["authorization", "x-api-key", "api-key", "cookie", "proxy-authorization"];
@@ -189,10 +189,12 @@ export function checkOptions(options, forRetry) {
     maxTokens: number(b.maxTokens, "budget.maxTokens"),
     tokenRatio: number(b.tokenRatio, "budget.tokenRatio"),
   }), true);
-  const breaker = section(o.breaker, "breaker", ["failureThreshold", "cooldownMs"], (b) => ({
+  const breaker = section(o.breaker, "breaker", ["failureThreshold", "cooldownMs", "maxCooldownMs"], (b) => ({
     failureThreshold: int(b.failureThreshold, "breaker.failureThreshold"),
     cooldownMs: ms(b.cooldownMs, "breaker.cooldownMs"),
+    maxCooldownMs: ms(b.maxCooldownMs, "breaker.maxCooldownMs"),
   }), true);
+  const pacing = typed(o.pacing, "pacing", "boolean", "a boolean");
   const fn = (k) => typed(o[k], k, "function", "a function");
   const [fetch, onEvent, onExhausted] = [fn("fetch"), listener(fn("onEvent")), fn("onExhausted")];
   const fallbacks = o.fallbacks === undefined ? [] : array(o.fallbacks, "fallbacks").map(fallback);
@@ -206,7 +208,7 @@ export function checkOptions(options, forRetry) {
   // Flat; `budget`/`breaker`: false (off), true (configured) or undefined (defaults).
   return {
     maxAttempts, ...backoff, deadlineMs, attemptTimeoutMs, maxRetryAfterMs, idempotent, retryOn,
-    budget: budget && true, ...budget, breaker: breaker && true, ...breaker,
+    budget: budget && true, ...budget, breaker: breaker && true, ...breaker, pacing,
     fetch, onEvent, onExhausted, signal,
     fallbacks,
     sensitive: [...SENSITIVE, ...sensitive.map((h) => h.toLowerCase())],
@@ -335,6 +337,28 @@ export async function readRequest(input, init, options) {
   const keys = models.map((m, i) => key(i === 0 ? origin : options.fallbacks[i - 1].origin ?? origin, m));
   const idempotent = IDEMPOTENT.includes(method.toUpperCase()) || parsed?.has("idempotency-key") === true;
   return { url, origin, method, headers, parsed, body, base, fast, signal, idempotent, keys, models, options, routes: [] };
+}
+
+const OPENAI_LIMITS = ["x-ratelimit-limit-requests", "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests",
+  "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"];
+const ANTHROPIC_LIMITS = ["anthropic-ratelimit-requests-limit", "anthropic-ratelimit-requests-remaining",
+  "anthropic-ratelimit-requests-reset", "anthropic-ratelimit-tokens-remaining", "anthropic-ratelimit-tokens-reset",
+  "anthropic-ratelimit-input-tokens-remaining", "anthropic-ratelimit-input-tokens-reset",
+  "anthropic-ratelimit-output-tokens-remaining", "anthropic-ratelimit-output-tokens-reset"];
+
+/** A response's rate-limit headers for pacing, `[name, value, …]`; undefined when it has none
+ * (two lookups on the happy path of a provider that sends none). */
+export function limitHeaders(h) {
+  const names = h.has("x-ratelimit-remaining-requests") || h.has("x-ratelimit-remaining-tokens") ? OPENAI_LIMITS
+    : h.has("anthropic-ratelimit-requests-remaining") || h.has("anthropic-ratelimit-tokens-remaining") ? ANTHROPIC_LIMITS
+    : undefined;
+  if (names === undefined) return undefined;
+  const out = [];
+  for (const n of names) {
+    const v = h.get(n);
+    if (v !== null) out.push(n, v);
+  }
+  return out;
 }
 
 /** `[url, init]` for `route` of a request from `readRequest`, built once per call; the wasm
@@ -475,8 +499,12 @@ export const fallbackEvent = (models, from, to, reason, status) =>
 
 export const breakerEvent = (key, from, to) => ({ type: "breaker", key, from, to });
 
-export const skipEvent = (models, route, retryInMs, cooling) =>
-  clean({ type: "skip", route, model: models[route], reason: cooling ? "cooling" : "circuit-open", retryInMs });
+/** `wait`: what held the route — "breaker" (open), "cooling" (a 429's hint) or "pacing". */
+export const skipEvent = (models, route, retryInMs, wait) =>
+  clean({ type: "skip", route, model: models[route], reason: wait === "breaker" ? "circuit-open" : wait, retryInMs });
+
+export const waitEvent = (models, route, delayMs, wait, hint) =>
+  clean({ type: "wait", delayMs, wait, hint: hint ? wait : undefined, route, model: models[route] });
 
 export const giveUpEvent = (reason, attempts, status) => clean({ type: "giveUp", reason, attempts, status });
 
@@ -500,7 +528,10 @@ export const retryError = (attempts, reason, status, cause, report) =>
     name: "RetryError", attempts, reason, status, cause, report,
   });
 
-export const circuitOpenError = (retryInMs, report) =>
-  Object.assign(new Error(`every route's circuit breaker is open; retry in ${retryInMs} ms`), {
-    name: "CircuitOpenError", retryInMs, report,
+const HELD = { "circuit-open": "its circuit breaker is open", cooling: "it is cooling after a rate limit", pacing: "its rate limit has no slot" };
+
+/** Nothing was sent: no route could be tried within the deadline (`reason`: what held the soonest). */
+export const circuitOpenError = (retryInMs, reason, report) =>
+  Object.assign(new Error(`no route can be tried within the deadline (the soonest in ${retryInMs} ms: ${HELD[reason] ?? reason})`), {
+    name: "CircuitOpenError", reason, retryInMs, report,
   });

@@ -20,6 +20,9 @@ extern "C" {
     /// `[url, init]` for a route of the request.
     #[wasm_bindgen(js_name = routeRequest, catch)]
     pub fn route_request(request: &JsValue, route: u32) -> Result<Array, JsValue>;
+    /// A successful response's rate-limit headers, `[name, value, …]`, or undefined if it has none.
+    #[wasm_bindgen(js_name = limitHeaders)]
+    pub fn limit_headers(headers: &web_sys::Headers) -> JsValue;
     // retry(fn) (run.rs).
     /// Throws a TypeError naming a bad `fn` or `signal`.
     #[wasm_bindgen(js_name = checkCall, catch)]
@@ -48,7 +51,9 @@ extern "C" {
     #[wasm_bindgen(js_name = breakerEvent)]
     pub fn breaker_event(key: &str, from: &str, to: &str) -> JsValue;
     #[wasm_bindgen(js_name = skipEvent)]
-    pub fn skip_event(models: &JsValue, route: u32, retry_in_ms: f64, cooling: bool) -> JsValue;
+    pub fn skip_event(models: &JsValue, route: u32, retry_in_ms: f64, cause: &str) -> JsValue;
+    #[wasm_bindgen(js_name = waitEvent)]
+    pub fn wait_event(models: &JsValue, route: u32, delay_ms: f64, wait: &str, hint: bool) -> JsValue;
     #[wasm_bindgen(js_name = giveUpEvent)]
     pub fn give_up_event(reason: &str, attempts: u32, status: Option<u16>) -> JsValue;
     #[wasm_bindgen(js_name = successEvent)]
@@ -74,7 +79,7 @@ extern "C" {
         report: &JsValue,
     ) -> JsValue;
     #[wasm_bindgen(js_name = circuitOpenError)]
-    pub fn circuit_open_error(retry_in_ms: f64, report: &JsValue) -> JsValue;
+    pub fn circuit_open_error(retry_in_ms: f64, reason: &str, report: &JsValue) -> JsValue;
     /// The TypeError for a transport that resolved to something that is not a response.
     #[wasm_bindgen(js_name = notResponse)]
     pub fn not_response(v: &JsValue) -> JsValue;

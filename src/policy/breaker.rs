@@ -12,25 +12,36 @@
 //!   errors, network errors, timeouts and route failures such as an exhausted quota; a caller's
 //!   own 4xx is not the provider's fault and counts as a success). Any success resets the count.
 //!   A rate limit (429) is neither: the provider is up and asked for a pause.
-//! - **Open** → **HalfOpen** once `cooldown_ms` has passed: exactly one probe attempt is admitted.
-//! - The probe's success closes the breaker; its failure re-opens it for another cooldown. If the
+//! - **Open** → **HalfOpen** once the cooldown has passed: exactly one probe attempt is admitted.
+//! - The probe's success closes the breaker; its failure re-opens it for twice the cooldown, up
+//!   to `max_cooldown_ms` (Envoy's ejection time, which grows only with repeated ejection). If the
 //!   probe never reports (its caller went away), another probe is admitted after a cooldown.
+//!
+//! # Why the cooldown is short
+//! An open breaker no longer fails calls: they wait in line for the route (see the engine), so
+//! what the cooldown costs is the time from the provider's recovery to the first call served.
+//! A probe is one request; one every second is nothing to a provider that serves thousands, and
+//! it finds a recovery within a second, where a fixed 30 s cooldown made every waiting caller
+//! wait out the rest of it.
 //!
 //! Separately, a 429 with a wait hint *cools* the route until the hinted time (as LiteLLM does):
 //! no attempt is admitted before then, whatever the state.
 //!
 //! # Default
-//! `failure_threshold` 5, `cooldown_ms` 30 000 (the seeds' "skip unhealthy providers for 30 s").
+//! `failure_threshold` 5, `cooldown_ms` 250, `max_cooldown_ms` 1 000.
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BreakerConfig {
     pub failure_threshold: u32,
+    /// The first cooldown, doubled after each failed probe.
     pub cooldown_ms: u64,
+    /// The longest cooldown.
+    pub max_cooldown_ms: u64,
 }
 
 impl Default for BreakerConfig {
     fn default() -> Self {
-        Self { failure_threshold: 5, cooldown_ms: 30_000 }
+        Self { failure_threshold: 5, cooldown_ms: 250, max_cooldown_ms: 1_000 }
     }
 }
 
@@ -95,6 +106,8 @@ pub struct Breaker {
     /// While half-open: when the probe was admitted, if one is out.
     probe_since_ms: Option<u64>,
     cooled_until_ms: u64,
+    /// Failed probes since the breaker last closed: each doubles the cooldown.
+    probes_failed: u32,
 }
 
 /// A state change, for events.
@@ -102,44 +115,56 @@ pub type Transition = (State, State);
 
 impl Breaker {
     pub fn new(cfg: BreakerConfig) -> Self {
-        Self { cfg, state: State::Closed, failures: 0, open_until_ms: 0, probe_since_ms: None, cooled_until_ms: 0 }
+        Self {
+            cfg,
+            state: State::Closed,
+            failures: 0,
+            open_until_ms: 0,
+            probe_since_ms: None,
+            cooled_until_ms: 0,
+            probes_failed: 0,
+        }
     }
 
     pub fn state(&self) -> State {
         self.state
     }
 
-    /// May an attempt be sent now? Admitting the half-open probe is recorded, so call this only
-    /// when the attempt will be sent.
-    pub fn admit(&mut self, now_ms: u64) -> (Admit, Option<Transition>) {
+    /// The cooldown now: the first, doubled for each failed probe since the breaker opened.
+    fn cooldown(&self) -> u64 {
+        let grown = self.cfg.cooldown_ms.saturating_mul(1 << self.probes_failed.min(32));
+        grown.min(self.cfg.max_cooldown_ms.max(self.cfg.cooldown_ms))
+    }
+
+    /// Could an attempt be sent now? Changes nothing.
+    pub fn check(&self, now_ms: u64) -> Admit {
+        let no = |until: u64, why| Admit::No { retry_in_ms: until - now_ms, why };
         if now_ms < self.cooled_until_ms {
-            let retry_in_ms = self.cooled_until_ms - now_ms;
-            return (Admit::No { retry_in_ms, why: Refusal::Cooling }, None);
+            return no(self.cooled_until_ms, Refusal::Cooling);
         }
-        match self.state {
-            State::Closed => (Admit::Yes, None),
-            State::Open if now_ms < self.open_until_ms => {
-                (Admit::No { retry_in_ms: self.open_until_ms - now_ms, why: Refusal::Open }, None)
+        match (self.state, self.probe_since_ms) {
+            (State::Closed, _) => Admit::Yes,
+            (State::Open, _) if now_ms < self.open_until_ms => no(self.open_until_ms, Refusal::Open),
+            (State::HalfOpen, Some(since)) if now_ms < since.saturating_add(self.cooldown()) => {
+                no(since.saturating_add(self.cooldown()), Refusal::Open)
             }
-            State::Open => {
-                self.probe_since_ms = Some(now_ms);
-                (Admit::Yes, self.set(State::HalfOpen))
-            }
-            State::HalfOpen => match self.probe_since_ms {
-                Some(since) if now_ms < since.saturating_add(self.cfg.cooldown_ms) => {
-                    let retry_in_ms = since.saturating_add(self.cfg.cooldown_ms) - now_ms;
-                    (Admit::No { retry_in_ms, why: Refusal::Open }, None)
-                }
-                _ => {
-                    self.probe_since_ms = Some(now_ms);
-                    (Admit::Yes, None)
-                }
-            },
+            _ => Admit::Yes,
         }
+    }
+
+    /// An attempt will be sent now (after [`Self::check`] said yes): a half-open breaker's
+    /// probe is recorded.
+    pub fn admit(&mut self, now_ms: u64) -> Option<Transition> {
+        if self.state == State::Closed {
+            return None;
+        }
+        self.probe_since_ms = Some(now_ms);
+        self.set(State::HalfOpen)
     }
 
     pub fn record_success(&mut self) -> Option<Transition> {
         self.failures = 0;
+        self.probes_failed = 0;
         self.probe_since_ms = None;
         self.set(State::Closed)
     }
@@ -154,7 +179,10 @@ impl Breaker {
         if !trip {
             return None;
         }
-        self.open_until_ms = now_ms.saturating_add(self.cfg.cooldown_ms);
+        if self.state == State::HalfOpen {
+            self.probes_failed = self.probes_failed.saturating_add(1);
+        }
+        self.open_until_ms = now_ms.saturating_add(self.cooldown());
         self.probe_since_ms = None;
         self.set(State::Open)
     }
@@ -187,6 +215,7 @@ impl Breaker {
             open_until_ms: s.open_until_ms,
             probe_since_ms: None,
             cooled_until_ms: s.cooled_until_ms,
+            probes_failed: 0,
         }
     }
 
@@ -201,7 +230,15 @@ mod tests {
     use super::*;
 
     fn breaker() -> Breaker {
-        Breaker::new(BreakerConfig { failure_threshold: 3, cooldown_ms: 1000 })
+        Breaker::new(BreakerConfig { failure_threshold: 3, cooldown_ms: 1000, max_cooldown_ms: 1000 })
+    }
+
+    /// `check`, then `admit` when it says yes: how the engine asks.
+    fn ask(b: &mut Breaker, now: u64) -> (Admit, Option<Transition>) {
+        match b.check(now) {
+            Admit::Yes => (Admit::Yes, b.admit(now)),
+            no => (no, None),
+        }
     }
 
     #[test]
@@ -214,7 +251,7 @@ mod tests {
         b.record_failure(0);
         assert_eq!(b.state(), State::Closed);
         assert_eq!(b.record_failure(10), Some((State::Closed, State::Open)));
-        assert_eq!(b.admit(500).0, Admit::No { retry_in_ms: 510, why: Refusal::Open });
+        assert_eq!(ask(&mut b, 500).0, Admit::No { retry_in_ms: 510, why: Refusal::Open });
     }
 
     #[test]
@@ -223,10 +260,10 @@ mod tests {
         for _ in 0..3 {
             b.record_failure(0);
         }
-        assert_eq!(b.admit(1000), (Admit::Yes, Some((State::Open, State::HalfOpen))));
-        assert!(matches!(b.admit(1001).0, Admit::No { why: Refusal::Open, .. }));
+        assert_eq!(ask(&mut b, 1000), (Admit::Yes, Some((State::Open, State::HalfOpen))));
+        assert!(matches!(ask(&mut b, 1001).0, Admit::No { why: Refusal::Open, .. }));
         assert_eq!(b.record_success(), Some((State::HalfOpen, State::Closed)));
-        assert_eq!(b.admit(1002).0, Admit::Yes);
+        assert_eq!(ask(&mut b, 1002).0, Admit::Yes);
     }
 
     #[test]
@@ -235,10 +272,10 @@ mod tests {
         for _ in 0..3 {
             b.record_failure(0);
         }
-        b.admit(1000);
+        ask(&mut b, 1000);
         assert_eq!(b.record_failure(1200), Some((State::HalfOpen, State::Open)));
-        assert_eq!(b.admit(2199).0, Admit::No { retry_in_ms: 1, why: Refusal::Open });
-        assert_eq!(b.admit(2200).0, Admit::Yes);
+        assert_eq!(ask(&mut b, 2199).0, Admit::No { retry_in_ms: 1, why: Refusal::Open });
+        assert_eq!(ask(&mut b, 2200).0, Admit::Yes);
     }
 
     #[test]
@@ -247,19 +284,19 @@ mod tests {
         for _ in 0..3 {
             b.record_failure(0);
         }
-        b.admit(1000);
-        assert!(matches!(b.admit(1999).0, Admit::No { .. }));
-        assert_eq!(b.admit(2000).0, Admit::Yes);
+        ask(&mut b, 1000);
+        assert!(matches!(ask(&mut b, 1999).0, Admit::No { .. }));
+        assert_eq!(ask(&mut b, 2000).0, Admit::Yes);
         b.release_probe();
-        assert_eq!(b.admit(2001).0, Admit::Yes);
+        assert_eq!(ask(&mut b, 2001).0, Admit::Yes);
     }
 
     #[test]
     fn cooling_holds_a_closed_route() {
         let mut b = breaker();
         b.cool_until(5000);
-        assert_eq!(b.admit(4000).0, Admit::No { retry_in_ms: 1000, why: Refusal::Cooling });
-        assert_eq!(b.admit(5000).0, Admit::Yes);
+        assert_eq!(ask(&mut b, 4000).0, Admit::No { retry_in_ms: 1000, why: Refusal::Cooling });
+        assert_eq!(ask(&mut b, 5000).0, Admit::Yes);
     }
 
     #[test]
@@ -271,8 +308,30 @@ mod tests {
         b.cool_until(700);
         let s = b.snapshot();
         assert_eq!(s, Snapshot { state: State::Open, failures: 3, open_until_ms: 1100, cooled_until_ms: 700 });
-        let mut r = Breaker::restore(BreakerConfig { failure_threshold: 3, cooldown_ms: 1000 }, s);
-        assert!(matches!(r.admit(1099).0, Admit::No { .. }));
-        assert_eq!(r.admit(1100).0, Admit::Yes);
+        let mut r = Breaker::restore(BreakerConfig { failure_threshold: 3, cooldown_ms: 1000, max_cooldown_ms: 1000 }, s);
+        assert!(matches!(ask(&mut r, 1099).0, Admit::No { .. }));
+        assert_eq!(ask(&mut r, 1100).0, Admit::Yes);
+    }
+
+    #[test]
+    fn the_cooldown_grows_only_while_probes_fail() {
+        let mut b = Breaker::new(BreakerConfig { failure_threshold: 2, cooldown_ms: 250, max_cooldown_ms: 1000 });
+        b.record_failure(0);
+        b.record_failure(0);
+        let mut probes = Vec::new();
+        let mut now = 0;
+        for _ in 0..5 {
+            while ask(&mut b, now).0 != Admit::Yes {
+                now += 1;
+            }
+            probes.push(now);
+            b.record_failure(now);
+        }
+        assert_eq!(probes, [250, 750, 1750, 2750, 3750]);
+        ask(&mut b, now + 1000);
+        b.record_success();
+        b.record_failure(10_000);
+        b.record_failure(10_000);
+        assert_eq!(b.check(10_000), Admit::No { retry_in_ms: 250, why: Refusal::Open }, "back to the first cooldown");
     }
 }

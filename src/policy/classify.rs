@@ -88,6 +88,10 @@ pub enum Reason {
     Deadline,
     BudgetExhausted,
     CircuitOpen,
+    /// The route is cooling after a 429's wait hint.
+    Cooling,
+    /// The route's pacer had no slot in time.
+    Pacing,
 }
 
 impl Reason {
@@ -112,6 +116,8 @@ impl Reason {
             Self::Deadline => "deadline",
             Self::BudgetExhausted => "budget-exhausted",
             Self::CircuitOpen => "circuit-open",
+            Self::Cooling => "cooling",
+            Self::Pacing => "pacing",
         }
     }
 }

@@ -31,6 +31,8 @@ pub struct Config {
     pub budget: Option<BudgetConfig>,
     /// `None` turns the breaker off.
     pub breaker: Option<BreakerConfig>,
+    /// Pace sends by what the provider's rate-limit headers and 429s teach. Default true.
+    pub pacing: bool,
 }
 
 impl Default for Config {
@@ -45,6 +47,7 @@ impl Default for Config {
             idempotent: false,
             budget: Some(BudgetConfig::default()),
             breaker: Some(BreakerConfig::default()),
+            pacing: true,
         }
     }
 }
@@ -129,6 +132,14 @@ impl Config {
                 return err("breaker.failureThreshold", "breaker.failureThreshold must be ≥ 1 (got 0)".into());
             }
             check_ms("breaker.cooldownMs", br.cooldown_ms, 0)?;
+            check_ms("breaker.maxCooldownMs", br.max_cooldown_ms, 0)?;
+            if br.max_cooldown_ms < br.cooldown_ms {
+                let (max, first) = (br.max_cooldown_ms, br.cooldown_ms);
+                return err(
+                    "breaker.maxCooldownMs",
+                    cat!("breaker.maxCooldownMs must be ≥ breaker.cooldownMs (got ", max, " < ", first, ")"),
+                );
+            }
         }
         Ok(())
     }

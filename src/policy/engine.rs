@@ -28,11 +28,20 @@
 //! assert_eq!(s.report().attempts.len(), 2);
 //! ```
 //!
-//! Per route, a transient failure is retried after `max(server hint, jittered backoff)` until
-//! the route's attempts are spent; then, or at once on a failure another route may not share
-//! (quota, auth, unknown model, a hint too long to wait for), the next route is tried. A route
-//! whose breaker is open is skipped without a request. The caller's own errors end the call.
-
+//! Per route, a transient failure is retried after the jittered backoff, or after exactly the
+//! time the server named (plus a small bounded jitter) when it named one, until the route's
+//! attempts are spent; then, or at once on a failure another route may not share (quota, auth,
+//! unknown model, a hint too long to wait for), the next route is tried. The caller's own errors
+//! end the call.
+//!
+//! # Waiting in line
+//! A route may refuse a send for a while: it is *cooling* after a 429's wait hint, its breaker
+//! is *open*, or its *pacer* has no slot yet (see [`super::pacing`]). A call then takes a later
+//! route that is ready at once, if there is one; otherwise it waits for the route that can be
+//! tried soonest — within its deadline — instead of failing. Only a call that no route can take
+//! within its deadline fails fast (`CircuitOpen` when nothing was sent). A wait for an open
+//! breaker may end early: [`Shared::epoch`] changes when a probe succeeds, and the host then wakes
+//! those waits, so waiting calls are served as soon as the provider is back.
 use alloc::{borrow::ToOwned, string::String, vec::Vec};
 
 use super::breaker::{Admit, Breaker, BreakerConfig, Refusal, Snapshot, State};
@@ -40,6 +49,13 @@ use super::budget::Budget;
 use super::classify::{classify, Class, Observation, Reason};
 use super::config::{Config, MAX_MS};
 use super::hints::{self, HintSource};
+use super::pacing::Pacer;
+
+/// A hinted wait gets up to this share of itself added at random, so that calls told the same
+/// instant do not all come back at it...
+const HINT_JITTER: f64 = 0.1;
+/// ...and never more than this.
+const HINT_JITTER_MAX_MS: u64 = 1_000;
 
 /// One way to serve the request: the primary, or a fallback.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,58 +72,82 @@ impl Route {
     }
 }
 
-/// Health state shared by every call through one client: the breakers and the budget.
+/// One route's health: its breaker (when breakers are on) and its pacer.
+#[derive(Clone, Debug)]
+struct Health {
+    breaker: Option<Breaker>,
+    pacer: Pacer,
+}
+
+/// Health state shared by every call through one client: each route's breaker and pacer, and
+/// the budget.
 #[derive(Clone, Debug)]
 pub struct Shared {
     breaker_cfg: Option<BreakerConfig>,
     budget: Option<Budget>,
+    pacing: bool,
     /// By key; a client has a handful of routes, so a list beats a map (and is smaller in wasm).
-    breakers: Vec<(String, Breaker)>,
+    routes: Vec<(String, Health)>,
+    epoch: u64,
 }
 
 impl Shared {
     pub fn new(cfg: &Config) -> Self {
-        Self { breaker_cfg: cfg.breaker, budget: cfg.budget.map(Budget::new), breakers: Vec::new() }
+        Self {
+            breaker_cfg: cfg.breaker,
+            budget: cfg.budget.map(Budget::new),
+            pacing: cfg.pacing,
+            routes: Vec::new(),
+            epoch: 0,
+        }
     }
 
     /// Every breaker that has seen traffic, by key.
     pub fn snapshot(&self) -> Vec<(String, Snapshot)> {
-        self.breakers.iter().map(|(k, b)| (k.clone(), b.snapshot())).collect()
+        let breakers = self.routes.iter().filter_map(|(k, h)| Some((k, h.breaker.as_ref()?)));
+        breakers.map(|(k, b)| (k.clone(), b.snapshot())).collect()
     }
 
     /// Restores one breaker (ignored when breakers are off).
     pub fn restore(&mut self, key: String, snapshot: Snapshot) {
         if let Some(cfg) = self.breaker_cfg {
-            let restored = Breaker::restore(cfg, snapshot);
-            match self.breakers.iter_mut().find(|(k, _)| *k == key) {
-                Some((_, b)) => *b = restored,
-                None => self.breakers.push((key, restored)),
-            }
+            self.health(&key).breaker = Some(Breaker::restore(cfg, snapshot));
         }
     }
 
-    fn breaker(&mut self, key: &str) -> Option<&mut Breaker> {
-        let cfg = self.breaker_cfg?;
-        let i = match self.breakers.iter().position(|(k, _)| k == key) {
+    /// Changes whenever a route may admit sooner than the calls waiting for it were told (a
+    /// breaker closed, or its probe was given back): the host wakes `WaitCause::Breaker` waits.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    fn health(&mut self, key: &str) -> &mut Health {
+        let i = match self.routes.iter().position(|(k, _)| k == key) {
             Some(i) => i,
             None => {
-                self.breakers.push((key.to_owned(), Breaker::new(cfg)));
-                self.breakers.len() - 1
+                let health = Health { breaker: self.breaker_cfg.map(Breaker::new), pacer: Pacer::default() };
+                self.routes.push((key.to_owned(), health));
+                self.routes.len() - 1
             }
         };
-        self.breakers.get_mut(i).map(|(_, b)| b)
+        &mut self.routes[i].1
     }
 }
 
-/// What the wait is for.
+/// What a wait is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WaitCause {
     /// The jittered exponential backoff.
     Backoff,
-    /// A server hint, longer than the backoff.
+    /// The time a server named (`Retry-After` and the like), plus a small bounded jitter.
     Hint(HintSource),
-    /// The route is cooling down after another call's rate-limit hint.
+    /// The route is cooling down after a 429's wait hint (this call's or another's).
     Cooling,
+    /// The route's pacer has no slot before then.
+    Pacing,
+    /// The route's breaker is open (or its probe is out). The host ends this wait early when
+    /// [`Shared::epoch`] changes.
+    Breaker,
 }
 
 impl WaitCause {
@@ -116,6 +156,8 @@ impl WaitCause {
             Self::Backoff => "backoff",
             Self::Hint(h) => h.as_str(),
             Self::Cooling => "cooling",
+            Self::Pacing => "pacing",
+            Self::Breaker => "breaker",
         }
     }
 }
@@ -144,13 +186,14 @@ pub enum Outcome {
     /// The last observation stands, and retrying would not change it (a 400, `x-should-retry:
     /// false`, a timed-out request that is not safe to repeat).
     Returned(Reason),
-    /// Every route was tried or skipped; the last observation stands. The reason is why the
-    /// last route was given up.
+    /// Every route was tried or could not be waited for; the last observation stands. The
+    /// reason is why the last route was given up.
     Exhausted(Reason),
     /// The caller aborted.
     Aborted,
-    /// Every route's breaker is open and nothing was sent.
-    CircuitOpen { retry_in_ms: u64 },
+    /// Nothing was sent: no route could be tried within the deadline. `reason` is what held
+    /// the soonest one (`CircuitOpen`, `Cooling` or `Pacing`).
+    CircuitOpen { retry_in_ms: u64, reason: Reason },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -158,7 +201,7 @@ pub struct AttemptRecord {
     pub route: usize,
     pub status: Option<u16>,
     pub reason: Reason,
-    /// The wait before this attempt.
+    /// The time waited before this attempt.
     pub waited_ms: u64,
 }
 
@@ -171,21 +214,30 @@ pub struct Report {
     pub served_by: Option<usize>,
     /// Whether any route after the first was tried.
     pub fallback: bool,
-    /// Routes skipped because their breaker was open.
+    /// Routes passed over without a request (breaker open, cooling, no pacing slot) for another.
     pub skipped: Vec<usize>,
     pub started_ms: u64,
     pub ended_ms: u64,
 }
 
-/// Things worth telling the user about, drained with [`Session::poll_event`].
+/// Things worth telling the user about, drained with [`Session::poll_event`]. Each tells what
+/// happened, when it happened: a `Retry` is emitted as the retry is sent, with the time waited.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
+    /// A retry on the same route is being sent, `delay_ms` after `attempt` (1-based, across
+    /// routes) failed; `cause` is what the last wait before it was for.
     Retry {
         attempt: u32,
         route: usize,
         delay_ms: u64,
         reason: Reason,
         status: Option<u16>,
+        cause: WaitCause,
+    },
+    /// The call waits `delay_ms` for `route` before its next attempt.
+    Wait {
+        route: usize,
+        delay_ms: u64,
         cause: WaitCause,
     },
     /// `status` is the last response's, when the route was left on one.
@@ -195,12 +247,12 @@ pub enum Event {
         reason: Reason,
         status: Option<u16>,
     },
-    /// A route passed over without a request: its breaker is open (`Reason::CircuitOpen`) or it
-    /// is cooling after a server's wait hint (`Reason::HintTooLong` is not used here: `cooling`).
+    /// A route passed over without a request, for a later one or because none could be waited
+    /// for: its breaker is open, it is cooling after a wait hint, or it has no pacing slot.
     Skip {
         route: usize,
         retry_in_ms: u64,
-        cooling: bool,
+        cause: WaitCause,
     },
     Breaker {
         key: String,
@@ -228,8 +280,11 @@ enum Phase {
         route: usize,
         deadline_bound: bool,
     },
+    /// Waiting; then a route is sought from `from` on (the current one first, if `from` is it).
+    /// `moved`: the route being left and why, when it is.
     Waiting {
-        route: usize,
+        from: usize,
+        moved: Option<(usize, Reason)>,
     },
     Done(Outcome),
 }
@@ -242,9 +297,18 @@ pub struct Session {
     idempotent: bool,
     phase: Phase,
     deadline_at: u64,
+    /// The route attempts go to (the primary until a fallback is taken).
+    route: usize,
     route_attempts: u32,
     prev_delay: u64,
-    pending_wait: u64,
+    /// When the last attempt's outcome came in (or the call started): waits count from it.
+    since: u64,
+    /// What the last wait was for.
+    last_cause: WaitCause,
+    /// A pacing slot this call holds: (route, time).
+    reserved: Option<(usize, u64)>,
+    /// The wait before the attempt that is out, for its record.
+    pending_waited: u64,
     report: Report,
     /// Pending, oldest first (a handful at most: a Vec beats a VecDeque on size).
     events: Vec<Event>,
@@ -260,9 +324,13 @@ impl Session {
             routes,
             phase: Phase::Start,
             deadline_at: 0,
+            route: 0,
             route_attempts: 0,
             prev_delay: 0,
-            pending_wait: 0,
+            since: 0,
+            last_cause: WaitCause::Backoff,
+            reserved: None,
+            pending_waited: 0,
             report: Report::default(),
             events: Vec::new(),
         }
@@ -288,54 +356,128 @@ impl Session {
         match self.phase {
             Phase::Start => {
                 self.report.started_ms = now_ms;
+                self.since = now_ms;
                 self.deadline_at = now_ms.saturating_add(self.cfg.deadline_ms);
-                self.enter_route(shared, 0, now_ms, None)
+                self.seek(shared, 0, None, now_ms)
             }
             Phase::Attempting { route, deadline_bound } => {
                 let obs = observed.unwrap_or(&Observation::NetworkError);
                 self.observe(shared, route, deadline_bound, obs, now_ms, rand)
             }
-            Phase::Waiting { route } => self.after_wait(shared, route, now_ms),
+            Phase::Waiting { from, moved } => self.seek(shared, from, moved, now_ms),
             Phase::Done(outcome) => Decision::Done(outcome),
         }
     }
 
-    /// Tries routes from `first` on, skipping open ones; `moved` is where we came from and why.
-    fn enter_route(&mut self, shared: &mut Shared, first: usize, now: u64, moved: Option<(usize, Reason)>) -> Decision {
-        let mut retry_in = u64::MAX;
-        for route in first..self.routes.len() {
-            if now >= self.deadline_at {
-                break;
-            }
-            match self.admit(shared, route, now) {
-                Admit::Yes => {
-                    if let Some((from, reason)) = moved {
-                        let status = self.last_status();
-                        self.events.push(Event::Fallback { from, to: route, reason, status });
-                    }
-                    self.report.fallback |= route > 0;
-                    self.route_attempts = 0;
-                    self.prev_delay = 0;
-                    return self.attempt(route, now);
-                }
-                Admit::No { retry_in_ms, why } => {
-                    self.report.skipped.push(route);
-                    self.events.push(Event::Skip { route, retry_in_ms, cooling: why == Refusal::Cooling });
-                    retry_in = retry_in.min(retry_in_ms);
+    /// Sends on the first route from `from` on that can take a request now; else waits in line
+    /// for the one that can soonest; else, when none can within the deadline, ends the call.
+    fn seek(&mut self, shared: &mut Shared, from: usize, moved: Option<(usize, Reason)>, now: u64) -> Decision {
+        let mut soonest: Option<(usize, u64, WaitCause)> = None;
+        if now < self.deadline_at {
+            for route in from..self.routes.len() {
+                match self.check(shared, route, now) {
+                    Ok(()) => return self.send(shared, from, route, moved, now),
+                    Err((ms, cause)) if soonest.is_none_or(|s| ms < s.1) => soonest = Some((route, ms, cause)),
+                    Err(_) => {}
                 }
             }
         }
-        let outcome = match moved {
-            _ if self.report.attempts.is_empty() && now < self.deadline_at => {
-                Outcome::CircuitOpen { retry_in_ms: if retry_in == u64::MAX { 0 } else { retry_in } }
+        match soonest {
+            Some((route, ms, cause)) if now.saturating_add(ms) < self.deadline_at => {
+                let ms = match cause {
+                    WaitCause::Pacing => {
+                        let slot = shared.health(&self.routes[route].key).pacer.reserve(now);
+                        self.reserved = Some((route, slot));
+                        slot - now
+                    }
+                    _ => ms,
+                };
+                self.wait(from, moved, route, ms, cause)
             }
-            Some((_, reason)) => Outcome::Exhausted(reason),
-            None => Outcome::Exhausted(Reason::Deadline),
-        };
-        self.finish(outcome, now)
+            _ if self.report.attempts.is_empty() && soonest.is_some() => {
+                let (_, retry_in_ms, cause) = soonest.unwrap_or((0, 0, WaitCause::Breaker));
+                self.skip_from(shared, from, self.routes.len(), now);
+                let reason = match cause {
+                    WaitCause::Cooling => Reason::Cooling,
+                    WaitCause::Pacing => Reason::Pacing,
+                    _ => Reason::CircuitOpen,
+                };
+                self.finish(Outcome::CircuitOpen { retry_in_ms, reason }, now)
+            }
+            _ => {
+                let reason = match moved {
+                    Some((_, reason)) if now < self.deadline_at => reason,
+                    _ => Reason::Deadline,
+                };
+                self.finish(Outcome::Exhausted(reason), now)
+            }
+        }
     }
 
-    fn attempt(&mut self, route: usize, now: u64) -> Decision {
+    /// Whether `route` can take a request now, or in how long and why not. Changes nothing, but
+    /// that a pacing slot held for a route that is now cooling or open is void.
+    fn check(&mut self, shared: &mut Shared, route: usize, now: u64) -> Result<(), (u64, WaitCause)> {
+        let pacing = shared.pacing;
+        let h = shared.health(&self.routes[route].key);
+        if let Some(Admit::No { retry_in_ms, why }) = h.breaker.as_ref().map(|b| b.check(now)) {
+            if self.reserved.is_some_and(|(r, _)| r == route) {
+                self.reserved = None;
+            }
+            let cause = if why == Refusal::Cooling { WaitCause::Cooling } else { WaitCause::Breaker };
+            return Err((retry_in_ms, cause));
+        }
+        match self.reserved {
+            Some((r, slot)) if r == route && slot <= now => return Ok(()),
+            _ => {}
+        }
+        let slot = if pacing { h.pacer.next_slot(now) } else { now };
+        if slot > now {
+            return Err((slot - now, WaitCause::Pacing));
+        }
+        Ok(())
+    }
+
+    /// Emits a `Skip` for each route in `from..to` that cannot take a request now.
+    fn skip_from(&mut self, shared: &mut Shared, from: usize, to: usize, now: u64) {
+        for route in from..to {
+            if let Err((retry_in_ms, cause)) = self.check(shared, route, now) {
+                self.report.skipped.push(route);
+                self.events.push(Event::Skip { route, retry_in_ms, cause });
+            }
+        }
+    }
+
+    /// Sends on `route`, which [`Self::check`] admitted; `from` is where the search began.
+    fn send(&mut self, shared: &mut Shared, from: usize, route: usize, moved: Option<(usize, Reason)>, now: u64) -> Decision {
+        self.skip_from(shared, from, route, now);
+        let pacing = shared.pacing;
+        let h = shared.health(&self.routes[route].key);
+        match self.reserved.take() {
+            Some((r, _)) if r == route => {}
+            _ if pacing => {
+                h.pacer.reserve(now);
+            }
+            _ => {}
+        }
+        let change = h.breaker.as_mut().and_then(|b| b.admit(now));
+        self.note_change(shared, route, change);
+        let waited_ms = now.saturating_sub(self.since);
+        self.report.total_wait_ms = self.report.total_wait_ms.saturating_add(waited_ms);
+        let last = self.report.attempts.last().copied();
+        if route != self.route || last.is_none() {
+            if let (Some(last), true) = (last, route != self.route) {
+                let reason = moved.map_or(Reason::CircuitOpen, |(_, r)| r);
+                self.events.push(Event::Fallback { from: self.route, to: route, reason, status: last.status });
+            }
+            self.report.fallback |= route > 0;
+            self.route = route;
+            self.route_attempts = 0;
+            self.prev_delay = 0;
+        } else if let Some(last) = last {
+            let attempt = self.report.attempts.len() as u32;
+            let (reason, status, cause) = (last.reason, last.status, self.last_cause);
+            self.events.push(Event::Retry { attempt, route, delay_ms: waited_ms, reason, status, cause });
+        }
         self.route_attempts += 1;
         let left = self.deadline_at.saturating_sub(now);
         let (timeout_ms, deadline_bound) = match self.cfg.attempt_timeout_ms {
@@ -343,6 +485,7 @@ impl Session {
             _ => (left, true),
         };
         self.phase = Phase::Attempting { route, deadline_bound };
+        self.pending_waited = waited_ms;
         let attempt = self.report.attempts.len() as u32 + 1;
         Decision::Attempt { route, attempt, timeout_ms }
     }
@@ -357,9 +500,10 @@ impl Session {
         rand: f64,
     ) -> Decision {
         let (class, reason) = classify(obs, &self.cfg.retry_on, self.idempotent);
-        let waited_ms = core::mem::take(&mut self.pending_wait);
+        let waited_ms = core::mem::take(&mut self.pending_waited);
         self.report.attempts.push(AttemptRecord { route, status: obs.status(), reason, waited_ms });
-        self.record_health(shared, route, class, reason, now);
+        self.since = now;
+        self.record_health(shared, route, class, reason, obs, now);
         // A timeout that was the call's deadline ends the call, idempotent or not. One seen before
         // the deadline is the attempt's own (an SDK's timeout error, in `retry(fn)`).
         if deadline_bound && *obs == Observation::Timeout && now >= self.deadline_at {
@@ -372,7 +516,7 @@ impl Session {
             }
             Class::Abort => self.finish(Outcome::Aborted, now),
             Class::Final => self.finish(Outcome::Returned(reason), now),
-            Class::RouteFailure => self.enter_route(shared, route + 1, now, Some((route, reason))),
+            Class::RouteFailure => self.seek(shared, route + 1, Some((route, reason)), now),
             Class::Transient => self.plan_retry(shared, route, obs, reason, now, rand),
         }
     }
@@ -390,108 +534,102 @@ impl Session {
             Observation::Response { status, headers, .. } => hints::wait_hint(headers, *status, now),
             _ => None,
         };
-        if let (Some(h), Some(429)) = (hint, obs.status()) {
-            let key = &self.routes[route].key;
-            if let Some(b) = shared.breaker(key) {
-                b.cool_until(now.saturating_add(h.ms.min(MAX_MS)));
+        // A failure takes a token, but for a rate limit that said when to come back.
+        if let (Some(budget), false) = (shared.budget.as_mut(), reason == Reason::RateLimited && hint.is_some()) {
+            budget.record_failure();
+        }
+        let h = shared.health(&self.routes[route].key);
+        if let (Some(hint), Some(429)) = (hint, obs.status()) {
+            if let Some(b) = h.breaker.as_mut() {
+                b.cool_until(now.saturating_add(hint.ms.min(MAX_MS)));
             }
         }
-        let move_on =
-            |s: &mut Self, shared: &mut Shared, why| s.enter_route(shared, route + 1, now, Some((route, why)));
+        let opened = h.breaker.as_ref().is_some_and(|b| b.state() == State::Open);
+        let move_on = |s: &mut Self, shared: &mut Shared, why| s.seek(shared, route + 1, Some((route, why)), now);
         if self.route_attempts >= self.routes[route].max_attempts {
             return move_on(self, shared, Reason::AttemptsExhausted);
-        }
-        // This failure opened the route's breaker (or failed its probe): waiting to send it
-        // another request would only be refused, so move on now.
-        if shared.breaker(&self.routes[route].key).is_some_and(|b| b.state() == State::Open) {
-            return move_on(self, shared, Reason::CircuitOpen);
-        }
-        if shared.budget.as_ref().is_some_and(|b| !b.can_retry()) {
-            return move_on(self, shared, Reason::BudgetExhausted);
         }
         if hint.is_some_and(|h| h.ms > self.cfg.max_retry_after_ms) {
             return move_on(self, shared, Reason::HintTooLong);
         }
-        let backoff = self.cfg.backoff.delay(self.route_attempts, self.prev_delay, rand);
-        self.prev_delay = backoff;
+        // This failure opened the route's breaker (or failed its probe): wait in line for it,
+        // or take a later route that is ready.
+        if opened {
+            return self.seek(shared, route, Some((route, Reason::CircuitOpen)), now);
+        }
         let (ms, cause) = match hint {
-            Some(h) if h.ms > backoff => (h.ms, WaitCause::Hint(h.source)),
-            _ => (backoff, WaitCause::Backoff),
+            Some(h) => {
+                let jitter = (h.ms as f64 * HINT_JITTER).min(HINT_JITTER_MAX_MS as f64) * rand;
+                (h.ms.saturating_add(jitter as u64), WaitCause::Hint(h.source))
+            }
+            None if shared.budget.as_ref().is_some_and(|b| !b.can_retry()) => {
+                return move_on(self, shared, Reason::BudgetExhausted);
+            }
+            None => {
+                let backoff = self.cfg.backoff.delay(self.route_attempts, self.prev_delay, rand);
+                self.prev_delay = backoff;
+                (backoff, WaitCause::Backoff)
+            }
         };
         if now.saturating_add(ms) >= self.deadline_at {
             let why = if cause == WaitCause::Backoff { Reason::Deadline } else { Reason::HintTooLong };
             return move_on(self, shared, why);
         }
-        let attempt = self.report.attempts.len() as u32;
-        self.events.push(Event::Retry { attempt, route, delay_ms: ms, reason, status: obs.status(), cause });
-        self.sleep(route, ms, cause)
+        self.wait(route, None, route, ms, cause)
     }
 
-    fn after_wait(&mut self, shared: &mut Shared, route: usize, now: u64) -> Decision {
-        if now >= self.deadline_at {
-            return self.finish(Outcome::Exhausted(Reason::Deadline), now);
-        }
-        match self.admit(shared, route, now) {
-            Admit::Yes => self.attempt(route, now),
-            Admit::No { retry_in_ms, why: Refusal::Cooling }
-                if retry_in_ms <= self.cfg.max_retry_after_ms && now.saturating_add(retry_in_ms) < self.deadline_at =>
-            {
-                self.sleep(route, retry_in_ms, WaitCause::Cooling)
-            }
-            Admit::No { .. } => self.enter_route(shared, route + 1, now, Some((route, Reason::CircuitOpen))),
-        }
-    }
-
-    fn sleep(&mut self, route: usize, ms: u64, cause: WaitCause) -> Decision {
-        self.pending_wait = self.pending_wait.saturating_add(ms);
-        self.report.total_wait_ms = self.report.total_wait_ms.saturating_add(ms);
-        self.phase = Phase::Waiting { route };
+    fn wait(&mut self, from: usize, moved: Option<(usize, Reason)>, route: usize, ms: u64, cause: WaitCause) -> Decision {
+        self.last_cause = cause;
+        self.events.push(Event::Wait { route, delay_ms: ms, cause });
+        self.phase = Phase::Waiting { from, moved };
         Decision::Wait { ms, cause }
     }
 
-    fn admit(&mut self, shared: &mut Shared, route: usize, now: u64) -> Admit {
-        let key = &self.routes[route].key;
-        let Some(breaker) = shared.breaker(key) else {
-            return Admit::Yes;
-        };
-        let (admit, change) = breaker.admit(now);
-        self.note_change(route, change);
-        admit
-    }
-
-    fn record_health(&mut self, shared: &mut Shared, route: usize, class: Class, reason: Reason, now: u64) {
+    fn record_health(&mut self, shared: &mut Shared, route: usize, class: Class, reason: Reason, obs: &Observation, now: u64) {
         let failed = matches!(class, Class::Transient | Class::RouteFailure) || reason == Reason::TimeoutNotIdempotent;
-        // A rate limit says "slow down", not "down": its hint cools the route for just that
-        // long, and it neither counts toward nor resets the breaker's run of failures.
-        let breaker_neutral = reason == Reason::RateLimited;
-        if let Some(budget) = shared.budget.as_mut() {
-            match class {
-                Class::Transient => budget.record_failure(),
-                Class::Success => budget.record_success(),
-                _ => {}
+        // A rate limit says "slow down", not "down": it neither counts toward nor resets the
+        // breaker's run of failures. (Failures take from the budget in `plan_retry`.)
+        let rate_limited = reason == Reason::RateLimited;
+        if let (Some(budget), Class::Success) = (shared.budget.as_mut(), class) {
+            budget.record_success();
+        }
+        let pacing = shared.pacing;
+        let h = shared.health(&self.routes[route].key);
+        if pacing {
+            if let Observation::Response { headers, .. } = obs {
+                if let Some(limits) = hints::limits(headers, now) {
+                    h.pacer.observe_limits(&limits, now);
+                }
+            }
+            if rate_limited {
+                h.pacer.rate_limited(now);
+            } else if class == Class::Success {
+                h.pacer.succeeded(now);
             }
         }
-        let key = &self.routes[route].key;
-        let Some(breaker) = shared.breaker(key) else {
+        let Some(breaker) = h.breaker.as_mut() else {
             return;
         };
         let change = match class {
-            Class::Abort => {
+            _ if class == Class::Abort || rate_limited => {
+                let released = breaker.state() == State::HalfOpen;
                 breaker.release_probe();
-                None
-            }
-            _ if breaker_neutral => {
-                breaker.release_probe();
+                if released {
+                    shared.epoch += 1;
+                }
                 None
             }
             _ if failed => breaker.record_failure(now),
             _ => breaker.record_success(),
         };
-        self.note_change(route, change);
+        self.note_change(shared, route, change);
     }
 
-    fn note_change(&mut self, route: usize, change: Option<(State, State)>) {
+    fn note_change(&mut self, shared: &mut Shared, route: usize, change: Option<(State, State)>) {
         if let Some((from, to)) = change {
+            if to == State::Closed {
+                shared.epoch += 1;
+            }
             let key = self.routes[route].key.clone();
             self.events.push(Event::Breaker { key, from, to });
         }
@@ -502,6 +640,9 @@ impl Session {
     }
 
     fn finish(&mut self, outcome: Outcome, now: u64) -> Decision {
+        if let Phase::Waiting { .. } = self.phase {
+            self.report.total_wait_ms = self.report.total_wait_ms.saturating_add(now.saturating_sub(self.since));
+        }
         self.report.ended_ms = now;
         let attempts = self.report.attempts.len() as u32;
         let event = match outcome {
@@ -514,7 +655,7 @@ impl Session {
             Outcome::Returned(reason) | Outcome::Exhausted(reason) => {
                 Some(Event::GiveUp { reason, attempts, status: self.last_status() })
             }
-            Outcome::CircuitOpen { .. } => Some(Event::GiveUp { reason: Reason::CircuitOpen, attempts, status: None }),
+            Outcome::CircuitOpen { reason, .. } => Some(Event::GiveUp { reason, attempts, status: None }),
             Outcome::Aborted => None,
         };
         self.events.extend(event);

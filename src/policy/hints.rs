@@ -60,10 +60,12 @@ pub const HEADER_NAMES: &[&str] = &[
     "retry-after-ms",
     "retry-after",
     "x-should-retry",
+    "x-ratelimit-limit-requests",
     "x-ratelimit-remaining-requests",
     "x-ratelimit-reset-requests",
     "x-ratelimit-remaining-tokens",
     "x-ratelimit-reset-tokens",
+    "anthropic-ratelimit-requests-limit",
     "anthropic-ratelimit-requests-remaining",
     "anthropic-ratelimit-requests-reset",
     "anthropic-ratelimit-tokens-remaining",
@@ -127,6 +129,47 @@ fn reset_hint(headers: &Headers, limits: &[(&str, &str)], reset: impl Fn(&str) -
 fn ms_until(at_ms: i64, now_ms: u64) -> u64 {
     let wait = i128::from(at_ms) - i128::from(now_ms);
     u64::try_from(wait.max(0)).unwrap_or(u64::MAX)
+}
+
+/// Where a provider's rate limits stand, from one response's headers (for pacing).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// The request limit: its size, what is left of it, and the time until it is whole again
+    /// (OpenAI's first, else Anthropic's).
+    pub limit: Option<u64>,
+    pub remaining: Option<u64>,
+    pub reset_ms: Option<u64>,
+    /// When a token limit is spent: the longest time until one of those resets.
+    pub tokens_spent_reset_ms: Option<u64>,
+}
+
+/// The rate-limit headers of a response, if it has any.
+pub fn limits(headers: &Headers, now_ms: u64) -> Option<Limits> {
+    let number = |name| headers.get(name).and_then(|v| decimal(v.trim(), 1));
+    let until = |v: &str| rfc3339(v).map(|at| ms_until(at, now_ms));
+    let openai = number("x-ratelimit-remaining-requests").is_some() || number("x-ratelimit-remaining-tokens").is_some();
+    let (limit, remaining, reset_ms, spent) = if openai {
+        let reset = headers.get("x-ratelimit-reset-requests").and_then(duration);
+        let spent = spent_reset(headers, &OPENAI_LIMITS[1..], duration);
+        (number("x-ratelimit-limit-requests"), number("x-ratelimit-remaining-requests"), reset, spent)
+    } else if ANTHROPIC_LIMITS.iter().any(|(remaining, _)| headers.get(remaining).is_some()) {
+        let reset = headers.get("anthropic-ratelimit-requests-reset").and_then(until);
+        let spent = spent_reset(headers, &ANTHROPIC_LIMITS[1..], until);
+        let remaining = number("anthropic-ratelimit-requests-remaining");
+        (number("anthropic-ratelimit-requests-limit"), remaining, reset, spent)
+    } else {
+        return None;
+    };
+    Some(Limits { limit, remaining, reset_ms, tokens_spent_reset_ms: spent })
+}
+
+/// The longest reset among the spent limits (`remaining` 0), if any is spent.
+fn spent_reset(headers: &Headers, limits: &[(&str, &str)], reset: impl Fn(&str) -> Option<u64>) -> Option<u64> {
+    limits
+        .iter()
+        .filter(|(remaining, _)| headers.get(remaining).and_then(|v| decimal(v.trim(), 1)) == Some(0))
+        .filter_map(|(_, reset_name)| headers.get(reset_name).and_then(&reset))
+        .max()
 }
 
 /// `x-should-retry: true|false` (case-insensitive, trimmed); anything else → None.

@@ -12,6 +12,7 @@
 //! | [`classify`] | whether one attempt's outcome is worth retrying, and why          |
 //! | [`breaker`]  | whether a route is healthy enough to be sent anything             |
 //! | [`budget`]   | whether this client may retry at all right now                    |
+//! | [`pacing`]   | when a route can take the next request, learned from the provider  |
 //! | [`engine`]   | the composition: attempt, wait or stop, as a state machine        |
 //! | [`config`]   | the validated settings and their defaults                          |
 
@@ -23,6 +24,7 @@ pub mod classify;
 pub mod config;
 pub mod engine;
 pub mod hints;
+pub mod pacing;
 
 /// Response headers as the core sees them: the few that matter, looked up case-insensitively.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -165,7 +165,7 @@ describe("circuit breaker per route", () => {
     const f = createRetryFetch({
       maxAttempts: 1,
       backoff: TINY,
-      breaker: { failureThreshold: 5, cooldownMs: 400 },
+      breaker: { failureThreshold: 5, cooldownMs: 400, maxCooldownMs: 400 },
       fallbacks: [route],
       onEvent: (e) => events.push(e),
     });
@@ -216,7 +216,10 @@ describe("circuit breaker per route", () => {
   test("every route open → CircuitOpenError, and nothing is sent", T, async (t) => {
     const { primary, fallback, route } = await twoProviders(t, [{ status: 503 }], [{ status: 503 }]);
     const cooldownMs = 500;
-    const f = createRetryFetch({ maxAttempts: 1, backoff: TINY, breaker: { failureThreshold: 1, cooldownMs }, fallbacks: [route] });
+    // A deadline shorter than the cooldown: no route can be reached in time, so it fails fast.
+    const f = createRetryFetch({
+      maxAttempts: 1, backoff: TINY, deadlineMs: 300, breaker: { failureThreshold: 1, cooldownMs }, fallbacks: [route],
+    });
     const first = await call(f, primary);
     assert.equal(first.status, 503, "the last route's response stands");
     assert.deepEqual([primary.requests.length, fallback.requests.length], [1, 1]);
@@ -236,6 +239,7 @@ describe("circuit breaker per route", () => {
     const f = createRetryFetch({
       maxAttempts: 2,
       backoff: TINY,
+      deadlineMs: 300,
       breaker: { failureThreshold: 2, cooldownMs: 500 },
       fallbacks: [route],
       onExhausted: (report) => {
@@ -309,10 +313,11 @@ describe("the seed article's example: the OpenAI SDK inside retry(fn)", () => {
     assert.equal(r.error.status, 503);
     const report = retryReport(r.error);
     assert.ok(report, "retryReport(err) is set");
-    // 3 on the primary, then the fallback (maxAttempts 3 too) until the default retry budget
-    // (10 tokens, retries pause at ≤ half, 1 per failed attempt) stops it after its 2nd attempt.
-    assert.deepEqual(report.attempts.map((a) => [a.route, a.status]), [[0, 503], [0, 503], [0, 503], [1, 503], [1, 503]]);
-    assert.deepEqual(mock.requests.map((r) => r.json?.model), [PRIMARY_MODEL, PRIMARY_MODEL, PRIMARY_MODEL, FALLBACK_MODEL, FALLBACK_MODEL]);
-    assert.deepEqual(ofType(events, "giveUp").map((e) => e.reason), ["budget-exhausted"]);
+    // 3 on the primary, then 3 on the fallback (maxAttempts 3 too): six failures are well
+    // within the default retry budget (retries pause after 50 straight failures).
+    const P = PRIMARY_MODEL, F = FALLBACK_MODEL;
+    assert.deepEqual(report.attempts.map((a) => [a.route, a.status]), [[0, 503], [0, 503], [0, 503], [1, 503], [1, 503], [1, 503]]);
+    assert.deepEqual(mock.requests.map((r) => r.json?.model), [P, P, P, F, F, F]);
+    assert.deepEqual(ofType(events, "giveUp").map((e) => e.reason), ["attempts-exhausted"]);
   });
 });

@@ -602,11 +602,16 @@ describe("13. events", () => {
       assert.equal(typeof e.delayMs, "number");
     }
     assert.ok(retries[1].delayMs > retries[0].delayMs, "delayMs increases");
+    // Each wait is announced as it starts (`wait`), each retry as it is sent (`retry`, with the
+    // time actually waited: the backoff and the timer's lateness).
+    const waits = events.filter((e) => e.type === "wait");
     assert.deepEqual(
-      retries.map((e) => e.delayMs),
-      [50, 150],
+      waits.map((e) => [e.delayMs, e.wait]),
+      [[50, "backoff"], [150, "backoff"]],
       "jitter none: delays are initialMs·multiplier^(n-1)",
     );
+    retries.forEach((e, i) => assert.ok(e.delayMs >= waits[i].delayMs && e.delayMs < waits[i].delayMs + 100, `${e.delayMs}`));
+    assert.deepEqual(events.map((e) => e.type), ["wait", "retry", "wait", "retry", "success"]);
     assert.equal(successes.length, 1, `success events: ${JSON.stringify(events)}`);
     assert.equal(successes[0].attempts, 3);
     assert.equal(typeof successes[0].totalMs, "number");
@@ -715,12 +720,13 @@ describe("14. options.fetch transport", () => {
 });
 
 describe("(extension) circuit breaker", () => {
-  test("failureThreshold 2: after two failed calls the third is refused with CircuitOpenError, no request", T, async (t) => {
+  test("failureThreshold 2: after two failed calls the third, which cannot wait 10 s, is refused with CircuitOpenError, no request", T, async (t) => {
     const mock = await mockFor(t, { script: [{ status: 503 }] });
     const events = [];
     const f = createRetryFetch({
       maxAttempts: 1,
       backoff: FAST,
+      deadlineMs: 5_000,
       breaker: { failureThreshold: 2, cooldownMs: 10_000 },
       onEvent: (e) => events.push(e),
     });

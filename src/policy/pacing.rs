@@ -1,0 +1,241 @@
+//! Pacing: a client-side rate limiter per route, learned from the provider.
+//!
+//! # Why
+//! A provider over its rate limit turns the extra requests away with a 429 and a time to come
+//! back. Each of those requests is wasted, and the calls sent back together when the wait ends
+//! meet the same limit again. But the provider says where its limit stands on every response —
+//! OpenAI's `x-ratelimit-{limit,remaining,reset}-requests`, Anthropic's
+//! `anthropic-ratelimit-requests-{limit,remaining,reset}` — so a client can send at the rate the
+//! limit refills instead of finding it by collision: a call that would meet a spent limit waits
+//! for its slot (within its deadline) rather than being sent into a 429.
+//!
+//! # How
+//! A token bucket in its virtual-scheduling form (GCRA): `tat` is the time at which the bucket
+//! would be full again. A send is admitted at `max(now, tat - tolerance)`, where the tolerance
+//! lets `burst` sends through at once, and pushes `tat` one `interval` on. A call told to wait
+//! holds a *reservation*: it sends at its slot without asking again, so calls released from a
+//! wait go one interval apart, in the order they asked, instead of as a stampede.
+//!
+//! What it learns, and from what:
+//! - **The provider's headers** (any response): the refill interval is `reset / (limit -
+//!   remaining)` (the reset is the time until the limit is whole again, OpenAI's meaning), the
+//!   burst is the limit, and a `remaining` below what the bucket thinks is left (other clients
+//!   share the limit) moves the bucket down to it. A spent token limit (whose cost per request
+//!   is unknown), or a spent request limit without the numbers to learn a rate from, holds every
+//!   send until its reset.
+//! - **A 429 without such headers**: the interval becomes the one at which the route served
+//!   successes over the last second (what the provider was taking), and each further 429 cuts the
+//!   rate by 30 %; successes raise it again by about 5 % a second (AIMD, as TCP and AWS's adaptive
+//!   retry mode do). A route that sees no 429 for a minute stops pacing.
+//! - Nothing at all: nothing is paced, and the happy path is one comparison.
+//!
+//! Times are milliseconds since the epoch, passed in.
+
+use super::hints::Limits;
+
+/// How long a rate learned from 429s alone stays in force without another 429.
+const FORGET_MS: u64 = 60_000;
+/// Each 429 (with no headers to learn from) keeps this share of the rate...
+const DECREASE: f64 = 0.7;
+/// ...and each success adds this share of the rate per second of sending.
+const INCREASE_PER_SEC: f64 = 0.05;
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Pacer {
+    /// Milliseconds between sends at the learned rate; 0: not pacing.
+    interval: f64,
+    /// Sends the provider takes at once (its bucket), ≥ 1.
+    burst: f64,
+    /// When the bucket would be full again.
+    tat: f64,
+    /// No send before this (a spent limit's reset).
+    hold_until: u64,
+    /// The interval came from the provider's headers (else from 429s).
+    from_headers: bool,
+    /// The last 429 that taught the rate (when not from headers).
+    last_limited: u64,
+    /// Successes in the current one-second window and the one before, for the first 429.
+    window_start: u64,
+    this_window: u32,
+    last_window: u32,
+}
+
+impl Pacer {
+    /// When a send could go, at the earliest: `now` when nothing holds it.
+    pub fn next_slot(&self, now: u64) -> u64 {
+        let mut at = self.hold_until;
+        if self.interval > 0.0 {
+            let tolerance = (self.burst - 1.0) * self.interval;
+            at = at.max(ceil_ms(self.tat - tolerance));
+        }
+        at.max(now)
+    }
+
+    /// Takes the next slot (see [`Self::next_slot`]) and returns it.
+    pub fn reserve(&mut self, now: u64) -> u64 {
+        let slot = self.next_slot(now);
+        if self.interval > 0.0 {
+            self.tat = self.tat.max(slot as f64) + self.interval;
+        }
+        slot
+    }
+
+    /// The provider's account of a limit, from a response received at `now`.
+    pub fn observe_limits(&mut self, l: &Limits, now: u64) {
+        let mut hold = |reset: u64| self.hold_until = self.hold_until.max(now.saturating_add(reset));
+        if let Some(reset) = l.tokens_spent_reset_ms {
+            hold(reset);
+        }
+        let (Some(limit), Some(remaining), Some(reset)) = (l.limit, l.remaining, l.reset_ms) else {
+            // No rate to learn: a spent request limit holds every send until it resets.
+            if let (Some(0), Some(reset)) = (l.remaining, l.reset_ms) {
+                hold(reset);
+            }
+            return;
+        };
+        let used = limit.saturating_sub(remaining);
+        if used == 0 || reset == 0 || limit == 0 {
+            return; // a full bucket says nothing about how fast it refills
+        }
+        // `remaining` is the whole tokens left: the used share is up to one less than it says.
+        let interval = reset as f64 / if used > 1 { used as f64 - 0.5 } else { 1.0 };
+        // The estimate is best when much of the limit is used (the reset is rounded to a ms).
+        self.interval = if self.from_headers && used * 4 < limit { (3.0 * self.interval + interval) / 4.0 } else { interval };
+        self.from_headers = true;
+        self.burst = limit as f64;
+        // The provider's count: nothing here may assume more is left than it says.
+        self.tat = self.tat.max(now as f64 + used as f64 * self.interval);
+    }
+
+    /// A 429 at `now`: the limit is spent.
+    pub fn rate_limited(&mut self, now: u64) {
+        if !self.from_headers {
+            if self.interval == 0.0 {
+                self.roll(now);
+                let served = self.this_window + self.last_window;
+                if served < 2 {
+                    return; // nothing to learn a rate from: the hint alone governs
+                }
+                // Over the part of the last two windows that has passed.
+                let span = now.saturating_sub(self.window_start) + if self.last_window > 0 { 1_000 } else { 0 };
+                self.interval = span.max(1) as f64 / served as f64;
+                self.burst = 1.0;
+            } else if now.saturating_sub(self.last_limited) as f64 >= self.interval {
+                // One cut per interval: the 429s of sends already out say the same thing.
+                self.interval /= DECREASE;
+            }
+            self.last_limited = now;
+        }
+        self.tat = self.tat.max(now as f64 + self.burst * self.interval);
+    }
+
+    /// A success at `now`.
+    pub fn succeeded(&mut self, now: u64) {
+        if self.interval == 0.0 {
+            self.roll(now);
+            self.this_window = self.this_window.saturating_add(1);
+        } else if !self.from_headers {
+            if now.saturating_sub(self.last_limited) > FORGET_MS {
+                *self = Self::default();
+                return;
+            }
+            self.interval /= 1.0 + INCREASE_PER_SEC * self.interval / 1_000.0;
+        }
+    }
+
+    /// Whether sends are being paced (a learned rate or a hold).
+    pub fn is_pacing(&self, now: u64) -> bool {
+        self.interval > 0.0 || self.hold_until > now
+    }
+
+    fn roll(&mut self, now: u64) {
+        if now.saturating_sub(self.window_start) >= 1_000 {
+            let adjacent = now.saturating_sub(self.window_start) < 2_000;
+            self.last_window = if adjacent { self.this_window } else { 0 };
+            self.this_window = 0;
+            self.window_start = now;
+        }
+    }
+}
+
+fn ceil_ms(t: f64) -> u64 {
+    if t <= 0.0 {
+        0
+    } else {
+        crate::num::ceil(t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn openai(limit: u64, remaining: u64, reset_ms: u64) -> Limits {
+        Limits { limit: Some(limit), remaining: Some(remaining), reset_ms: Some(reset_ms), tokens_spent_reset_ms: None }
+    }
+
+    #[test]
+    fn unpaced_until_it_learns() {
+        let mut p = Pacer::default();
+        assert_eq!(p.reserve(100), 100);
+        assert_eq!(p.reserve(100), 100);
+        p.succeeded(100);
+        assert!(!p.is_pacing(100));
+    }
+
+    /// 20 a burst, refilled at one per 5 ms: the provider's bucket, learned from one response.
+    #[test]
+    fn paces_at_the_rate_the_headers_give() {
+        let mut p = Pacer::default();
+        p.observe_limits(&openai(20, 19, 5), 1_000);
+        // 19 left: 19 go at once, then one per 5 ms, in the order they asked.
+        let slots: Vec<u64> = (0..22).map(|_| p.reserve(1_000)).collect();
+        assert!(slots[..19].iter().all(|&s| s == 1_000), "{slots:?}");
+        assert_eq!(&slots[19..], &[1_005, 1_010, 1_015]);
+    }
+
+    #[test]
+    fn the_providers_lower_count_wins() {
+        let mut p = Pacer::default();
+        p.observe_limits(&openai(20, 19, 5), 0);
+        // Another client spent the rest: none left (0 to 1 of 20), the bucket full in 100 ms:
+        // one refill per 100 / 19.5 ms.
+        p.observe_limits(&openai(20, 0, 100), 0);
+        assert_eq!(p.reserve(0), 6);
+        assert_eq!(p.reserve(0), 11);
+    }
+
+    #[test]
+    fn a_spent_limit_holds_until_its_reset() {
+        let mut p = Pacer::default();
+        p.observe_limits(&Limits { tokens_spent_reset_ms: Some(700), ..Limits::default() }, 1_000);
+        assert_eq!(p.next_slot(1_200), 1_700);
+        assert!(p.is_pacing(1_200));
+        assert_eq!(p.next_slot(1_800), 1_800);
+    }
+
+    #[test]
+    fn learns_from_429s_without_headers_then_forgets() {
+        let mut p = Pacer::default();
+        for t in 0..100 {
+            p.succeeded(1_000 + t * 10); // 100 a second
+        }
+        p.rate_limited(2_000);
+        assert!(p.is_pacing(2_000));
+        let a = p.reserve(2_000);
+        let b = p.reserve(2_000);
+        assert_eq!((a, b), (2_010, 2_020), "the rate it was served at: 100 a second");
+        p.rate_limited(2_100);
+        let (c, d) = (p.reserve(2_100), p.reserve(2_100));
+        assert!(c > 2_100 && (14..=15).contains(&(d - c)), "cut by 30 %: {c} {d}");
+        p.succeeded(2_100 + FORGET_MS + 1);
+        assert!(!p.is_pacing(2_100 + FORGET_MS + 1));
+    }
+
+    #[test]
+    fn a_429_with_nothing_to_learn_from_paces_nothing() {
+        let mut p = Pacer::default();
+        p.rate_limited(5_000);
+        assert_eq!(p.reserve(5_000), 5_000);
+    }
+}
