@@ -1,0 +1,145 @@
+// Waiting in line, pacing and recovery, seen from the outside: what the mock provider received
+// and when, what each caller got, and the events. Short delays from options; nothing is timed
+// to pass or fail on speed beyond generous bounds (timers fire late under load, never early).
+import { test, describe } from "node:test";
+import assert from "node:assert/strict";
+
+import { createRetryFetch, retryReport, isCircuitOpenError } from "llm-retry";
+import { T, mockFor, settle, sleep, within, chatInit, gaps } from "./helpers.mjs";
+
+const path = "/v1/chat/completions";
+const ofType = (events, type) => events.filter((e) => e.type === type);
+
+describe("waiting in line", () => {
+  test("calls that find the route cooling after another call's 429 wait for it, then are served", T, async (t) => {
+    const mock = await mockFor(t, { script: [{ status: 429, headers: { "retry-after-ms": "300" } }, { status: 200 }] });
+    const events = [];
+    const f = createRetryFetch({ onEvent: (e) => events.push(e) });
+    const first = f(mock.url + path, chatInit());
+    await mock.waitForRequests(1);
+    await sleep(20); // the 429 is in: the route cools until 300 ms after it
+    const others = Array.from({ length: 5 }, () => f(mock.url + path, chatInit()));
+    const all = await Promise.all([first, ...others]);
+    assert.deepEqual(all.map((r) => r.status), [200, 200, 200, 200, 200, 200], "every call served");
+    assert.equal(mock.requests.length, 7, "one 429, then one request per call");
+    const rateLimitedAt = mock.requests[0].t;
+    for (const r of mock.requests.slice(1)) {
+      assert.ok(r.t - rateLimitedAt >= 295, `a request ${(r.t - rateLimitedAt).toFixed(0)} ms after the 429: inside the cooling`);
+    }
+    // The waiting calls were told why and for how long; none of them claims a retry.
+    const cooling = ofType(events, "wait").filter((e) => e.wait === "cooling");
+    assert.equal(cooling.length, 5, JSON.stringify(events));
+    assert.ok(cooling.every((e) => e.delayMs > 200 && e.delayMs <= 300), JSON.stringify(cooling));
+    assert.equal(ofType(events, "retry").length, 1, "only the rate-limited call retried");
+    assert.ok(retryReport(all[1]).attempts[0].waitedMs >= 200, "the report counts the wait in line");
+  });
+
+  test("a hint is waited exactly, within the jitter bound — not max(hint, backoff)", T, async (t) => {
+    const mock = await mockFor(t, {
+      script: [
+        { status: 503 },
+        { status: 503 },
+        { status: 429, headers: { "retry-after-ms": "250" } },
+        { status: 200 },
+      ],
+    });
+    // A backoff far longer than the hint: the hint still sets the wait.
+    const f = createRetryFetch({ backoff: { initialMs: 10, maxMs: 10, jitter: "none" }, breaker: false });
+    const res = await f(mock.url + path, chatInit());
+    assert.equal(res.status, 200);
+    const g = gaps(mock.requests);
+    assert.ok(g[2] >= 249 && g[2] <= 250 + 25 + 60, `waited ${g[2].toFixed(0)} ms for a 250 ms hint`);
+
+    const slow = await mockFor(t, { script: [{ status: 429, headers: { "retry-after-ms": "100" } }, { status: 200 }] });
+    const waits = [];
+    const g2 = createRetryFetch({ backoff: { initialMs: 5_000, maxMs: 5_000 }, onEvent: (e) => e.type === "wait" && waits.push(e) });
+    assert.equal((await g2(slow.url + path, chatInit())).status, 200);
+    assert.ok(waits[0].delayMs >= 100 && waits[0].delayMs <= 110, `a 100 ms hint with a 5 s backoff: ${waits[0].delayMs}`);
+    assert.equal(waits[0].wait, "retry-after-ms");
+    assert.ok(gaps(slow.requests)[0] < 1_000, "the backoff did not set the wait");
+  });
+
+  test("an open breaker is waited out: a probe after recovery closes it and the waiting calls are served at once", T, async (t) => {
+    const mock = await mockFor(t, { script: [{ status: 503 }] });
+    const events = [];
+    const f = createRetryFetch({
+      maxAttempts: 1,
+      breaker: { failureThreshold: 2, cooldownMs: 150, maxCooldownMs: 150 },
+      onEvent: (e) => events.push(e),
+    });
+    for (let i = 0; i < 2; i++) assert.equal((await f(mock.url + path, chatInit())).status, 503);
+    assert.deepEqual(ofType(events, "breaker").map((e) => e.to), ["open"]);
+    const waiting = Array.from({ length: 6 }, () => f(mock.url + path, chatInit()));
+    await sleep(400); // a probe or two fail meanwhile; each takes its caller's only attempt
+    mock.setScript([{ status: 200 }]);
+    const results = await within(Promise.all(waiting.map(settle)), 5_000, "waiting calls");
+    const served = results.filter((r) => r.ok && r.value.status === 200);
+    const probesFailed = results.filter((r) => r.ok && r.value.status === 503).length;
+    assert.ok(served.length >= 4, `served ${served.length} of 6 (${probesFailed} were failed probes)`);
+    assert.equal(served.length + probesFailed, 6, "no call failed without a request");
+    const moves = ofType(events, "breaker").map((e) => `${e.from}→${e.to}`);
+    assert.equal(moves.at(-1), "half-open→closed", moves.join(", "));
+    // The successful probe is the first 200; the calls waiting behind it went right after it,
+    // not a cooldown later.
+    const ok = mock.requests.filter((r, i) => i >= 2 && r.t >= mock.requests.find((q) => q.step.status === 200).t);
+    const spread = ok.at(-1).t - ok[0].t;
+    assert.ok(spread < 100, `the waiting calls followed the probe within ${spread.toFixed(0)} ms`);
+    assert.ok(ofType(events, "wait").some((e) => e.wait === "breaker"), "the waits said why");
+  });
+
+  test("aborting a call that waits in line rejects at once with the signal's reason, sending nothing", T, async (t) => {
+    const mock = await mockFor(t, { script: [{ status: 503 }] });
+    const f = createRetryFetch({ maxAttempts: 1, breaker: { failureThreshold: 1, cooldownMs: 10_000 } });
+    assert.equal((await f(mock.url + path, chatInit())).status, 503);
+    const controller = new AbortController();
+    const reason = new Error("user went away");
+    const pending = settle(f(mock.url + path, chatInit({ signal: controller.signal })));
+    await sleep(50);
+    const abortedAt = performance.now();
+    controller.abort(reason);
+    const r = await pending;
+    assert.equal(r.ok, false);
+    assert.equal(r.error, reason, "rejected with signal.reason untouched");
+    assert.ok(r.at - abortedAt < 50, `rejected ${(r.at - abortedAt).toFixed(0)} ms after the abort`);
+    assert.equal(mock.requests.length, 1, "nothing sent while waiting");
+  });
+
+  test("a call that cannot reach any route within its deadline fails fast with CircuitOpenError and retryInMs", T, async (t) => {
+    const mock = await mockFor(t, { script: [{ status: 429, headers: { "retry-after": "5" } }] });
+    const f = createRetryFetch({ maxAttempts: 1, deadlineMs: 2_000 });
+    assert.equal((await f(mock.url + path, chatInit())).status, 429);
+    const r = await settle(f(mock.url + path, chatInit()));
+    assert.ok(isCircuitOpenError(r.error), `${r.error}`);
+    assert.equal(r.error.reason, "cooling");
+    assert.ok(r.error.retryInMs > 4_000 && r.error.retryInMs <= 5_000, `${r.error.retryInMs}`);
+    assert.ok(r.ms < 100, "at once");
+    assert.equal(mock.requests.length, 1);
+  });
+});
+
+describe("pacing", () => {
+  test("a spent rate limit (from the provider's headers) spaces calls at its refill rate instead of sending them into 429s", T, async (t) => {
+    // 10 a burst, none left, full again in 200 ms: one request per ~21 ms.
+    const limits = { "x-ratelimit-limit-requests": "10", "x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "200ms" };
+    const mock = await mockFor(t, { script: [{ status: 200, headers: limits }] });
+    const events = [];
+    const f = createRetryFetch({ onEvent: (e) => events.push(e) });
+    assert.equal((await f(mock.url + path, chatInit())).status, 200);
+    const results = await Promise.all(Array.from({ length: 8 }, () => f(mock.url + path, chatInit())));
+    assert.ok(results.every((r) => r.status === 200));
+    // Slots are ~21 ms apart; a timer may fire late, so check each arrival against its slot.
+    const [, first, ...rest] = mock.requests;
+    rest.forEach((r, i) => assert.ok(r.t - first.t >= (i + 1) * 21 - 4, `gaps ${gaps(mock.requests).map((x) => x.toFixed(0))}`));
+    assert.ok(ofType(events, "wait").filter((e) => e.wait === "pacing").length >= 7, "the calls waited for their slots");
+  });
+
+  test("pacing: false sends at once", T, async (t) => {
+    const limits = { "x-ratelimit-limit-requests": "10", "x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "2s" };
+    const mock = await mockFor(t, { script: [{ status: 200, headers: limits }] });
+    const f = createRetryFetch({ pacing: false });
+    await f(mock.url + path, chatInit());
+    const r = await settle(Promise.all(Array.from({ length: 5 }, () => f(mock.url + path, chatInit()))));
+    assert.ok(r.ok && r.ms < 500, `${r.ms} ms`);
+    assert.equal(mock.requests.length, 6);
+  });
+});
