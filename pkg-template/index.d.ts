@@ -15,17 +15,19 @@ export interface BackoffOptions {
 }
 
 export interface BudgetOptions {
-  /** Bucket size; retries pause while at most half of it is left. [10] */
+  /** Bucket size; backoff retries pause while at most half of it is left. [100] */
   maxTokens?: number;
-  /** Tokens returned per success (each failed attempt takes 1). [0.1] */
+  /** Tokens returned per success (each failed attempt takes 1, but a 429 that named its wait). [0.2] */
   tokenRatio?: number;
 }
 
 export interface BreakerOptions {
   /** Consecutive failed attempts that open a route's breaker. [5] */
   failureThreshold?: number;
-  /** How long an open route is skipped before one probe is let through, ms. [30000] */
+  /** How long an open route waits before one probe is let through, ms; doubled after each failed probe. [250] */
   cooldownMs?: number;
+  /** The longest cooldown, ms; ≥ cooldownMs. [1000, or cooldownMs if larger] */
+  maxCooldownMs?: number;
 }
 
 /** A route tried after the primary (the request as given) has failed. */
@@ -56,7 +58,7 @@ export interface AttemptRecord {
   status?: number;
   /** Why the attempt was classified as it was, e.g. "rate-limited", "network-error", "ok". */
   reason: string;
-  /** The wait before this attempt, ms. */
+  /** The time waited before this attempt, ms (backoff, hint, or in line). */
   waitedMs: number;
 }
 
@@ -74,18 +76,43 @@ export interface RetryReport {
   skipped: number[];
 }
 
+/** What a wait was for: the backoff, a server hint (by header), a route cooling after a 429's hint,
+ * the route's pacing slot, or its open breaker. */
+export type WaitCause =
+  | "backoff"
+  | "retry-after"
+  | "retry-after-ms"
+  | "x-ratelimit-reset"
+  | "anthropic-ratelimit-reset"
+  | "cooling"
+  | "pacing"
+  | "breaker";
+
 export type RetryEvent =
   | {
+      /** A wait begins before the next attempt on `route` (a retry's, or a first attempt's wait in line). */
+      type: "wait";
+      /** How long the wait is planned to be, ms (a breaker wait ends early when a probe succeeds). */
+      delayMs: number;
+      wait: WaitCause;
+      /** The server hint that set the wait, when one did. */
+      hint?: string;
+      route: number;
+      model?: string;
+    }
+  | {
+      /** A retry on the same route is being sent. */
       type: "retry";
       /** The attempt that failed (1-based, across routes). */
       attempt: number;
+      /** The time actually waited since it failed, ms. */
       delayMs: number;
       reason: string;
       status?: number;
       /** The server hint that set the wait, when it did: "retry-after", "retry-after-ms", "x-ratelimit-reset", "anthropic-ratelimit-reset". */
       hint?: string;
-      /** What set the wait: "backoff", "cooling" or the hint's name. */
-      wait: string;
+      /** What the last wait before the retry was for. */
+      wait: WaitCause;
       route: number;
       model?: string;
     }
@@ -101,11 +128,11 @@ export type RetryEvent =
       toModel?: string;
     }
   | {
-      /** A route passed over without a request: its breaker is open, or it is cooling after a 429 wait hint (from any call through this client). */
+      /** A route passed over without a request, for a later route that was ready or because no route could be reached within the deadline: its breaker is open, it is cooling after a 429 wait hint (from any call through this client), or its pacing has no slot. */
       type: "skip";
       route: number;
       model?: string;
-      reason: "circuit-open" | "cooling";
+      reason: "circuit-open" | "cooling" | "pacing";
       /** When the route admits requests again, ms. */
       retryInMs: number;
     }
@@ -131,7 +158,7 @@ export interface RetryOptions {
   /** Attempts per route, counting the first; 1–100. [4] */
   maxAttempts?: number;
   backoff?: BackoffOptions;
-  /** Bounds the whole call, waits included, ms. A wait that would end past it is never started. [60000] */
+  /** Bounds the whole call, waits included, ms. A wait that would end past it is never started; a call that no route can take within it fails fast. [60000] */
   deadlineMs?: number;
   /** Aborts an attempt whose response headers have not arrived, ms. [none: the deadline bounds it] */
   attemptTimeoutMs?: number;
@@ -141,17 +168,19 @@ export interface RetryOptions {
   maxRetryAfterMs?: number;
   /** Treat every request as safe to repeat after a timeout. GET/HEAD/OPTIONS/PUT/DELETE and requests with an Idempotency-Key header always are. [false] */
   idempotent?: boolean;
-  /** The client-wide retry budget (gRPC retry throttling), or false to turn it off. [{ maxTokens: 10, tokenRatio: 0.1 }] */
+  /** The client-wide retry budget (gRPC retry throttling) for backoff retries, or false to turn it off. [{ maxTokens: 100, tokenRatio: 0.2 }] */
   budget?: BudgetOptions | false;
-  /** A circuit breaker per route (origin + model), or false to turn it off. [{ failureThreshold: 5, cooldownMs: 30000 }] */
+  /** A circuit breaker per route (origin + model), or false to turn it off. Calls wait in line for an open breaker within their deadline. [{ failureThreshold: 5, cooldownMs: 250, maxCooldownMs: 1000 }] */
   breaker?: BreakerOptions | false;
+  /** Pace each route's sends by what its rate-limit headers (x-ratelimit-*, anthropic-ratelimit-*) and 429s teach, so calls wait for a slot instead of meeting a 429. [true] */
+  pacing?: boolean;
   /** Routes tried in order after the primary. [none] */
   fallbacks?: FallbackRoute[];
   /** Extra header names never sent to another origin (authorization, x-api-key, api-key, cookie and proxy-authorization always are dropped). */
   sensitiveHeaders?: string[];
   /** The transport. [the global fetch] */
   fetch?: (input: string, init: RequestInit) => Promise<Response>;
-  /** Called for every retry, fallback, skipped route, breaker change, give-up and success. Exceptions are ignored. Events carry no headers, bodies or full URLs (breaker keys name a route's origin and model). */
+  /** Called for every wait, retry, fallback, skipped route, breaker change, give-up and success. Exceptions are ignored. Events carry no headers, bodies or full URLs (breaker keys name a route's origin and model). */
   onEvent?: (event: RetryEvent) => void;
   /** Last resort when every route failed (or all are open): a value it returns becomes the result. */
   onExhausted?: (report: RetryReport) => unknown;
@@ -204,9 +233,11 @@ export class RetryError extends Error {
   readonly cause: unknown;
 }
 
-/** Every route's breaker is open: nothing was sent. */
+/** No route could be tried within the call's deadline (every one open, cooling or without a pacing slot for longer): nothing was sent. */
 export class CircuitOpenError extends Error {
   readonly name: "CircuitOpenError";
+  /** What held the soonest route. */
+  readonly reason: "circuit-open" | "cooling" | "pacing";
   /** When the soonest route admits a request again, ms. */
   readonly retryInMs: number;
   readonly report: RetryReport;

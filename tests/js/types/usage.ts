@@ -18,6 +18,7 @@ type Options = NonNullable<Parameters<typeof createRetryFetch>[0]>;
 type Backoff = NonNullable<Options["backoff"]>;
 type Jitter = NonNullable<Backoff["jitter"]>;
 type Event = Parameters<NonNullable<Options["onEvent"]>>[0];
+type WaitCause = Extract<Event, { type: "wait" }>["wait"];
 
 const jitters: Jitter[] = ["full", "equal", "decorrelated", "none"];
 
@@ -31,8 +32,9 @@ export const allOptions: Options = {
   retryOn: [408, 409, 429, 500, 502, 503, 504, 529],
   maxRetryAfterMs: 60_000,
   idempotent: false,
-  budget: { maxTokens: 10, tokenRatio: 0.1 },
-  breaker: { failureThreshold: 5, cooldownMs: 30_000 },
+  budget: { maxTokens: 100, tokenRatio: 0.2 },
+  breaker: { failureThreshold: 5, cooldownMs: 250, maxCooldownMs: 1_000 },
+  pacing: true,
   fetch: globalThis.fetch,
   onEvent: (e) => {
     events.push(e);
@@ -85,8 +87,12 @@ export function describeEvent(e: Event): string {
       const status: number | undefined = e.status;
       return `fallback ${e.from} → ${e.to} (${e.reason}, ${status ?? "-"})`;
     }
+    case "wait": {
+      const wait: WaitCause = e.wait;
+      return `waiting ${e.delayMs} ms for route ${e.route}: ${wait}`;
+    }
     case "skip": {
-      const reason: "circuit-open" | "cooling" = e.reason;
+      const reason: "circuit-open" | "cooling" | "pacing" = e.reason;
       const retryInMs: number = e.retryInMs;
       return `skipped route ${e.route}: ${reason}, back in ${retryInMs} ms`;
     }
