@@ -199,14 +199,15 @@ export async function runScenario({ out = process.stdout, color = out.isTTY && !
 
   let call = 0;
   let success; // the success line of the current call
+  let skipped; // why the current call passed over the primary, if it did
   const tag = () => c.dim(`call ${String(call).padStart(2)}`);
   const model = (route, name) => (route > 0 ? c.magenta : c.cyan)((name ?? `route ${route}`).padEnd(13));
   const status = (s) => statusColour(c, s)(String(s ?? "---"));
   const onEvent = (e) => {
     switch (e.type) {
-      case "retry": // an attempt failed and the same route is tried again after a wait
+      case "retry": // an attempt failed, and after a wait the same route is tried again
         print(`${tag()}  ${model(e.route, e.model)} ${status(e.status)}  ${e.reason.padEnd(18)} ` +
-          `→ wait ${String(e.delayMs).padStart(4)} ms ${c.dim(`(${e.hint ?? e.wait})`)}`);
+          `→ waited ${String(e.delayMs).padStart(4)} ms ${c.dim(`(${e.hint ?? e.wait})`)}`);
         break;
       case "fallback": // the route failed (or was skipped): the next one is tried
         print(`${tag()}  ${model(e.from, e.fromModel)} ${status(e.status)}  ` +
@@ -217,6 +218,9 @@ export async function runScenario({ out = process.stdout, color = out.isTTY && !
         break;
       case "giveUp":
         print(`${tag()}  ${c.red("gave up".padEnd(13))} ${e.reason} after ${e.attempts} attempts`);
+        break;
+      case "skip": // the primary was passed over for the fallback: printed with the result
+        skipped = e.reason;
         break;
       case "success": // printed once the call returns, after a note on any skipped route
         success = `${tag()}  ${model(e.route, e.model)} ${status(200)}  ${"ok".padEnd(18)} ` +
@@ -229,9 +233,6 @@ export async function runScenario({ out = process.stdout, color = out.isTTY && !
     maxAttempts: 4,
     backoff: { initialMs: 250, maxMs: 2000 },
     breaker: { failureThreshold: 5, cooldownMs: 1500 },
-    // The default budget (10 tokens) would stop retrying after about five failures; this
-    // scenario fails far more often than a real provider, so give it room.
-    budget: { maxTokens: 30 },
     deadlineMs: 15000,
     fallbacks: target.fallbacks,
     onEvent,
@@ -249,15 +250,14 @@ export async function runScenario({ out = process.stdout, color = out.isTTY && !
       max_tokens: 5,
     });
     success = undefined;
+    skipped = undefined;
     try {
       const res = await retryFetch(target.url, { method: "POST", headers, body });
       const report = retryReport(res);
       await res.arrayBuffer();
-      if (report?.skipped.length) {
-        // No event says why a route was skipped; the exported breaker state does.
-        const open = Object.values(retryFetch.exportState().breakers).some((b) => b.state === "open");
-        print(`${tag()}  ${model(0, target.model)} ---  ${"skipped".padEnd(18)} ` +
-          c.dim(open ? "(its breaker is open)" : "(cooling down after a wait hint)"));
+      if (skipped) {
+        const why = { "circuit-open": "its breaker is open", cooling: "cooling down after a wait hint", pacing: "no pacing slot yet" };
+        print(`${tag()}  ${model(0, target.model)} ---  ${"skipped".padEnd(18)} ` + c.dim(`(${why[skipped] ?? skipped})`));
       }
       if (success) print(success);
       if (!res.ok) print(`${tag()}  ${c.red(`failed with HTTP ${res.status}`)}`);

@@ -145,6 +145,20 @@ mod tests {
         assert!(on.requests < off.requests, "budget {} vs none {}", on.requests, off.requests);
     }
 
+    /// The defaults pace the retries at the rate the provider served (learned from its bare
+    /// 429s), so every call is served, with fewer than two requests per call; without pacing
+    /// the budget bounds the requests by failing most calls fast.
+    #[test]
+    fn the_defaults_pace_the_storm_and_serve_every_call() {
+        let mut paced = Config { max_attempts: 8, deadline_ms: 600_000, ..Config::default() };
+        paced.backoff.initial_ms = 100;
+        let r = storm(&STORM, &paced, 7);
+        assert_eq!(r.succeeded, 100);
+        assert!(r.requests < 200, "{} requests", r.requests);
+        let unpaced = storm(&STORM, &Config { pacing: false, ..paced }, 7);
+        assert!(unpaced.failed > 50, "{} failed", unpaced.failed);
+    }
+
     #[test]
     fn schedules_follow_the_backoff() {
         let rows = schedules(&cfg(Jitter::None, false), 2, 1);

@@ -215,7 +215,8 @@ async function runLive() {
   };
   const onEvent = (e) => {
     if (e.type === "breaker") marks.push({ t: now(), breaker: e.to });
-    if (e.type === "retry" && e.hint && e.status === 429) marks.push({ t: now(), coolMs: e.delayMs, hint: e.hint });
+    // A retry is told as it is sent, after its wait: the cooling began delayMs ago.
+    if (e.type === "retry" && e.hint && e.status === 429) marks.push({ t: now() - e.delayMs, coolMs: e.delayMs, hint: e.hint });
     redraw();
   };
 
@@ -383,12 +384,13 @@ function renderStorm() {
   }
   let rows;
   try {
-    rows = JITTERS.flatMap((jitter) =>
-      [false, true].map((budget) => {
-        const options = { maxAttempts: 8, breaker: false, deadlineMs: 600000, backoff: { initialMs: 100, jitter }, budget: budget ? {} : false };
-        return { jitter, budget, ...simulateStorm(options, clients, capacity, 20, STORM_BUCKET_MS, SEED) };
-      }),
-    );
+    const run = (jitter, budget, pacing) => {
+      const options = { maxAttempts: 8, breaker: false, deadlineMs: 600000, backoff: { initialMs: 100, jitter }, budget: budget ? {} : false, pacing };
+      return { jitter, budget, pacing, ...simulateStorm(options, clients, capacity, 20, STORM_BUCKET_MS, SEED) };
+    };
+    // The study's comparison (backoff and jitter alone, with and without the budget), then the
+    // library's defaults: pacing learned from the 429s, and the budget.
+    rows = [...JITTERS.flatMap((jitter) => [run(jitter, false, false), run(jitter, true, false)]), run("full", true, true)];
   } catch (e) {
     box.textContent = errorText(e);
     box.hidden = false;
@@ -405,7 +407,8 @@ function renderStorm() {
       tr.dataset.testid = "storm-row";
       tr.dataset.jitter = r.jitter;
       tr.dataset.budget = r.budget ? "on" : "off";
-      tr.className = `${r.budget ? "budget-on" : "first"}`;
+      tr.dataset.pacing = r.pacing ? "on" : "off";
+      tr.className = r.pacing ? "first paced" : r.budget ? "budget-on" : "first";
       const cell = (content, cls, col) => {
         const td = document.createElement("td");
         if (cls) td.className = cls;
@@ -415,7 +418,8 @@ function renderStorm() {
         return td;
       };
       const name = document.createElement("span");
-      name.innerHTML = r.budget ? "" : `<span class="swatch" style="background:var(--${r.jitter})"></span>${r.jitter}`;
+      name.innerHTML = r.pacing ? "<strong>defaults</strong>: full + pacing"
+        : r.budget ? "" : `<span class="swatch" style="background:var(--${r.jitter})"></span>${r.jitter}`;
       cell(name);
       cell(r.budget ? "on" : "off", "", "budget");
       cell(r.requests.toLocaleString("en"), "num", "requests");
@@ -427,8 +431,9 @@ function renderStorm() {
     }),
   );
 
-  const get = (jitter, budget) => rows.find((r) => r.jitter === jitter && r.budget === budget);
+  const get = (jitter, budget) => rows.find((r) => r.jitter === jitter && r.budget === budget && !r.pacing);
   const none = get("none", false), full = get("full", false), fullBudget = get("full", true);
+  const paced = rows.find((r) => r.pacing);
   $("#storm-summary").innerHTML =
     `In AWS's <em>Exponential Backoff and Jitter</em> study (Marc Brooker, 2015), clients using plain ` +
     `exponential backoff kept retrying in synchronized waves that the server turned away together; ` +
@@ -438,7 +443,11 @@ function renderStorm() {
     `full jitter <strong>${fmtMs(full.finishMs)}</strong>. The retry budget (gRPC-style retry throttling) sends far fewer ` +
     `requests — <strong>${fullBudget.requests.toLocaleString("en")}</strong> instead of ` +
     `<strong>${full.requests.toLocaleString("en")}</strong> with full jitter — at the cost of failing ` +
-    `<strong>${fullBudget.failed.toLocaleString("en")}</strong> calls fast instead of waiting the overload out.`;
+    `<strong>${fullBudget.failed.toLocaleString("en")}</strong> calls fast instead of waiting the overload out. ` +
+    `The library's defaults do neither: each client's pacer learns from the 429s the rate the provider served, ` +
+    `and the retries wait for their slots — <strong>${paced.succeeded.toLocaleString("en")}</strong> of ` +
+    `${clients.toLocaleString("en")} calls served with <strong>${paced.requests.toLocaleString("en")}</strong> requests, ` +
+    `in ${fmtMs(paced.finishMs)}.`;
 }
 
 function sparkline(r, span, peak, capacity) {

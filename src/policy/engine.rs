@@ -449,7 +449,20 @@ impl Session {
 
     /// Sends on `route`, which [`Self::check`] admitted; `from` is where the search began.
     fn send(&mut self, shared: &mut Shared, from: usize, route: usize, moved: Option<(usize, Reason)>, now: u64) -> Decision {
-        self.skip_from(shared, from, route, now);
+        let last = self.report.attempts.last().copied();
+        // Routes passed over for this one, but the one being left (its `fallback` event says why).
+        let leaving = (route != self.route && last.is_some()).then_some(self.route);
+        let left_because = match moved {
+            Some((_, reason)) => reason,
+            None => match self.check(shared, self.route, now) {
+                Err((_, WaitCause::Cooling)) => Reason::Cooling,
+                Err((_, WaitCause::Pacing)) => Reason::Pacing,
+                _ => Reason::CircuitOpen,
+            },
+        };
+        for r in (from..route).filter(|&r| Some(r) != leaving) {
+            self.skip_from(shared, r, r + 1, now);
+        }
         let pacing = shared.pacing;
         let h = shared.health(&self.routes[route].key);
         match self.reserved.take() {
@@ -463,11 +476,9 @@ impl Session {
         self.note_change(shared, route, change);
         let waited_ms = now.saturating_sub(self.since);
         self.report.total_wait_ms = self.report.total_wait_ms.saturating_add(waited_ms);
-        let last = self.report.attempts.last().copied();
         if route != self.route || last.is_none() {
-            if let (Some(last), true) = (last, route != self.route) {
-                let reason = moved.map_or(Reason::CircuitOpen, |(_, r)| r);
-                self.events.push(Event::Fallback { from: self.route, to: route, reason, status: last.status });
+            if let (Some(last), Some(from)) = (last, leaving) {
+                self.events.push(Event::Fallback { from, to: route, reason: left_because, status: last.status });
             }
             self.report.fallback |= route > 0;
             self.route = route;
@@ -534,8 +545,10 @@ impl Session {
             Observation::Response { status, headers, .. } => hints::wait_hint(headers, *status, now),
             _ => None,
         };
-        // A failure takes a token, but for a rate limit that said when to come back.
-        if let (Some(budget), false) = (shared.budget.as_mut(), reason == Reason::RateLimited && hint.is_some()) {
+        // A failure takes a token, but for a rate limit that said when to come back or whose
+        // retries are paced: those are sent when the provider can take them, not blindly.
+        let paced = reason == Reason::RateLimited && (hint.is_some() || shared.pacing);
+        if let (Some(budget), false) = (shared.budget.as_mut(), paced) {
             budget.record_failure();
         }
         let h = shared.health(&self.routes[route].key);
@@ -562,7 +575,7 @@ impl Session {
                 let jitter = (h.ms as f64 * HINT_JITTER).min(HINT_JITTER_MAX_MS as f64) * rand;
                 (h.ms.saturating_add(jitter as u64), WaitCause::Hint(h.source))
             }
-            None if shared.budget.as_ref().is_some_and(|b| !b.can_retry()) => {
+            None if !paced && shared.budget.as_ref().is_some_and(|b| !b.can_retry()) => {
                 return move_on(self, shared, Reason::BudgetExhausted);
             }
             None => {

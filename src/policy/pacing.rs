@@ -116,9 +116,10 @@ impl Pacer {
                 if served < 2 {
                     return; // nothing to learn a rate from: the hint alone governs
                 }
-                // Over the part of the last two windows that has passed.
+                // Over the part of the last two windows that has passed, and at least a second:
+                // what the provider served in a second, not in the instant before the 429.
                 let span = now.saturating_sub(self.window_start) + if self.last_window > 0 { 1_000 } else { 0 };
-                self.interval = span.max(1) as f64 / served as f64;
+                self.interval = span.max(1_000) as f64 / served as f64;
                 self.burst = 1.0;
             } else if now.saturating_sub(self.last_limited) as f64 >= self.interval {
                 // One cut per interval: the 429s of sends already out say the same thing.

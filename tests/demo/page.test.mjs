@@ -101,20 +101,23 @@ describe("the demo page in headless Chromium", () => {
     assert.ok(models.includes("main-model"), models.join());
   });
 
-  test("the storm table: the budget sends fewer requests than no budget", async () => {
+  test("the storm table: the budget sends fewer requests than no budget; the defaults (pacing) serve every call", async () => {
     const rows = await page.locator("[data-testid=storm-row]").evaluateAll((trs) =>
-      trs.map((tr) => ({
-        jitter: tr.dataset.jitter,
-        budget: tr.dataset.budget,
-        requests: Number(tr.querySelector("[data-col=requests]").textContent.replace(/,/g, "")),
-      })),
+      trs.map((tr) => {
+        const n = (col) => Number(tr.querySelector(`[data-col=${col}]`).textContent.replace(/,/g, ""));
+        return { jitter: tr.dataset.jitter, budget: tr.dataset.budget, pacing: tr.dataset.pacing, requests: n("requests"), succeeded: n("succeeded"), failed: n("failed") };
+      }),
     );
-    assert.equal(rows.length, 8);
+    assert.equal(rows.length, 9);
     for (const jitter of JITTERS) {
-      const on = rows.find((r) => r.jitter === jitter && r.budget === "on");
-      const off = rows.find((r) => r.jitter === jitter && r.budget === "off");
+      const on = rows.find((r) => r.jitter === jitter && r.budget === "on" && r.pacing === "off");
+      const off = rows.find((r) => r.jitter === jitter && r.budget === "off" && r.pacing === "off");
       assert.ok(on.requests > 0 && on.requests < off.requests, `${jitter}: budget ${on.requests} vs ${off.requests}`);
     }
+    const paced = rows.find((r) => r.pacing === "on");
+    assert.equal(paced.failed, 0, "the defaults fail no call");
+    assert.equal(paced.succeeded, 100);
+    assert.ok(paced.requests < 200, `${paced.requests} requests for 100 calls`);
     mkdirSync(OUT, { recursive: true });
     await page.screenshot({ path: join(OUT, "demo.png"), fullPage: true });
     assert.deepEqual(problems, []);
@@ -141,6 +144,6 @@ test("node demo/run.mjs --once runs the 20-call scenario and exits 0", async () 
   assert.equal(succeeded, 20);
   assert.ok(retries > 0 && attempts > 20, `retries ${retries}`);
   assert.ok(fallbacks >= 1, `fallbacks ${fallbacks}`);
-  assert.match(stdout, /rate-limited +→ wait +\d+ ms \(retry-after\)/);
+  assert.match(stdout, /rate-limited +→ waited +\d+ ms \(retry-after\)/);
   assert.match(stdout, /fallback to backup-model/);
 });
