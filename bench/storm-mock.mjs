@@ -7,7 +7,7 @@
 //   parent → child   { type: "start", config }          arm the behaviour (see Mock below)
 //   child  → parent  { type: "started" }
 //   parent → child   { type: "stop" }
-//   child  → parent  { type: "log", times, statuses, loopDelayP99Ms, loopDelayMaxMs } (event-loop delay)
+//   child  → parent  { type: "log", stoppedAt, times, statuses, loopDelayP99Ms, loopDelayMaxMs }
 //                                                       then the server closes and the child exits
 //
 // config = {
@@ -32,7 +32,7 @@ const now = () => performance.timeOrigin + performance.now();
  * exactly that long never arrives before the bucket is full. */
 export function formatReset(ms) {
   if (ms <= 0) return "0s";
-  if (ms < 1000) return `${Math.ceil(ms)}ms`;
+  if (Math.ceil(ms) < 1000) return `${Math.ceil(ms)}ms`;
   const trim = (s) => String(Math.round(s * 1000) / 1000); // up to 3 decimals, no trailing zeros
   let rest = ms / 1000;
   const h = Math.floor(rest / 3600);
@@ -166,6 +166,7 @@ if (process.send) {
       process.send(
         {
           type: "log",
+          stoppedAt: now() - m.c.t0, // the end of the observation, ms since t0
           times: Float64Array.from(m.times),
           statuses: Uint16Array.from(m.statuses),
           loopDelayP99Ms: Math.max(0, loop.percentile(99) / 1e6 - LOOP_RES_MS),

@@ -380,6 +380,7 @@ function figuresOf(scenario, recs, log, health, outage) {
     const after = recs.filter((r) => r.start >= toMs);
     f.outageReqPerCall = during.length ? reqsIn / during.length : null;
     f.firstOkAfterMs = first200 === null ? null : first200 - toMs;
+    f.watchedAfterMs = log.stoppedAt - toMs; // how long after recovery the mock was watched
     f.duringOkPct = pct(during.filter((r) => r.ok).length, during.length);
     f.afterOkPct = pct(after.filter((r) => r.ok).length, after.length);
   } else {
@@ -398,6 +399,11 @@ const fmt = {
   ms: (v) => (v === null ? "—" : v >= 10_000 ? `${(v / 1000).toFixed(1)} s` : `${Math.round(v)} ms`),
   msOrNone: (v) => (v === null ? "none" : fmt.ms(v)),
 };
+/** The time to the first 200 after recovery, or, when none came, the bound the run gives. */
+const firstOk = (f) =>
+  f.firstOkAfterMs !== null && f.firstOkAfterMs !== undefined
+    ? fmt.ms(f.firstOkAfterMs)
+    : `none in ${secs(f.watchedAfterMs ?? 0)}`;
 const secs = (ms) => `${+(ms / 1000).toFixed(2)} s`;
 
 const ROWS = {
@@ -414,7 +420,7 @@ const ROWS = {
     ["calls", "calls", fmt.int],
     ["succeeded (all)", "succeededPct", fmt.pct],
     ["requests per call in outage", "outageReqPerCall", fmt.ratio],
-    ["first 200 after recovery", "firstOkAfterMs", fmt.msOrNone],
+    ["first 200 after recovery", "firstOkAfterMs", fmt.msOrNone, (f) => firstOk(f)],
     ["succeeded, started in outage", "duringOkPct", fmt.pct],
     ["succeeded, started after", "afterOkPct", fmt.pct],
     ["requests per call (all)", "reqPerCall", fmt.ratio],
@@ -452,7 +458,8 @@ function printTable(scenario, byClient) {
     ["failures by kind", null, null],
     ...(kindRows.length ? kindRows : [["  (none)", null, null]]),
   ];
-  const cells = rows.map(([label, key, f]) => [label, ...keys.map((k) => (key ? f(byClient[k][key] ?? null) : ""))]);
+  const cell = (k, key, f, whole) => (whole ? whole(byClient[k]) : key ? f(byClient[k][key] ?? null) : "");
+  const cells = rows.map(([label, key, f, whole]) => [label, ...keys.map((k) => cell(k, key, f, whole))]);
   for (const [label, f] of HEALTH_ROWS) cells.push([label, ...keys.map((k) => f(byClient[k]))]);
   const header = ["", ...keys.map((k) => CLIENTS[k].label)];
   const w = header.map((h, c) => Math.max(h.length, ...cells.map((r) => r[c].length)));
@@ -476,7 +483,7 @@ function printTargets(results) {
   if (l("outage")) {
     const f = l("outage");
     check(num(f.outageReqPerCall) <= 1.1, `outage: ${fmt.ratio(f.outageReqPerCall ?? null)} requests per call during the outage (target ≤ 1.1)`);
-    check(num(f.firstOkAfterMs) <= 1000, `outage: first 200 ${fmt.msOrNone(f.firstOkAfterMs ?? null)} after recovery (target ≤ 1 s)`);
+    check(num(f.firstOkAfterMs) <= 1000, `outage: first 200 after recovery: ${firstOk(f)} (target ≤ 1 s)`);
     check(num(f.afterOkPct) >= 99, `outage: ${fmt.pct(f.afterOkPct ?? null)} of calls started after recovery succeeded (target ≥ 99 %)`);
   }
   if (l("burst429")) {
@@ -501,14 +508,18 @@ function printHealth(results) {
     );
 }
 
-/** Warms up this process's fetch (undici) and the JIT against a throwaway mock with no limit,
- * so the first client measured does not pay for it. */
+/** Warms up fetch (undici), the JIT and each client's own code (a throwaway instance of it)
+ * against a throwaway mock with no limit, so that no client pays for a cold start in its
+ * measured runs (the first one measured would otherwise). */
 async function warmUp() {
   const mock = await startMock();
   await mock.start({ t0: now(), mode: "bucket", rate: 1e9, burst: 1e9, latencyMs: LATENCY_MS, outage: null });
   const url = chatUrl(mock.base);
-  for (let i = 0; i < 40; i++) {
-    await Promise.all(Array.from({ length: 10 }, (_, j) => fetch(url, initFor(`w${i}-${j}`)).then((r) => r.arrayBuffer())));
+  const plain = async ({ id }) => fetch(url, initFor(id)).then((r) => r.arrayBuffer());
+  for (const call of [plain, ...(await Promise.all(ONLY.map((k) => CLIENTS[k].make(mock.base))))]) {
+    for (let i = 0; i < 30; i++) {
+      await Promise.all(Array.from({ length: 10 }, (_, j) => call({ id: `w${i}-${j}` })));
+    }
   }
   await mock.stop();
 }
