@@ -35,6 +35,12 @@
 //   PKG=/some/dir                       import llm-retry from another built package dir (its
 //                                       node.js); default ../pkg beside this script
 //
+// Below each table, harness rows: how late calls started against their schedule (start lag) and
+// the event-loop delay in this process and the mock's. The clients run in this process, so a
+// CPU-heavy client delays its own starts; with the openai SDK in overload this process is near one
+// full core, and other load on the machine then shows up as lag (a warning is printed when a
+// start lag p99 exceeds 50 ms: late starts bunch calls, which a token bucket punishes).
+//
 // Every server listens on 127.0.0.1 port 0 and is closed at the end; calls still unsettled when
 // the wait ends are aborted (and counted "pending"), so the process exits by itself.
 import { fork } from "node:child_process";
