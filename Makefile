@@ -110,10 +110,18 @@ tests/demo/node_modules/.stamp: tests/demo/package.json tests/demo/package-lock.
 test-demo: pkg/package.json www/pkg/package.json tests/demo/node_modules/.stamp chromium
 	cd tests/demo && node --test --test-concurrency=1
 
-## Figures, not pass/fail: the engine's decision cost natively, retryFetch's happy-path overhead in Node.
-bench: pkg/package.json
+bench/node_modules/.stamp: bench/package.json bench/package-lock.json
+	cd bench && npm ci --no-audit --no-fund
+	touch $@
+
+## Figures, not pass/fail: the engine's decision cost natively, retryFetch's happy-path overhead in Node,
+## and the storm (bench/storm.mjs: overload, outage and a 429 burst against a loopback mock provider,
+## llm-retry beside plain fetch, the OpenAI SDK, p-retry and cockatiel; ~10 min; STORM_SCALE=0.3 for
+## a quick run, STORM_ONLY / STORM_SCENARIOS / STORM_ROUNDS / PKG: see its header).
+bench: pkg/package.json bench/node_modules/.stamp
 	cargo run --quiet --release --example engine_bench
 	node bench/overhead.mjs
+	node bench/storm.mjs
 
 clean:
-	rm -rf pkg www/pkg target build/node_modules tests/js/node_modules tests/runtimes/node_modules tests/runtimes/.pack tests/demo/node_modules
+	rm -rf pkg www/pkg target build/node_modules tests/js/node_modules tests/runtimes/node_modules tests/runtimes/.pack tests/demo/node_modules bench/node_modules
