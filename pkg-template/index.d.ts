@@ -26,7 +26,7 @@ export interface BreakerOptions {
   failureThreshold?: number;
   /** How long an open route waits before one probe is let through, ms; doubled after each failed probe. [250] */
   cooldownMs?: number;
-  /** The longest cooldown, ms; ≥ cooldownMs. [1000, or cooldownMs if larger] */
+  /** The longest cooldown, ms; ≥ cooldownMs. [750, or cooldownMs if larger] */
   maxCooldownMs?: number;
 }
 
@@ -170,7 +170,7 @@ export interface RetryOptions {
   idempotent?: boolean;
   /** The client-wide retry budget (gRPC retry throttling) for backoff retries, or false to turn it off. [{ maxTokens: 100, tokenRatio: 0.2 }] */
   budget?: BudgetOptions | false;
-  /** A circuit breaker per route (origin + model), or false to turn it off. Calls wait in line for an open breaker within their deadline. [{ failureThreshold: 5, cooldownMs: 250, maxCooldownMs: 1000 }] */
+  /** A circuit breaker per route (origin + model), or false to turn it off. Calls wait in line for an open breaker within their deadline. [{ failureThreshold: 5, cooldownMs: 250, maxCooldownMs: 750 }] */
   breaker?: BreakerOptions | false;
   /** Pace each route's sends by what its rate-limit headers (x-ratelimit-*, anthropic-ratelimit-*) and 429s teach, so calls wait for a slot instead of meeting a 429. [true] */
   pacing?: boolean;

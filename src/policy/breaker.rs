@@ -20,15 +20,15 @@
 //! # Why the cooldown is short
 //! An open breaker no longer fails calls: they wait in line for the route (see the engine), so
 //! what the cooldown costs is the time from the provider's recovery to the first call served.
-//! A probe is one request; one every second is nothing to a provider that serves thousands, and
-//! it finds a recovery within a second, where a fixed 30 s cooldown made every waiting caller
+//! A probe is one request; one every 0.75 s is nothing to a provider that serves thousands, and
+//! it finds a recovery within that, where a fixed 30 s cooldown made every waiting caller
 //! wait out the rest of it.
 //!
 //! Separately, a 429 with a wait hint *cools* the route until the hinted time (as LiteLLM does):
 //! no attempt is admitted before then, whatever the state.
 //!
 //! # Default
-//! `failure_threshold` 5, `cooldown_ms` 250, `max_cooldown_ms` 1 000.
+//! `failure_threshold` 5, `cooldown_ms` 250, `max_cooldown_ms` 750: a recovery is found within 0.75 s (and a round trip).
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BreakerConfig {
@@ -41,7 +41,7 @@ pub struct BreakerConfig {
 
 impl Default for BreakerConfig {
     fn default() -> Self {
-        Self { failure_threshold: 5, cooldown_ms: 250, max_cooldown_ms: 1_000 }
+        Self { failure_threshold: 5, cooldown_ms: 250, max_cooldown_ms: 750 }
     }
 }
 

@@ -33,7 +33,7 @@ export const allOptions: Options = {
   maxRetryAfterMs: 60_000,
   idempotent: false,
   budget: { maxTokens: 100, tokenRatio: 0.2 },
-  breaker: { failureThreshold: 5, cooldownMs: 250, maxCooldownMs: 1_000 },
+  breaker: { failureThreshold: 5, cooldownMs: 250, maxCooldownMs: 750 },
   pacing: true,
   fetch: globalThis.fetch,
   onEvent: (e) => {
