@@ -367,6 +367,7 @@ function figuresOf(scenario, recs, log, health, outage) {
   f.succeededPct = pct(ok.length, n);
   f.requests = log.times.length;
   f.reqPerCall = n ? log.times.length / n : null;
+  f.rejected = log.statuses.filter((st) => st === 429).length;
   f.p50 = percentile(lat, 50);
   f.p99 = percentile(lat, 99);
   if (scenario === "overload") {
@@ -419,6 +420,7 @@ const ROWS = {
     [`settled by ${secs(s(30_000))}`, "settledBy30Pct", fmt.pct],
     [`succeeded by ${secs(s(30_000))}`, "succeededBy30Pct", fmt.pct],
     ["requests per call", "reqPerCall", fmt.ratio],
+    ["429s the provider sent", "rejected", fmt.int],
     ["latency p50 (successes)", "p50", fmt.ms],
     ["latency p99 (successes)", "p99", fmt.ms],
   ],

@@ -345,3 +345,23 @@ fn rate_limits_do_not_open_the_breaker() {
     let r = run(&c, &mut shared, &["a"], false, &[], 300, 0.5);
     assert!(matches!(r.outcome, Outcome::CircuitOpen { .. }));
 }
+
+#[test]
+fn a_call_woken_before_its_pacing_slot_keeps_it() {
+    let c = Config::default();
+    let mut shared = Shared::new(&c);
+    let limits: &[(&str, &str)] = &[
+        ("x-ratelimit-limit-requests", "10"),
+        ("x-ratelimit-remaining-requests", "0"),
+        ("x-ratelimit-reset-requests", "100ms"),
+    ];
+    run(&c, &mut shared, &["p"], false, &[Status(200, limits, None)], 0, 0.5);
+    // Two calls queue for slots; the first is woken 1 ms before its slot, as a host timer may.
+    let mut a = Session::new(&c, vec![Route::new("p", 4)], false);
+    let mut b = Session::new(&c, vec![Route::new("p", 4)], false);
+    let Decision::Wait { ms: wa, cause: WaitCause::Pacing } = a.next(&mut shared, None, 5, 0.5) else { panic!() };
+    let Decision::Wait { ms: wb, cause: WaitCause::Pacing } = b.next(&mut shared, None, 5, 0.5) else { panic!() };
+    assert!(wb > wa);
+    assert_eq!(a.next(&mut shared, None, 5 + wa - 1, 0.5), Decision::Wait { ms: 1, cause: WaitCause::Pacing });
+    assert!(matches!(a.next(&mut shared, None, 5 + wa, 0.5), Decision::Attempt { .. }), "sent at its own slot");
+}

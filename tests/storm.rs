@@ -141,7 +141,10 @@ fn overload_at_one_and_a_half_times_capacity_waits_in_line_and_is_served() {
     let per_call = p.log.len() as f64 / calls.len() as f64;
     let last_end = calls.iter().filter_map(|c| c.end.map(|e| e.0)).max().unwrap_or(0);
     let rejected = p.log.iter().filter(|l| l.1 == 429).count();
-    println!("served {rate:.4}, requests per call {per_call:.3}, 429s {rejected}, last end {last_end} ms");
+    let mut lat: Vec<u64> = calls.iter().filter_map(|c| c.end.map(|e| e.0 - c.start)).collect();
+    lat.sort_unstable();
+    let p99 = lat[lat.len() * 99 / 100];
+    println!("served {rate:.4}, requests per call {per_call:.3}, 429s {rejected}, last end {last_end} ms, p50 {} p99 {p99}", lat[lat.len() / 2]);
     assert!(rate >= 0.99, "served {rate}");
     assert!(per_call <= 1.2, "requests per call {per_call}");
     assert!(last_end <= 30_000, "the backlog drains within 15 s of the load: {last_end}");

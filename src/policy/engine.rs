@@ -384,8 +384,9 @@ impl Session {
         }
         match soonest {
             Some((route, ms, cause)) if now.saturating_add(ms) < self.deadline_at => {
-                let ms = match cause {
-                    WaitCause::Pacing => {
+                let ms = match (cause, self.reserved) {
+                    (WaitCause::Pacing, Some((r, _))) if r == route => ms,
+                    (WaitCause::Pacing, _) => {
                         let slot = shared.health(&self.routes[route].key).pacer.reserve(now);
                         self.reserved = Some((route, slot));
                         slot - now
@@ -428,6 +429,8 @@ impl Session {
         }
         match self.reserved {
             Some((r, slot)) if r == route && slot <= now => return Ok(()),
+            // Woken a little early (host timers round): the slot held is still the one to wait for.
+            Some((r, slot)) if r == route => return Err((slot - now, WaitCause::Pacing)),
             _ => {}
         }
         let slot = if pacing { h.pacer.next_slot(now) } else { now };
