@@ -69,6 +69,9 @@ pub fn retry_error(reason: Reason, report: &Report, cause: &JsValue, report_js: 
 /// The event as `onEvent` gets it; `models` names each route's model (a JS array).
 pub fn event(e: &Event, models: &JsValue) -> JsValue {
     match e {
+        Event::Commit { route, attempt, first_token_ms } => {
+            values::commit_event(models, *route as u32, *attempt, *first_token_ms as f64)
+        }
         Event::Wait { route, delay_ms, cause } => values::wait_event(
             models,
             *route as u32,
@@ -105,7 +108,10 @@ pub fn report(r: &Report, models: &JsValue) -> JsValue {
     let attempts: Array = r
         .attempts
         .iter()
-        .map(|a| values::report_attempt(models, a.route as u32, a.status, a.reason.as_str(), a.waited_ms as f64))
+        .map(|a| {
+            let waited = a.waited_ms as f64;
+            values::report_attempt(models, a.route as u32, a.status, a.reason.as_str(), waited, a.in_stream)
+        })
         .collect();
     values::report_js(
         models,
@@ -115,5 +121,6 @@ pub fn report(r: &Report, models: &JsValue) -> JsValue {
         r.served_by.map(|i| i as u32),
         r.fallback,
         r.skipped.iter().map(|&i| i as u32).collect(),
+        r.first_token_ms.map(|ms| ms as f64),
     )
 }

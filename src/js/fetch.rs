@@ -14,9 +14,10 @@ use web_sys::{AbortSignal, Response};
 
 use super::drive::{drive, AttemptResult, Attempts, Client, Held, Names};
 use super::errors::{self, get};
-use super::host::{self, AttemptSignal};
+use super::host::{self, AttemptSignal, Either};
 use super::values;
 use crate::policy::classify::Observation;
+use crate::policy::stream::{State, Watch};
 use crate::policy::{hints, Headers};
 
 pub async fn fetch(client: &Client, input: JsValue, init: JsValue) -> Result<JsValue, JsValue> {
@@ -78,28 +79,91 @@ impl Call<'_> {
         };
         let timer = host::Timer::new(timeout_ms, on_timeout.as_ref().unchecked_ref());
         let result = JsFuture::from(host::call_fetch(self.client.opts.transport.as_ref(), &url, &init)).await;
-        drop((timer, on_timeout));
         let error = match result {
             // Duck-typed: another fetch implementation's Response is not `instanceof` this one's.
             Ok(v) => match status_of(&v) {
                 Some(status) => {
+                    // A 2xx event stream is read up to its commit point, under the attempt's timer.
+                    let reader = if status < 300 { values::stream_reader(&v) } else { JsValue::UNDEFINED };
                     let response: Response = v.unchecked_into();
-                    let obs = observe(&response, status).await;
-                    return Ok((obs, Held::Value(response.into())));
+                    let observed = if reader.is_undefined() {
+                        drop((timer, on_timeout));
+                        (observe(&response, status).await, Held::Value(response.into()))
+                    } else {
+                        let watched = self.watch(response, reader, &timed_out).await;
+                        drop((timer, on_timeout));
+                        watched
+                    };
+                    return Ok(observed);
                 }
                 None => values::not_response(&v),
             },
             Err(e) => e,
         };
-        let obs = if self.signal.as_ref().is_some_and(|s| s.aborted()) {
+        Ok((self.failure(&timed_out), Held::Error { error, has_status: false }))
+    }
+
+    /// What a transport failure was: the caller's abort, the attempt's timeout, or the network.
+    fn failure(&self, timed_out: &Cell<bool>) -> Observation {
+        if self.signal.as_ref().is_some_and(|s| s.aborted()) {
             Observation::Aborted
         } else if timed_out.get() {
             Observation::Timeout
         } else {
             Observation::NetworkError
-        };
-        Ok((obs, Held::Error { error, has_status: false }))
+        }
     }
+
+    /// Reads an event stream until it commits (its first content event), fails in-band, stalls
+    /// past `firstTokenTimeoutMs`, or breaks (see `policy::stream`). The chunks read are held:
+    /// the Response the caller may get starts with them.
+    async fn watch(&self, response: Response, reader: JsValue, timed_out: &Cell<bool>) -> (Observation, Held) {
+        let cfg = &self.client.opts.cfg;
+        let mut stall: Pin<Box<dyn Future<Output = ()>>> = match cfg.first_token_timeout_ms {
+            Some(ms) => Box::pin(host::delay(ms)),
+            None => Box::pin(core::future::pending()),
+        };
+        let held = js_sys::Array::new();
+        let mut watch = Watch::default();
+        let state = loop {
+            let chunk = match host::race(JsFuture::from(values::next_chunk(&reader)), &mut stall).await {
+                Either::Right(()) => {
+                    values::cancel_reader(&reader);
+                    return (Observation::Stalled, Held::Nothing);
+                }
+                Either::Left(Err(error)) => return (self.failure(timed_out), Held::Error { error, has_status: false }),
+                Either::Left(Ok(chunk)) => chunk,
+            };
+            let state = if chunk.is_undefined() {
+                watch.ended()
+            } else {
+                held.push(&chunk);
+                watch.feed(&js_sys::Uint8Array::new(&chunk).to_vec())
+            };
+            if state != State::Pending {
+                break state;
+            }
+        };
+        let idle = cfg.idle_timeout_ms.map(|ms| ms as f64);
+        let headers = hint_headers(&response);
+        let held = Held::Value(values::resumed(&response, &held, &reader, idle));
+        match state {
+            State::Failed { status, body } => (Observation::StreamFailed { status, headers, body }, held),
+            _ => (Observation::Committed { headers }, held),
+        }
+    }
+}
+
+/// A response's wait-hint and rate-limit headers.
+fn hint_headers(r: &Response) -> Headers {
+    let mut headers = Headers::new();
+    let h = r.headers();
+    for name in hints::HEADER_NAMES {
+        if let Ok(Some(v)) = h.get(name) {
+            headers.push(*name, v);
+        }
+    }
+    headers
 }
 
 /// The status of anything response-like; `None` for something that is not a response.
@@ -111,12 +175,11 @@ fn status_of(v: &JsValue) -> Option<u16> {
 /// What the classifier needs of a response: status, the hint headers, and for a 429 the body
 /// (read from a clone, so the caller still gets it whole).
 async fn observe(r: &Response, status: u16) -> Observation {
-    let mut headers = Headers::new();
-    let h = r.headers();
     if status < 400 {
+        let mut headers = Headers::new();
         // A success is final whatever its headers say; only its rate-limit headers (for pacing)
         // are read, in one call.
-        let flat = values::limit_headers(&h);
+        let flat = values::limit_headers(&r.headers());
         if let Some(flat) = flat.dyn_ref::<js_sys::Array>() {
             for i in (0..flat.length()).step_by(2) {
                 if let (Some(k), Some(v)) = (flat.get(i).as_string(), flat.get(i + 1).as_string()) {
@@ -126,11 +189,7 @@ async fn observe(r: &Response, status: u16) -> Observation {
         }
         return Observation::Response { status, headers, body: None };
     }
-    for name in hints::HEADER_NAMES {
-        if let Ok(Some(v)) = h.get(name) {
-            headers.push(*name, v);
-        }
-    }
+    let headers = hint_headers(r);
     let mut body = None;
     if status == 429 {
         if let Ok(Ok(text)) = r.clone().map(|c| c.text()) {

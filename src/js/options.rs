@@ -62,6 +62,8 @@ pub fn read(options: &JsValue, for_retry: bool) -> Result<Options, JsValue> {
     }
     c.deadline_ms = ms(o, "deadlineMs").unwrap_or(c.deadline_ms);
     c.attempt_timeout_ms = ms(o, "attemptTimeoutMs");
+    c.first_token_timeout_ms = ms(o, "firstTokenTimeoutMs");
+    c.idle_timeout_ms = ms(o, "idleTimeoutMs");
     c.max_retry_after_ms = ms(o, "maxRetryAfterMs").unwrap_or(c.max_retry_after_ms);
     c.idempotent = get(o, "idempotent").as_bool().unwrap_or(c.idempotent);
     let retry_on = get(o, "retryOn");

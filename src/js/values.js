@@ -15,7 +15,8 @@ const MAX_MS = 86_400_000; // a day: longer is almost surely a unit mistake
 const MAX_ATTEMPTS = 100;
 const JITTERS = ["full", "equal", "decorrelated", "none"];
 const KEYS = [
-  "maxAttempts", "backoff", "deadlineMs", "attemptTimeoutMs", "retryOn", "maxRetryAfterMs", "idempotent",
+  "maxAttempts", "backoff", "deadlineMs", "attemptTimeoutMs", "firstTokenTimeoutMs", "idleTimeoutMs", "retryOn",
+  "maxRetryAfterMs", "idempotent",
   "budget", "breaker", "pacing", "fetch", "onEvent", "fallbacks", "onExhausted", "sensitiveHeaders", "signal",
 ];
 /** Credentials never sent to a fallback URL of another origin, unless that route sets them. */
@@ -178,6 +179,8 @@ export function checkOptions(options, forRetry) {
   }
   const deadlineMs = ms(o.deadlineMs, "deadlineMs");
   const attemptTimeoutMs = ms(o.attemptTimeoutMs, "attemptTimeoutMs");
+  const firstTokenTimeoutMs = ms(o.firstTokenTimeoutMs, "firstTokenTimeoutMs");
+  const idleTimeoutMs = ms(o.idleTimeoutMs, "idleTimeoutMs");
   const maxRetryAfterMs = ms(o.maxRetryAfterMs, "maxRetryAfterMs");
   const idempotent = typed(o.idempotent, "idempotent", "boolean", "a boolean");
   const retryOn = o.retryOn === undefined ? undefined : array(o.retryOn, "retryOn");
@@ -207,7 +210,8 @@ export function checkOptions(options, forRetry) {
   }
   // Flat; `budget`/`breaker`: false (off), true (configured) or undefined (defaults).
   return {
-    maxAttempts, ...backoff, deadlineMs, attemptTimeoutMs, maxRetryAfterMs, idempotent, retryOn,
+    maxAttempts, ...backoff, deadlineMs, attemptTimeoutMs, firstTokenTimeoutMs, idleTimeoutMs, maxRetryAfterMs,
+    idempotent, retryOn,
     budget: budget && true, ...budget, breaker: breaker && true, ...breaker, pacing,
     fetch, onEvent, onExhausted, signal,
     fallbacks,
@@ -361,6 +365,61 @@ export function limitHeaders(h) {
   return out;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Event streams (fetch.rs): the wasm reads a 2xx `text/event-stream` body up to its commit point
+// (policy/stream.rs decides where that is), holding the chunks; the caller then gets a Response
+// whose body is those chunks and the rest, passed through one chunk at a time.
+
+/** The body reader of a 2xx event stream; undefined for any other response. */
+export function streamReader(res) {
+  try {
+    if (!/^\s*text\/event-stream/i.test(res.headers.get("content-type") ?? "") || !res.body || res.body.locked) return undefined;
+    return res.body.getReader();
+  } catch {
+    return undefined;
+  }
+}
+
+/** The next chunk of `reader`: a Uint8Array, or undefined at the end. */
+export const nextChunk = (reader) => reader.read().then((r) => (r.done ? undefined : r.value));
+
+export const cancelReader = (reader) => {
+  reader.cancel().catch(() => {});
+};
+
+/** The Response the caller gets: `res`'s status and headers; a body of the `held` chunks, then
+ * the rest of `reader` as it comes. With `idleMs`, a gap longer than that between chunks errors
+ * the body with a `TimeoutError` (the SDKs raise it) and cancels the stream. */
+export function resumed(res, held, reader, idleMs) {
+  let i = 0;
+  let timer;
+  const idle = () =>
+    new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new DOMException(`no data for ${idleMs} ms (idleTimeoutMs)`, "TimeoutError")), idleMs);
+    });
+  const body = new ReadableStream({
+    async pull(controller) {
+      if (i < held.length) return controller.enqueue(held[i++]);
+      let r;
+      try {
+        r = await (idleMs === undefined ? reader.read() : Promise.race([reader.read(), idle()]));
+      } catch (e) {
+        cancelReader(reader);
+        throw e;
+      } finally {
+        clearTimeout(timer);
+      }
+      if (r.done) controller.close();
+      else controller.enqueue(r.value);
+    },
+    cancel(reason) {
+      clearTimeout(timer);
+      return reader.cancel(reason);
+    },
+  });
+  return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
+}
+
 /** `[url, init]` for `route` of a request from `readRequest`, built once per call; the wasm
  * sets the attempt's signal on the init in place (attempts are sequential). */
 export function routeRequest(req, route) {
@@ -503,6 +562,9 @@ export const breakerEvent = (key, from, to) => ({ type: "breaker", key, from, to
 export const skipEvent = (models, route, retryInMs, wait) =>
   clean({ type: "skip", route, model: models[route], reason: wait === "breaker" ? "circuit-open" : wait, retryInMs });
 
+export const commitEvent = (models, route, attempt, firstTokenMs) =>
+  clean({ type: "commit", route, model: models[route], attempt, firstTokenMs });
+
 export const waitEvent = (models, route, delayMs, wait, hint) =>
   clean({ type: "wait", delayMs, wait, hint: hint ? wait : undefined, route, model: models[route] });
 
@@ -512,12 +574,12 @@ export const successEvent = (models, route, attempts, totalMs, fallback) =>
   clean({ type: "success", attempts, totalMs, route, model: models[route], fallback });
 
 /** One attempt of a report. */
-export const reportAttempt = (models, route, status, reason, waitedMs) =>
-  clean({ route, model: models[route], status, reason, waitedMs });
+export const reportAttempt = (models, route, status, reason, waitedMs, inStream) =>
+  clean({ route, model: models[route], status, reason, waitedMs, inStream: inStream || undefined });
 
 /** `skipped` comes as a Uint32Array of route indexes. */
-export const report = (models, attempts, totalWaitMs, durationMs, route, fallback, skipped) =>
-  clean({ attempts, totalWaitMs, durationMs, route, model: models[route], fallback, skipped: [...skipped] });
+export const report = (models, attempts, totalWaitMs, durationMs, route, fallback, skipped, firstTokenMs) =>
+  clean({ attempts, totalWaitMs, durationMs, route, model: models[route], fallback, skipped: [...skipped], firstTokenMs });
 
 // Errors are plain `Error`s with a stable `name` and extra fields, so the package's brand checks
 // (`isRetryError`, `instanceof RetryError` via `Symbol.hasInstance`) work across bundle copies.

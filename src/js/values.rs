@@ -20,6 +20,17 @@ extern "C" {
     /// `[url, init]` for a route of the request.
     #[wasm_bindgen(js_name = routeRequest, catch)]
     pub fn route_request(request: &JsValue, route: u32) -> Result<Array, JsValue>;
+    /// The body reader of a 2xx event stream, or undefined.
+    #[wasm_bindgen(js_name = streamReader)]
+    pub fn stream_reader(response: &JsValue) -> JsValue;
+    /// Resolves to the next chunk (a Uint8Array) or undefined at the end; rejects on a transport error.
+    #[wasm_bindgen(js_name = nextChunk)]
+    pub fn next_chunk(reader: &JsValue) -> Promise;
+    #[wasm_bindgen(js_name = cancelReader)]
+    pub fn cancel_reader(reader: &JsValue);
+    /// The caller's Response: the held chunks, then the rest of the reader (idle timeout optional).
+    #[wasm_bindgen(js_name = resumed)]
+    pub fn resumed(response: &JsValue, held: &Array, reader: &JsValue, idle_ms: Option<f64>) -> JsValue;
     /// A successful response's rate-limit headers, `[name, value, …]`, or undefined if it has none.
     #[wasm_bindgen(js_name = limitHeaders)]
     pub fn limit_headers(headers: &web_sys::Headers) -> JsValue;
@@ -52,6 +63,8 @@ extern "C" {
     pub fn breaker_event(key: &str, from: &str, to: &str) -> JsValue;
     #[wasm_bindgen(js_name = skipEvent)]
     pub fn skip_event(models: &JsValue, route: u32, retry_in_ms: f64, cause: &str) -> JsValue;
+    #[wasm_bindgen(js_name = commitEvent)]
+    pub fn commit_event(models: &JsValue, route: u32, attempt: u32, first_token_ms: f64) -> JsValue;
     #[wasm_bindgen(js_name = waitEvent)]
     pub fn wait_event(models: &JsValue, route: u32, delay_ms: f64, wait: &str, hint: bool) -> JsValue;
     #[wasm_bindgen(js_name = giveUpEvent)]
@@ -59,7 +72,14 @@ extern "C" {
     #[wasm_bindgen(js_name = successEvent)]
     pub fn success_event(models: &JsValue, route: u32, attempts: u32, total_ms: f64, fallback: bool) -> JsValue;
     #[wasm_bindgen(js_name = reportAttempt)]
-    pub fn report_attempt(models: &JsValue, route: u32, status: Option<u16>, reason: &str, waited_ms: f64) -> JsValue;
+    pub fn report_attempt(
+        models: &JsValue,
+        route: u32,
+        status: Option<u16>,
+        reason: &str,
+        waited_ms: f64,
+        in_stream: bool,
+    ) -> JsValue;
     #[wasm_bindgen(js_name = report)]
     pub fn report_js(
         models: &JsValue,
@@ -69,6 +89,7 @@ extern "C" {
         route: Option<u32>,
         fallback: bool,
         skipped: Vec<u32>,
+        first_token_ms: Option<f64>,
     ) -> JsValue;
     #[wasm_bindgen(js_name = retryError)]
     pub fn retry_error_js(

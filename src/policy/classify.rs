@@ -40,14 +40,39 @@ pub enum Observation {
     Timeout,
     /// The caller's signal aborted.
     Aborted,
+    /// A `200` event stream reached its first content event: the call is served.
+    Committed { headers: Headers },
+    /// A `200` event stream failed before its first content event, in a way `status` (its HTTP
+    /// twin, see `policy::stream`) describes; `headers` are the stream's (wait hints).
+    StreamFailed { status: u16, headers: Headers, body: Option<String> },
+    /// A `200` event stream showed no content within `firstTokenTimeoutMs`.
+    Stalled,
 }
 
 impl Observation {
+    /// The HTTP status the server sent, when a response arrived.
     pub fn status(&self) -> Option<u16> {
         match self {
             Self::Response { status, .. } => Some(*status),
+            Self::Committed { .. } | Self::StreamFailed { .. } | Self::Stalled => Some(200),
             _ => None,
         }
+    }
+
+    /// What the response says, as a status (a stream failure's HTTP twin), its headers and body.
+    pub fn response(&self) -> Option<(u16, &Headers, Option<&str>)> {
+        match self {
+            Self::Response { status, headers, body } | Self::StreamFailed { status, headers, body } => {
+                Some((*status, headers, body.as_deref()))
+            }
+            Self::Committed { headers } => Some((200, headers, None)),
+            _ => None,
+        }
+    }
+
+    /// Whether the attempt was a stream that failed before showing anything.
+    pub fn in_stream(&self) -> bool {
+        matches!(self, Self::StreamFailed { .. } | Self::Stalled)
     }
 }
 
@@ -92,6 +117,8 @@ pub enum Reason {
     Cooling,
     /// The route's pacer had no slot in time.
     Pacing,
+    /// A stream showed no content within `firstTokenTimeoutMs`.
+    FirstTokenTimeout,
 }
 
 impl Reason {
@@ -118,6 +145,7 @@ impl Reason {
             Self::CircuitOpen => "circuit-open",
             Self::Cooling => "cooling",
             Self::Pacing => "pacing",
+            Self::FirstTokenTimeout => "first-token-timeout",
         }
     }
 }
@@ -166,7 +194,13 @@ pub fn classify(obs: &Observation, retry_on: &StatusSet, idempotent: bool) -> (C
         Observation::NetworkError => (Class::Transient, Reason::NetworkError),
         Observation::Timeout if idempotent => (Class::Transient, Reason::Timeout),
         Observation::Timeout => (Class::Final, Reason::TimeoutNotIdempotent),
-        Observation::Response { status, headers, body } => classify_status(*status, headers, body.as_deref(), retry_on),
+        // A stall before the first token: nothing was generated to be repeated.
+        Observation::Stalled => (Class::Transient, Reason::FirstTokenTimeout),
+        Observation::Response { status, headers, body }
+        | Observation::StreamFailed { status, headers, body } => {
+            classify_status(*status, headers, body.as_deref(), retry_on)
+        }
+        Observation::Committed { .. } => (Class::Success, Reason::Ok),
     }
 }
 

@@ -33,6 +33,11 @@ pub struct Config {
     pub breaker: Option<BreakerConfig>,
     /// Pace sends by what the provider's rate-limit headers and 429s teach. Default true.
     pub pacing: bool,
+    /// An event stream with no content event this long after its headers is a failed attempt.
+    /// Default none (the deadline bounds it).
+    pub first_token_timeout_ms: Option<u64>,
+    /// After a stream's commit, the longest gap between chunks before its body errors. Default none.
+    pub idle_timeout_ms: Option<u64>,
 }
 
 impl Default for Config {
@@ -48,6 +53,8 @@ impl Default for Config {
             budget: Some(BudgetConfig::default()),
             breaker: Some(BreakerConfig::default()),
             pacing: true,
+            first_token_timeout_ms: None,
+            idle_timeout_ms: None,
         }
     }
 }
@@ -111,6 +118,12 @@ impl Config {
         check_ms("deadlineMs", self.deadline_ms, 1)?;
         if let Some(t) = self.attempt_timeout_ms {
             check_ms("attemptTimeoutMs", t, 1)?;
+        }
+        if let Some(t) = self.first_token_timeout_ms {
+            check_ms("firstTokenTimeoutMs", t, 1)?;
+        }
+        if let Some(t) = self.idle_timeout_ms {
+            check_ms("idleTimeoutMs", t, 1)?;
         }
         check_ms("maxRetryAfterMs", self.max_retry_after_ms, 0)?;
         if let Some(bu) = &self.budget {

@@ -203,6 +203,8 @@ pub struct AttemptRecord {
     pub reason: Reason,
     /// The time waited before this attempt.
     pub waited_ms: u64,
+    /// A `200` stream that failed before its first content event.
+    pub in_stream: bool,
 }
 
 /// What happened during a call, for logs: which route served it and how it got there.
@@ -218,6 +220,8 @@ pub struct Report {
     pub skipped: Vec<usize>,
     pub started_ms: u64,
     pub ended_ms: u64,
+    /// For a stream: from the call's start to its first content event.
+    pub first_token_ms: Option<u64>,
 }
 
 /// Things worth telling the user about, drained with [`Session::poll_event`]. Each tells what
@@ -233,6 +237,12 @@ pub enum Event {
         reason: Reason,
         status: Option<u16>,
         cause: WaitCause,
+    },
+    /// A stream's first content event arrived on `route`: from here on it is the caller's.
+    Commit {
+        route: usize,
+        attempt: u32,
+        first_token_ms: u64,
     },
     /// The call waits `delay_ms` for `route` before its next attempt.
     Wait {
@@ -515,7 +525,14 @@ impl Session {
     ) -> Decision {
         let (class, reason) = classify(obs, &self.cfg.retry_on, self.idempotent);
         let waited_ms = core::mem::take(&mut self.pending_waited);
-        self.report.attempts.push(AttemptRecord { route, status: obs.status(), reason, waited_ms });
+        let in_stream = obs.in_stream();
+        self.report.attempts.push(AttemptRecord { route, status: obs.status(), reason, waited_ms, in_stream });
+        if let Observation::Committed { .. } = obs {
+            let first_token_ms = now.saturating_sub(self.report.started_ms);
+            self.report.first_token_ms = Some(first_token_ms);
+            let attempt = self.report.attempts.len() as u32;
+            self.events.push(Event::Commit { route, attempt, first_token_ms });
+        }
         self.since = now;
         self.record_health(shared, route, class, reason, obs, now);
         // A timeout that was the call's deadline ends the call, idempotent or not. One seen before
@@ -544,10 +561,7 @@ impl Session {
         now: u64,
         rand: f64,
     ) -> Decision {
-        let hint = match obs {
-            Observation::Response { status, headers, .. } => hints::wait_hint(headers, *status, now),
-            _ => None,
-        };
+        let hint = obs.response().and_then(|(status, headers, _)| hints::wait_hint(headers, status, now));
         // A failure takes a token, but for a rate limit that said when to come back or whose
         // retries are paced: those are sent when the provider can take them, not blindly.
         let paced = reason == Reason::RateLimited && (hint.is_some() || shared.pacing);
@@ -555,7 +569,7 @@ impl Session {
             budget.record_failure();
         }
         let h = shared.health(&self.routes[route].key);
-        if let (Some(hint), Some(429)) = (hint, obs.status()) {
+        if let (Some(hint), Some((429, ..))) = (hint, obs.response()) {
             if let Some(b) = h.breaker.as_mut() {
                 b.cool_until(now.saturating_add(hint.ms.min(MAX_MS)));
             }
@@ -612,7 +626,7 @@ impl Session {
         let pacing = shared.pacing;
         let h = shared.health(&self.routes[route].key);
         if pacing {
-            if let Observation::Response { headers, .. } = obs {
+            if let Some((_, headers, _)) = obs.response() {
                 if let Some(limits) = hints::limits(headers, now) {
                     h.pacer.observe_limits(&limits, now);
                 }

@@ -13,6 +13,7 @@
 //! | [`breaker`]  | whether a route is healthy enough to be sent anything             |
 //! | [`budget`]   | whether this client may retry at all right now                    |
 //! | [`pacing`]   | when a route can take the next request, learned from the provider  |
+//! | [`stream`]   | whether an event stream has shown content yet, or failed before it  |
 //! | [`engine`]   | the composition: attempt, wait or stop, as a state machine        |
 //! | [`config`]   | the validated settings and their defaults                          |
 
@@ -25,6 +26,7 @@ pub mod config;
 pub mod engine;
 pub mod hints;
 pub mod pacing;
+pub mod stream;
 
 /// Response headers as the core sees them: the few that matter, looked up case-insensitively.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
