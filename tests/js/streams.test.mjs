@@ -1,0 +1,140 @@
+// Event streams through retryFetch, seen from the outside: a failure after the 200 but before the
+// first content event is a failed attempt (retried, or sent to the next route) and the caller
+// reads exactly one clean stream; after the first content event bytes pass through, once.
+import { test, describe } from "node:test";
+import assert from "node:assert/strict";
+
+import { createRetryFetch, retryReport } from "llm-retry";
+import { T, mockFor, settle, chatInit } from "./helpers.mjs";
+
+const SSE = { "content-type": "text/event-stream" };
+const ev = (name, data) => `event: ${name}\ndata: ${JSON.stringify(data)}\n\n`;
+const chat = (delta, finish = null) => `data: ${JSON.stringify({ object: "chat.completion.chunk", choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
+const text = (t) => ev("content_block_delta", { type: "content_block_delta", index: 0, delta: { type: "text_delta", text: t } });
+const START = ev("message_start", { type: "message_start", message: { id: "msg", content: [] } });
+const PING = ev("ping", { type: "ping" });
+const STOP = ev("message_stop", { type: "message_stop" });
+const OVERLOADED = ev("error", { type: "error", error: { type: "overloaded_error", message: "Overloaded" } });
+const FAST = { initialMs: 10, maxMs: 20 };
+const path = "/v1/messages";
+
+/** The text of an Anthropic-style stream, and the raw body. */
+async function read(res) {
+  const body = await res.text();
+  const out = [...body.matchAll(/"text":"([^"]*)"/g)].map((m) => m[1]).join("");
+  return { body, text: out };
+}
+
+describe("event streams", () => {
+  test("an in-band error before the first token is retried; the caller reads the second stream, once", T, async (t) => {
+    const mock = await mockFor(t, {
+      script: [
+        { status: 200, headers: SSE, chunks: [START, PING, OVERLOADED] },
+        { status: 200, headers: SSE, chunks: [START, text("Sec"), text("ond"), STOP] },
+      ],
+    });
+    const events = [];
+    const f = createRetryFetch({ backoff: FAST, onEvent: (e) => events.push(e) });
+    const res = await f(mock.url + path, chatInit());
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("content-type"), "text/event-stream");
+    const { body, text: got } = await read(res);
+    assert.equal(got, "Second");
+    assert.equal(body, START + text("Sec") + text("ond") + STOP, "exactly the served attempt's bytes, preamble first");
+    assert.equal(mock.requests.length, 2);
+    const report = retryReport(res);
+    assert.deepEqual(report.attempts.map((a) => [a.status, a.reason, a.inStream ?? false]), [[200, "server-error", true], [200, "ok", false]]);
+    assert.ok(report.firstTokenMs >= 0);
+    const commit = events.find((e) => e.type === "commit");
+    assert.equal(commit.attempt, 2);
+    assert.deepEqual(events.map((e) => e.type), ["wait", "retry", "commit", "success"]);
+  });
+
+  test("a chat-completions stream: the role-only first delta is preamble, an error chunk before content is retried", T, async (t) => {
+    const role = chat({ role: "assistant", content: "" });
+    const err = `data: ${JSON.stringify({ error: { message: "boom", type: "server_error", code: null } })}\n\n`;
+    const mock = await mockFor(t, {
+      script: [
+        { status: 200, headers: SSE, chunks: [role, err] },
+        { status: 200, headers: SSE, chunks: [role, chat({ content: "ok" }), chat({}, "stop"), "data: [DONE]\n\n"] },
+      ],
+    });
+    const res = await createRetryFetch({ backoff: FAST })(mock.url + "/v1/chat/completions", chatInit());
+    const body = await res.text();
+    assert.ok(body.startsWith(role) && body.includes('"content":"ok"') && body.endsWith("data: [DONE]\n\n"), body);
+    assert.equal(mock.requests.length, 2);
+  });
+
+  test("an exhausted quota inside the stream moves to the fallback route at once", T, async (t) => {
+    const created = ev("response.created", { type: "response.created", response: { id: "r", status: "in_progress" } });
+    const quota = ev("error", { type: "error", code: "insufficient_quota", message: "You exceeded your current quota", param: null });
+    const primary = await mockFor(t, { script: [{ status: 200, headers: SSE, chunks: [created, quota] }] });
+    const delta = ev("response.output_text.delta", { type: "response.output_text.delta", delta: "from the fallback" });
+    const fallback = await mockFor(t, { script: [{ status: 200, headers: SSE, chunks: [created, delta] }] });
+    const f = createRetryFetch({ backoff: FAST, fallbacks: [{ url: fallback.url + "/v1/responses", model: "other" }] });
+    const res = await f(primary.url + "/v1/responses", chatInit());
+    assert.ok((await res.text()).includes("from the fallback"));
+    assert.equal(primary.requests.length, 1, "a quota is not retried on its route");
+    assert.equal(fallback.requests.length, 1);
+    assert.equal(fallback.requests[0].json.model, "other");
+    assert.equal(retryReport(res).route, 1);
+  });
+
+  test("a stall before the first token past firstTokenTimeoutMs is a failed attempt", T, async (t) => {
+    const mock = await mockFor(t, {
+      script: [
+        { status: 200, headers: SSE, chunks: [START, text("late")], chunkDelayMs: 5_000 },
+        { status: 200, headers: SSE, chunks: [START, text("on time"), STOP] },
+      ],
+    });
+    const f = createRetryFetch({ backoff: FAST, firstTokenTimeoutMs: 200 });
+    const r = await settle(f(mock.url + path, chatInit()));
+    assert.ok(r.ok, `${r.error}`);
+    assert.equal((await read(r.value)).text, "on time");
+    assert.ok(r.ms >= 200 && r.ms < 2_000, `${r.ms} ms`);
+    assert.equal(retryReport(r.value).attempts[0].reason, "first-token-timeout");
+    assert.equal(mock.requests.length, 2);
+  });
+
+  test("an error after the first token is the caller's: one request, nothing replayed", T, async (t) => {
+    const mock = await mockFor(t, { script: [{ status: 200, headers: SSE, chunks: [START, text("Hel"), OVERLOADED] }] });
+    const res = await createRetryFetch({ backoff: FAST })(mock.url + path, chatInit());
+    const body = await res.text();
+    assert.equal(body, START + text("Hel") + OVERLOADED, "delivered as it came");
+    assert.equal(mock.requests.length, 1);
+  });
+
+  test("after the commit, a gap past idleTimeoutMs errors the body with a TimeoutError", T, async (t) => {
+    const mock = await mockFor(t, { script: [{ status: 200, headers: SSE, chunks: [START, text("a"), text("b")], chunkDelayMs: 600 }] });
+    const res = await createRetryFetch({ idleTimeoutMs: 300 })(mock.url + path, chatInit());
+    const r = await settle(res.text());
+    assert.equal(r.ok, false);
+    assert.equal(r.error.name, "TimeoutError", `${r.error}`);
+    assert.equal(mock.requests.length, 1);
+  });
+
+  test("a preamble past 64 KB commits rather than grow", T, async (t) => {
+    const pings = PING.repeat(Math.ceil(70_000 / PING.length));
+    const mock = await mockFor(t, { script: [{ status: 200, headers: SSE, chunks: [START, pings, OVERLOADED] }, { status: 200 }] });
+    const res = await createRetryFetch({ backoff: FAST })(mock.url + path, chatInit());
+    assert.ok((await res.text()).endsWith(OVERLOADED), "committed before the error: delivered");
+    assert.equal(mock.requests.length, 1);
+  });
+
+  test("aborting during the preamble rejects with the signal's reason", T, async (t) => {
+    const mock = await mockFor(t, { script: [{ status: 200, headers: SSE, chunks: [START, text("x")], chunkDelayMs: 5_000 }] });
+    const controller = new AbortController();
+    const reason = new Error("stop");
+    setTimeout(() => controller.abort(reason), 100);
+    const r = await settle(createRetryFetch()(mock.url + path, chatInit({ signal: controller.signal })));
+    assert.equal(r.error, reason);
+    assert.ok(r.ms < 1_000);
+  });
+
+  test("a JSON (non-stream) 200 is untouched", T, async (t) => {
+    const mock = await mockFor(t, { script: [{ status: 200 }] });
+    const res = await createRetryFetch()(mock.url + "/v1/chat/completions", chatInit());
+    assert.equal((await res.json()).object, "chat.completion");
+    assert.equal(retryReport(res).firstTokenMs, undefined);
+  });
+});
