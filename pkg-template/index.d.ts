@@ -60,6 +60,8 @@ export interface AttemptRecord {
   reason: string;
   /** The time waited before this attempt, ms (backoff, hint, or in line). */
   waitedMs: number;
+  /** A 200 event stream that failed before its first content event (in-band error, break, stall). */
+  inStream?: true;
 }
 
 /** How a call went: returned by retryReport(response) and passed to onExhausted. */
@@ -72,8 +74,10 @@ export interface RetryReport {
   model?: string;
   /** Whether any route after the primary was tried. */
   fallback: boolean;
-  /** Routes passed over without a request: breaker open, or cooling after a 429 wait hint. */
+  /** Routes passed over without a request: breaker open, cooling after a 429 wait hint, or no pacing slot. */
   skipped: number[];
+  /** For an event stream: from the call's start to its first content event, ms. */
+  firstTokenMs?: number;
 }
 
 /** What a wait was for: the backoff, a server hint (by header), a route cooling after a 429's hint,
@@ -89,6 +93,16 @@ export type WaitCause =
   | "breaker";
 
 export type RetryEvent =
+  | {
+      /** A stream's first content event arrived: from here on its bytes are the caller's (never replayed). */
+      type: "commit";
+      route: number;
+      model?: string;
+      /** The attempt that committed (1-based, across routes). */
+      attempt: number;
+      /** From the call's start to the first content event, ms. */
+      firstTokenMs: number;
+    }
   | {
       /** A wait begins before the next attempt on `route` (a retry's, or a first attempt's wait in line). */
       type: "wait";
@@ -162,6 +176,10 @@ export interface RetryOptions {
   deadlineMs?: number;
   /** Aborts an attempt whose response headers have not arrived, ms. [none: the deadline bounds it] */
   attemptTimeoutMs?: number;
+  /** For a 2xx text/event-stream: from its headers to its first content event, ms; a stall past it is a failed attempt (retried, or the next route). [none: the deadline bounds it] */
+  firstTokenTimeoutMs?: number;
+  /** For a committed stream: the longest gap between chunks, ms; past it the body errors with a TimeoutError. [none] */
+  idleTimeoutMs?: number;
   /** Statuses worth retrying. [408, 409, 429, 500, 502, 503, 504, 529] */
   retryOn?: number[];
   /** A server hint (Retry-After & co) longer than this is not waited for: move on or give up, ms. [60000] */

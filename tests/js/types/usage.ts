@@ -29,6 +29,8 @@ export const allOptions: Options = {
   backoff: { initialMs: 1000, maxMs: 30_000, multiplier: 2, jitter: jitters[0] },
   deadlineMs: 60_000,
   attemptTimeoutMs: 10_000,
+  firstTokenTimeoutMs: 20_000,
+  idleTimeoutMs: 30_000,
   retryOn: [408, 409, 429, 500, 502, 503, 504, 529],
   maxRetryAfterMs: 60_000,
   idempotent: false,
@@ -86,6 +88,10 @@ export function describeEvent(e: Event): string {
     case "fallback": {
       const status: number | undefined = e.status;
       return `fallback ${e.from} → ${e.to} (${e.reason}, ${status ?? "-"})`;
+    }
+    case "commit": {
+      const ms: number = e.firstTokenMs;
+      return `stream committed on attempt ${e.attempt} after ${ms} ms`;
     }
     case "wait": {
       const wait: WaitCause = e.wait;
