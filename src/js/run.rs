@@ -6,7 +6,12 @@
 //! | numeric `status` (OpenAI / Anthropic SDK errors)        | that HTTP status, with its `headers` (wait hints) and `error`/`code`/`type` (quota) |
 //! | name containing `Timeout`                              | a timeout (idempotency rule)   |
 //! | name containing `Connection`, a fetch `TypeError`, or a Node socket error code | a network error |
+//! | no status, but an `error` body (an SDK's in-stream error event) | what the body stands for (`policy::stream`) |
 //! | anything else (a bug in `fn`)                          | rethrown at once, untouched    |
+//!
+//! When `fn` returns a stream (an async iterable, such as an SDK's stream object), its items are
+//! read up to the first content item, as `retryFetch` reads an event stream: an error before it is
+//! a failed attempt, and the caller gets one stream that yields every item once.
 
 use alloc::boxed::Box;
 use core::future::Future;
@@ -21,6 +26,7 @@ use super::drive::{drive, AttemptResult, Attempts, Client, Held, Names};
 use super::host::{self, AttemptSignal, Either, Local};
 use super::values;
 use crate::policy::classify::Observation;
+use crate::policy::stream::{self, State, Verdict};
 use crate::policy::{hints, Headers};
 
 /// The hint header names, as a JS array (made once).
@@ -48,28 +54,95 @@ impl FnCall<'_> {
             Ok(v) => Promise::resolve(&v),
             Err(e) => Promise::reject(&e),
         };
-        let timer = host::delay(timeout_ms);
         let aborted: Pin<Box<dyn Future<Output = ()>>> = match &self.signal {
             Some(s) => Box::pin(host::on_abort(s)),
             None => Box::pin(core::future::pending()),
         };
-        let caller_aborted = || self.signal.as_ref().is_some_and(|s| s.aborted());
-        match host::race(JsFuture::from(promise), host::race(timer, aborted)).await {
-            Either::Left(Ok(v)) => Ok((ok(), Held::Value(v))),
-            Either::Left(Err(e)) if caller_aborted() => {
-                Ok((Observation::Aborted, Held::Error { error: e, has_status: false }))
+        let mut stop = host::race(host::delay(timeout_ms), aborted);
+        match host::race(JsFuture::from(promise), &mut stop).await {
+            Either::Left(Ok(v)) => {
+                let iter = values::async_iterator(&v);
+                if iter.is_undefined() {
+                    return Ok((ok(), Held::Value(v)));
+                }
+                self.peek(v, iter, &mut stop, &sig).await
             }
-            Either::Left(Err(e)) => classify_error(e),
-            Either::Right(Either::Left(())) => {
+            Either::Left(Err(e)) => self.thrown(e),
+            Either::Right(which) => Ok(self.stopped(which, &sig)),
+        }
+    }
+
+    /// A rejection: the caller's abort, or an error sorted by its shape.
+    fn thrown(&self, e: JsValue) -> AttemptResult {
+        if self.signal.as_ref().is_some_and(|s| s.aborted()) {
+            return Ok((Observation::Aborted, Held::Error { error: e, has_status: false }));
+        }
+        classify_error(e)
+    }
+
+    /// The attempt's timer fired (`Left`) or the caller aborted (`Right`).
+    fn stopped(&self, which: Either<(), ()>, sig: &AttemptSignal) -> (Observation, Held) {
+        match which {
+            Either::Left(()) => {
                 let reason = host::timeout_error();
                 sig.controller.abort_with_reason(&reason);
-                Ok((Observation::Timeout, Held::Error { error: reason, has_status: false }))
+                (Observation::Timeout, Held::Error { error: reason, has_status: false })
             }
-            Either::Right(Either::Right(())) => {
+            Either::Right(()) => {
                 let reason = self.signal.as_ref().map_or(JsValue::UNDEFINED, |s| s.reason());
-                Ok((Observation::Aborted, Held::Error { error: reason, has_status: false }))
+                (Observation::Aborted, Held::Error { error: reason, has_status: false })
             }
         }
+    }
+
+    /// `fn` returned a stream (an async iterable): its items are read up to the first content
+    /// item, as `fetch` reads an event stream (`policy::stream`); an error before it is a failed
+    /// attempt. The caller gets the object, whose iteration yields every item once.
+    async fn peek(
+        &self,
+        orig: JsValue,
+        iter: JsValue,
+        stop: &mut (impl Future<Output = Either<(), ()>> + Unpin),
+        sig: &AttemptSignal,
+    ) -> AttemptResult {
+        let mut stall: Pin<Box<dyn Future<Output = ()>>> = match self.client.opts.cfg.first_token_timeout_ms {
+            Some(ms) => Box::pin(host::delay(ms)),
+            None => Box::pin(core::future::pending()),
+        };
+        let held = Array::new();
+        let state = loop {
+            let next = JsFuture::from(values::next_item(&iter));
+            let item = match host::race(next, host::race(&mut *stop, &mut stall)).await {
+                Either::Left(Ok(item)) => Array::from(&item),
+                Either::Left(Err(e)) => return self.thrown(e),
+                Either::Right(Either::Left(which)) => {
+                    values::close_iterator(&iter);
+                    return Ok(self.stopped(which, sig));
+                }
+                Either::Right(Either::Right(())) => {
+                    values::close_iterator(&iter);
+                    return Ok((Observation::Stalled, Held::Nothing));
+                }
+            };
+            if item.get(0).is_truthy() {
+                // Ended before any content: broken, unless it was empty.
+                break if held.length() > 0 { State::Failed { status: 502, body: None } } else { State::Commit };
+            }
+            held.push(&item.get(1));
+            let e = values::item_event(&item.get(1));
+            let name = e.get(0).as_string().unwrap_or_default().into_bytes();
+            let data = e.get(1).as_string().unwrap_or_default().into_bytes();
+            match stream::verdict(&stream::Event { name, data }) {
+                Verdict::Preamble => {}
+                Verdict::Content => break State::Commit,
+                Verdict::Failed { status, body } => break State::Failed { status, body },
+            }
+        };
+        let held = Held::Value(values::resumed_items(&orig, &held, &iter));
+        Ok(match state {
+            State::Failed { status, body } => (Observation::StreamFailed { status, headers: Headers::new(), body }, held),
+            _ => (Observation::Committed { headers: Headers::new() }, held),
+        })
     }
 }
 
@@ -109,6 +182,17 @@ fn classify_error(e: JsValue) -> Result<(Observation, Held), JsValue> {
         }
         0 => Observation::Timeout,
         1 => Observation::NetworkError,
+        // An SDK's error for an in-band stream error event: its body says what it stands for.
+        -2 => {
+            let data = shape.get(1).as_string().unwrap_or_default().into_bytes();
+            match stream::verdict(&stream::Event { name: b"error".to_vec(), data }) {
+                Verdict::Failed { status, body } => {
+                    let obs = Observation::StreamFailed { status, headers: Headers::new(), body };
+                    return Ok((obs, Held::Error { error: e, has_status: true }));
+                }
+                _ => return Err(e),
+            }
+        }
         _ => return Err(e),
     };
     Ok((obs, Held::Error { error: e, has_status: false }))

@@ -479,6 +479,62 @@ export function fnContext(options, route, attempt, signal) {
   return { attempt, signal, route: info };
 }
 
+/** The async iterator of what `fn` returned (an SDK's stream object), or undefined. */
+export function asyncIterator(v) {
+  try {
+    const f = v?.[Symbol.asyncIterator];
+    return typeof f === "function" && typeof v !== "string" ? f.call(v) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The next item, as `[done, value]`. */
+export const nextItem = (iter) => Promise.resolve(iter.next()).then((r) => [r?.done === true, r?.value]);
+
+export const closeIterator = (iter) => {
+  try {
+    Promise.resolve(iter.return?.()).catch(() => {});
+  } catch {}
+};
+
+/** An item of an SDK stream as an event for the stream verdict: `[name, json]`. */
+export function itemEvent(item) {
+  let json = "";
+  try {
+    json = JSON.stringify(item) ?? "";
+  } catch {}
+  return [text(field(item, "type")) || text(field(item, "event")), json];
+}
+
+/** What the caller gets for a stream object of which `held` items were read: the object, whose
+ * iteration yields those items and then the rest, each once (its other members are its own). */
+export function resumedItems(orig, held, iter) {
+  const items = async function* () {
+    yield* held;
+    for (;;) {
+      const r = await iter.next();
+      if (r.done) return r.value;
+      yield r.value;
+    }
+  };
+  if (typeof orig !== "object" || orig === null) return { [Symbol.asyncIterator]: items };
+  let used = false;
+  return new Proxy(orig, {
+    get(target, key) {
+      if (key === Symbol.asyncIterator) {
+        return () => {
+          if (used) throw new TypeError("this stream has already been iterated");
+          used = true;
+          return items();
+        };
+      }
+      const v = Reflect.get(target, key, target);
+      return typeof v === "function" ? v.bind(target) : v;
+    },
+  });
+}
+
 const NETWORK_CODES = ["ECONNRESET", "ECONNREFUSED", "ECONNABORTED", "EPIPE", "ENOTFOUND", "EAI_AGAIN", "ETIMEDOUT", "ENETUNREACH"];
 const NETWORK_MESSAGES = ["fetch failed", "failed to fetch", "networkerror", "load failed", "network connection"];
 
@@ -524,6 +580,13 @@ export function thrown(e, names) {
     || (name === "TypeError" && NETWORK_MESSAGES.some((m) => message.includes(m)))
   ) {
     return [1];
+  }
+  // An SDK's error for an in-band stream error event has no status but the event's error body.
+  const body = field(e, "error");
+  if (typeof body === "object" && body !== null && (field(body, "type") !== undefined || field(body, "error") !== undefined)) {
+    try {
+      return [-2, JSON.stringify(body)];
+    } catch {}
   }
   return [-1];
 }

@@ -42,6 +42,19 @@ extern "C" {
     pub fn fn_routes(options: &JsValue) -> JsValue;
     #[wasm_bindgen(js_name = fnContext)]
     pub fn fn_context(options: &JsValue, route: u32, attempt: u32, signal: &AbortSignal) -> JsValue;
+    /// The async iterator of `fn`'s result (an SDK stream object), or undefined.
+    #[wasm_bindgen(js_name = asyncIterator)]
+    pub fn async_iterator(v: &JsValue) -> JsValue;
+    /// Resolves to `[done, value]`.
+    #[wasm_bindgen(js_name = nextItem)]
+    pub fn next_item(iter: &JsValue) -> Promise;
+    #[wasm_bindgen(js_name = closeIterator)]
+    pub fn close_iterator(iter: &JsValue);
+    /// `[name, json]` of a stream item.
+    #[wasm_bindgen(js_name = itemEvent)]
+    pub fn item_event(item: &JsValue) -> Array;
+    #[wasm_bindgen(js_name = resumedItems)]
+    pub fn resumed_items(orig: &JsValue, held: &Array, iter: &JsValue) -> JsValue;
     /// `[kind, body, name, value, …]`: see `values.js`.
     #[wasm_bindgen(js_name = thrown)]
     pub fn thrown(error: &JsValue, names: &Array) -> Array;

@@ -4,7 +4,7 @@
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 
-import { createRetryFetch, retryReport } from "llm-retry";
+import { createRetryFetch, retry, retryReport } from "llm-retry";
 import { T, mockFor, settle, chatInit } from "./helpers.mjs";
 
 const SSE = { "content-type": "text/event-stream" };
@@ -136,5 +136,56 @@ describe("event streams", () => {
     const res = await createRetryFetch()(mock.url + "/v1/chat/completions", chatInit());
     assert.equal((await res.json()).object, "chat.completion");
     assert.equal(retryReport(res).firstTokenMs, undefined);
+  });
+});
+
+describe("retry(fn) with a stream object", () => {
+  const overloaded = () => Object.assign(new Error("Overloaded"), { error: { type: "error", error: { type: "overloaded_error", message: "Overloaded" } } });
+  /** An SDK-like stream object: async iterable, with a member of its own. */
+  const streamOf = (items, { failAt = -1, delayMs = 0 } = {}) => ({
+    label: "sdk-stream",
+    async *[Symbol.asyncIterator]() {
+      for (let i = 0; i < items.length; i++) {
+        if (delayMs) await new Promise((r) => setTimeout(r, delayMs));
+        if (i === failAt) throw overloaded();
+        yield items[i];
+      }
+    },
+  });
+  const START_ITEM = { type: "message_start", message: {} };
+  const TEXT = (t) => ({ type: "content_block_delta", delta: { type: "text_delta", text: t } });
+
+  test("an error before the first content item is retried; the caller iterates one stream, each item once", T, async () => {
+    let calls = 0;
+    const s = await retry(() => (++calls === 1 ? streamOf([START_ITEM, TEXT("x")], { failAt: 1 }) : streamOf([START_ITEM, TEXT("a"), TEXT("b")])), { backoff: FAST });
+    const got = [];
+    for await (const item of s) got.push(item.delta?.text ?? item.type);
+    assert.deepEqual(got, ["message_start", "a", "b"]);
+    assert.equal(calls, 2);
+    assert.equal(s.label, "sdk-stream", "the object's own members are still there");
+    assert.equal(retryReport(s).attempts[0].inStream, true);
+  });
+
+  test("an error after the first content item is the caller's: fn called once", T, async () => {
+    let calls = 0;
+    const s = await retry(() => (calls++, streamOf([START_ITEM, TEXT("a"), TEXT("b")], { failAt: 2 })), { backoff: FAST });
+    const got = [];
+    const r = await settle((async () => { for await (const item of s) got.push(item.delta?.text ?? item.type); })());
+    assert.equal(r.ok, false);
+    assert.equal(r.error.message, "Overloaded");
+    assert.deepEqual(got, ["message_start", "a"]);
+    assert.equal(calls, 1);
+  });
+
+  test("a stream that stalls before its first content item past firstTokenTimeoutMs is retried", T, async () => {
+    let calls = 0;
+    const s = await retry(() => (++calls === 1 ? streamOf([START_ITEM, TEXT("late")], { delayMs: 3_000 }) : streamOf([TEXT("ok")])), {
+      backoff: FAST,
+      firstTokenTimeoutMs: 150,
+    });
+    const got = [];
+    for await (const item of s) got.push(item.delta.text);
+    assert.deepEqual(got, ["ok"]);
+    assert.equal(calls, 2);
   });
 });
