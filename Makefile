@@ -1,6 +1,7 @@
 # make test  — installs what is missing, then runs every test (native core, wasm in Node, JS suites).
 # make demo  — builds the package and runs the live demo.
 # make package — builds the npm package into pkg/ and prints its sizes.
+# make fuzz  — a long seeded fuzz run of the pure core, natively (not part of make test).
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -14,7 +15,7 @@ WASM_OPT := build/node_modules/.bin/wasm-opt
 WASM_FEATURES := --enable-bulk-memory --enable-bulk-memory-opt --enable-nontrapping-float-to-int \
 	--enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue
 
-.PHONY: test demo bench package tools chromium test-native test-wasm test-js test-runtimes test-demo sizes clean
+.PHONY: test demo bench fuzz package tools chromium test-native test-wasm test-js test-runtimes test-demo sizes clean
 
 test: test-native test-wasm test-js test-runtimes test-demo
 	@echo "make test: all suites passed"
@@ -122,6 +123,19 @@ bench: pkg/package.json bench/node_modules/.stamp
 	cargo run --quiet --release --example engine_bench
 	node bench/overhead.mjs
 	node bench/storm.mjs
+
+## Not part of `make test`: a long seeded run of the pure core natively (examples/fuzz.rs) — wait
+## hints, classifier, Config::validate and engine sessions against oracles and invariants, ≥ 10
+## million inputs, under a minute on 2 cores. FUZZ_SEED / FUZZ_SCALE pick the seed / scale the
+## counts; a failure names the input (`--replay TARGET:INDEX` reruns it alone). Built apart
+## (target/fuzz) with panics that unwind, so each input's panic is caught and counted, and with
+## overflow checks and debug assertions on.
+FUZZ_SEED ?= 2026
+FUZZ_SCALE ?= 1
+fuzz:
+	CARGO_PROFILE_RELEASE_PANIC=unwind CARGO_PROFILE_RELEASE_OPT_LEVEL=3 \
+	CARGO_PROFILE_RELEASE_OVERFLOW_CHECKS=true CARGO_PROFILE_RELEASE_DEBUG_ASSERTIONS=true \
+		cargo run --quiet --release --example fuzz --target-dir target/fuzz -- --seed $(FUZZ_SEED) --scale $(FUZZ_SCALE)
 
 clean:
 	rm -rf pkg www/pkg target build/node_modules tests/js/node_modules tests/runtimes/node_modules tests/runtimes/.pack tests/demo/node_modules bench/node_modules
