@@ -5,6 +5,7 @@
 //! | `hints`  | response headers: `retry-after-ms`, `Retry-After` (seconds, the three HTTP-date forms), OpenAI's `x-ratelimit-*` (Go durations), Anthropic's RFC 3339 resets, `x-should-retry`; generated values, mutated ones, huge numbers, Unicode | an independent oracle of the documented rules for generated values (each parser on its own and `wait_hint`'s precedence); no panic for the rest |
 //! | `classify` | random observations, `retryOn` sets, idempotency                      | the table in `classify.rs` |
 //! | `config` | random `Config`s, NaN/∞/extremes included                                | the documented ranges; an error names an option that is out of range |
+//! | `stream` | event streams of the providers' pieces, mutated, fed whole and split at random points | the same commit/failure state however the bytes arrive; no panic |
 //! | `engine` | clients (a `Shared`) with 1–6 concurrent `Session`s on 1–4 routes, driven to completion by a fake event loop: random observations, latencies, late timers, clock jumps, abandoned waits, `rand` values | every session ends within a bounded number of steps; attempts within each route's `maxAttempts` (so within their sum); no wait or attempt timeout reaches past the deadline; waits within `max(backoff.maxMs, maxRetryAfterMs)` and never under the server's hint; one final event; reports that add up |
 //!
 //! Every input is generated from `(seed, target, index)`, so a failure names the input that
@@ -123,12 +124,94 @@ fn flush_tally() {
 type Target = fn(&mut Rng, bool) -> u64;
 
 /// (name, run one input (returns the inputs it counts as), inputs at scale 1).
-const TARGETS: [(&str, Target, u64); 4] = [
+const TARGETS: [(&str, Target, u64); 5] = [
     ("hints", hints_input, 4_000_000),
     ("classify", classify_input, 2_000_000),
     ("config", config_input, 1_500_000),
     ("engine", engine_input, 1_000_000),
+    ("stream", stream_input, 1_500_000),
 ];
+
+// ----- stream --------------------------------------------------------------------------------
+
+/// Pieces of the providers' event streams, good and bad, and junk to mutate them with.
+const STREAM_PIECES: &[&str] = &[
+    "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"content\":[]}}\n\n",
+    "event: ping\ndata: {\"type\": \"ping\"}\n\n",
+    "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n",
+    "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"delta\":{\"type\":\"text_delta\",\"text\":\"h\u{e9}\\\"llo\"}}\n\n",
+    "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n",
+    "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"invalid_request_error\",\"message\":\"bad\"}}\n\n",
+    "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}]}\r\n\r\n",
+    "data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\n",
+    "data: {\"error\":{\"message\":\"x\",\"type\":\"server_error\",\"code\":null}}\n\n",
+    "data: [DONE]\n\n",
+    "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{}}\n\n",
+    "event: error\ndata: {\"type\":\"error\",\"code\":\"insufficient_quota\",\"message\":\"q\"}\n\n",
+    "event: response.failed\ndata: {\"type\":\"response.failed\",\"response\":{\"error\":{\"code\":\"server_error\"}}}\n\n",
+    "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"x\"}\n\n",
+    ": keep-alive\n\n",
+    "data: {\"a\":[[[[[[[[{\"b\":\"\\u00e9\"}]]]]]]]]}\n\n",
+    "\r", "\n", ":", "{", "}", "[", "\"", "\\", "data:", "event:", "\u{1F525}", "\u{fffd}",
+];
+
+/// A stream of pieces (some mutated), fed whole and then split at random points: the same state,
+/// no panic — however the bytes arrive.
+fn stream_input(r: &mut Rng, verbose: bool) -> u64 {
+    use llm_retry::policy::stream::{State, Watch};
+    let mut bytes = Vec::new();
+    for _ in 0..r.range(1, 12) {
+        let piece = r.pick(STREAM_PIECES).as_bytes();
+        if r.chance(0.2) && !piece.is_empty() {
+            let mut p = piece.to_vec();
+            let at = r.below(p.len() as u64) as usize;
+            match r.below(3) {
+                0 => p[at] = r.below(256) as u8,
+                1 => drop(p.remove(at)),
+                _ => p.insert(at, r.below(256) as u8),
+            }
+            bytes.extend_from_slice(&p);
+        } else {
+            bytes.extend_from_slice(piece);
+        }
+    }
+    if r.chance(0.01) {
+        bytes.extend(std::iter::repeat_n(b'x', 70_000));
+    }
+    if verbose {
+        eprintln!("{:?}", String::from_utf8_lossy(&bytes));
+    }
+    let run = |chunks: &mut dyn Iterator<Item = &[u8]>| {
+        let mut w = Watch::default();
+        for c in chunks {
+            let s = w.feed(c);
+            if s != State::Pending {
+                return s;
+            }
+        }
+        w.ended()
+    };
+    let whole = run(&mut std::iter::once(&bytes[..]));
+    let mut cuts: Vec<usize> = (0..r.range(1, 6)).map(|_| r.below(bytes.len() as u64 + 1) as usize).collect();
+    cuts.sort_unstable();
+    let mut pieces = Vec::new();
+    let mut at = 0;
+    for c in cuts.into_iter().chain([bytes.len()]) {
+        pieces.push(&bytes[at..c]);
+        at = c;
+    }
+    let split = run(&mut pieces.iter().copied());
+    // Only the 64 KB bound depends on where the chunks end (it is checked per chunk).
+    if bytes.len() <= llm_retry::policy::stream::MAX_PREAMBLE {
+        assert_eq!(whole, split, "the state depends on how the bytes were split");
+    }
+    tally(match whole {
+        State::Commit => "commit",
+        State::Failed { .. } => "failed",
+        State::Pending => "pending",
+    });
+    1
+}
 
 // ----- hints ---------------------------------------------------------------------------------
 
@@ -697,7 +780,9 @@ fn classify_input(r: &mut Rng, verbose: bool) -> u64 {
         Observation::NetworkError => (Class::Transient, Reason::NetworkError),
         Observation::Timeout if idempotent => (Class::Transient, Reason::Timeout),
         Observation::Timeout => (Class::Final, Reason::TimeoutNotIdempotent),
-        Observation::Response { status, headers, body } => {
+        Observation::Stalled => (Class::Transient, Reason::FirstTokenTimeout),
+        Observation::Committed { .. } => (Class::Success, Reason::Ok),
+        Observation::Response { status, headers, body } | Observation::StreamFailed { status, headers, body } => {
             let s = *status;
             let quota = body.as_deref().is_some_and(|b| b.contains("\"insufficient_quota\""));
             let said = headers.get("x-should-retry").map(str::trim).and_then(|v| {
@@ -810,8 +895,14 @@ fn wild_config(r: &mut Rng) -> Config {
         c.breaker = if r.chance(0.3) {
             None
         } else {
-            Some(BreakerConfig { failure_threshold: pick_u32(r), cooldown_ms: wild_u64(r) })
+            Some(BreakerConfig { failure_threshold: pick_u32(r), cooldown_ms: wild_u64(r), max_cooldown_ms: wild_u64(r) })
         };
+    }
+    if r.chance(0.3) {
+        c.first_token_timeout_ms = Some(wild_u64(r));
+    }
+    if r.chance(0.3) {
+        c.idle_timeout_ms = Some(wild_u64(r));
     }
     c
 }
@@ -856,6 +947,15 @@ fn invalid_options(c: &Config) -> Vec<&'static str> {
         if !ms(b.cooldown_ms, 0) {
             bad.push("breaker.cooldownMs");
         }
+        if !ms(b.max_cooldown_ms, 0) || b.max_cooldown_ms < b.cooldown_ms {
+            bad.push("breaker.maxCooldownMs");
+        }
+    }
+    if c.first_token_timeout_ms.is_some_and(|t| !ms(t, 1)) {
+        bad.push("firstTokenTimeoutMs");
+    }
+    if c.idle_timeout_ms.is_some_and(|t| !ms(t, 1)) {
+        bad.push("idleTimeoutMs");
     }
     bad
 }
@@ -913,8 +1013,13 @@ fn engine_config(r: &mut Rng) -> Config {
             breaker: if r.chance(0.3) {
                 None
             } else {
-                Some(BreakerConfig { failure_threshold: r.range(1, 10) as u32, cooldown_ms: r.skewed(60_000) })
+                let cooldown_ms = r.skewed(60_000);
+                let max_cooldown_ms = cooldown_ms + r.skewed(60_000);
+                Some(BreakerConfig { failure_threshold: r.range(1, 10) as u32, cooldown_ms, max_cooldown_ms })
             },
+            pacing: r.chance(0.7),
+            first_token_timeout_ms: None,
+            idle_timeout_ms: None,
         };
         if c.validate().is_ok() {
             return c;
@@ -1060,6 +1165,7 @@ fn drive_engine(sc: &Scenario, verbose: bool) -> u64 {
         last_attempt: u32,
         decisions: u32,
         cooling_waits: u32,
+        in_line_waits: u32,
         waited: u64,
         /// The hint the last observation carried, as the engine would read it.
         hint: Option<u64>,
@@ -1086,6 +1192,7 @@ fn drive_engine(sc: &Scenario, verbose: bool) -> u64 {
             last_attempt: 0,
             decisions: 0,
             cooling_waits: 0,
+            in_line_waits: 0,
             waited: 0,
             hint: None,
             done: None,
@@ -1147,8 +1254,11 @@ fn drive_engine(sc: &Scenario, verbose: bool) -> u64 {
             eprintln!("t+{vt} now {now} call {i}: {decision:?}");
         }
         let bound = 2 * total_max + routes.len() as u32 + 2;
+        // A wait in line (an open breaker, a pacing slot) is bounded by time, not by attempts:
+        // the clock moves on with each, and the deadline ends them.
+        assert!(c.in_line_waits <= 100_000, "call {i}: {} waits in line", c.in_line_waits);
         assert!(
-            c.decisions - c.cooling_waits <= bound
+            c.decisions - c.cooling_waits - c.in_line_waits <= bound
                 && c.cooling_waits <= hints_429 + backward_jumps + routes.len() as u32 + 1,
             "call {i}: {} decisions ({} cooling waits) with {total_max} attempts over {} routes",
             c.decisions,
@@ -1198,9 +1308,13 @@ fn drive_engine(sc: &Scenario, verbose: bool) -> u64 {
                     u128::from(now) + u128::from(ms) < deadline_at,
                     "call {i}: a {ms} ms wait at {now} ends past the deadline {deadline_at}"
                 );
+                // Waits in line (an open breaker, a pacing slot) are bounded by the deadline alone.
+                let in_line = matches!(cause, WaitCause::Breaker | WaitCause::Pacing);
+                // A hint gets up to 10 % (1 s at most) of jitter on top.
+                let jitter = if let WaitCause::Hint(_) = cause { (max_wait / 10).min(1_000) } else { 0 };
                 assert!(
-                    ms <= max_wait,
-                    "call {i}: a {ms} ms wait, over max(backoff.maxMs, maxRetryAfterMs) = {max_wait}"
+                    in_line || ms <= max_wait + jitter,
+                    "call {i}: a {ms} ms {cause:?} wait, over max(backoff.maxMs, maxRetryAfterMs) = {max_wait}"
                 );
                 tally(match cause {
                     WaitCause::Backoff => "wait: backoff",
@@ -1209,6 +1323,8 @@ fn drive_engine(sc: &Scenario, verbose: bool) -> u64 {
                 });
                 match cause {
                     WaitCause::Cooling => c.cooling_waits += 1,
+                    // In line, maybe for another route than the one the hint was about.
+                    WaitCause::Breaker | WaitCause::Pacing => c.in_line_waits += 1,
                     _ => {
                         if let Some(h) = c.hint {
                             assert!(ms >= h, "call {i}: a {ms} ms wait ({cause:?}) undercuts the server's {h} ms hint");
@@ -1240,7 +1356,11 @@ fn drive_engine(sc: &Scenario, verbose: bool) -> u64 {
                 }
                 let report = c.session.report();
                 assert_eq!(report.attempts.len() as u32, c.attempts, "the report lists every attempt");
-                assert_eq!(report.total_wait_ms, c.waited, "the report's waits add up");
+                // The time actually waited: within the call's own span (the clock may jump back).
+                let span = report.ended_ms.saturating_sub(report.started_ms);
+                if backward_jumps == 0 {
+                    assert!(report.total_wait_ms <= span, "waited {} in a {span} ms call", report.total_wait_ms);
+                }
                 assert_eq!(
                     report.served_by.is_some(),
                     outcome == Outcome::Success,

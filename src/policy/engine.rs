@@ -387,6 +387,8 @@ impl Session {
             for route in from..self.routes.len() {
                 match self.check(shared, route, now) {
                     Ok(()) => return self.send(shared, from, route, moved, now),
+                    // A cooling longer than maxRetryAfterMs is a hint not to be waited for.
+                    Err((ms, WaitCause::Cooling)) if ms > self.cfg.max_retry_after_ms => {}
                     Err((ms, cause)) if soonest.is_none_or(|s| ms < s.1) => soonest = Some((route, ms, cause)),
                     Err(_) => {}
                 }
@@ -582,14 +584,22 @@ impl Session {
         if hint.is_some_and(|h| h.ms > self.cfg.max_retry_after_ms) {
             return move_on(self, shared, Reason::HintTooLong);
         }
-        // This failure opened the route's breaker (or failed its probe): wait in line for it,
-        // or take a later route that is ready.
+        // This failure opened the route's breaker (or failed its probe): take a later route that
+        // is ready, or wait in line for this one — after the server's hint, if it gave one, which
+        // a short cooldown must not undercut.
         if opened {
-            return self.seek(shared, route, Some((route, Reason::CircuitOpen)), now);
+            let moved = Some((route, Reason::CircuitOpen));
+            if hint.is_none() {
+                return self.seek(shared, route, moved, now);
+            }
+            let ready = (route + 1..self.routes.len()).find(|&r| now < self.deadline_at && self.check(shared, r, now).is_ok());
+            if let Some(ready) = ready {
+                return self.send(shared, route, ready, moved, now);
+            }
         }
         let (ms, cause) = match hint {
             Some(h) => {
-                let jitter = (h.ms as f64 * HINT_JITTER).min(HINT_JITTER_MAX_MS as f64) * rand;
+                let jitter = (h.ms as f64 * HINT_JITTER).min(HINT_JITTER_MAX_MS as f64) * rand.clamp(0.0, 1.0);
                 (h.ms.saturating_add(jitter as u64), WaitCause::Hint(h.source))
             }
             None if !paced && shared.budget.as_ref().is_some_and(|b| !b.can_retry()) => {

@@ -24,9 +24,10 @@
 //!   is unknown), or a spent request limit without the numbers to learn a rate from, holds every
 //!   send until its reset.
 //! - **A 429 without such headers**: the interval becomes the one at which the route served
-//!   successes over the last second (what the provider was taking), and each further 429 cuts the
-//!   rate by 30 %; successes raise it again by about 5 % a second (AIMD, as TCP and AWS's adaptive
-//!   retry mode do). A route that sees no 429 for a minute stops pacing.
+//!   successes over the last second (what the provider was taking), and further 429s cut the
+//!   rate by 30 %, once a second at most; successes raise it again, doubling it over a second of
+//!   sending (multiplicative decrease and increase, as TCP and AWS's adaptive retry mode pace).
+//!   A route that sees no 429 for a minute stops pacing.
 //! - Nothing at all: nothing is paced, and the happy path is one comparison.
 //!
 //! Times are milliseconds since the epoch, passed in.
@@ -35,10 +36,14 @@ use super::hints::Limits;
 
 /// How long a rate learned from 429s alone stays in force without another 429.
 const FORGET_MS: u64 = 60_000;
-/// Each 429 (with no headers to learn from) keeps this share of the rate...
+/// A 429 (with no headers to learn from) keeps this share of the rate, once a second at most
+/// (the 429s of the sends already out say the same thing)...
 const DECREASE: f64 = 0.7;
-/// ...and each success adds this share of the rate per second of sending.
-const INCREASE_PER_SEC: f64 = 0.05;
+const DECREASE_EVERY_MS: u64 = 1_000;
+/// ...and successes double it over a second of sending: a rate cut by a burst of 429s comes
+/// back within a second or two, so 429s that are not about the rate (a few in every hundred,
+/// as some gateways send) cannot starve the route.
+const INCREASE_PER_SEC: f64 = 1.0;
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Pacer {
@@ -121,11 +126,11 @@ impl Pacer {
                 let span = now.saturating_sub(self.window_start) + if self.last_window > 0 { 1_000 } else { 0 };
                 self.interval = span.max(1_000) as f64 / served as f64;
                 self.burst = 1.0;
-            } else if now.saturating_sub(self.last_limited) as f64 >= self.interval {
-                // One cut per interval: the 429s of sends already out say the same thing.
+                self.last_limited = now;
+            } else if now.saturating_sub(self.last_limited) >= DECREASE_EVERY_MS {
                 self.interval /= DECREASE;
+                self.last_limited = now;
             }
-            self.last_limited = now;
         }
         self.tat = self.tat.max(now as f64 + self.burst * self.interval);
     }
@@ -228,9 +233,17 @@ mod tests {
         assert_eq!((a, b), (2_010, 2_020), "the rate it was served at: 100 a second");
         p.rate_limited(2_100);
         let (c, d) = (p.reserve(2_100), p.reserve(2_100));
-        assert!(c > 2_100 && (14..=15).contains(&(d - c)), "cut by 30 %: {c} {d}");
-        p.succeeded(2_100 + FORGET_MS + 1);
-        assert!(!p.is_pacing(2_100 + FORGET_MS + 1));
+        assert_eq!(d - c, 10, "a second 429 within the second cuts nothing more");
+        p.rate_limited(3_000);
+        let (e, f) = (p.reserve(3_000), p.reserve(3_000));
+        assert!(e > 3_000 && (14..=15).contains(&(f - e)), "cut by 30 %: {e} {f}");
+        for t in 0..70 {
+            p.succeeded(3_100 + t * 14);
+        }
+        let (g, h) = (p.reserve(4_100), p.reserve(4_100));
+        assert!(h - g <= 8, "a second of successes doubles the rate: {g} {h}");
+        p.succeeded(3_000 + FORGET_MS + 1);
+        assert!(!p.is_pacing(3_000 + FORGET_MS + 1));
     }
 
     #[test]

@@ -337,6 +337,7 @@ for (const [name, make, id] of PHASES) {
   const one = make(total);
   const started = performance.now();
   const stats = newStats(total);
+  if (process.env.SOAK_TRACE) console.error("phase", name);
   await pool(warmup, id * 1e6, (i, seq) => one(stats, i, seq));
   const marks = [await measure()];
   for (let b = 0; b < batches; b++) {
