@@ -106,6 +106,33 @@ export const CASES = [
       assert.ok(since < 1500, `result reached the test ${since.toFixed(0)} ms after the request, not after the 5 s wait`);
     },
   },
+  {
+    name: "stream",
+    title: "6. a 200 event stream that fails in-band before its first token, then a good one → 2 requests, the caller reads the second stream once",
+    primary: {
+      script: [
+        { status: 200, headers: { "content-type": "text/event-stream" }, chunks: [
+          'event: message_start\ndata: {"type":"message_start","message":{}}\n\n',
+          'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}\n\n',
+        ] },
+        { status: 200, headers: { "content-type": "text/event-stream" }, chunks: [
+          'event: message_start\ndata: {"type":"message_start","message":{}}\n\n',
+          'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello"}}\n\n',
+          'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":" world"}}\n\n',
+          'event: message_stop\ndata: {"type":"message_stop"}\n\n',
+        ] },
+      ],
+      exhausted: "error",
+    },
+    check(r, { primary }) {
+      assertRanClean(r);
+      assert.equal(r.status, 200);
+      assert.equal(r.content, "Hello world", "the second stream's text, once");
+      assert.equal(r.starts, 1, "one message_start: the served attempt's preamble only");
+      assert.equal(primary.requests.length, 2, "provider saw 2 requests");
+      assert.ok(r.events.some((e) => e.type === "commit"), "a commit event");
+    },
+  },
 ];
 
 /**
