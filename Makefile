@@ -122,6 +122,7 @@ bench/node_modules/.stamp: bench/package.json bench/package-lock.json
 bench: pkg/package.json bench/node_modules/.stamp
 	cargo run --quiet --release --example engine_bench
 	node bench/overhead.mjs
+	node bench/stream.mjs
 	node bench/storm.mjs
 
 ## Not part of `make test`: a long seeded run of the pure core natively (examples/fuzz.rs) — wait

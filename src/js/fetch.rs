@@ -145,13 +145,29 @@ impl Call<'_> {
             }
         };
         let idle = cfg.idle_timeout_ms.map(|ms| ms as f64);
-        let headers = hint_headers(&response);
         let held = Held::Value(values::resumed(&response, &held, &reader, idle));
         match state {
-            State::Failed { status, body } => (Observation::StreamFailed { status, headers, body }, held),
-            _ => (Observation::Committed { headers }, held),
+            State::Failed { status, body } => {
+                (Observation::StreamFailed { status, headers: hint_headers(&response), body }, held)
+            }
+            // A success: only the rate-limit headers (for pacing) matter.
+            _ => (Observation::Committed { headers: limit_headers(&response) }, held),
         }
     }
+}
+
+/// A response's rate-limit headers, read in one call into `values.js`.
+fn limit_headers(r: &Response) -> Headers {
+    let mut headers = Headers::new();
+    let flat = values::limit_headers(&r.headers());
+    if let Some(flat) = flat.dyn_ref::<js_sys::Array>() {
+        for i in (0..flat.length()).step_by(2) {
+            if let (Some(k), Some(v)) = (flat.get(i).as_string(), flat.get(i + 1).as_string()) {
+                headers.push(k, v);
+            }
+        }
+    }
+    headers
 }
 
 /// A response's wait-hint and rate-limit headers.
@@ -176,18 +192,8 @@ fn status_of(v: &JsValue) -> Option<u16> {
 /// (read from a clone, so the caller still gets it whole).
 async fn observe(r: &Response, status: u16) -> Observation {
     if status < 400 {
-        let mut headers = Headers::new();
-        // A success is final whatever its headers say; only its rate-limit headers (for pacing)
-        // are read, in one call.
-        let flat = values::limit_headers(&r.headers());
-        if let Some(flat) = flat.dyn_ref::<js_sys::Array>() {
-            for i in (0..flat.length()).step_by(2) {
-                if let (Some(k), Some(v)) = (flat.get(i).as_string(), flat.get(i + 1).as_string()) {
-                    headers.push(k, v);
-                }
-            }
-        }
-        return Observation::Response { status, headers, body: None };
+        // A success is final whatever its headers say; only its rate-limit headers (for pacing).
+        return Observation::Response { status, headers: limit_headers(r), body: None };
     }
     let headers = hint_headers(r);
     let mut body = None;

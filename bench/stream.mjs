@@ -1,0 +1,70 @@
+// What retryFetch costs a stream once it has committed: a 1,000-chunk event stream from a
+// loopback server, read through raw fetch and through createRetryFetch() in the same run, in
+// alternating rounds. Prints, per client, the median time to the first chunk the caller reads
+// (after the commit point: the first content event is the first chunk) and to the whole stream,
+// and retryFetch's extra first-chunk latency and throughput ratio against raw fetch.
+// Targets (issue: streams): first chunk +≤ 1 ms, throughput ≥ 0.95× raw.
+// Run: make bench (or node bench/stream.mjs after make package). ROUNDS=N (default 15).
+import http from "node:http";
+import { createRetryFetch } from "../pkg/node.js";
+
+const ROUNDS = Number(process.env.ROUNDS ?? 15);
+const CHUNKS = 1000;
+const START = 'event: message_start\ndata: {"type":"message_start","message":{"id":"m","content":[]}}\n\n';
+const delta = (i) =>
+  `event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"token ${i} "}}\n\n`;
+
+const server = http.createServer((req, res) => {
+  req.resume();
+  req.on("end", async () => {
+    res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
+    res.write(START);
+    // One chunk per event, flushed as a provider does (a write per token), in batches so the
+    // socket is kept busy without the bench measuring the server's own timers.
+    for (let i = 0; i < CHUNKS; i++) {
+      if (!res.write(delta(i))) await new Promise((r) => res.once("drain", r));
+      if (i % 50 === 49) await new Promise((r) => setImmediate(r));
+    }
+    res.end();
+  });
+});
+await new Promise((r) => server.listen(0, "127.0.0.1", r));
+const url = `http://127.0.0.1:${server.address().port}/v1/messages`;
+const init = { method: "POST", headers: { "content-type": "application/json" }, body: '{"model":"m","stream":true}' };
+
+/** Time to the first content chunk the caller can read, and to the end; bytes read. */
+async function once(f) {
+  const t0 = performance.now();
+  const res = await f(url, init);
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  let first, bytes = 0, seen = "";
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    bytes += value.length;
+    if (first === undefined) {
+      seen += decoder.decode(value, { stream: true });
+      if (seen.includes("content_block_delta")) first = performance.now() - t0;
+    }
+  }
+  return { first, total: performance.now() - t0, bytes };
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const clients = { "raw fetch": fetch, retryFetch: createRetryFetch() };
+const runs = Object.fromEntries(Object.keys(clients).map((k) => [k, []]));
+for (const f of Object.values(clients)) await once(f); // warm up
+for (let i = 0; i < ROUNDS; i++) for (const [name, f] of Object.entries(clients)) runs[name].push(await once(f));
+server.close();
+
+console.log(`stream: ${CHUNKS} chunks over loopback, median of ${ROUNDS} rounds each`);
+const fig = {};
+for (const [name, rs] of Object.entries(runs)) {
+  fig[name] = { first: median(rs.map((r) => r.first)), total: median(rs.map((r) => r.total)), bytes: rs[0].bytes };
+  console.log(`  ${name.padEnd(12)} first chunk ${fig[name].first.toFixed(2).padStart(7)} ms   whole stream ${fig[name].total.toFixed(1).padStart(7)} ms   ${fig[name].bytes} bytes`);
+}
+const extra = fig.retryFetch.first - fig["raw fetch"].first;
+const ratio = fig["raw fetch"].total / fig.retryFetch.total;
+console.log(`  ${extra <= 1 ? "✓" : "✗"} first chunk after the commit: ${extra >= 0 ? "+" : ""}${extra.toFixed(2)} ms (target ≤ +1 ms)`);
+console.log(`  ${ratio >= 0.95 ? "✓" : "✗"} throughput: ${ratio.toFixed(3)}× raw fetch (target ≥ 0.95×)`);
