@@ -57,28 +57,57 @@ function withState(f, client) {
   return f;
 }
 
+/** The errors an SDK wraps ours in, and ours: `e`, then its `cause` (OpenAI's and Anthropic's
+ * APIConnectionError, the AI SDK's AI_APICallError) or `lastError` (the AI SDK's AI_RetryError),
+ * a few levels deep. */
+function* chain(e) {
+  const seen = new Set();
+  for (let x = e, i = 0; i < 8 && typeof x === "object" && x !== null && !seen.has(x); i++) {
+    seen.add(x);
+    yield x;
+    let next;
+    try {
+      next = x.cause ?? x.lastError;
+    } catch {}
+    x = next;
+  }
+}
+
 /** How a call went — attempts, waits, the route that served it — for the Response a retryFetch
- * returned, or the value or error a call ended with. */
+ * returned, or the value or error a call ended with, also when an SDK wrapped that error (found
+ * along its `cause`). */
 export function retryReport(value) {
-  return reportOf(value);
+  for (const x of chain(value)) {
+    const r = reportOf(x);
+    if (r !== undefined) return r;
+  }
+  return undefined;
 }
 
 // Brand checks rather than instanceof, so they hold across copies of the package in one bundle.
 const isError = (e, name, field) => e instanceof Error && e.name === name && typeof e[field] === "number";
+const ownRetryError = (e) => isError(e, "RetryError", "attempts");
+const ownCircuitOpenError = (e) => isError(e, "CircuitOpenError", "retryInMs");
+const find = (e, test) => {
+  for (const x of chain(e)) if (test(x)) return x;
+  return undefined;
+};
 
-export const isRetryError = (e) => isError(e, "RetryError", "attempts");
-export const isCircuitOpenError = (e) => isError(e, "CircuitOpenError", "retryInMs");
+/** Our RetryError or CircuitOpenError, `e` itself or what an SDK wrapped (along `cause`). */
+export const retryErrorOf = (e) => find(e, (x) => ownRetryError(x) || ownCircuitOpenError(x));
+export const isRetryError = (e) => find(e, ownRetryError) !== undefined;
+export const isCircuitOpenError = (e) => find(e, ownCircuitOpenError) !== undefined;
 
 // The library throws plain Errors with a stable `name`; these classes make `instanceof` work
 // across bundle copies by checking that name.
 export class RetryError extends Error {
   static [Symbol.hasInstance](e) {
-    return isRetryError(e);
+    return ownRetryError(e);
   }
 }
 
 export class CircuitOpenError extends Error {
   static [Symbol.hasInstance](e) {
-    return isCircuitOpenError(e);
+    return ownCircuitOpenError(e);
   }
 }

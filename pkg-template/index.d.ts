@@ -235,7 +235,7 @@ export function createRetryFetch(options?: RetryOptions): RetryFetch;
 export function retry<T>(fn: (ctx: AttemptContext) => T | Promise<T>, options?: RetryFnOptions): Promise<T>;
 /** A reusable retry whose breakers and budget persist across calls. */
 export function createRetry(options?: Omit<RetryFnOptions, "signal">): Retry;
-/** How a call went, for the Response a retryFetch returned or the value or error any call ended with; undefined for anything else. */
+/** How a call went, for the Response a retryFetch returned or the value or error any call ended with (also an SDK's error wrapping ours, along `cause`); undefined for anything else. */
 export function retryReport(value: unknown): RetryReport | undefined;
 
 /** The call failed without a response to return: network errors, timeouts, the deadline. */
@@ -261,5 +261,9 @@ export class CircuitOpenError extends Error {
   readonly report: RetryReport;
 }
 
-export function isRetryError(e: unknown): e is RetryError;
-export function isCircuitOpenError(e: unknown): e is CircuitOpenError;
+/** Whether `e` is, or wraps along its `cause` (an SDK's APIConnectionError, the AI SDK's errors), a RetryError. */
+export function isRetryError(e: unknown): boolean;
+/** Whether `e` is, or wraps along its `cause`, a CircuitOpenError. */
+export function isCircuitOpenError(e: unknown): boolean;
+/** Our RetryError or CircuitOpenError: `e` itself, or the one an SDK wrapped (along `cause`, or the AI SDK's `lastError`). */
+export function retryErrorOf(e: unknown): RetryError | CircuitOpenError | undefined;

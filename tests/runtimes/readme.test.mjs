@@ -11,6 +11,7 @@ import { spawn } from "node:child_process";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { mockFor, T } from "./harness.mjs";
+import { getClosedPort } from "../js/mock-provider.mjs";
 import { here, PKG_DIR, deno, startWorker, loadError, startStaticServer, launchChromium } from "./runtimes.mjs";
 
 const README = resolve(here, process.env.README ?? "../../README.md");
@@ -99,6 +100,20 @@ describe(`README examples (${README})`, () => {
       assert.equal(req.headers.authorization, "Bearer sk-test");
       assert.equal(req.sha256, mock.requests[0].sha256);
     }
+  });
+
+  test("Cloudflare Worker: when the provider cannot be reached, the handler answers a JSON 503 with the reason", T, async (t) => {
+    const code = block("workerd", "js");
+    const worker = startWorker({
+      scriptPath: join(scratch, "worker-down.js"),
+      script: code.replaceAll("https://api.openai.com", `http://127.0.0.1:${await getClosedPort()}`),
+      bindings: { OPENAI_API_KEY: "sk-test" },
+    });
+    t.after(() => worker.dispose());
+    const body = JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: "Hi" }] });
+    const res = await worker.mf.dispatchFetch("http://worker.test/", { method: "POST", body });
+    assert.equal(res.status, 503, worker.log());
+    assert.deepEqual(await res.json(), { error: "RetryError", reason: "attempts-exhausted" });
   });
 
   test("Browser page with an import map: 429 then 200 → the page shows the completion", T, async (t) => {

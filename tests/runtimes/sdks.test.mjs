@@ -9,7 +9,8 @@ import OpenAI from "openai";
 import Anthropic from "@anthropic-ai/sdk";
 import { generateText } from "ai";
 import { createOpenAI } from "@ai-sdk/openai";
-import { createRetryFetch, retryReport } from "llm-retry";
+import { createRetryFetch, retryReport, isRetryError, isCircuitOpenError, retryErrorOf } from "llm-retry";
+import { getClosedPort } from "../js/mock-provider.mjs";
 import { T, SLACK, mockFor, gaps } from "./harness.mjs";
 
 const FAST = { initialMs: 20, maxMs: 200 };
@@ -128,5 +129,45 @@ describe("Vercel AI SDK (ai + @ai-sdk/openai) with fetch: retryFetch", () => {
       [[503, 200]],
       "one SDK call, two attempts inside llm-retry",
     );
+  });
+});
+
+// What a user catches with each SDK when llm-retry gives up without a response to hand back:
+// the SDK wraps our error (OpenAI and Anthropic in APIConnectionError's `cause`, the AI SDK in
+// AI_APICallError / AI_RetryError), and retryReport, isRetryError and retryErrorOf find it.
+describe("errors through the SDKs: ours found along the cause chain", () => {
+  const dead = async () => `http://127.0.0.1:${await getClosedPort()}`;
+  const opts = { maxAttempts: 2, backoff: { initialMs: 5, maxMs: 10 } };
+
+  test("OpenAI: APIConnectionError wrapping our RetryError", T, async () => {
+    const client = new OpenAI({ apiKey: "sk-test", baseURL: `${await dead()}/v1`, fetch: createRetryFetch(opts), maxRetries: 0 });
+    const e = await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "hi" }] }).catch((x) => x);
+    assert.ok(e instanceof OpenAI.APIConnectionError, `${e?.constructor?.name}`);
+    assert.equal(isRetryError(e), true);
+    assert.equal(retryErrorOf(e)?.reason, "attempts-exhausted");
+    assert.equal(retryReport(e)?.attempts.length, 2);
+  });
+
+  test("Anthropic: APIConnectionError wrapping our CircuitOpenError when no route can be reached in time", T, async (t) => {
+    const mock = await mockFor(t, { script: [{ status: 503 }] });
+    const retryFetch = createRetryFetch({ maxAttempts: 1, deadlineMs: 2_000, breaker: { failureThreshold: 1, cooldownMs: 10_000 } });
+    const client = new Anthropic({ apiKey: "k", baseURL: mock.url, fetch: retryFetch, maxRetries: 0 });
+    const ask = () => client.messages.create({ model: "m", max_tokens: 5, messages: [{ role: "user", content: "hi" }] }).catch((x) => x);
+    const first = await ask();
+    assert.equal(first.status, 503, "the 503 itself, as the SDK's own error");
+    const e = await ask();
+    assert.ok(e instanceof Anthropic.APIConnectionError, `${e?.constructor?.name}`);
+    assert.equal(isCircuitOpenError(e), true);
+    assert.ok(retryErrorOf(e)?.retryInMs > 2_000);
+    assert.equal(retryReport(e)?.attempts.length, 0, "nothing was sent");
+    assert.equal(mock.requests.length, 1);
+  });
+
+  test("AI SDK: generateText's error wrapping our RetryError", T, async () => {
+    const openai = createOpenAI({ baseURL: `${await dead()}/v1`, apiKey: "sk-test", fetch: createRetryFetch(opts) });
+    const e = await generateText({ model: openai.chat("m"), prompt: "hi", maxRetries: 0 }).catch((x) => x);
+    assert.ok(e instanceof Error, `${e}`);
+    assert.equal(isRetryError(e), true, `${e?.name}: ${e?.message}`);
+    assert.equal(retryReport(e)?.attempts.length, 2);
   });
 });

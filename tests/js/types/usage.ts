@@ -11,6 +11,7 @@ import {
   CircuitOpenError,
   isRetryError,
   isCircuitOpenError,
+  retryErrorOf,
 } from "llm-retry";
 
 // Types reached through the functions' signatures (names exported as types are in named-types.ts).
@@ -176,7 +177,15 @@ export async function useRetry(): Promise<void> {
 }
 
 export function classify(e: unknown): string {
-  if (isRetryError(e)) {
+  const ours = retryErrorOf(e);
+  const wrapped: boolean = isRetryError(e) || isCircuitOpenError(e);
+  void wrapped;
+  if (ours instanceof RetryError) {
+    const r: RetryError = ours;
+    void r;
+  }
+  if (ours?.name === "RetryError") {
+    const e = ours;
     const attempts: number = e.attempts;
     const status: number | undefined = e.status;
     const reason: string = e.reason;
@@ -187,7 +196,8 @@ export function classify(e: unknown): string {
     void [cause, attemptsSeen];
     return `${name} ${message} ${attempts} ${status} ${reason}`;
   }
-  if (isCircuitOpenError(e)) {
+  if (ours?.name === "CircuitOpenError") {
+    const e = ours;
     const retryInMs: number = e.retryInMs;
     const name: "CircuitOpenError" = e.name;
     return `${name} ${retryInMs}`;
