@@ -1000,6 +1000,7 @@ fn engine_config(r: &mut Rng) -> Config {
                 jitter: *r.pick(&[Jitter::None, Jitter::Full, Jitter::Equal, Jitter::Decorrelated]),
             },
             deadline_ms: r.range(1, deadline_max),
+            deadline_cuts_attempts: r.chance(0.5),
             attempt_timeout_ms: if r.chance(0.5) { None } else { Some(r.range(1, timeout_max)) },
             retry_on: random_status_set(r),
             max_retry_after_ms: if r.chance(0.5) { 60_000 } else { r.skewed(120_000) },
@@ -1266,7 +1267,13 @@ fn drive_engine(sc: &Scenario, verbose: bool) -> u64 {
             routes.len()
         );
         match decision {
-            Decision::Attempt { route, attempt, timeout_ms, .. } => {
+            Decision::Attempt { route, attempt, timeout_ms, deadline_ms } => {
+                // The host's timer: the attempt's own, or (a stream's first token) the deadline.
+                assert!(u128::from(now) + u128::from(deadline_ms) <= deadline_at, "call {i}: deadline_ms is the time left");
+                if let Some(t) = timeout_ms {
+                    assert!(u128::from(now) + u128::from(t) <= deadline_at || !cfg.deadline_cuts_attempts);
+                }
+                let timeout_ms = timeout_ms.unwrap_or(deadline_ms);
                 c.attempts += 1;
                 assert!(route < routes.len(), "route {route} of {}", routes.len());
                 assert!(route >= c.route, "call {i}: went back from route {} to {route}", c.route);
@@ -1281,10 +1288,7 @@ fn drive_engine(sc: &Scenario, verbose: bool) -> u64 {
                 assert!(c.attempts <= total_max, "call {i}: {} attempts, routes allow {total_max}", c.attempts);
                 assert_eq!(attempt, c.last_attempt + 1, "attempts are numbered in order");
                 c.last_attempt = attempt;
-                assert!(
-                    u128::from(now) + u128::from(timeout_ms) <= deadline_at,
-                    "call {i}: attempt timeout {timeout_ms} at {now} runs past the deadline {deadline_at}"
-                );
+                assert!(u128::from(now) < deadline_at, "call {i}: an attempt at {now} past the deadline {deadline_at}");
                 if let Some(t) = cfg.attempt_timeout_ms {
                     assert!(timeout_ms <= t, "call {i}: attempt timeout {timeout_ms} > attemptTimeoutMs {t}");
                 }

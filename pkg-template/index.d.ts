@@ -172,7 +172,7 @@ export interface RetryOptions {
   /** Attempts per route, counting the first; 1–100. [4] */
   maxAttempts?: number;
   backoff?: BackoffOptions;
-  /** Bounds the whole call, waits included, ms. A wait that would end past it is never started; a call that no route can take within it fails fast. [60000] */
+  /** Bounds the call's waits and new attempts, ms: a wait that would end past it is never started; a call that no route can take within it fails fast. Left at its default it never aborts an attempt in flight (only a stream's wait for its first token); set, it bounds the attempt in flight too. [60000] */
   deadlineMs?: number;
   /** Aborts an attempt whose response headers have not arrived, ms. [none: the deadline bounds it] */
   attemptTimeoutMs?: number;

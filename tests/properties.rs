@@ -53,9 +53,10 @@ proptest! {
         let mut last_hint: Option<u64> = None;
         loop {
             match s.next(&mut shared, seen.as_ref(), now, rands[i % rands.len()]) {
-                Decision::Attempt { timeout_ms, .. } => {
+                Decision::Attempt { deadline_ms: left, .. } => {
                     attempts += 1;
-                    prop_assert!(now + timeout_ms <= start + deadline_ms);
+                    prop_assert!(now < start + deadline_ms, "an attempt started past the deadline");
+                    prop_assert_eq!(now + left, start + deadline_ms);
                     let (status, hint) = script[i % script.len()];
                     i += 1;
                     now += 1;

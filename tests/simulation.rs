@@ -49,7 +49,9 @@ fn run(
             events.push(e);
         }
         match d {
-            Decision::Attempt { route, timeout_ms, .. } => {
+            Decision::Attempt { route, timeout_ms, deadline_ms, .. } => {
+                // The host's timer: the attempt's own, or (for a stream's first token) the deadline.
+                let timeout_ms = timeout_ms.unwrap_or(deadline_ms);
                 sent.push((route, now));
                 seen = Some(match steps.next().expect("script ran out") {
                     Status(status, h, body) => {
@@ -364,4 +366,19 @@ fn a_call_woken_before_its_pacing_slot_keeps_it() {
     assert!(wb > wa);
     assert_eq!(a.next(&mut shared, None, 5 + wa - 1, 0.5), Decision::Wait { ms: 1, cause: WaitCause::Pacing });
     assert!(matches!(a.next(&mut shared, None, 5 + wa, 0.5), Decision::Attempt { .. }), "sent at its own slot");
+}
+
+#[test]
+fn the_default_deadline_never_cuts_an_attempt_in_flight() {
+    // Defaults: no timer on the attempt (the SDK's own timeout bounds a slow answer); the time
+    // left is passed for a stream's wait for its first token.
+    let c = Config::default();
+    let mut s = Session::new(&c, vec![Route::new("p", 4)], false);
+    let d = s.next(&mut Shared::new(&c), None, 1_000, 0.5);
+    assert_eq!(d, Decision::Attempt { route: 0, attempt: 1, timeout_ms: None, deadline_ms: 60_000 });
+    // A deadline the user set bounds the attempt too.
+    let c = Config { deadline_ms: 5_000, deadline_cuts_attempts: true, ..Config::default() };
+    let mut s = Session::new(&c, vec![Route::new("p", 4)], false);
+    let d = s.next(&mut Shared::new(&c), None, 1_000, 0.5);
+    assert_eq!(d, Decision::Attempt { route: 0, attempt: 1, timeout_ms: Some(5_000), deadline_ms: 5_000 });
 }

@@ -82,7 +82,8 @@ pub trait Attempts {
         &mut self,
         route: usize,
         attempt: u32,
-        timeout_ms: u64,
+        timeout_ms: Option<u64>,
+        deadline_ms: u64,
     ) -> Pin<Box<dyn Future<Output = AttemptResult> + '_>>;
     /// The held value is superseded by a new attempt: free what it holds.
     fn release(&mut self, _held: Held) {}
@@ -124,9 +125,9 @@ pub async fn drive(
         };
         emit(client, &mut session, a);
         match decision {
-            Decision::Attempt { route, attempt, timeout_ms } => {
+            Decision::Attempt { route, attempt, timeout_ms, deadline_ms } => {
                 a.release(core::mem::replace(&mut held, Held::Nothing));
-                let (obs, h) = a.attempt(route, attempt, timeout_ms).await?;
+                let (obs, h) = a.attempt(route, attempt, timeout_ms, deadline_ms).await?;
                 seen = Some(obs);
                 held = h;
             }

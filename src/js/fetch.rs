@@ -45,9 +45,10 @@ impl Attempts for Call<'_> {
         &mut self,
         route: usize,
         _attempt: u32,
-        timeout_ms: u64,
+        timeout_ms: Option<u64>,
+        deadline_ms: u64,
     ) -> Pin<Box<dyn Future<Output = AttemptResult> + '_>> {
-        Box::pin(self.attempt_once(route, timeout_ms))
+        Box::pin(self.attempt_once(route, timeout_ms, deadline_ms))
     }
 
     fn release(&mut self, held: Held) {
@@ -63,7 +64,7 @@ impl Attempts for Call<'_> {
 }
 
 impl Call<'_> {
-    async fn attempt_once(&mut self, route: usize, timeout_ms: u64) -> AttemptResult {
+    async fn attempt_once(&mut self, route: usize, timeout_ms: Option<u64>, deadline_ms: u64) -> AttemptResult {
         let prepared = values::route_request(&self.request, route as u32)?;
         let (url, init) = (prepared.get(0), prepared.get(1));
         let sig = AttemptSignal::new(self.signal.as_ref())?;
@@ -77,7 +78,7 @@ impl Call<'_> {
                 ctrl.abort_with_reason(&host::timeout_error());
             })
         };
-        let timer = host::Timer::new(timeout_ms, on_timeout.as_ref().unchecked_ref());
+        let timer = timeout_ms.map(|ms| host::Timer::new(ms, on_timeout.as_ref().unchecked_ref()));
         let result = JsFuture::from(host::call_fetch(self.client.opts.transport.as_ref(), &url, &init)).await;
         let error = match result {
             // Duck-typed: another fetch implementation's Response is not `instanceof` this one's.
@@ -90,7 +91,7 @@ impl Call<'_> {
                         drop((timer, on_timeout));
                         (observe(&response, status).await, Held::Value(response.into()))
                     } else {
-                        let watched = self.watch(response, reader, &timed_out).await;
+                        let watched = self.watch(response, reader, &timed_out, deadline_ms).await;
                         drop((timer, on_timeout));
                         watched
                     };
@@ -117,19 +118,16 @@ impl Call<'_> {
     /// Reads an event stream until it commits (its first content event), fails in-band, stalls
     /// past `firstTokenTimeoutMs`, or breaks (see `policy::stream`). The chunks read are held:
     /// the Response the caller may get starts with them.
-    async fn watch(&self, response: Response, reader: JsValue, timed_out: &Cell<bool>) -> (Observation, Held) {
+    async fn watch(&self, response: Response, reader: JsValue, timed_out: &Cell<bool>, deadline_ms: u64) -> (Observation, Held) {
         let cfg = &self.client.opts.cfg;
-        let mut stall: Pin<Box<dyn Future<Output = ()>>> = match cfg.first_token_timeout_ms {
-            Some(ms) => Box::pin(host::delay(ms)),
-            None => Box::pin(core::future::pending()),
-        };
+        let mut stall = host::first_token(cfg.first_token_timeout_ms, deadline_ms);
         let held = js_sys::Array::new();
         let mut watch = Watch::default();
         let state = loop {
             let chunk = match host::race(JsFuture::from(values::next_chunk(&reader)), &mut stall).await {
-                Either::Right(()) => {
+                Either::Right(deadline) => {
                     values::cancel_reader(&reader);
-                    return (Observation::Stalled, Held::Nothing);
+                    return stalled(deadline);
                 }
                 Either::Left(Err(error)) => return (self.failure(timed_out), Held::Error { error, has_status: false }),
                 Either::Left(Ok(chunk)) => chunk,
@@ -153,6 +151,16 @@ impl Call<'_> {
             // A success: only the rate-limit headers (for pacing) matter.
             _ => (Observation::Committed { headers: limit_headers(&response) }, held),
         }
+    }
+}
+
+/// A stream that showed no content in time: past `firstTokenTimeoutMs` a failed attempt, past
+/// the deadline the end of the call.
+pub fn stalled(deadline: bool) -> (Observation, Held) {
+    if deadline {
+        (Observation::Timeout, Held::Error { error: host::timeout_error(), has_status: false })
+    } else {
+        (Observation::Stalled, Held::Nothing)
     }
 }
 

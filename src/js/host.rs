@@ -215,6 +215,25 @@ pub fn delay(ms: u64) -> Delay {
     Until::new(|resolve| Timer::new(ms, resolve))
 }
 
+/// Resolves when a stream has waited too long for its first content event: `false` after
+/// `first_token_ms`, `true` at the deadline, whichever comes first.
+pub fn first_token(first_token_ms: Option<u64>, deadline_ms: u64) -> Pin<Box<dyn Future<Output = bool>>> {
+    let deadline = delay(deadline_ms);
+    match first_token_ms.filter(|&ms| ms < deadline_ms) {
+        Some(ms) => Box::pin(race(delay(ms), deadline).map_either()),
+        None => Box::pin(async move {
+            deadline.await;
+            true
+        }),
+    }
+}
+
+impl<A: Future<Output = ()> + Unpin, B: Future<Output = ()> + Unpin> Race<A, B> {
+    fn map_either(self) -> impl Future<Output = bool> {
+        async move { matches!(self.await, Either::Right(())) }
+    }
+}
+
 /// Sleeps `ms` or until `woken` resolves, or fails with the signal's reason the moment it
 /// aborts. No timer outlives it.
 pub async fn sleep(ms: u64, signal: Option<&AbortSignal>, woken: Option<Notified<'_>>) -> Result<(), JsValue> {

@@ -60,7 +60,10 @@ pub fn read(options: &JsValue, for_retry: bool) -> Result<Options, JsValue> {
     if let Some(j) = get(o, "jitter").as_string().as_deref().and_then(Jitter::parse) {
         b.jitter = j;
     }
-    c.deadline_ms = ms(o, "deadlineMs").unwrap_or(c.deadline_ms);
+    if let Some(deadline) = ms(o, "deadlineMs") {
+        c.deadline_ms = deadline;
+        c.deadline_cuts_attempts = true;
+    }
     c.attempt_timeout_ms = ms(o, "attemptTimeoutMs");
     c.first_token_timeout_ms = ms(o, "firstTokenTimeoutMs");
     c.idle_timeout_ms = ms(o, "idleTimeoutMs");

@@ -47,7 +47,7 @@ struct FnCall<'c> {
 }
 
 impl FnCall<'_> {
-    async fn attempt_once(&mut self, route: usize, attempt: u32, timeout_ms: u64) -> AttemptResult {
+    async fn attempt_once(&mut self, route: usize, attempt: u32, timeout_ms: Option<u64>, deadline_ms: u64) -> AttemptResult {
         let sig = AttemptSignal::new(self.signal.as_ref())?;
         let ctx = values::fn_context(&self.client.opts.js, route as u32, attempt, &sig.signal);
         let promise = match self.f.call1(&JsValue::UNDEFINED, &ctx) {
@@ -58,14 +58,18 @@ impl FnCall<'_> {
             Some(s) => Box::pin(host::on_abort(s)),
             None => Box::pin(core::future::pending()),
         };
-        let mut stop = host::race(host::delay(timeout_ms), aborted);
+        let timer: Pin<Box<dyn Future<Output = ()>>> = match timeout_ms {
+            Some(ms) => Box::pin(host::delay(ms)),
+            None => Box::pin(core::future::pending()),
+        };
+        let mut stop = host::race(timer, aborted);
         match host::race(JsFuture::from(promise), &mut stop).await {
             Either::Left(Ok(v)) => {
                 let iter = values::async_iterator(&v);
                 if iter.is_undefined() {
                     return Ok((ok(), Held::Value(v)));
                 }
-                self.peek(v, iter, &mut stop, &sig).await
+                self.peek(v, iter, &mut stop, &sig, deadline_ms).await
             }
             Either::Left(Err(e)) => self.thrown(e),
             Either::Right(which) => Ok(self.stopped(which, &sig)),
@@ -104,11 +108,9 @@ impl FnCall<'_> {
         iter: JsValue,
         stop: &mut (impl Future<Output = Either<(), ()>> + Unpin),
         sig: &AttemptSignal,
+        deadline_ms: u64,
     ) -> AttemptResult {
-        let mut stall: Pin<Box<dyn Future<Output = ()>>> = match self.client.opts.cfg.first_token_timeout_ms {
-            Some(ms) => Box::pin(host::delay(ms)),
-            None => Box::pin(core::future::pending()),
-        };
+        let mut stall = host::first_token(self.client.opts.cfg.first_token_timeout_ms, deadline_ms);
         let held = Array::new();
         let state = loop {
             let next = JsFuture::from(values::next_item(&iter));
@@ -119,9 +121,9 @@ impl FnCall<'_> {
                     values::close_iterator(&iter);
                     return Ok(self.stopped(which, sig));
                 }
-                Either::Right(Either::Right(())) => {
+                Either::Right(Either::Right(deadline)) => {
                     values::close_iterator(&iter);
-                    return Ok((Observation::Stalled, Held::Nothing));
+                    return Ok(super::fetch::stalled(deadline));
                 }
             };
             if item.get(0).is_truthy() {
@@ -155,9 +157,10 @@ impl Attempts for FnCall<'_> {
         &mut self,
         route: usize,
         attempt: u32,
-        timeout_ms: u64,
+        timeout_ms: Option<u64>,
+        deadline_ms: u64,
     ) -> Pin<Box<dyn Future<Output = AttemptResult> + '_>> {
-        Box::pin(self.attempt_once(route, attempt, timeout_ms))
+        Box::pin(self.attempt_once(route, attempt, timeout_ms, deadline_ms))
     }
 }
 

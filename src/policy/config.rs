@@ -18,8 +18,13 @@ pub struct Config {
     /// Attempts per route, counting the first. Default 4.
     pub max_attempts: u32,
     pub backoff: Backoff,
-    /// Bounds the whole call, waits included. Default 60 000.
+    /// Bounds the call's waits and new attempts, and (when `deadline_cuts_attempts`) the attempt
+    /// in flight too. Default 60 000.
     pub deadline_ms: u64,
+    /// The deadline also aborts an attempt in flight: set when the user set `deadlineMs`. By
+    /// default it does not, so a healthy slow answer (a reasoning model's minutes) is bounded by
+    /// the caller's own timeout (the SDK's: 10 minutes in openai-node), not cut at 60 s.
+    pub deadline_cuts_attempts: bool,
     /// Bounds one attempt until response headers arrive. Default none (the deadline bounds it).
     pub attempt_timeout_ms: Option<u64>,
     pub retry_on: StatusSet,
@@ -46,6 +51,7 @@ impl Default for Config {
             max_attempts: 4,
             backoff: Backoff::default(),
             deadline_ms: 60_000,
+            deadline_cuts_attempts: false,
             attempt_timeout_ms: None,
             retry_on: StatusSet::default(),
             max_retry_after_ms: 60_000,

@@ -164,12 +164,17 @@ impl WaitCause {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Decision {
-    /// Send the request on `route`; abort it if no response headers came within `timeout_ms`.
-    /// `attempt` counts from 1 across routes.
+    /// Send the request on `route`; `attempt` counts from 1 across routes. Abort it if no
+    /// response headers came within `timeout_ms`: `attemptTimeoutMs`, or the time left when the
+    /// deadline also bounds attempts in flight (`deadline_cuts_attempts`); none: bounded only by
+    /// the caller and the transport — the default deadline bounds waits and new attempts, never a
+    /// healthy attempt in flight. `deadline_ms` is the time left: an event stream's wait for its
+    /// first content event is bounded by it.
     Attempt {
         route: usize,
         attempt: u32,
-        timeout_ms: u64,
+        timeout_ms: Option<u64>,
+        deadline_ms: u64,
     },
     /// Sleep, then call `next` again.
     Wait {
@@ -505,15 +510,16 @@ impl Session {
             self.events.push(Event::Retry { attempt, route, delay_ms: waited_ms, reason, status, cause });
         }
         self.route_attempts += 1;
-        let left = self.deadline_at.saturating_sub(now);
-        let (timeout_ms, deadline_bound) = match self.cfg.attempt_timeout_ms {
-            Some(t) if t < left => (t, false),
-            _ => (left, true),
+        let deadline_ms = self.deadline_at.saturating_sub(now);
+        let (timeout_ms, deadline_bound) = match (self.cfg.attempt_timeout_ms, self.cfg.deadline_cuts_attempts) {
+            (Some(t), true) if t < deadline_ms => (Some(t), false),
+            (_, true) => (Some(deadline_ms), true),
+            (t, false) => (t, t.is_none()),
         };
         self.phase = Phase::Attempting { route, deadline_bound };
         self.pending_waited = waited_ms;
         let attempt = self.report.attempts.len() as u32 + 1;
-        Decision::Attempt { route, attempt, timeout_ms }
+        Decision::Attempt { route, attempt, timeout_ms, deadline_ms }
     }
 
     fn observe(
