@@ -289,7 +289,41 @@ export async function runScenario({ out = process.stdout, color = out.isTTY && !
     `${summary.attempts} attempts (${summary.retries} ${summary.retries === 1 ? "retry" : "retries"}), ${summary.fallbacks} served by the fallback, ` +
     `total wait ${(summary.totalWaitMs / 1000).toFixed(1)} s, run ${(elapsedMs / 1000).toFixed(1)} s`);
   print(`  attempts per call: ${attempts.join(" ")}`);
+  if (!real) summary.stream = await streamedCall(print, c, { createRetryFetch, retryReport });
   return summary;
+}
+
+/** One streamed call whose first stream fails in-band before its first token (Anthropic's
+ * `overloaded_error` after `message_start`): retried, and the caller reads one clean stream. */
+async function streamedCall(print, c, { createRetryFetch, retryReport }) {
+  const sse = { "content-type": "text/event-stream" };
+  const event = (name, data) => `event: ${name}\ndata: ${JSON.stringify({ type: name, ...data })}\n\n`;
+  const text = (t) => event("content_block_delta", { index: 0, delta: { type: "text_delta", text: t } });
+  const start = event("message_start", { message: { id: "msg", content: [] } });
+  const mock = await startMockProvider({
+    script: [
+      { status: 200, headers: sse, chunks: [start, event("ping", {}), event("error", { error: { type: "overloaded_error", message: "Overloaded" } })] },
+      { status: 200, headers: sse, chunks: [start, text("Hello"), text(" from"), text(" the"), text(" retry"), event("message_stop", {})], chunkDelayMs: 40 },
+    ],
+  });
+  const events = [];
+  const retryFetch = createRetryFetch({ backoff: { initialMs: 200, maxMs: 400 }, onEvent: (e) => events.push(e) });
+  print();
+  print(c.bold("A streamed call: the first stream fails after its 200, before its first token"));
+  const res = await retryFetch(`${mock.url}/v1/messages`, { method: "POST", body: JSON.stringify({ model: PRIMARY_MODEL, stream: true }) });
+  let shown = "";
+  const decoder = new TextDecoder();
+  for await (const chunk of res.body) {
+    for (const m of decoder.decode(chunk, { stream: true }).matchAll(/"text":"([^"]*)"/g)) shown += m[1];
+  }
+  const report = retryReport(res);
+  for (const a of report.attempts) {
+    print(`  attempt ${report.attempts.indexOf(a) + 1}  ${statusColour(c, a.status)(String(a.status))}  ${a.reason.padEnd(18)}` +
+      c.dim(a.inStream ? "(in-band error before the first token: retried)" : `(committed at ${report.firstTokenMs} ms)`));
+  }
+  print(`  the caller read: "${shown}" — one stream, each token once (${mock.requests.length} requests)`);
+  await mock.close();
+  return { text: shown, requests: mock.requests.length, commits: events.filter((e) => e.type === "commit").length };
 }
 
 // ---------------------------------------------------------------------------------------------

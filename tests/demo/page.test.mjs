@@ -146,4 +146,5 @@ test("node demo/run.mjs --once runs the 20-call scenario and exits 0", async () 
   assert.ok(fallbacks >= 1, `fallbacks ${fallbacks}`);
   assert.match(stdout, /rate-limited +→ waited +\d+ ms \(retry-after\)/);
   assert.match(stdout, /fallback to backup-model/);
+  assert.match(stdout, /the caller read: "Hello from the retry" — one stream, each token once \(2 requests\)/);
 });
