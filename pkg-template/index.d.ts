@@ -94,6 +94,15 @@ export type WaitCause =
 
 export type RetryEvent =
   | {
+      /** A committed stream's body failed (a transport error, idleTimeoutMs): the caller's to see, never replayed. */
+      type: "streamError";
+      phase: "after-commit";
+      /** The error's name, e.g. "TimeoutError", "TypeError". */
+      error: string;
+      route: number;
+      model?: string;
+    }
+  | {
       /** A stream's first content event arrived: from here on its bytes are the caller's (never replayed). */
       type: "commit";
       route: number;

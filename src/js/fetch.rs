@@ -91,7 +91,7 @@ impl Call<'_> {
                         drop((timer, on_timeout));
                         (observe(&response, status).await, Held::Value(response.into()))
                     } else {
-                        let watched = self.watch(response, reader, &timed_out, deadline_ms).await;
+                        let watched = self.watch(response, reader, &timed_out, deadline_ms, route).await;
                         drop((timer, on_timeout));
                         watched
                     };
@@ -118,7 +118,14 @@ impl Call<'_> {
     /// Reads an event stream until it commits (its first content event), fails in-band, stalls
     /// past `firstTokenTimeoutMs`, or breaks (see `policy::stream`). The chunks read are held:
     /// the Response the caller may get starts with them.
-    async fn watch(&self, response: Response, reader: JsValue, timed_out: &Cell<bool>, deadline_ms: u64) -> (Observation, Held) {
+    async fn watch(
+        &self,
+        response: Response,
+        reader: JsValue,
+        timed_out: &Cell<bool>,
+        deadline_ms: u64,
+        route: usize,
+    ) -> (Observation, Held) {
         let cfg = &self.client.opts.cfg;
         let mut stall = host::first_token(cfg.first_token_timeout_ms, deadline_ms);
         let held = js_sys::Array::new();
@@ -143,7 +150,8 @@ impl Call<'_> {
             }
         };
         let idle = cfg.idle_timeout_ms.map(|ms| ms as f64);
-        let held = Held::Value(values::resumed(&response, &held, &reader, idle));
+        let (opts, models) = (&self.client.opts.js, &self.names.models);
+        let held = Held::Value(values::resumed(&response, &held, &reader, idle, opts, models, route as u32));
         match state {
             State::Failed { status, body } => {
                 (Observation::StreamFailed { status, headers: hint_headers(&response), body }, held)

@@ -389,8 +389,10 @@ export const cancelReader = (reader) => {
 
 /** The Response the caller gets: `res`'s status and headers; a body of the `held` chunks, then
  * the rest of `reader` as it comes. With `idleMs`, a gap longer than that between chunks errors
- * the body with a `TimeoutError` (the SDKs raise it) and cancels the stream. */
-export function resumed(res, held, reader, idleMs) {
+ * the body with a `TimeoutError` (the SDKs raise it) and cancels the stream. An error after the
+ * commit (a transport error, the idle timeout; not the caller's abort) is the caller's to see,
+ * and `onEvent` is told: `{ type: "streamError", phase: "after-commit", error }`. */
+export function resumed(res, held, reader, idleMs, options, models, route) {
   let i = 0;
   let timer;
   const idle = () =>
@@ -405,6 +407,10 @@ export function resumed(res, held, reader, idleMs) {
         r = await (idleMs === undefined ? reader.read() : Promise.race([reader.read(), idle()]));
       } catch (e) {
         cancelReader(reader);
+        const error = text(field(e, "name")) || typeof e;
+        if (error !== "AbortError") {
+          options.onEvent?.(clean({ type: "streamError", phase: "after-commit", error, route, model: models[route] }));
+        }
         throw e;
       } finally {
         clearTimeout(timer);

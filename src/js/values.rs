@@ -30,7 +30,15 @@ extern "C" {
     pub fn cancel_reader(reader: &JsValue);
     /// The caller's Response: the held chunks, then the rest of the reader (idle timeout optional).
     #[wasm_bindgen(js_name = resumed)]
-    pub fn resumed(response: &JsValue, held: &Array, reader: &JsValue, idle_ms: Option<f64>) -> JsValue;
+    pub fn resumed(
+        response: &JsValue,
+        held: &Array,
+        reader: &JsValue,
+        idle_ms: Option<f64>,
+        options: &JsValue,
+        models: &JsValue,
+        route: u32,
+    ) -> JsValue;
     /// A successful response's rate-limit headers, `[name, value, …]`, or undefined if it has none.
     #[wasm_bindgen(js_name = limitHeaders)]
     pub fn limit_headers(headers: &web_sys::Headers) -> JsValue;

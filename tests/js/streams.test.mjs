@@ -106,10 +106,13 @@ describe("event streams", () => {
 
   test("after the commit, a gap past idleTimeoutMs errors the body with a TimeoutError", T, async (t) => {
     const mock = await mockFor(t, { script: [{ status: 200, headers: SSE, chunks: [START, text("a"), text("b")], chunkDelayMs: 600 }] });
-    const res = await createRetryFetch({ idleTimeoutMs: 300 })(mock.url + path, chatInit());
+    const events = [];
+    const res = await createRetryFetch({ idleTimeoutMs: 300, onEvent: (e) => events.push(e) })(mock.url + path, chatInit());
     const r = await settle(res.text());
     assert.equal(r.ok, false);
     assert.equal(r.error.name, "TimeoutError", `${r.error}`);
+    const after = events.filter((e) => e.type === "streamError");
+    assert.deepEqual(after.map((e) => [e.phase, e.error, e.route]), [["after-commit", "TimeoutError", 0]], "told that it failed after the commit");
     assert.equal(mock.requests.length, 1);
   });
 

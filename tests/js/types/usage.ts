@@ -90,6 +90,10 @@ export function describeEvent(e: Event): string {
       const status: number | undefined = e.status;
       return `fallback ${e.from} → ${e.to} (${e.reason}, ${status ?? "-"})`;
     }
+    case "streamError": {
+      const phase: "after-commit" = e.phase;
+      return `stream failed ${phase}: ${e.error}`;
+    }
     case "commit": {
       const ms: number = e.firstTokenMs;
       return `stream committed on attempt ${e.attempt} after ${ms} ms`;
