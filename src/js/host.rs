@@ -229,8 +229,8 @@ pub fn first_token(first_token_ms: Option<u64>, deadline_ms: u64) -> Pin<Box<dyn
 }
 
 impl<A: Future<Output = ()> + Unpin, B: Future<Output = ()> + Unpin> Race<A, B> {
-    fn map_either(self) -> impl Future<Output = bool> {
-        async move { matches!(self.await, Either::Right(())) }
+    async fn map_either(self) -> bool {
+        matches!(self.await, Either::Right(()))
     }
 }
 
