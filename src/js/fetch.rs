@@ -83,19 +83,25 @@ impl Call<'_> {
         let error = match result {
             // Duck-typed: another fetch implementation's Response is not `instanceof` this one's.
             Ok(v) => match status_of(&v) {
-                Some(status) => {
-                    // A 2xx event stream is read up to its commit point, under the attempt's timer.
-                    let reader = if status < 300 { values::stream_reader(&v) } else { JsValue::UNDEFINED };
+                // A success is final whatever its headers say: only its rate-limit headers (for
+                // pacing) are read, in the same call that finds an event stream's body reader.
+                Some(status @ ..400) => {
+                    let seen = values::success(&v);
                     let response: Response = v.unchecked_into();
-                    let observed = if reader.is_undefined() {
+                    if seen.is_undefined() || js_sys::Array::is_array(&seen) {
                         drop((timer, on_timeout));
-                        (observe(&response, status).await, Held::Value(response.into()))
-                    } else {
-                        let watched = self.watch(response, reader, &timed_out, deadline_ms, route).await;
-                        drop((timer, on_timeout));
-                        watched
-                    };
-                    return Ok(observed);
+                        let headers = flat_headers(&seen);
+                        return Ok((Observation::Response { status, headers, body: None }, Held::Value(response.into())));
+                    }
+                    // A 2xx event stream is read up to its commit point, under the attempt's timer.
+                    let watched = self.watch(response, seen, &timed_out, deadline_ms, route).await;
+                    drop((timer, on_timeout));
+                    return Ok(watched);
+                }
+                Some(status) => {
+                    drop((timer, on_timeout));
+                    let response: Response = v.unchecked_into();
+                    return Ok((observe(&response, status).await, Held::Value(response.into())));
                 }
                 None => values::not_response(&v),
             },
@@ -157,7 +163,7 @@ impl Call<'_> {
                 (Observation::StreamFailed { status, headers: hint_headers(&response), body }, held)
             }
             // A success: only the rate-limit headers (for pacing) matter.
-            _ => (Observation::Committed { headers: limit_headers(&response) }, held),
+            _ => (Observation::Committed { headers: flat_headers(&values::limit_headers(&response.headers())) }, held),
         }
     }
 }
@@ -172,10 +178,9 @@ pub fn stalled(deadline: bool) -> (Observation, Held) {
     }
 }
 
-/// A response's rate-limit headers, read in one call into `values.js`.
-fn limit_headers(r: &Response) -> Headers {
+/// Headers handed over flat by `values.js` (`[name, value, …]`; anything else: none).
+fn flat_headers(flat: &JsValue) -> Headers {
     let mut headers = Headers::new();
-    let flat = values::limit_headers(&r.headers());
     if let Some(flat) = flat.dyn_ref::<js_sys::Array>() {
         for i in (0..flat.length()).step_by(2) {
             if let (Some(k), Some(v)) = (flat.get(i).as_string(), flat.get(i + 1).as_string()) {
@@ -204,13 +209,9 @@ fn status_of(v: &JsValue) -> Option<u16> {
     (100.0..=599.0).contains(&s).then_some(s as u16)
 }
 
-/// What the classifier needs of a response: status, the hint headers, and for a 429 the body
-/// (read from a clone, so the caller still gets it whole).
+/// What the classifier needs of a failed response (400 and up): the hint headers, and for a
+/// 429 the body (read from a clone, so the caller still gets it whole).
 async fn observe(r: &Response, status: u16) -> Observation {
-    if status < 400 {
-        // A success is final whatever its headers say; only its rate-limit headers (for pacing).
-        return Observation::Response { status, headers: limit_headers(r), body: None };
-    }
     let headers = hint_headers(r);
     let mut body = None;
     if status == 429 {

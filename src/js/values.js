@@ -371,10 +371,22 @@ export function limitHeaders(h) {
 // whose body is those chunks and the rest, passed through one chunk at a time.
 
 /** The body reader of a 2xx event stream; undefined for any other response. */
-export function streamReader(res) {
+function streamReader(res) {
   try {
     if (!/^\s*text\/event-stream/i.test(res.headers.get("content-type") ?? "") || !res.body || res.body.locked) return undefined;
     return res.body.getReader();
+  } catch {
+    return undefined;
+  }
+}
+
+/** What the wasm needs of a response below 400, in one call: the body reader of a 2xx event
+ * stream, or else its rate-limit headers (`[name, value, …]`, or undefined when it has none). */
+export function success(res) {
+  const reader = res.status < 300 ? streamReader(res) : undefined;
+  if (reader !== undefined) return reader;
+  try {
+    return limitHeaders(res.headers);
   } catch {
     return undefined;
   }

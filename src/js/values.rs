@@ -20,9 +20,10 @@ extern "C" {
     /// `[url, init]` for a route of the request.
     #[wasm_bindgen(js_name = routeRequest, catch)]
     pub fn route_request(request: &JsValue, route: u32) -> Result<Array, JsValue>;
-    /// The body reader of a 2xx event stream, or undefined.
-    #[wasm_bindgen(js_name = streamReader)]
-    pub fn stream_reader(response: &JsValue) -> JsValue;
+    /// For a response below 400: the body reader of a 2xx event stream, else its rate-limit
+    /// headers `[name, value, …]` or undefined.
+    #[wasm_bindgen(js_name = success)]
+    pub fn success(response: &JsValue) -> JsValue;
     /// Resolves to the next chunk (a Uint8Array) or undefined at the end; rejects on a transport error.
     #[wasm_bindgen(js_name = nextChunk)]
     pub fn next_chunk(reader: &JsValue) -> Promise;
