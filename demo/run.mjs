@@ -61,6 +61,23 @@ export const LIVE_SCRIPT = [
 ];
 const FALLBACK_SCRIPT = [{ status: 200, delayMs: 150 }];
 
+/** The page's streamed call, Anthropic's format: the first stream fails in-band after its 200
+ * and before its first token (`overloaded_error` after `message_start`); the second streams a
+ * reply token by token. */
+const sseEvent = (name, data) => `event: ${name}\ndata: ${JSON.stringify({ type: name, ...data })}\n\n`;
+const sseText = (t) => sseEvent("content_block_delta", { index: 0, delta: { type: "text_delta", text: t } });
+const SSE_START = sseEvent("message_start", { message: { id: "msg", model: PRIMARY_MODEL, content: [] } });
+const SSE = { "content-type": "text/event-stream" };
+export const STREAM_SCRIPT = [
+  { status: 200, headers: SSE, chunks: [SSE_START, sseEvent("ping", {}), sseEvent("error", { error: { type: "overloaded_error", message: "Overloaded" } })], chunkDelayMs: 150 },
+  {
+    status: 200,
+    headers: SSE,
+    chunks: [SSE_START, ..."Hello from the second stream, read once.".split(/(?<= )/).map(sseText), sseEvent("message_stop", {})],
+    chunkDelayMs: 120,
+  },
+];
+
 /** The terminal scenario: the primary's responses for each of the 20 calls (one step per attempt). */
 const PLAN = [
   [ok],
@@ -87,10 +104,13 @@ const PLAN = [
 export async function startDemo({ port = 0, host = "127.0.0.1" } = {}) {
   const primary = await startMockProvider({ script: LIVE_SCRIPT, cors: "expose", host });
   const fallback = await startMockProvider({ script: FALLBACK_SCRIPT, cors: "expose", host });
+  const stream = await startMockProvider({ script: STREAM_SCRIPT, cors: "expose", host });
   const config = {
     primary: { url: primary.url + CHAT, model: PRIMARY_MODEL },
     fallback: { url: fallback.url + CHAT, model: FALLBACK_MODEL },
+    stream: { url: stream.url + "/v1/messages", model: PRIMARY_MODEL },
     reset: "/api/live/reset",
+    streamReset: "/api/stream/reset",
   };
 
   const server = http.createServer(async (req, res) => {
@@ -103,6 +123,10 @@ export async function startDemo({ port = 0, host = "127.0.0.1" } = {}) {
     if (path === config.reset && req.method === "POST") {
       primary.setScript(LIVE_SCRIPT);
       fallback.setScript(FALLBACK_SCRIPT);
+      return send(204, "text/plain", "");
+    }
+    if (path === config.streamReset && req.method === "POST") {
+      stream.setScript(STREAM_SCRIPT);
       return send(204, "text/plain", "");
     }
     if (req.method !== "GET" && req.method !== "HEAD") return send(405, "text/plain", "method not allowed");
@@ -127,7 +151,8 @@ export async function startDemo({ port = 0, host = "127.0.0.1" } = {}) {
 
   return {
     url: `http://${host}:${server.address().port}/`,
-    mockUrls: { primary: primary.url, fallback: fallback.url },
+    mockUrls: { primary: primary.url, fallback: fallback.url, stream: stream.url },
+    mocks: { primary, fallback, stream },
     async close() {
       await Promise.all([
         new Promise((resolve) => {
@@ -136,6 +161,7 @@ export async function startDemo({ port = 0, host = "127.0.0.1" } = {}) {
         }),
         primary.close(),
         fallback.close(),
+        stream.close(),
       ]);
     },
   };

@@ -9,6 +9,10 @@ export function createRetryFetch(options) {
   return withState(retryFetch, client);
 }
 
+/** A fetch init carrying one call's own options (`init.retry`), e.g. for an SDK's per-request
+ * `fetchOptions`. */
+export const retryInit = (options) => ({ retry: options });
+
 /** Calls `fn({ attempt, signal, route })` until it succeeds or the policy gives up. */
 export function retry(fn, options) {
   let client;
@@ -23,7 +27,7 @@ export function retry(fn, options) {
 /** A reusable `retry`, whose breakers and budget are shared by every call. */
 export function createRetry(options) {
   const client = new RetryClient(options, true);
-  const run = (fn, { signal } = {}) => client.run(fn, signal);
+  const run = (fn, opts) => client.run(fn, opts);
   return withState(run, client);
 }
 

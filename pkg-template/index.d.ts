@@ -66,6 +66,8 @@ export interface AttemptRecord {
 
 /** How a call went: returned by retryReport(response) and passed to onExhausted. */
 export interface RetryReport {
+  /** The call's id, as its events' `callId`. */
+  id: number;
   attempts: AttemptRecord[];
   totalWaitMs: number;
   durationMs: number;
@@ -78,6 +80,8 @@ export interface RetryReport {
   skipped: number[];
   /** For an event stream: from the call's start to its first content event, ms. */
   firstTokenMs?: number;
+  /** Set when a committed stream's body failed afterwards (a transport error, idleTimeoutMs): the error's name. */
+  streamError?: { phase: "after-commit"; error: string };
 }
 
 /** What a wait was for: the backoff, a server hint (by header), a route cooling after a 429's hint,
@@ -92,7 +96,16 @@ export type WaitCause =
   | "pacing"
   | "breaker";
 
-export type RetryEvent =
+/** Every event names its call: `callId` is the `id` of the call's report, unique in this module instance. */
+export type RetryEvent = { callId: number } & (
+  | {
+      /** A request is being sent: the last event before it leaves. */
+      type: "attempt";
+      /** 1-based, across routes. */
+      attempt: number;
+      route: number;
+      model?: string;
+    }
   | {
       /** A committed stream's body failed (a transport error, idleTimeoutMs): the caller's to see, never replayed. */
       type: "streamError";
@@ -167,7 +180,8 @@ export type RetryEvent =
       to: BreakerState;
     }
   | { type: "giveUp"; reason: string; attempts: number; status?: number }
-  | { type: "success"; attempts: number; totalMs: number; route: number; model?: string; fallback: boolean };
+  | { type: "success"; attempts: number; totalMs: number; route: number; model?: string; fallback: boolean }
+);
 
 export type BreakerState = "closed" | "open" | "half-open";
 
@@ -207,7 +221,7 @@ export interface RetryOptions {
   sensitiveHeaders?: string[];
   /** The transport. [the global fetch] */
   fetch?: (input: string, init: RequestInit) => Promise<Response>;
-  /** Called for every wait, retry, fallback, skipped route, breaker change, give-up and success. Exceptions are ignored. Events carry no headers, bodies or full URLs (breaker keys name a route's origin and model). */
+  /** Called for every attempt sent, wait, retry, fallback, skipped route, breaker change, stream commit, give-up and success, each with its call's `callId`. Exceptions are ignored. Events carry no headers, bodies or full URLs (breaker keys name a route's origin and model). */
   onEvent?: (event: RetryEvent) => void;
   /** Last resort when every route failed (or all are open): a value it returns becomes the result. */
   onExhausted?: (report: RetryReport) => unknown;
@@ -218,8 +232,26 @@ export interface RetryFnOptions extends Omit<RetryOptions, "fetch"> {
   signal?: AbortSignal;
 }
 
+/** What one call may change of its client's options. */
+export interface RetryCallOptions {
+  maxAttempts?: number;
+  /** Set here, it also bounds the attempt in flight (as a client's deadlineMs does). */
+  deadlineMs?: number;
+  attemptTimeoutMs?: number;
+  firstTokenTimeoutMs?: number;
+  idleTimeoutMs?: number;
+  idempotent?: boolean;
+  /** These routes instead of the client's, or false for none. */
+  fallbacks?: FallbackRoute[] | false;
+}
+
+/** A fetch init with this call's own options under `retry` (never sent on): `false` for one attempt and no fallback. The SDKs pass it through their per-request `fetchOptions`. */
+export interface RetryRequestInit extends RequestInit {
+  retry?: RetryCallOptions | false;
+}
+
 export interface RetryFetch {
-  (input: RequestInfo | URL, init?: RequestInit): Promise<Response>;
+  (input: RequestInfo | URL, init?: RetryRequestInit): Promise<Response>;
   exportState(): RetryState;
   restoreState(state: RetryState): void;
 }
@@ -233,13 +265,16 @@ export interface AttemptContext {
 }
 
 export interface Retry {
-  <T>(fn: (ctx: AttemptContext) => T | Promise<T>, opts?: { signal?: AbortSignal }): Promise<T>;
+  /** `opts`: this call's signal, and what it changes of the client's options. */
+  <T>(fn: (ctx: AttemptContext) => T | Promise<T>, opts?: RetryCallOptions & { signal?: AbortSignal }): Promise<T>;
   exportState(): RetryState;
   restoreState(state: RetryState): void;
 }
 
 /** A fetch with retries: pass it wherever a fetch goes (OpenAI, Anthropic, Vercel AI SDKs). Throws TypeError/RangeError naming a bad option. */
 export function createRetryFetch(options?: RetryOptions): RetryFetch;
+/** `{ retry: options }`: a fetch init carrying one call's own options, typed for an SDK's per-request `fetchOptions`. */
+export function retryInit(options: RetryCallOptions | false): RetryRequestInit;
 /** Calls fn until it succeeds or the policy gives up. When the call ends on an HTTP error (an error with a numeric `status`, as the OpenAI and Anthropic SDKs throw), that error is rethrown untouched, so the SDK's typed errors keep working; otherwise (network errors, timeouts, the deadline) it rejects with a RetryError. Other errors (bugs in fn) are rethrown at once, untouched. */
 export function retry<T>(fn: (ctx: AttemptContext) => T | Promise<T>, options?: RetryFnOptions): Promise<T>;
 /** A reusable retry whose breakers and budget persist across calls. */

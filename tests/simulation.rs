@@ -200,6 +200,38 @@ fn a_timeout_before_the_deadline_is_the_attempts_own() {
     assert_eq!((r.outcome, r.sent.len()), (Outcome::Returned(Reason::TimeoutNotIdempotent), 1));
 }
 
+/// Every request sent is announced by an `Attempt` event, the last before it leaves: numbered
+/// from 1 across routes, on the route it goes to, after the `Retry` or `Fallback` that explains it.
+#[test]
+fn each_request_is_announced_by_an_attempt_event() {
+    let c = Config { max_attempts: 2, ..cfg() };
+    let script = [Status(503, &[], None), Status(503, &[], None), Status(200, &[], None)];
+    let r = run(&c, &mut Shared::new(&c), &["a", "b"], false, &script, 0, 0.5);
+    assert_eq!(r.outcome, Outcome::Success);
+    let attempts: Vec<_> = r
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Attempt { attempt, route } => Some((*attempt, *route)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(attempts, [(1, 0), (2, 0), (3, 1)]);
+    let kinds: Vec<_> = r
+        .events
+        .iter()
+        .filter(|e| !matches!(e, Event::Wait { .. } | Event::Breaker { .. }))
+        .map(|e| match e {
+            Event::Attempt { .. } => "attempt",
+            Event::Retry { .. } => "retry",
+            Event::Fallback { .. } => "fallback",
+            Event::Success { .. } => "success",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(kinds, ["attempt", "retry", "attempt", "fallback", "attempt", "success"]);
+}
+
 #[test]
 fn fallback_after_exhaustion_and_at_once_on_quota() {
     let c = Config { max_attempts: 3, ..cfg() };

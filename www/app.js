@@ -282,6 +282,69 @@ async function runLive() {
   button.textContent = "Run again";
 }
 
+// ---------------------------------------------------------------------------------------------
+// A streamed call: the first stream fails in-band before its first token, the retry serves it.
+
+const STREAM_OPTIONS = { backoff: { initialMs: 300, maxMs: 600 }, firstTokenTimeoutMs: 5000 };
+
+function showStreamCode() {
+  $("#stream-code").textContent =
+    `const retryFetch = createRetryFetch(${compact(STREAM_OPTIONS)});\n` +
+    `const res = await retryFetch("<stream mock>/v1/messages", { method: "POST", body });\n` +
+    `for await (const chunk of res.body) show(chunk); // one stream: the served attempt's`;
+}
+
+async function runStream() {
+  const button = $("#stream-run");
+  const status = $("#stream-status");
+  const out = $("#stream-text");
+  const log = $("#stream-events");
+  button.disabled = true;
+  status.dataset.state = "running";
+  status.textContent = "Streaming…";
+  out.textContent = "";
+  log.replaceChildren();
+  await fetch(config.streamReset, { method: "POST" });
+  const t0 = performance.now();
+  const line = (text, cls) => {
+    const li = document.createElement("li");
+    li.textContent = `${fmtMs(performance.now() - t0).padStart(6)}  ${text}`;
+    if (cls) li.className = cls;
+    log.append(li);
+  };
+  const onEvent = (e) => {
+    if (e.type === "attempt") line(`attempt ${e.attempt} sent`);
+    else if (e.type === "wait") line(`waiting ${fmtMs(e.delayMs)} (${e.wait})`);
+    else if (e.type === "retry") line(`retrying: the stream failed before any token (${e.reason}, as HTTP ${e.status})`, "failed");
+    else if (e.type === "commit") line(`first token at ${fmtMs(e.firstTokenMs)}: committed, the rest passes straight through`);
+  };
+  const retryFetch = createRetryFetch({ ...STREAM_OPTIONS, onEvent });
+  const res = await retryFetch(config.stream.url, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ model: config.stream.model, stream: true, messages: [{ role: "user", content: "Hello" }] }),
+  });
+  const decoder = new TextDecoder();
+  let buffered = "";
+  for await (const chunk of res.body) {
+    buffered += decoder.decode(chunk, { stream: true });
+    const events = buffered.split("\n\n");
+    buffered = events.pop();
+    for (const ev of events) {
+      const data = /^data: (.*)$/m.exec(ev)?.[1];
+      const json = data ? JSON.parse(data) : null;
+      if (json?.type === "content_block_delta") out.textContent += json.delta.text;
+      if (json?.type === "error") line(`the caller saw an error event: ${json.error.type}`, "failed");
+    }
+  }
+  const report = retryReport(res);
+  line(`stream ended: ${report.attempts.length} attempts, the first ${report.attempts[0].inStream ? "failed in the stream" : report.attempts[0].reason}`);
+  status.textContent = `${report.attempts.length} attempts · first token at ${fmtMs(report.firstTokenMs)} · the text above is the second stream's, read once`;
+  status.dataset.state = "done";
+  button.disabled = false;
+  button.textContent = "Stream again";
+}
+
 const statusClass = (s) => (s === 200 ? "s200" : s === 429 ? "s429" : s >= 500 ? "s5xx" : "sother");
 
 function drawTimeline(calls, elapsed, marks = []) {
@@ -470,6 +533,14 @@ function sparkline(r, span, peak, capacity) {
 async function main() {
   config = await (await fetch("config.json")).json();
   showLiveCode();
+  showStreamCode();
+  $("#stream-run").addEventListener("click", () =>
+    runStream().catch((e) => {
+      $("#stream-status").textContent = `The stream failed: ${errorText(e)}`;
+      $("#stream-status").dataset.state = "error";
+      $("#stream-run").disabled = false;
+    }),
+  );
   $("#planner-form").addEventListener("input", renderPlanner);
   $("#planner-form").addEventListener("submit", (e) => e.preventDefault());
   $("#storm-form").addEventListener("submit", (e) => {

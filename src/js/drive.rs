@@ -6,16 +6,17 @@ use core::cell::RefCell;
 use core::future::Future;
 use core::pin::Pin;
 
-use js_sys::{Array, Function, Promise, WeakMap};
+use js_sys::{Array, Function, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::AbortSignal;
 
 use super::errors::{self, get};
-use super::host::{self, Local, Notify, Rng};
-use super::options::Options;
+use super::host::{self, Notify, Rng};
+use super::options::{self, Options};
 use super::values;
 use crate::policy::classify::Observation;
+use crate::policy::config::{Config, MAX_ATTEMPTS};
 use crate::policy::engine::{Decision, Outcome, Report, Route, Session, Shared, WaitCause};
 
 /// One client: validated options plus the health state all its calls share.
@@ -34,28 +35,37 @@ impl Client {
     }
 }
 
-/// A call's routes as `values.js` names them: `keys` (breaker keys, strings) and `models`
-/// (for events and reports), one entry per route, the request as given first.
+/// A call as `values.js` names it (`readRequest`, `fnCall`): its routes' breaker `keys` and own
+/// `attempts`, the object itself (`js`: its id and each route's model, for events and reports),
+/// and its settings when its per-call options override the client's.
 pub struct Names {
     keys: Array,
-    pub models: JsValue,
+    attempts: Array,
+    pub js: JsValue,
+    cfg: Option<Config>,
 }
 
 impl Names {
-    pub fn read(v: &JsValue) -> Self {
-        let keys = get(v, "keys").dyn_into().unwrap_or_else(|_| Array::new());
-        Self { keys, models: get(v, "models") }
+    pub fn read(v: JsValue, client: &Client) -> Result<Self, JsValue> {
+        let array = |k| get(&v, k).dyn_into().unwrap_or_else(|_| Array::new());
+        let (keys, attempts) = (array("keys"), array("attempts"));
+        let cfg = options::per_call(&client.opts.cfg, &get(&v, "call"))?;
+        Ok(Self { keys, attempts, js: v, cfg })
     }
 
-    /// The engine's routes: one per key, with the client's attempts or the fallback's own.
-    fn routes(&self, client: &Client) -> Vec<Route> {
-        let cfg = &client.opts.cfg;
-        let own = core::iter::once(&None).chain(&client.opts.fallback_attempts);
-        self.keys
-            .iter()
-            .zip(own)
-            .map(|(key, n)| Route::new(key.as_string().unwrap_or_default(), n.unwrap_or(cfg.max_attempts)))
-            .collect()
+    /// This call's settings: the client's, or its own where it overrides them.
+    pub fn cfg<'a>(&'a self, client: &'a Client) -> &'a Config {
+        self.cfg.as_ref().unwrap_or(&client.opts.cfg)
+    }
+
+    /// The engine's routes: one per key, with the call's attempts or the fallback's own.
+    fn routes(&self, cfg: &Config) -> Vec<Route> {
+        let own =
+            |i| self.attempts.get(i).as_f64().filter(|n| n.is_finite()).map(|n| (n as u32).clamp(1, MAX_ATTEMPTS));
+        let route = |(i, key): (u32, JsValue)| {
+            Route::new(key.as_string().unwrap_or_default(), own(i).unwrap_or(cfg.max_attempts))
+        };
+        (0..).zip(self.keys.iter()).map(route).collect()
     }
 }
 
@@ -89,17 +99,6 @@ pub trait Attempts {
     fn release(&mut self, _held: Held) {}
 }
 
-/// The report of each result or error a call ended with, for `retryReport(x)`.
-static REPORTS: Local<WeakMap> = Local::new(WeakMap::new);
-
-/// The report of a value a call resolved or rejected with.
-pub fn report_of(v: &JsValue) -> JsValue {
-    if !v.is_object() {
-        return JsValue::UNDEFINED;
-    }
-    REPORTS.with(|m| m.get(v.unchecked_ref()))
-}
-
 /// Runs one call to its end.
 pub async fn drive(
     client: &Client,
@@ -110,7 +109,10 @@ pub async fn drive(
     if let Some(s) = signal.filter(|s| s.aborted()) {
         return Err(s.reason());
     }
-    let mut session = Session::new(&client.opts.cfg, a.names().routes(client), idempotent);
+    let mut session = {
+        let (names, cfg) = (a.names(), a.names().cfg(client));
+        Session::new(cfg, names.routes(cfg), idempotent)
+    };
     let mut seen: Option<Observation> = None;
     let mut held = Held::Nothing;
     loop {
@@ -145,8 +147,7 @@ pub async fn drive(
                     Ok(v) | Err(v) => v,
                 };
                 if ended.is_object() {
-                    let report = errors::report(&report, &a.names().models);
-                    REPORTS.with(|m| m.set(ended.unchecked_ref(), &report));
+                    errors::report(&report, &a.names().js, ended);
                 }
                 return result;
             }
@@ -158,7 +159,7 @@ fn emit(client: &Client, session: &mut Session, a: &dyn Attempts) {
     while let Some(e) = session.poll_event() {
         if let Some(f) = &client.opts.on_event {
             // A throwing listener must not break the call.
-            let _ = f.call1(&JsValue::UNDEFINED, &errors::event(&e, &a.names().models));
+            let _ = f.call1(&JsValue::UNDEFINED, &errors::event(&e, &a.names().js));
         }
     }
 }
@@ -172,7 +173,7 @@ async fn finish(
     signal: Option<&AbortSignal>,
 ) -> Result<JsValue, JsValue> {
     // Built only on the failure paths that hand it out.
-    let report_js = || errors::report(report, &a.names().models);
+    let report_js = || errors::report(report, &a.names().js, &JsValue::UNDEFINED);
     let (reason, exhausted) = match outcome {
         Outcome::Success => {
             return match held {

@@ -66,21 +66,22 @@ pub fn retry_error(reason: Reason, report: &Report, cause: &JsValue, report_js: 
     values::retry_error_js(report.attempts.len() as u32, reason.as_str(), status, cause, report_js)
 }
 
-/// The event as `onEvent` gets it; `models` names each route's model (a JS array).
-pub fn event(e: &Event, models: &JsValue) -> JsValue {
+/// The event as `onEvent` gets it; `names` is the call's (its id, each route's model).
+pub fn event(e: &Event, names: &JsValue) -> JsValue {
     match e {
+        Event::Attempt { attempt, route } => values::attempt_event(names, *route as u32, *attempt),
         Event::Commit { route, attempt, first_token_ms } => {
-            values::commit_event(models, *route as u32, *attempt, *first_token_ms as f64)
+            values::commit_event(names, *route as u32, *attempt, *first_token_ms as f64)
         }
         Event::Wait { route, delay_ms, cause } => values::wait_event(
-            models,
+            names,
             *route as u32,
             *delay_ms as f64,
             cause.as_str(),
             matches!(cause, WaitCause::Hint(_)),
         ),
         Event::Retry { attempt, route, delay_ms, reason, status, cause } => values::retry_event(
-            models,
+            names,
             *route as u32,
             *attempt,
             *delay_ms as f64,
@@ -90,31 +91,32 @@ pub fn event(e: &Event, models: &JsValue) -> JsValue {
             matches!(cause, WaitCause::Hint(_)),
         ),
         Event::Fallback { from, to, reason, status } => {
-            values::fallback_event(models, *from as u32, *to as u32, reason.as_str(), *status)
+            values::fallback_event(names, *from as u32, *to as u32, reason.as_str(), *status)
         }
-        Event::Breaker { key, from, to } => values::breaker_event(key, from.as_str(), to.as_str()),
+        Event::Breaker { key, from, to } => values::breaker_event(names, key, from.as_str(), to.as_str()),
         Event::Skip { route, retry_in_ms, cause } => {
-            values::skip_event(models, *route as u32, *retry_in_ms as f64, cause.as_str())
+            values::skip_event(names, *route as u32, *retry_in_ms as f64, cause.as_str())
         }
-        Event::GiveUp { reason, attempts, status } => values::give_up_event(reason.as_str(), *attempts, *status),
+        Event::GiveUp { reason, attempts, status } => values::give_up_event(names, reason.as_str(), *attempts, *status),
         Event::Success { attempts, route, total_ms, fallback } => {
-            values::success_event(models, *route as u32, *attempts, *total_ms as f64, *fallback)
+            values::success_event(names, *route as u32, *attempts, *total_ms as f64, *fallback)
         }
     }
 }
 
-/// The report as `retryReport` and `onExhausted` hand it out.
-pub fn report(r: &Report, models: &JsValue) -> JsValue {
+/// The report as `retryReport` and `onExhausted` hand it out; kept for `ended` (what the call
+/// returned or threw), for `retryReport(ended)`.
+pub fn report(r: &Report, names: &JsValue, ended: &JsValue) -> JsValue {
     let attempts: Array = r
         .attempts
         .iter()
         .map(|a| {
             let waited = a.waited_ms as f64;
-            values::report_attempt(models, a.route as u32, a.status, a.reason.as_str(), waited, a.in_stream)
+            values::report_attempt(names, a.route as u32, a.status, a.reason.as_str(), waited, a.in_stream)
         })
         .collect();
     values::report_js(
-        models,
+        names,
         attempts,
         r.total_wait_ms as f64,
         r.ended_ms.saturating_sub(r.started_ms) as f64,
@@ -122,5 +124,6 @@ pub fn report(r: &Report, models: &JsValue) -> JsValue {
         r.fallback,
         r.skipped.iter().map(|&i| i as u32).collect(),
         r.first_token_ms.map(|ms| ms as f64),
+        ended,
     )
 }

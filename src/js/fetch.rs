@@ -24,7 +24,7 @@ pub async fn fetch(client: &Client, input: JsValue, init: JsValue) -> Result<JsV
     let request = JsFuture::from(values::read_request(&input, &init, &client.opts.js)).await?;
     let signal: Option<AbortSignal> = get(&request, "signal").dyn_into().ok();
     let idempotent = get(&request, "idempotent").is_truthy();
-    let mut call = Call { client, names: Names::read(&request), request, signal: signal.clone() };
+    let mut call = Call { client, names: Names::read(request.clone(), client)?, request, signal: signal.clone() };
     drive(client, &mut call, idempotent, signal.as_ref()).await
 }
 
@@ -91,7 +91,10 @@ impl Call<'_> {
                     if seen.is_undefined() || js_sys::Array::is_array(&seen) {
                         drop((timer, on_timeout));
                         let headers = flat_headers(&seen);
-                        return Ok((Observation::Response { status, headers, body: None }, Held::Value(response.into())));
+                        return Ok((
+                            Observation::Response { status, headers, body: None },
+                            Held::Value(response.into()),
+                        ));
                     }
                     // A 2xx event stream is read up to its commit point, under the attempt's timer.
                     let watched = self.watch(response, seen, &timed_out, deadline_ms, route).await;
@@ -132,7 +135,7 @@ impl Call<'_> {
         deadline_ms: u64,
         route: usize,
     ) -> (Observation, Held) {
-        let cfg = &self.client.opts.cfg;
+        let cfg = self.names.cfg(self.client);
         let mut stall = host::first_token(cfg.first_token_timeout_ms, deadline_ms);
         let held = js_sys::Array::new();
         let mut watch = Watch::default();
@@ -156,8 +159,8 @@ impl Call<'_> {
             }
         };
         let idle = cfg.idle_timeout_ms.map(|ms| ms as f64);
-        let (opts, models) = (&self.client.opts.js, &self.names.models);
-        let held = Held::Value(values::resumed(&response, &held, &reader, idle, opts, models, route as u32));
+        let (opts, names) = (&self.client.opts.js, &self.names.js);
+        let held = Held::Value(values::resumed(&response, &held, &reader, idle, opts, names, route as u32));
         match state {
             State::Failed { status, body } => {
                 (Observation::StreamFailed { status, headers: hint_headers(&response), body }, held)

@@ -62,13 +62,10 @@ impl RetryClient {
         promise(Box::pin(async move { fetch::fetch(&client, input, init).await }))
     }
 
-    /// Calls `fn({ attempt, signal, route })` with retries.
-    pub fn run(&self, f: JsValue, signal: JsValue) -> Promise {
+    /// Calls `fn({ attempt, signal, route })` with retries; `opts`: `{ signal, …per-call options }`.
+    pub fn run(&self, f: JsValue, opts: JsValue) -> Promise {
         let client = self.inner.clone();
-        promise(Box::pin(async move {
-            values::check_call(&f, &signal)?;
-            run::run(&client, f.unchecked_into(), signal.dyn_into().ok()).await
-        }))
+        promise(Box::pin(async move { run::run(&client, f, opts).await }))
     }
 
     /// The breakers' state, flat: `key, state, failures, openUntil, cooledUntil` per breaker
@@ -115,7 +112,7 @@ fn promise(call: Pin<Box<dyn Future<Output = Result<JsValue, JsValue>>>>) -> Pro
 /// The report of what a call returned or threw: attempts, waits, which route served it.
 #[wasm_bindgen(js_name = retryReport)]
 pub fn retry_report(value: JsValue) -> JsValue {
-    drive::report_of(&value)
+    values::report_of(&value)
 }
 
 /// The demo page's retry-storm simulation (feature `sim`): `calls` concurrent calls through one

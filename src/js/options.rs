@@ -5,8 +5,6 @@
 //!
 //! Read defensively all the same: a value of the wrong type counts as absent, never a panic.
 
-use alloc::vec::Vec;
-
 use js_sys::{Array, Function};
 use wasm_bindgen::prelude::*;
 use web_sys::AbortSignal;
@@ -18,15 +16,13 @@ use crate::policy::backoff::Jitter;
 use crate::policy::breaker::BreakerConfig;
 use crate::policy::budget::BudgetConfig;
 use crate::policy::classify::StatusSet;
-use crate::policy::config::{Config, MAX_ATTEMPTS};
+use crate::policy::config::Config;
 
 pub struct Options {
     pub cfg: Config,
     /// The checked options object, which `values.js` reads again for each call's routes
     /// (fallbacks, sensitive headers).
     pub js: JsValue,
-    /// Each fallback route's own `maxAttempts`, in order (else the client's).
-    pub fallback_attempts: Vec<Option<u32>>,
     pub transport: Option<Function>,
     pub on_event: Option<Function>,
     pub on_exhausted: Option<Function>,
@@ -37,10 +33,8 @@ pub struct Options {
 /// Checks the user's options (`values.js`) and reads them (`undefined`: all defaults).
 pub fn read(options: &JsValue, for_retry: bool) -> Result<Options, JsValue> {
     let o = values::check_options(options, for_retry)?;
-    let fallback_attempts = items(&get(&o, "fallbacks")).map(|f| attempts(&f)).collect();
     let mut opts = Options {
         cfg: Config::default(),
-        fallback_attempts,
         transport: get(&o, "fetch").dyn_into().ok(),
         on_event: get(&o, "onEvent").dyn_into().ok(),
         on_exhausted: get(&o, "onExhausted").dyn_into().ok(),
@@ -106,15 +100,26 @@ pub fn read(options: &JsValue, for_retry: bool) -> Result<Options, JsValue> {
     Ok(opts)
 }
 
-/// A fallback route's own `maxAttempts`, if it sets one.
-fn attempts(f: &JsValue) -> Option<u32> {
-    number(f, "maxAttempts").map(|n| (n as u32).clamp(1, MAX_ATTEMPTS))
-}
-
-/// The items of an array (nothing for anything else).
-fn items(v: &JsValue) -> impl Iterator<Item = JsValue> {
-    let list = if Array::is_array(v) { Array::from(v) } else { Array::new() };
-    list.into_iter()
+/// A call's own settings: the client's `base` with what its per-call options (as `values.js`
+/// checked them: `callOptions`) override, or `None` when it overrides nothing.
+pub fn per_call(base: &Config, o: &JsValue) -> Result<Option<Config>, JsValue> {
+    if !o.is_object() {
+        return Ok(None);
+    }
+    let mut c = base.clone();
+    if let Some(n) = number(o, "maxAttempts") {
+        c.max_attempts = n as u32;
+    }
+    if let Some(deadline) = ms(o, "deadlineMs") {
+        c.deadline_ms = deadline;
+        c.deadline_cuts_attempts = true;
+    }
+    c.attempt_timeout_ms = ms(o, "attemptTimeoutMs").or(c.attempt_timeout_ms);
+    c.first_token_timeout_ms = ms(o, "firstTokenTimeoutMs").or(c.first_token_timeout_ms);
+    c.idle_timeout_ms = ms(o, "idleTimeoutMs").or(c.idle_timeout_ms);
+    c.idempotent = get(o, "idempotent").as_bool().unwrap_or(c.idempotent);
+    c.validate().map_err(|e| range_error(&e.message))?;
+    Ok(Some(c))
 }
 
 fn number(o: &JsValue, k: &'static str) -> Option<f64> {

@@ -23,6 +23,7 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::AbortSignal;
 
 use super::drive::{drive, AttemptResult, Attempts, Client, Held, Names};
+use super::errors::get;
 use super::host::{self, AttemptSignal, Either, Local};
 use super::values;
 use crate::policy::classify::Observation;
@@ -32,10 +33,12 @@ use crate::policy::{hints, Headers};
 /// The hint header names, as a JS array (made once).
 static NAMES: Local<Array> = Local::new(|| hints::HEADER_NAMES.iter().map(|&n| JsValue::from_str(n)).collect());
 
-pub async fn run(client: &Client, f: Function, signal: Option<AbortSignal>) -> Result<JsValue, JsValue> {
-    let signal = signal.or_else(|| client.opts.signal.clone());
-    let names = Names::read(&values::fn_routes(&client.opts.js));
-    let mut call = FnCall { client, f, names, signal: signal.clone() };
+/// `opts`: a `createRetry` call's second argument (its signal and per-call options), checked
+/// with `f` by `values.js` (`fnCall`).
+pub async fn run(client: &Client, f: JsValue, opts: JsValue) -> Result<JsValue, JsValue> {
+    let names = Names::read(values::fn_call(&f, &client.opts.js, &opts)?, client)?;
+    let signal = get(&names.js, "signal").dyn_into().ok().or_else(|| client.opts.signal.clone());
+    let mut call = FnCall { client, f: f.unchecked_into(), names, signal: signal.clone() };
     drive(client, &mut call, false, signal.as_ref()).await
 }
 
@@ -47,9 +50,15 @@ struct FnCall<'c> {
 }
 
 impl FnCall<'_> {
-    async fn attempt_once(&mut self, route: usize, attempt: u32, timeout_ms: Option<u64>, deadline_ms: u64) -> AttemptResult {
+    async fn attempt_once(
+        &mut self,
+        route: usize,
+        attempt: u32,
+        timeout_ms: Option<u64>,
+        deadline_ms: u64,
+    ) -> AttemptResult {
         let sig = AttemptSignal::new(self.signal.as_ref())?;
-        let ctx = values::fn_context(&self.client.opts.js, route as u32, attempt, &sig.signal);
+        let ctx = values::fn_context(&self.names.js, route as u32, attempt, &sig.signal);
         let promise = match self.f.call1(&JsValue::UNDEFINED, &ctx) {
             Ok(v) => Promise::resolve(&v),
             Err(e) => Promise::reject(&e),
@@ -110,7 +119,7 @@ impl FnCall<'_> {
         sig: &AttemptSignal,
         deadline_ms: u64,
     ) -> AttemptResult {
-        let mut stall = host::first_token(self.client.opts.cfg.first_token_timeout_ms, deadline_ms);
+        let mut stall = host::first_token(self.names.cfg(self.client).first_token_timeout_ms, deadline_ms);
         let held = Array::new();
         let state = loop {
             let next = JsFuture::from(values::next_item(&iter));
@@ -142,7 +151,9 @@ impl FnCall<'_> {
         };
         let held = Held::Value(values::resumed_items(&orig, &held, &iter));
         Ok(match state {
-            State::Failed { status, body } => (Observation::StreamFailed { status, headers: Headers::new(), body }, held),
+            State::Failed { status, body } => {
+                (Observation::StreamFailed { status, headers: Headers::new(), body }, held)
+            }
             _ => (Observation::Committed { headers: Headers::new() }, held),
         })
     }

@@ -120,8 +120,8 @@ const section = (v, name, keys, read, off) => {
   return read(o);
 };
 
-const fallback = (v, i) => {
-  const path = `fallbacks[${i}]`;
+const fallback = (v, i, list = "fallbacks") => {
+  const path = `${list}[${i}]`;
   const r = object(v, path, "a route object such as { url, model }");
   checkKeys(r, `${path}.`, ["model", "url", "headers", "maxAttempts"]);
   const maxAttempts = int(r.maxAttempts, `${path}.maxAttempts`);
@@ -200,7 +200,7 @@ export function checkOptions(options, forRetry) {
   const pacing = typed(o.pacing, "pacing", "boolean", "a boolean");
   const fn = (k) => typed(o[k], k, "function", "a function");
   const [fetch, onEvent, onExhausted] = [fn("fetch"), listener(fn("onEvent")), fn("onExhausted")];
-  const fallbacks = o.fallbacks === undefined ? [] : array(o.fallbacks, "fallbacks").map(fallback);
+  const fallbacks = o.fallbacks === undefined ? [] : array(o.fallbacks, "fallbacks").map((r, i) => fallback(r, i));
   const sensitive = o.sensitiveHeaders === undefined ? [] : array(o.sensitiveHeaders, "sensitiveHeaders");
   sensitive.forEach((h, i) => typeof h === "string" || fail(TypeError, `sensitiveHeaders[${i}]`, "a string", h));
   const signal = o.signal;
@@ -219,11 +219,57 @@ export function checkOptions(options, forRetry) {
   };
 }
 
-/** `retry(fn)`'s own arguments; `signal` is the one for this call. */
-export function checkCall(fn, signal) {
-  if (typeof fn !== "function") throw new TypeError(`retry: fn must be a function (${got(fn)})`);
-  if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError(`signal must be an AbortSignal (${got(signal)})`);
+
+/** What a single call may change of its client's options (`init.retry` of a retryFetch call,
+ * the second argument of a createRetry call): attempts, the deadline, timeouts, idempotency,
+ * and its fallbacks (`false`: none; an array: these instead of the client's). `false` for the
+ * whole: one attempt, no fallback. Checked like the client's options, named as the user wrote
+ * them (`init.retry.maxAttempts`). Undefined when nothing is overridden. */
+const PER_CALL = ["maxAttempts", "deadlineMs", "attemptTimeoutMs", "firstTokenTimeoutMs", "idleTimeoutMs", "idempotent", "fallbacks"];
+
+function callOptions(v, path) {
+  if (v === undefined) return undefined;
+  if (v === false) return { maxAttempts: 1, fallbacks: [] };
+  const o = object(v, path, "an object or false");
+  checkKeys(o, `${path}.`, PER_CALL);
+  const at = (k) => `${path}.${k}`;
+  const maxAttempts = int(o.maxAttempts, at("maxAttempts"));
+  if (maxAttempts !== undefined && !(maxAttempts >= 1 && maxAttempts <= MAX_ATTEMPTS)) {
+    throw new RangeError(`${at("maxAttempts")} must be between 1 and ${MAX_ATTEMPTS} (got ${maxAttempts})`);
+  }
+  const f = o.fallbacks;
+  if (f !== undefined && f !== false && !Array.isArray(f)) fail(TypeError, at("fallbacks"), "an array of routes or false", f);
+  return {
+    maxAttempts,
+    deadlineMs: ms(o.deadlineMs, at("deadlineMs")),
+    attemptTimeoutMs: ms(o.attemptTimeoutMs, at("attemptTimeoutMs")),
+    firstTokenTimeoutMs: ms(o.firstTokenTimeoutMs, at("firstTokenTimeoutMs")),
+    idleTimeoutMs: ms(o.idleTimeoutMs, at("idleTimeoutMs")),
+    idempotent: typed(o.idempotent, at("idempotent"), "boolean", "a boolean"),
+    fallbacks: f === undefined ? undefined : f === false ? [] : array(f, at("fallbacks")).map((r, i) => fallback(r, i, at("fallbacks"))),
+  };
 }
+
+/** Numbers the calls of this module instance, for `callId` in events and `id` in reports. */
+let calls = 0;
+
+/** A `retry(fn)` call: `fn` checked, and its routes named, with a createRetry call's `opts`
+ * (`{ signal, …per-call options }`, see `callOptions`). */
+export function fnCall(fn, options, opts) {
+  if (typeof fn !== "function") throw new TypeError(`retry: fn must be a function (${got(fn)})`);
+  let signal, call;
+  if (opts !== undefined) {
+    let per;
+    ({ signal, ...per } = object(opts, "options"));
+    if (signal !== undefined && !(signal instanceof AbortSignal)) fail(TypeError, "signal", "an AbortSignal", signal);
+    if (Object.keys(per).length) call = callOptions(per, "options");
+  }
+  const fallbacks = call?.fallbacks ?? options.fallbacks;
+  return { ...fnRoutes(fallbacks), attempts: attemptsOf(fallbacks), fallbacks, call, signal, id: ++calls };
+}
+
+/** Each route's own maxAttempts (the primary: the call's). */
+const attemptsOf = (fallbacks) => [undefined, ...fallbacks.map((f) => f.maxAttempts)];
 
 // ---------------------------------------------------------------------------------------------
 // retryFetch's request: read once, replayed on every attempt and route. A string or absent body
@@ -305,6 +351,13 @@ const checkMethod = (m) => {
 export async function readRequest(input, init, options) {
   if (absent(init)) init = {};
   else if (typeof init !== "object") throw new TypeError("init must be an object");
+  let call;
+  if (init.retry !== undefined) {
+    // This call's own options: ours, so never passed on to fetch.
+    let retry;
+    ({ retry, ...init } = init);
+    call = callOptions(retry, "init.retry");
+  }
   let signal = init.signal ?? undefined;
   if (signal !== undefined && !(signal instanceof AbortSignal)) {
     throw new TypeError(`init.signal must be an AbortSignal (${got(signal)})`);
@@ -337,10 +390,14 @@ export async function readRequest(input, init, options) {
   // Checked once: fetch would reject bad headers on every attempt.
   const parsed = absent(headers) ? undefined : new Headers(headers);
   const primary = modelOf(body);
-  const models = [primary, ...options.fallbacks.map((f) => f.model ?? primary)];
-  const keys = models.map((m, i) => key(i === 0 ? origin : options.fallbacks[i - 1].origin ?? origin, m));
+  const fallbacks = call?.fallbacks ?? options.fallbacks;
+  const models = [primary, ...fallbacks.map((f) => f.model ?? primary)];
+  const keys = models.map((m, i) => key(i === 0 ? origin : fallbacks[i - 1].origin ?? origin, m));
   const idempotent = IDEMPOTENT.includes(method.toUpperCase()) || parsed?.has("idempotency-key") === true;
-  return { url, origin, method, headers, parsed, body, base, fast, signal, idempotent, keys, models, options, routes: [] };
+  return {
+    url, origin, method, headers, parsed, body, base, fast, signal, idempotent, keys, models, options, routes: [],
+    fallbacks, attempts: attemptsOf(fallbacks), call, id: ++calls,
+  };
 }
 
 const OPENAI_LIMITS = ["x-ratelimit-limit-requests", "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests",
@@ -402,9 +459,10 @@ export const cancelReader = (reader) => {
 /** The Response the caller gets: `res`'s status and headers; a body of the `held` chunks, then
  * the rest of `reader` as it comes. With `idleMs`, a gap longer than that between chunks errors
  * the body with a `TimeoutError` (the SDKs raise it) and cancels the stream. An error after the
- * commit (a transport error, the idle timeout; not the caller's abort) is the caller's to see,
- * and `onEvent` is told: `{ type: "streamError", phase: "after-commit", error }`. */
-export function resumed(res, held, reader, idleMs, options, models, route) {
+ * commit (a transport error, the idle timeout; not the caller's abort) is the caller's to see;
+ * `onEvent` is told (`{ type: "streamError", phase: "after-commit", error }`) and the call's
+ * report gets `streamError: { phase, error }`. `n`: the call's names. */
+export function resumed(res, held, reader, idleMs, options, n, route) {
   let i = 0;
   let timer;
   const idle = () =>
@@ -421,7 +479,10 @@ export function resumed(res, held, reader, idleMs, options, models, route) {
         cancelReader(reader);
         const error = text(field(e, "name")) || typeof e;
         if (error !== "AbortError") {
-          options.onEvent?.(clean({ type: "streamError", phase: "after-commit", error, route, model: models[route] }));
+          // Told to onEvent, and kept in the call's report (built by the time a body is read).
+          const report = REPORTS.get(out);
+          if (report !== undefined) report.streamError = { phase: "after-commit", error };
+          options.onEvent?.(clean({ type: "streamError", callId: n.id, phase: "after-commit", error, route, model: n.models[route] }));
         }
         throw e;
       } finally {
@@ -435,7 +496,8 @@ export function resumed(res, held, reader, idleMs, options, models, route) {
       return reader.cancel(reason);
     },
   });
-  return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
+  const out = new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
+  return out;
 }
 
 /** `[url, init]` for `route` of a request from `readRequest`, built once per call; the wasm
@@ -449,7 +511,7 @@ function build(req, route) {
   const set = (k, v) => {
     if (v !== undefined) init[k] = v;
   };
-  const f = req.options.fallbacks[route - 1];
+  const f = req.fallbacks[route - 1];
   if (f || !req.fast) set("method", req.method);
   if (!f) {
     if (!req.fast) {
@@ -475,10 +537,10 @@ function build(req, route) {
 
 /** Keys and models of `retry(fn)`'s routes: `#0` for the call as given, a fallback by its URL's
  * origin and model (or its index when it sets neither). */
-export function fnRoutes(options) {
+function fnRoutes(fallbacks) {
   const keys = ["#0"];
   const models = [undefined];
-  options.fallbacks.forEach((f, i) => {
+  fallbacks.forEach((f, i) => {
     keys.push(f.url === undefined && f.model === undefined ? `#${i + 1}` : `${f.origin ?? ""} ${f.model ?? ""}`);
     models.push(f.model);
   });
@@ -486,8 +548,8 @@ export function fnRoutes(options) {
 }
 
 /** What `fn` is called with: `{ attempt, signal, route: { index, model?, url?, headers? } }`. */
-export function fnContext(options, route, attempt, signal) {
-  const f = options.fallbacks[route - 1];
+export function fnContext(call, route, attempt, signal) {
+  const f = call.fallbacks[route - 1];
   const info = { index: route };
   if (f) {
     if (f.model !== undefined) info.model = f.model;
@@ -631,36 +693,51 @@ const clean = (o) => {
   return o;
 };
 
-export const retryEvent = (models, route, attempt, delayMs, reason, status, wait, hint) =>
-  clean({ type: "retry", attempt, delayMs, reason, status, hint: hint ? wait : undefined, wait, route, model: models[route] });
+// Every event and report names its call (`callId`, `id`): `n` is the call's names (from
+// `readRequest` or `fnCall`): its id, and each route's model.
 
-export const fallbackEvent = (models, from, to, reason, status) =>
-  clean({ type: "fallback", from, to, reason, status, fromModel: models[from], toModel: models[to] });
+export const retryEvent = (n, route, attempt, delayMs, reason, status, wait, hint) =>
+  clean({ type: "retry", callId: n.id, attempt, delayMs, reason, status, hint: hint ? wait : undefined, wait, route, model: n.models[route] });
 
-export const breakerEvent = (key, from, to) => ({ type: "breaker", key, from, to });
+export const attemptEvent = (n, route, attempt) =>
+  clean({ type: "attempt", callId: n.id, attempt, route, model: n.models[route] });
+
+export const fallbackEvent = (n, from, to, reason, status) =>
+  clean({ type: "fallback", callId: n.id, from, to, reason, status, fromModel: n.models[from], toModel: n.models[to] });
+
+export const breakerEvent = (n, key, from, to) => ({ type: "breaker", callId: n.id, key, from, to });
 
 /** `wait`: what held the route — "breaker" (open), "cooling" (a 429's hint) or "pacing". */
-export const skipEvent = (models, route, retryInMs, wait) =>
-  clean({ type: "skip", route, model: models[route], reason: wait === "breaker" ? "circuit-open" : wait, retryInMs });
+export const skipEvent = (n, route, retryInMs, wait) =>
+  clean({ type: "skip", callId: n.id, route, model: n.models[route], reason: wait === "breaker" ? "circuit-open" : wait, retryInMs });
 
-export const commitEvent = (models, route, attempt, firstTokenMs) =>
-  clean({ type: "commit", route, model: models[route], attempt, firstTokenMs });
+export const commitEvent = (n, route, attempt, firstTokenMs) =>
+  clean({ type: "commit", callId: n.id, route, model: n.models[route], attempt, firstTokenMs });
 
-export const waitEvent = (models, route, delayMs, wait, hint) =>
-  clean({ type: "wait", delayMs, wait, hint: hint ? wait : undefined, route, model: models[route] });
+export const waitEvent = (n, route, delayMs, wait, hint) =>
+  clean({ type: "wait", callId: n.id, delayMs, wait, hint: hint ? wait : undefined, route, model: n.models[route] });
 
-export const giveUpEvent = (reason, attempts, status) => clean({ type: "giveUp", reason, attempts, status });
+export const giveUpEvent = (n, reason, attempts, status) => clean({ type: "giveUp", callId: n.id, reason, attempts, status });
 
-export const successEvent = (models, route, attempts, totalMs, fallback) =>
-  clean({ type: "success", attempts, totalMs, route, model: models[route], fallback });
+export const successEvent = (n, route, attempts, totalMs, fallback) =>
+  clean({ type: "success", callId: n.id, attempts, totalMs, route, model: n.models[route], fallback });
 
 /** One attempt of a report. */
-export const reportAttempt = (models, route, status, reason, waitedMs, inStream) =>
-  clean({ route, model: models[route], status, reason, waitedMs, inStream: inStream || undefined });
+export const reportAttempt = (n, route, status, reason, waitedMs, inStream) =>
+  clean({ route, model: n.models[route], status, reason, waitedMs, inStream: inStream || undefined });
 
-/** `skipped` comes as a Uint32Array of route indexes. */
-export const report = (models, attempts, totalWaitMs, durationMs, route, fallback, skipped, firstTokenMs) =>
-  clean({ attempts, totalWaitMs, durationMs, route, model: models[route], fallback, skipped: [...skipped], firstTokenMs });
+/** The report of each value a call resolved or rejected with (the Response, the error). */
+const REPORTS = new WeakMap();
+
+export const reportOf = (v) => REPORTS.get(v);
+
+/** `skipped` comes as a Uint32Array of route indexes. The report is kept for `ended` (what the
+ * call resolved or rejected with), when that is an object. */
+export function report(n, attempts, totalWaitMs, durationMs, route, fallback, skipped, firstTokenMs, ended) {
+  const r = clean({ id: n.id, attempts, totalWaitMs, durationMs, route, model: n.models[route], fallback, skipped: [...skipped], firstTokenMs });
+  if ((typeof ended === "object" && ended !== null) || typeof ended === "function") REPORTS.set(ended, r);
+  return r;
+}
 
 // Errors are plain `Error`s with a stable `name` and extra fields, so the package's brand checks
 // (`isRetryError`, `instanceof RetryError` via `Symbol.hasInstance`) work across bundle copies.

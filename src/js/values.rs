@@ -37,20 +37,19 @@ extern "C" {
         reader: &JsValue,
         idle_ms: Option<f64>,
         options: &JsValue,
-        models: &JsValue,
+        names: &JsValue,
         route: u32,
     ) -> JsValue;
     /// A successful response's rate-limit headers, `[name, value, …]`, or undefined if it has none.
     #[wasm_bindgen(js_name = limitHeaders)]
     pub fn limit_headers(headers: &web_sys::Headers) -> JsValue;
     // retry(fn) (run.rs).
-    /// Throws a TypeError naming a bad `fn` or `signal`.
-    #[wasm_bindgen(js_name = checkCall, catch)]
-    pub fn check_call(f: &JsValue, signal: &JsValue) -> Result<(), JsValue>;
-    #[wasm_bindgen(js_name = fnRoutes)]
-    pub fn fn_routes(options: &JsValue) -> JsValue;
+    /// A `retry(fn)` call's names (routes, their attempts, its id), its signal and per-call
+    /// options; throws a TypeError or RangeError naming a bad `fn` or option.
+    #[wasm_bindgen(js_name = fnCall, catch)]
+    pub fn fn_call(f: &JsValue, options: &JsValue, opts: &JsValue) -> Result<JsValue, JsValue>;
     #[wasm_bindgen(js_name = fnContext)]
-    pub fn fn_context(options: &JsValue, route: u32, attempt: u32, signal: &AbortSignal) -> JsValue;
+    pub fn fn_context(names: &JsValue, route: u32, attempt: u32, signal: &AbortSignal) -> JsValue;
     /// The async iterator of `fn`'s result (an SDK stream object), or undefined.
     #[wasm_bindgen(js_name = asyncIterator)]
     pub fn async_iterator(v: &JsValue) -> JsValue;
@@ -67,10 +66,10 @@ extern "C" {
     /// `[kind, body, name, value, …]`: see `values.js`.
     #[wasm_bindgen(js_name = thrown)]
     pub fn thrown(error: &JsValue, names: &Array) -> Array;
-    // What users get (errors.rs): events, reports, errors.
+    // What users get (errors.rs): events, reports, errors. `names`: the call's (id, models).
     #[wasm_bindgen(js_name = retryEvent)]
     pub fn retry_event(
-        models: &JsValue,
+        names: &JsValue,
         route: u32,
         attempt: u32,
         delay_ms: f64,
@@ -80,22 +79,24 @@ extern "C" {
         hint: bool,
     ) -> JsValue;
     #[wasm_bindgen(js_name = fallbackEvent)]
-    pub fn fallback_event(models: &JsValue, from: u32, to: u32, reason: &str, status: Option<u16>) -> JsValue;
+    pub fn fallback_event(names: &JsValue, from: u32, to: u32, reason: &str, status: Option<u16>) -> JsValue;
     #[wasm_bindgen(js_name = breakerEvent)]
-    pub fn breaker_event(key: &str, from: &str, to: &str) -> JsValue;
+    pub fn breaker_event(names: &JsValue, key: &str, from: &str, to: &str) -> JsValue;
     #[wasm_bindgen(js_name = skipEvent)]
-    pub fn skip_event(models: &JsValue, route: u32, retry_in_ms: f64, cause: &str) -> JsValue;
+    pub fn skip_event(names: &JsValue, route: u32, retry_in_ms: f64, cause: &str) -> JsValue;
     #[wasm_bindgen(js_name = commitEvent)]
-    pub fn commit_event(models: &JsValue, route: u32, attempt: u32, first_token_ms: f64) -> JsValue;
+    pub fn commit_event(names: &JsValue, route: u32, attempt: u32, first_token_ms: f64) -> JsValue;
     #[wasm_bindgen(js_name = waitEvent)]
-    pub fn wait_event(models: &JsValue, route: u32, delay_ms: f64, wait: &str, hint: bool) -> JsValue;
+    pub fn wait_event(names: &JsValue, route: u32, delay_ms: f64, wait: &str, hint: bool) -> JsValue;
     #[wasm_bindgen(js_name = giveUpEvent)]
-    pub fn give_up_event(reason: &str, attempts: u32, status: Option<u16>) -> JsValue;
+    pub fn give_up_event(names: &JsValue, reason: &str, attempts: u32, status: Option<u16>) -> JsValue;
+    #[wasm_bindgen(js_name = attemptEvent)]
+    pub fn attempt_event(names: &JsValue, route: u32, attempt: u32) -> JsValue;
     #[wasm_bindgen(js_name = successEvent)]
-    pub fn success_event(models: &JsValue, route: u32, attempts: u32, total_ms: f64, fallback: bool) -> JsValue;
+    pub fn success_event(names: &JsValue, route: u32, attempts: u32, total_ms: f64, fallback: bool) -> JsValue;
     #[wasm_bindgen(js_name = reportAttempt)]
     pub fn report_attempt(
-        models: &JsValue,
+        names: &JsValue,
         route: u32,
         status: Option<u16>,
         reason: &str,
@@ -103,8 +104,9 @@ extern "C" {
         in_stream: bool,
     ) -> JsValue;
     #[wasm_bindgen(js_name = report)]
+    /// Kept for `ended` (what the call returned or threw) when that is an object.
     pub fn report_js(
-        models: &JsValue,
+        names: &JsValue,
         attempts: Array,
         total_wait_ms: f64,
         duration_ms: f64,
@@ -112,7 +114,11 @@ extern "C" {
         fallback: bool,
         skipped: Vec<u32>,
         first_token_ms: Option<f64>,
+        ended: &JsValue,
     ) -> JsValue;
+    /// The report kept for a value a call returned or threw.
+    #[wasm_bindgen(js_name = reportOf)]
+    pub fn report_of(v: &JsValue) -> JsValue;
     #[wasm_bindgen(js_name = retryError)]
     pub fn retry_error_js(
         attempts: u32,

@@ -243,6 +243,12 @@ pub enum Event {
         status: Option<u16>,
         cause: WaitCause,
     },
+    /// Attempt `attempt` (1-based, across routes) is being sent on `route`: the last event
+    /// before each request leaves.
+    Attempt {
+        attempt: u32,
+        route: usize,
+    },
     /// A stream's first content event arrived on `route`: from here on it is the caller's.
     Commit {
         route: usize,
@@ -519,6 +525,7 @@ impl Session {
         self.phase = Phase::Attempting { route, deadline_bound };
         self.pending_waited = waited_ms;
         let attempt = self.report.attempts.len() as u32 + 1;
+        self.events.push(Event::Attempt { attempt, route });
         Decision::Attempt { route, attempt, timeout_ms, deadline_ms }
     }
 

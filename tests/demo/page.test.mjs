@@ -101,6 +101,20 @@ describe("the demo page in headless Chromium", () => {
     assert.ok(models.includes("main-model"), models.join());
   });
 
+  test("the streamed call: the first stream fails before its first token, the page shows the second stream's text once", async () => {
+    const before = demo.mocks.stream.requests.length;
+    await page.click("[data-testid=stream-run]");
+    await page.waitForSelector("[data-testid=stream-status][data-state=done]", { timeout: 20000 });
+    assert.equal(await page.locator("[data-testid=stream-text]").innerText(), "Hello from the second stream, read once.");
+    assert.equal(demo.mocks.stream.requests.length - before, 2, "two requests reached the stream mock");
+    const log = await page.locator("[data-testid=stream-events] li").evaluateAll((els) => els.map((e) => e.textContent));
+    assert.ok(log.some((l) => /attempt 2 sent/.test(l)), log.join("\n"));
+    assert.ok(log.some((l) => /retrying: the stream failed before any token \(.*, as HTTP 529\)/.test(l)), log.join("\n"));
+    assert.ok(log.some((l) => /first token at .*committed/.test(l)), log.join("\n"));
+    assert.ok(!log.some((l) => /the caller saw an error event/.test(l)), "the failed stream never reached the page");
+    assert.match(await page.locator("[data-testid=stream-status]").innerText(), /^2 attempts/);
+  });
+
   test("the storm table: the budget sends fewer requests than no budget; the defaults (pacing) serve every call", async () => {
     const rows = await page.locator("[data-testid=storm-row]").evaluateAll((trs) =>
       trs.map((tr) => {

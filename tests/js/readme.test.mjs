@@ -59,3 +59,25 @@ test("README: retry(fn) falls back to the second model after three failures", as
     await mock.close();
   }
 });
+
+test("README: one call's own options — two attempts on gpt-4o, no fallback", async () => {
+  const mock = await startMockProvider({ script: [{ status: 503 }, { status: 200 }] });
+  try {
+    const r = await run("per-call", mock);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.trim(), "ok");
+    assert.deepEqual(mock.requests.map((q) => q.json.model), ["gpt-4o", "gpt-4o"]);
+    assert.ok(!("retry" in mock.requests[0].headers));
+  } finally {
+    await mock.close();
+  }
+  const down = await startMockProvider({ script: [{ status: 503 }, { status: 503 }, { status: 200 }] });
+  try {
+    const r = await run("per-call", down);
+    assert.notEqual(r.code, 0, "the SDK raised the second 503");
+    assert.match(r.stderr, /503/);
+    assert.deepEqual(down.requests.map((q) => q.json.model), ["gpt-4o", "gpt-4o"], "no third attempt, no fallback to gpt-4o-mini");
+  } finally {
+    await down.close();
+  }
+});

@@ -611,7 +611,7 @@ describe("13. events", () => {
       "jitter none: delays are initialMs·multiplier^(n-1)",
     );
     retries.forEach((e, i) => assert.ok(e.delayMs >= waits[i].delayMs && e.delayMs < waits[i].delayMs + 100, `${e.delayMs}`));
-    assert.deepEqual(events.map((e) => e.type), ["wait", "retry", "wait", "retry", "success"]);
+    assert.deepEqual(events.map((e) => e.type), ["attempt", "wait", "retry", "attempt", "wait", "retry", "attempt", "success"]);
     assert.equal(successes.length, 1, `success events: ${JSON.stringify(events)}`);
     assert.equal(successes[0].attempts, 3);
     assert.equal(typeof successes[0].totalMs, "number");

@@ -47,7 +47,7 @@ describe("event streams", () => {
     assert.ok(report.firstTokenMs >= 0);
     const commit = events.find((e) => e.type === "commit");
     assert.equal(commit.attempt, 2);
-    assert.deepEqual(events.map((e) => e.type), ["wait", "retry", "commit", "success"]);
+    assert.deepEqual(events.map((e) => e.type), ["attempt", "wait", "retry", "attempt", "commit", "success"]);
   });
 
   test("a chat-completions stream: the role-only first delta is preamble, an error chunk before content is retried", T, async (t) => {
@@ -113,6 +113,8 @@ describe("event streams", () => {
     assert.equal(r.error.name, "TimeoutError", `${r.error}`);
     const after = events.filter((e) => e.type === "streamError");
     assert.deepEqual(after.map((e) => [e.phase, e.error, e.route]), [["after-commit", "TimeoutError", 0]], "told that it failed after the commit");
+    assert.deepEqual(retryReport(res).streamError, { phase: "after-commit", error: "TimeoutError" }, "and the report says so");
+    assert.equal(after[0].callId, retryReport(res).id);
     assert.equal(mock.requests.length, 1);
   });
 

@@ -16,6 +16,8 @@ import type {
   RetryReport,
   AttemptRecord,
   RetryState,
+  RetryCallOptions,
+  RetryRequestInit,
 } from "llm-retry";
 import { createRetryFetch, createRetry, retry } from "llm-retry";
 
@@ -44,3 +46,7 @@ export function inspect(report: RetryReport, state: RetryState): BreakerState[] 
   void rec;
   return Object.values(state.breakers).map((b) => b.state);
 }
+
+const perCall: RetryCallOptions = { maxAttempts: 1, fallbacks: [{ model: "m" }] };
+export const init: RetryRequestInit = { method: "POST", retry: perCall };
+export const once: Promise<string> = r(() => "x", { ...perCall, signal: AbortSignal.timeout(1000) });

@@ -102,6 +102,11 @@ export function describeEvent(e: Event): string {
       const wait: WaitCause = e.wait;
       return `waiting ${e.delayMs} ms for route ${e.route}: ${wait}`;
     }
+    case "attempt": {
+      const attempt: number = e.attempt;
+      const callId: number = e.callId;
+      return `call ${callId}: attempt ${attempt} on route ${e.route} (${e.model ?? "-"})`;
+    }
     case "skip": {
       const reason: "circuit-open" | "cooling" | "pacing" = e.reason;
       const retryInMs: number = e.retryInMs;
@@ -128,6 +133,13 @@ export async function useFetch(): Promise<void> {
     signal: controller.signal,
   });
   const r2: Response = await asFetch(new URL("https://api.example.test/v1/models"));
+  // One call's own options, under init.retry.
+  await f("https://api.example.test/v1/chat/completions", { method: "POST", retry: { maxAttempts: 1, deadlineMs: 5_000, fallbacks: false } });
+  await f("https://api.example.test/v1/chat/completions", { retry: false });
+  // @ts-expect-error: backoff is the client's, not a call's
+  await f("https://api.example.test/v1/chat/completions", { retry: { backoff: { initialMs: 1 } } });
+  const id: number | undefined = retryReport(r2)?.id;
+  void id;
   const r3: Response = await asSignature(new Request("https://api.example.test/v1/models"));
   const body: unknown = await r1.json();
   void [r2, r3, body];
