@@ -109,10 +109,9 @@ pub async fn drive(
     if let Some(s) = signal.filter(|s| s.aborted()) {
         return Err(s.reason());
     }
-    let mut session = {
-        let (names, cfg) = (a.names(), a.names().cfg(client));
-        Session::new(cfg, names.routes(cfg), idempotent)
-    };
+    let names = a.names();
+    let cfg = names.cfg(client);
+    let mut session = Session::new(cfg, names.routes(cfg), idempotent);
     let mut seen: Option<Observation> = None;
     let mut held = Held::Nothing;
     loop {
