@@ -315,7 +315,7 @@ async function runStream() {
   const onEvent = (e) => {
     if (e.type === "attempt") line(`attempt ${e.attempt} sent`);
     else if (e.type === "wait") line(`waiting ${fmtMs(e.delayMs)} (${e.wait})`);
-    else if (e.type === "retry") line(`retrying: the stream failed before any token (${e.reason}, as HTTP ${e.status})`, "failed");
+    else if (e.type === "retry") line(`retrying: the stream failed after its ${e.status}, before any token (${e.reason})`, "failed");
     else if (e.type === "commit") line(`first token at ${fmtMs(e.firstTokenMs)}: committed, the rest passes straight through`);
   };
   const retryFetch = createRetryFetch({ ...STREAM_OPTIONS, onEvent });
