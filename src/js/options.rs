@@ -17,6 +17,7 @@ use crate::policy::breaker::BreakerConfig;
 use crate::policy::budget::BudgetConfig;
 use crate::policy::classify::StatusSet;
 use crate::policy::config::Config;
+use crate::text::cat;
 
 pub struct Options {
     pub cfg: Config,
@@ -118,7 +119,10 @@ pub fn per_call(base: &Config, o: &JsValue) -> Result<Option<Config>, JsValue> {
     c.first_token_timeout_ms = ms(o, "firstTokenTimeoutMs").or(c.first_token_timeout_ms);
     c.idle_timeout_ms = ms(o, "idleTimeoutMs").or(c.idle_timeout_ms);
     c.idempotent = get(o, "idempotent").as_bool().unwrap_or(c.idempotent);
-    c.validate().map_err(|e| range_error(&e.message))?;
+    // Only this call's own values can be out of range (the client's were checked): named as the
+    // user wrote them (`init.retry.deadlineMs`).
+    let path = get(o, "path").as_string().unwrap_or_default();
+    c.validate().map_err(|e| range_error(&cat!(path, ".", e.message)))?;
     Ok(Some(c))
 }
 

@@ -229,7 +229,7 @@ const PER_CALL = ["maxAttempts", "deadlineMs", "attemptTimeoutMs", "firstTokenTi
 
 function callOptions(v, path) {
   if (v === undefined) return undefined;
-  if (v === false) return { maxAttempts: 1, fallbacks: [] };
+  if (v === false) return { path, maxAttempts: 1, fallbacks: [] };
   const o = object(v, path, "an object or false");
   checkKeys(o, `${path}.`, PER_CALL);
   const at = (k) => `${path}.${k}`;
@@ -240,6 +240,7 @@ function callOptions(v, path) {
   const f = o.fallbacks;
   if (f !== undefined && f !== false && !Array.isArray(f)) fail(TypeError, at("fallbacks"), "an array of routes or false", f);
   return {
+    path,
     maxAttempts,
     deadlineMs: ms(o.deadlineMs, at("deadlineMs")),
     attemptTimeoutMs: ms(o.attemptTimeoutMs, at("attemptTimeoutMs")),

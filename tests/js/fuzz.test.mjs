@@ -690,3 +690,80 @@ test("(b) what fetch rejects: a TypeError at once, nothing sent, no retry event"
   const res = await createRetryFetch()(`${ok.url}/v1/chat/completions`, chatInit());
   assert.equal(res.status, 200);
 });
+
+// ---------------------------------------------------------------------------------------------
+// (c) One call's own options: `init.retry` of a retryFetch call, a createRetry call's second
+// argument. A TypeError/RangeError naming a present option (as `init.retry.…` / `options.…`),
+// nothing sent; or a working call; never a trap, and the client keeps working.
+
+const PER_CALL = {
+  maxAttempts: plausible.count,
+  deadlineMs: plausible.limit,
+  attemptTimeoutMs: plausible.limit,
+  firstTokenTimeoutMs: plausible.limit,
+  idleTimeoutMs: plausible.limit,
+  idempotent: plausible.bool,
+  fallbacks: (r) => (r.chance(0.3) ? false : Array.from({ length: r.int(0, 3) }, () => section(r, ROUTE))),
+};
+
+function perCall(r) {
+  const k = r.next();
+  if (k < 0.05) return junk(r);
+  if (k < 0.1) return r.pick([undefined, false, {}]);
+  return generate(r, PER_CALL, k < 0.4 ? 0 : r.pick([0.1, 0.3, 0.6]));
+}
+
+/** `paths(o)` as a call's option names: `init.retry`, `init.retry.maxAttempts`, `…fallbacks[0].url`. */
+const pathsAs = (o, root) => new Set([...paths(o)].map((p) => (p === "options" ? root : p.startsWith("[") ? root + p : `${root}.${p}`)));
+
+test("(c) generated per-call options: a TypeError/RangeError naming one, or a working call", T, async () => {
+  const r = prng(SEED ^ 0xc);
+  const retryFetch = createRetryFetch({ backoff: { initialMs: 10, maxMs: 20 } });
+  const run = createRetry({ backoff: { initialMs: 10, maxMs: 20 } });
+  const failures = [];
+  const tally = { accepted: 0, TypeError: 0, RangeError: 0, trap: 0 };
+  const before = ok.seen.length;
+  let sent = 0;
+  for (let i = 0; i < CASES / 2 && failures.length < 20; i++) {
+    const o = perCall(r);
+    const hostileInside = hasHostile(o);
+    for (const api of ["retryFetch", "createRetry"]) {
+      const present = pathsAs(o, api === "retryFetch" ? "init.retry" : "options");
+      const controller = new AbortController();
+      const call =
+        api === "retryFetch"
+          ? retryFetch(`${ok.url}/v1/chat/completions`, { ...chatInit({ signal: controller.signal }), retry: o }).then(async (res) => (await res.arrayBuffer(), res.status))
+          : run(() => "fuzz-ok", o);
+      const out = await timed(call, callMayFail(o) ? 500 : 5000, controller);
+      const what = `case ${i} ${api}(${show(o)})`;
+      if (out.slow) {
+        if (!callMayFail(o)) failures.push(`${what}: did not settle within 5 s`);
+        continue;
+      }
+      const e = out.error;
+      if (e === undefined) {
+        const want = api === "retryFetch" ? 200 : "fuzz-ok";
+        if (out.value !== want) failures.push(`${what}: gave ${show(out.value)}`);
+        else tally.accepted++;
+        if (api === "retryFetch") sent++;
+        continue;
+      }
+      if (isTrap(e)) {
+        tally.trap++;
+        failures.push(`${what}: wasm trap: ${e}`);
+      } else if (e === TRAP) {
+        if (!hostileInside) failures.push(`${what}: the hostile getter's error, but the input has none`);
+      } else if ((e instanceof TypeError || e instanceof RangeError) && !isRetryError(e)) {
+        tally[e.constructor.name]++;
+        if (!namesPresent(e.message, present)) failures.push(`${what}: ${e.name} "${e.message}" names no option present in the input`);
+      } else if (!callMayFail(o)) {
+        failures.push(`${what}: rejected: ${e?.name}: ${e?.message}`);
+      } else if (api === "retryFetch") sent++;
+    }
+  }
+  assert.deepEqual(failures, [], `seed ${SEED}: ${failures.length}${failures.length >= 20 ? "+" : ""} failures\n${failures.join("\n")}`);
+  assert.ok(ok.seen.length - before >= sent, "each accepted retryFetch call reached the server");
+  assert.ok(tally.accepted > CASES / 8 && tally.TypeError > CASES / 40 && tally.RangeError > 0, JSON.stringify(tally));
+  const res = await retryFetch(`${ok.url}/v1/chat/completions`, chatInit());
+  assert.equal(res.status, 200, "the client still works");
+});
