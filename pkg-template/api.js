@@ -9,6 +9,16 @@ export function createRetryFetch(options) {
   return withState(retryFetch, client);
 }
 
+/** Links a client's shared health (`options.health`) to it: what the store's reads tell is
+ * adopted by its breakers; `flushHealth()` resolves when what they told is written. */
+function withHealth(f, client) {
+  const link = client.healthLink();
+  if (link) link.sink = (flat) => client.adoptHealth(flat);
+  f.flushHealth = () => Promise.resolve(link?.flush());
+  f.unlink = () => link && (link.sink = undefined);
+  return f;
+}
+
 /** A fetch init carrying one call's own options (`init.retry`), e.g. for an SDK's per-request
  * `fetchOptions`. */
 export const retryInit = (options) => ({ retry: options });
@@ -21,7 +31,11 @@ export function retry(fn, options) {
   } catch (e) {
     return Promise.reject(e);
   }
-  return client.run(fn, undefined).finally(() => client.free());
+  const f = withHealth({}, client);
+  return client.run(fn, undefined).finally(() => {
+    f.unlink();
+    client.free();
+  });
 }
 
 /** A reusable `retry`, whose breakers and budget are shared by every call. */
@@ -31,12 +45,32 @@ export function createRetry(options) {
   return withState(run, client);
 }
 
+/** A store in this process's memory: clients given the same one share health (a test, or one
+ * server's several clients). Merges as every store must: per field, the larger value. */
+export function memoryHealthStore() {
+  const map = new Map();
+  const instant = (v) => (Number.isFinite(v) && v > 0 ? v : 0);
+  return {
+    read: (keys) => Object.fromEntries(keys.filter((k) => map.has(k)).map((k) => [k, { ...map.get(k) }])),
+    write(records) {
+      for (const [k, r] of Object.entries(records)) {
+        const old = map.get(k) ?? {};
+        map.set(k, Object.fromEntries(HEALTH_FIELDS.map((f) => [f, Math.max(instant(r?.[f]), old[f] ?? 0)])));
+      }
+    },
+  };
+}
+
+/** A route's shared health record (see index.d.ts, HealthRecord). */
+const HEALTH_FIELDS = ["openedAt", "openUntil", "closedAt", "cooledUntil"];
+
 const STATES = ["closed", "open", "half-open"];
 const count = (v) => (Number.isFinite(v) && v >= 0 ? v : 0);
 
 /** Adds `exportState()`/`restoreState(state)`: the breakers as JSON-safe data, e.g. for Workers KV
  * (the wasm hands them over flat: key, state, failures, openUntil, cooledUntil per breaker). */
 function withState(f, client) {
+  withHealth(f, client);
   f.exportState = () => {
     const flat = client.exportState();
     const breakers = {};

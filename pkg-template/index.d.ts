@@ -191,6 +191,36 @@ export interface RetryState {
   breakers: Record<string, { state: BreakerState; failures: number; openUntil: number; cooledUntil: number }>;
 }
 
+/** What instances tell each other about a route through a health store: instants in ms since the epoch (0: never). Two records merge by taking the larger value of each field. */
+export interface HealthRecord {
+  /** When a breaker last opened. */
+  openedAt: number;
+  /** Until when that opening holds (the later one wins). */
+  openUntil: number;
+  /** When a breaker last closed (a probe succeeded). */
+  closedAt: number;
+  /** Until when a server asked for a pause (a 429's wait hint). */
+  cooledUntil: number;
+}
+
+/** Where instances (Worker isolates, servers, clients) share their routes' health. Keys are breaker keys (a route's origin and model). */
+export interface HealthStore {
+  /** The records known for these keys (a key with none may be left out). */
+  read(keys: string[]): Promise<Record<string, HealthRecord>> | Record<string, HealthRecord>;
+  /** Merges these records into the stored ones: per field, the larger value is kept. */
+  write(records: Record<string, HealthRecord>): Promise<void> | void;
+}
+
+export interface HealthOptions {
+  store: HealthStore;
+  /** How often the store is read (in the background, while calls are made), ms. [1000] */
+  refreshMs?: number;
+  /** How long a call waits for its client's first read, ms; later reads are never waited for. [50] */
+  firstReadMs?: number;
+  /** Told of a read or write that failed (the calls go on with what the client knows). */
+  onError?: (error: unknown, op: "read" | "write") => void;
+}
+
 export interface RetryOptions {
   /** Attempts per route, counting the first; 1–100. [4] */
   maxAttempts?: number;
@@ -213,6 +243,8 @@ export interface RetryOptions {
   budget?: BudgetOptions | false;
   /** A circuit breaker per route (origin + model), or false to turn it off. Calls wait in line for an open breaker within their deadline. [{ failureThreshold: 5, cooldownMs: 250, maxCooldownMs: 750 }] */
   breaker?: BreakerOptions | false;
+  /** Share what the breakers learn (a route found down, back up, or asking for a pause) with other instances through a store. Needs the breaker. [none] */
+  health?: HealthOptions;
   /** Pace each route's sends by what its rate-limit headers (x-ratelimit-*, anthropic-ratelimit-*) and 429s teach, so calls wait for a slot instead of meeting a 429. [true] */
   pacing?: boolean;
   /** Routes tried in order after the primary. [none] */
@@ -254,6 +286,8 @@ export interface RetryFetch {
   (input: RequestInfo | URL, init?: RetryRequestInit): Promise<Response>;
   exportState(): RetryState;
   restoreState(state: RetryState): void;
+  /** Resolves when what the breakers told the health store is written (in a Worker: `ctx.waitUntil(retryFetch.flushHealth())`). */
+  flushHealth(): Promise<void>;
 }
 
 export interface AttemptContext {
@@ -269,10 +303,13 @@ export interface Retry {
   <T>(fn: (ctx: AttemptContext) => T | Promise<T>, opts?: RetryCallOptions & { signal?: AbortSignal }): Promise<T>;
   exportState(): RetryState;
   restoreState(state: RetryState): void;
+  flushHealth(): Promise<void>;
 }
 
 /** A fetch with retries: pass it wherever a fetch goes (OpenAI, Anthropic, Vercel AI SDKs). Throws TypeError/RangeError naming a bad option. */
 export function createRetryFetch(options?: RetryOptions): RetryFetch;
+/** A health store in this process's memory: clients given the same one share their routes' health. */
+export function memoryHealthStore(): HealthStore;
 /** `{ retry: options }`: a fetch init carrying one call's own options, typed for an SDK's per-request `fetchOptions`. */
 export function retryInit(options: RetryCallOptions | false): RetryRequestInit;
 /** Calls fn until it succeeds or the policy gives up. When the call ends on an HTTP error (an error with a numeric `status`, as the OpenAI and Anthropic SDKs throw), that error is rethrown untouched, so the SDK's typed errors keep working; otherwise (network errors, timeouts, the deadline) it rejects with a RetryError. Other errors (bugs in fn) are rethrown at once, untouched. */

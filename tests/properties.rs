@@ -98,7 +98,7 @@ proptest! {
             now += dt;
             match kind {
                 0 => if b.record_failure(now).is_some_and(|(_, to)| to == State::Open) { opened_at = Some(now) },
-                1 => { b.record_success(); opened_at = None; }
+                1 => { b.record_success(now); opened_at = None; }
                 _ => {
                     let admit = b.check(now);
                     if admit == Admit::Yes {

@@ -290,6 +290,52 @@ fn breaker_opens_skips_then_probes_once() {
     assert!(r.events.iter().any(|e| matches!(e, Event::Breaker { to: llm_retry::policy::breaker::State::Closed, .. })));
 }
 
+/// Two instances sharing health through a store (a map of records, merged by `Record::join`):
+/// the one that meets the outage opens its breaker and tells; the other adopts it and skips the
+/// route without a request; the first one's successful probe closes both.
+#[test]
+fn instances_sharing_health_skip_a_route_another_found_down() {
+    use llm_retry::policy::health::Record;
+    use std::collections::HashMap;
+    let c =
+        Config { max_attempts: 1, breaker: Some(BreakerConfig { failure_threshold: 3, cooldown_ms: 1_000, max_cooldown_ms: 1_000 }), ..cfg() };
+    let (mut a, mut b) = (Shared::new(&c), Shared::new(&c));
+    let mut store: HashMap<String, Record> = HashMap::new();
+    let mut tell = |from: &mut Shared, store: &mut HashMap<String, Record>| {
+        for (key, record) in from.changed() {
+            let merged = store.get(&key).copied().unwrap_or_default().join(record);
+            store.insert(key, merged);
+        }
+    };
+    // b has seen the route healthy: its breaker exists, closed.
+    run(&c, &mut b, &["a", "b"], false, &[Status(200, &[], None)], 0, 0.5);
+    tell(&mut b, &mut store);
+    assert!(store.is_empty(), "nothing to tell about a healthy route");
+    for t in 0..3 {
+        run(&c, &mut a, &["a", "b"], false, &[Status(503, &[], None), Status(200, &[], None)], 100 + t, 0.5);
+    }
+    tell(&mut a, &mut store);
+    let told = store["a"];
+    assert_eq!((told.opened_at, told.open_until), (107, 1107), "the third failure, observed at 107");
+    assert!(!b.adopt("a", told, 200), "an opening wakes nobody");
+    let r = run(&c, &mut b, &["a", "b"], false, &[Status(200, &[], None)], 200, 0.5);
+    assert_eq!(r.sent.iter().map(|s| s.0).collect::<Vec<_>>(), [1], "b skipped the route a found down");
+    tell(&mut b, &mut store);
+    assert_eq!(store["a"], told, "b echoes nothing back");
+    // a's probe after the cooldown succeeds and closes its breaker; b adopts the closing at once.
+    let r = run(&c, &mut a, &["a", "b"], false, &[Status(200, &[], None)], 1107, 0.5);
+    assert_eq!(r.sent.iter().map(|s| s.0).collect::<Vec<_>>(), [0]);
+    tell(&mut a, &mut store);
+    assert_eq!(store["a"].closed_at, 1112, "the probe's 200, observed at 1112");
+    assert!(b.adopt("a", store["a"], 1113), "a closing wakes the calls waiting for the route");
+    let r = run(&c, &mut b, &["a", "b"], false, &[Status(200, &[], None)], 1113, 0.5);
+    assert_eq!(r.sent.iter().map(|s| s.0).collect::<Vec<_>>(), [0], "b sends to the route again");
+    // A stale record (the old opening) merged again changes nothing: no lost update, no flapping.
+    assert!(!b.adopt("a", told, 1120));
+    let r = run(&c, &mut b, &["a", "b"], false, &[Status(200, &[], None)], 1120, 0.5);
+    assert_eq!(r.sent.iter().map(|s| s.0).collect::<Vec<_>>(), [0]);
+}
+
 #[test]
 fn every_route_open_past_the_deadline_sends_nothing() {
     let breaker = BreakerConfig { failure_threshold: 1, cooldown_ms: 10_000, max_cooldown_ms: 10_000 };

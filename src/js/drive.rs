@@ -18,6 +18,7 @@ use super::values;
 use crate::policy::classify::Observation;
 use crate::policy::config::{Config, MAX_ATTEMPTS};
 use crate::policy::engine::{Decision, Outcome, Report, Route, Session, Shared, WaitCause};
+use crate::policy::health::Record;
 
 /// One client: validated options plus the health state all its calls share.
 pub struct Client {
@@ -106,6 +107,13 @@ pub async fn drive(
     idempotent: bool,
     signal: Option<&AbortSignal>,
 ) -> Result<JsValue, JsValue> {
+    if client.opts.health {
+        // A client's first read of its shared health, waited for at most health.firstReadMs.
+        let first = values::health_before(&client.opts.js, &a.names().js);
+        if let Ok(first) = first.dyn_into::<Promise>() {
+            let _ = JsFuture::from(first).await;
+        }
+    }
     if let Some(s) = signal.filter(|s| s.aborted()) {
         return Err(s.reason());
     }
@@ -121,6 +129,9 @@ pub async fn drive(
             let d = session.next(&mut shared, seen.as_ref(), host::now_ms(), client.rng.next_f64());
             if shared.epoch() != epoch {
                 client.breaker_waits.notify();
+            }
+            if client.opts.health {
+                tell(client, &mut shared);
             }
             d
         };
@@ -151,6 +162,43 @@ pub async fn drive(
                 return result;
             }
         }
+    }
+}
+
+/// Hands what the breakers learned since last asked to the client's health store (`values.js`
+/// batches and writes it in the background).
+fn tell(client: &Client, shared: &mut Shared) {
+    let changed = shared.changed();
+    if changed.is_empty() {
+        return;
+    }
+    let flat = Array::new();
+    for (key, r) in changed {
+        flat.push(&key.into());
+        for t in [r.opened_at, r.open_until, r.closed_at, r.cooled_until] {
+            flat.push(&(t as f64).into());
+        }
+    }
+    values::health_tell(&client.opts.js, &flat);
+}
+
+/// Adopts records other instances told (`[key, openedAt, openUntil, closedAt, cooledUntil, …]`,
+/// read from the client's health store); wakes the calls waiting for a route that closed.
+pub fn adopt(client: &Client, flat: &Array) {
+    let now = host::now_ms();
+    let at = |i| flat.get(i).as_f64().filter(|t| t.is_finite() && *t > 0.0).map_or(0, |t| t as u64);
+    let mut woken = false;
+    {
+        let mut shared = client.shared.borrow_mut();
+        for i in (0..flat.length().saturating_sub(4)).step_by(5) {
+            if let Some(key) = flat.get(i).as_string() {
+                let r = Record { opened_at: at(i + 1), open_until: at(i + 2), closed_at: at(i + 3), cooled_until: at(i + 4) };
+                woken |= shared.adopt(&key, r, now);
+            }
+        }
+    }
+    if woken {
+        client.breaker_waits.notify();
     }
 }
 

@@ -68,6 +68,18 @@ impl RetryClient {
         promise(Box::pin(async move { run::run(&client, f, opts).await }))
     }
 
+    /// The link to the health store of `options.health` (`values.js`), or undefined.
+    #[wasm_bindgen(js_name = healthLink)]
+    pub fn health_link(&self) -> JsValue {
+        errors::get(&self.inner.opts.js, "health")
+    }
+
+    /// Adopts what the health store told: `[key, openedAt, openUntil, closedAt, cooledUntil, …]`.
+    #[wasm_bindgen(js_name = adoptHealth)]
+    pub fn adopt_health(&self, flat: Array) {
+        drive::adopt(&self.inner, &flat);
+    }
+
     /// The breakers' state, flat: `key, state, failures, openUntil, cooledUntil` per breaker
     /// (api.js shapes it into the JSON-safe object users persist, e.g. in Workers KV).
     #[wasm_bindgen(js_name = exportState)]

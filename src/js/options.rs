@@ -29,6 +29,8 @@ pub struct Options {
     pub on_exhausted: Option<Function>,
     /// `retry(fn)` only: the caller's signal.
     pub signal: Option<AbortSignal>,
+    /// Health is shared through a store (`health`): its link lives in `js`.
+    pub health: bool,
 }
 
 /// Checks the user's options (`values.js`) and reads them (`undefined`: all defaults).
@@ -40,6 +42,7 @@ pub fn read(options: &JsValue, for_retry: bool) -> Result<Options, JsValue> {
         on_event: get(&o, "onEvent").dyn_into().ok(),
         on_exhausted: get(&o, "onExhausted").dyn_into().ok(),
         signal: get(&o, "signal").dyn_into().ok(),
+        health: get(&o, "health").is_object(),
         js: o,
     };
     let o = &opts.js;

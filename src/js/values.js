@@ -17,7 +17,7 @@ const JITTERS = ["full", "equal", "decorrelated", "none"];
 const KEYS = [
   "maxAttempts", "backoff", "deadlineMs", "attemptTimeoutMs", "firstTokenTimeoutMs", "idleTimeoutMs", "retryOn",
   "maxRetryAfterMs", "idempotent",
-  "budget", "breaker", "pacing", "fetch", "onEvent", "fallbacks", "onExhausted", "sensitiveHeaders", "signal",
+  "budget", "breaker", "pacing", "health", "fetch", "onEvent", "fallbacks", "onExhausted", "sensitiveHeaders", "signal",
 ];
 /** Credentials never sent to a fallback URL of another origin, unless that route sets them. */
 const SENSITIVE = ["authorization", "x-api-key", "api-key", "cookie", "proxy-authorization"];
@@ -198,6 +198,15 @@ export function checkOptions(options, forRetry) {
     maxCooldownMs: ms(b.maxCooldownMs, "breaker.maxCooldownMs"),
   }), true);
   const pacing = typed(o.pacing, "pacing", "boolean", "a boolean");
+  const health = section(o.health, "health", ["store", "refreshMs", "firstReadMs", "onError"], (h) => {
+    const store = h.store;
+    if (typeof field(store, "read") !== "function" || typeof field(store, "write") !== "function") {
+      fail(TypeError, "health.store", "an object with read(keys) and write(records) methods", store);
+    }
+    const onError = typed(h.onError, "health.onError", "function", "a function");
+    return new HealthLink(store, ms(h.refreshMs, "health.refreshMs") ?? 1000, ms(h.firstReadMs, "health.firstReadMs") ?? 50, onError);
+  });
+  if (health && o.breaker === false) throw new RangeError("health shares what the breakers learn: it needs them (breaker is false)");
   const fn = (k) => typed(o[k], k, "function", "a function");
   const [fetch, onEvent, onExhausted] = [fn("fetch"), listener(fn("onEvent")), fn("onExhausted")];
   const fallbacks = o.fallbacks === undefined ? [] : array(o.fallbacks, "fallbacks").map((r, i) => fallback(r, i));
@@ -212,7 +221,7 @@ export function checkOptions(options, forRetry) {
   return {
     maxAttempts, ...backoff, deadlineMs, attemptTimeoutMs, firstTokenTimeoutMs, idleTimeoutMs, maxRetryAfterMs,
     idempotent, retryOn,
-    budget: budget && true, ...budget, breaker: breaker && true, ...breaker, pacing,
+    budget: budget && true, ...budget, breaker: breaker && true, ...breaker, pacing, health,
     fetch, onEvent, onExhausted, signal,
     fallbacks,
     sensitive: [...SENSITIVE, ...sensitive.map((h) => h.toLowerCase())],
@@ -271,6 +280,104 @@ export function fnCall(fn, options, opts) {
 
 /** Each route's own maxAttempts (the primary: the call's). */
 const attemptsOf = (fallbacks) => [undefined, ...fallbacks.map((f) => f.maxAttempts)];
+
+// ---------------------------------------------------------------------------------------------
+// Shared health (policy/health.rs): a client's link to a store that instances share (a Durable
+// Object, Deno KV, Redis, or memory). The store is read in the background, at most every
+// `refreshMs`, for every route the client has met; a call waits for a read only while its client
+// has never read one, and then at most `firstReadMs`. What the breakers learn is written in the
+// background, one batch per turn of the event loop. A store that fails or hangs delays no call
+// beyond that first bound, and is told to `onError`.
+
+const RECORD = ["openedAt", "openUntil", "closedAt", "cooledUntil"];
+const instant = (v) => (typeof v === "number" && Number.isFinite(v) && v > 0 ? v : 0);
+
+class HealthLink {
+  constructor(store, refreshMs, firstReadMs, onError) {
+    Object.assign(this, { store, refreshMs, firstReadMs, onError });
+    this.keys = new Set();
+    this.readAt = -Infinity;
+    this.reading = undefined;
+    this.read = false; // a read has completed (or failed)
+    this.queue = new Map();
+    this.writing = Promise.resolve();
+    /** Set by the client (api.js): takes records as `[key, openedAt, openUntil, closedAt, cooledUntil, …]`. */
+    this.sink = undefined;
+  }
+
+  error(e, op) {
+    try {
+      this.onError?.(e, op);
+    } catch {}
+  }
+
+  /** Before a call on routes `keys`: starts a read when one is due; a promise to wait for
+   * (bounded) while none has completed yet, else undefined. */
+  before(keys) {
+    for (const k of keys) this.keys.add(k);
+    const now = Date.now();
+    if (this.reading === undefined && now - this.readAt >= this.refreshMs) this.start(now);
+    if (this.read || this.reading === undefined || this.firstReadMs === 0) return undefined;
+    let id;
+    const late = () => (this.read = true); // a store this slow is not waited for again
+    return Promise.race([
+      this.reading.finally(() => clearTimeout(id)),
+      new Promise((resolve) => (id = setTimeout(() => resolve(late()), this.firstReadMs))),
+    ]);
+  }
+
+  start(now) {
+    this.readAt = now;
+    this.reading = (async () => {
+      try {
+        const records = await this.store.read([...this.keys]);
+        const flat = [];
+        for (const key of this.keys) {
+          const r = field(records, key);
+          if (typeof r === "object" && r !== null) flat.push(key, ...RECORD.map((f) => instant(field(r, f))));
+        }
+        if (flat.length) this.sink?.(flat);
+      } catch (e) {
+        this.error(e, "read");
+      } finally {
+        this.reading = undefined;
+        this.read = true;
+      }
+    })();
+  }
+
+  /** Records the breakers have news of (`[key, openedAt, openUntil, closedAt, cooledUntil, …]`),
+   * merged into the next batch. */
+  tell(flat) {
+    const first = this.queue.size === 0;
+    for (let i = 0; i + 4 < flat.length; i += 5) {
+      const old = this.queue.get(flat[i]);
+      const r = Object.fromEntries(RECORD.map((f, j) => [f, Math.max(flat[i + 1 + j], old?.[f] ?? 0)]));
+      this.queue.set(flat[i], r);
+    }
+    if (!first || this.queue.size === 0) return;
+    this.writing = this.writing.then(async () => {
+      await undefined; // one batch per turn: what this turn's calls learned
+      const records = Object.fromEntries(this.queue);
+      this.queue.clear();
+      try {
+        await this.store.write(records);
+      } catch (e) {
+        this.error(e, "write");
+      }
+    });
+  }
+
+  /** Resolves when what was told so far is written (a Worker hands it to ctx.waitUntil). */
+  flush() {
+    return this.writing;
+  }
+}
+
+/** Before a call: the client's health link's bounded wait, if any (see `HealthLink.before`). */
+export const healthBefore = (options, names) => options.health?.before(names.keys);
+
+export const healthTell = (options, flat) => options.health?.tell(flat);
 
 // ---------------------------------------------------------------------------------------------
 // retryFetch's request: read once, replayed on every attempt and route. A string or absent body

@@ -13,6 +13,13 @@ extern "C" {
     /// Checks the user's options; throws a TypeError or RangeError naming the option.
     #[wasm_bindgen(js_name = checkOptions, catch)]
     pub fn check_options(options: &JsValue, for_retry: bool) -> Result<JsValue, JsValue>;
+    // Shared health (drive.rs, mod.rs).
+    /// A promise to wait for before a call (a client's first read of its health store), or undefined.
+    #[wasm_bindgen(js_name = healthBefore)]
+    pub fn health_before(options: &JsValue, names: &JsValue) -> JsValue;
+    /// What the breakers learned, `[key, openedAt, openUntil, closedAt, cooledUntil, …]`, for the store.
+    #[wasm_bindgen(js_name = healthTell)]
+    pub fn health_tell(options: &JsValue, flat: &Array);
     // retryFetch's request (fetch.rs).
     /// Rejects with a TypeError on what `fetch` itself would reject.
     #[wasm_bindgen(js_name = readRequest)]

@@ -30,6 +30,8 @@
 //! # Default
 //! `failure_threshold` 5, `cooldown_ms` 250, `max_cooldown_ms` 750: a recovery is found within 0.75 s (and a round trip).
 
+use super::health::Record;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BreakerConfig {
     pub failure_threshold: u32,
@@ -108,6 +110,9 @@ pub struct Breaker {
     cooled_until_ms: u64,
     /// Failed probes since the breaker last closed: each doubles the cooldown.
     probes_failed: u32,
+    /// When it last opened and last closed (ms since the epoch; 0: never), for [`Self::record`].
+    opened_at_ms: u64,
+    closed_at_ms: u64,
 }
 
 /// A state change, for events.
@@ -123,6 +128,8 @@ impl Breaker {
             probe_since_ms: None,
             cooled_until_ms: 0,
             probes_failed: 0,
+            opened_at_ms: 0,
+            closed_at_ms: 0,
         }
     }
 
@@ -162,11 +169,15 @@ impl Breaker {
         self.set(State::HalfOpen)
     }
 
-    pub fn record_success(&mut self) -> Option<Transition> {
+    pub fn record_success(&mut self, now_ms: u64) -> Option<Transition> {
         self.failures = 0;
         self.probes_failed = 0;
         self.probe_since_ms = None;
-        self.set(State::Closed)
+        let change = self.set(State::Closed);
+        if change.is_some() {
+            self.closed_at_ms = now_ms;
+        }
+        change
     }
 
     pub fn record_failure(&mut self, now_ms: u64) -> Option<Transition> {
@@ -183,6 +194,7 @@ impl Breaker {
             self.probes_failed = self.probes_failed.saturating_add(1);
         }
         self.open_until_ms = now_ms.saturating_add(self.cooldown());
+        self.opened_at_ms = now_ms;
         self.probe_since_ms = None;
         self.set(State::Open)
     }
@@ -206,6 +218,43 @@ impl Breaker {
         }
     }
 
+    /// What this breaker tells other instances (see [`super::health`]).
+    pub fn record(&self) -> Record {
+        Record {
+            opened_at: self.opened_at_ms,
+            open_until: if self.opened_at_ms > 0 { self.open_until_ms } else { 0 },
+            closed_at: self.closed_at_ms,
+            cooled_until: self.cooled_until_ms,
+        }
+    }
+
+    /// Adopts what other instances told (`shared`, merged with this breaker's own record): an
+    /// opening later than this breaker's last change opens it until the shared `open_until`; a
+    /// closing later than it closes it; a pause is kept. A probe of this instance's that is out
+    /// stays out.
+    pub fn adopt(&mut self, shared: &Record, now_ms: u64) -> Option<Transition> {
+        self.cool_until(shared.cooled_until);
+        let last_change = self.opened_at_ms.max(self.closed_at_ms);
+        if shared.opened_at > last_change {
+            if let Some(until) = shared.open_until(now_ms) {
+                self.opened_at_ms = shared.opened_at;
+                self.open_until_ms = self.open_until_ms.max(until);
+                if self.state == State::HalfOpen && self.probe_since_ms.is_some() {
+                    return None;
+                }
+                return self.set(State::Open);
+            }
+        }
+        if shared.closed_at > last_change && self.state != State::Closed {
+            self.closed_at_ms = shared.closed_at;
+            self.failures = 0;
+            self.probes_failed = 0;
+            self.probe_since_ms = None;
+            return self.set(State::Closed);
+        }
+        None
+    }
+
     /// Restores a snapshot. A half-open breaker comes back without a probe out.
     pub fn restore(cfg: BreakerConfig, s: Snapshot) -> Self {
         Self {
@@ -216,6 +265,8 @@ impl Breaker {
             probe_since_ms: None,
             cooled_until_ms: s.cooled_until_ms,
             probes_failed: 0,
+            opened_at_ms: 0,
+            closed_at_ms: 0,
         }
     }
 
@@ -246,7 +297,7 @@ mod tests {
         let mut b = breaker();
         b.record_failure(0);
         b.record_failure(0);
-        b.record_success();
+        b.record_success(0);
         b.record_failure(0);
         b.record_failure(0);
         assert_eq!(b.state(), State::Closed);
@@ -262,7 +313,7 @@ mod tests {
         }
         assert_eq!(ask(&mut b, 1000), (Admit::Yes, Some((State::Open, State::HalfOpen))));
         assert!(matches!(ask(&mut b, 1001).0, Admit::No { why: Refusal::Open, .. }));
-        assert_eq!(b.record_success(), Some((State::HalfOpen, State::Closed)));
+        assert_eq!(b.record_success(1001), Some((State::HalfOpen, State::Closed)));
         assert_eq!(ask(&mut b, 1002).0, Admit::Yes);
     }
 
@@ -329,7 +380,7 @@ mod tests {
         }
         assert_eq!(probes, [250, 750, 1750, 2750, 3750]);
         ask(&mut b, now + 1000);
-        b.record_success();
+        b.record_success(now + 1000);
         b.record_failure(10_000);
         b.record_failure(10_000);
         assert_eq!(b.check(10_000), Admit::No { retry_in_ms: 250, why: Refusal::Open }, "back to the first cooldown");

@@ -48,6 +48,7 @@ use super::breaker::{Admit, Breaker, BreakerConfig, Refusal, Snapshot, State};
 use super::budget::Budget;
 use super::classify::{classify, Class, Observation, Reason};
 use super::config::{Config, MAX_MS};
+use super::health::Record;
 use super::hints::{self, HintSource};
 use super::pacing::Pacer;
 
@@ -77,6 +78,8 @@ impl Route {
 struct Health {
     breaker: Option<Breaker>,
     pacer: Pacer,
+    /// What was last told to, or learned from, other instances (see [`Shared::changed`]).
+    told: Record,
 }
 
 /// Health state shared by every call through one client: each route's breaker and pacer, and
@@ -115,6 +118,37 @@ impl Shared {
         }
     }
 
+    /// What other instances told about `key` (see [`super::health`]), adopted by its breaker;
+    /// true when a breaker closed for it (the host then wakes the calls waiting for it).
+    pub fn adopt(&mut self, key: &str, shared: Record, now: u64) -> bool {
+        let h = self.health(key);
+        h.told = h.told.join(shared);
+        let Some(b) = h.breaker.as_mut() else { return false };
+        let told = h.told.join(b.record());
+        h.told = told;
+        let closed = b.adopt(&told, now).is_some_and(|(_, to)| to == State::Closed);
+        if closed {
+            self.epoch += 1;
+        }
+        closed
+    }
+
+    /// The routes whose breaker has news for other instances since this was last asked (an
+    /// opening, a closing, a pause), with their record; each is told once.
+    pub fn changed(&mut self) -> Vec<(String, Record)> {
+        let mut out = Vec::new();
+        for (key, h) in &mut self.routes {
+            if let Some(b) = &h.breaker {
+                let now = h.told.join(b.record());
+                if now != h.told {
+                    h.told = now;
+                    out.push((key.clone(), now));
+                }
+            }
+        }
+        out
+    }
+
     /// Changes whenever a route may admit sooner than the calls waiting for it were told (a
     /// breaker closed, or its probe was given back): the host wakes `WaitCause::Breaker` waits.
     pub fn epoch(&self) -> u64 {
@@ -125,7 +159,8 @@ impl Shared {
         let i = match self.routes.iter().position(|(k, _)| k == key) {
             Some(i) => i,
             None => {
-                let health = Health { breaker: self.breaker_cfg.map(Breaker::new), pacer: Pacer::default() };
+                let health =
+                    Health { breaker: self.breaker_cfg.map(Breaker::new), pacer: Pacer::default(), told: Record::default() };
                 self.routes.push((key.to_owned(), health));
                 self.routes.len() - 1
             }
@@ -673,7 +708,7 @@ impl Session {
                 None
             }
             _ if failed => breaker.record_failure(now),
-            _ => breaker.record_success(),
+            _ => breaker.record_success(now),
         };
         self.note_change(shared, route, change);
     }

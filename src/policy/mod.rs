@@ -11,6 +11,7 @@
 //! | [`hints`]    | what the server asked for (`Retry-After` and the providers' headers) |
 //! | [`classify`] | whether one attempt's outcome is worth retrying, and why          |
 //! | [`breaker`]  | whether a route is healthy enough to be sent anything             |
+//! | [`health`]   | what instances sharing a store tell each other, and how it merges  |
 //! | [`budget`]   | whether this client may retry at all right now                    |
 //! | [`pacing`]   | when a route can take the next request, learned from the provider  |
 //! | [`stream`]   | whether an event stream has shown content yet, or failed before it  |
@@ -24,6 +25,7 @@ pub mod budget;
 pub mod classify;
 pub mod config;
 pub mod engine;
+pub mod health;
 pub mod hints;
 pub mod pacing;
 pub mod stream;

@@ -1,0 +1,114 @@
+// Shared health: clients (standing for Worker isolates or servers) that share a health store see
+// a route another found down, or asking for a pause, and skip it without a request; a store that
+// fails or hangs delays no call past health.firstReadMs.
+import { test, describe } from "node:test";
+import assert from "node:assert/strict";
+
+import { createRetryFetch, memoryHealthStore, retryReport } from "llm-retry";
+import { T, mockFor, settle, sleep, chatInit } from "./helpers.mjs";
+
+const chat = "/v1/chat/completions";
+const breaker = { failureThreshold: 2, cooldownMs: 5_000, maxCooldownMs: 5_000 };
+
+/** Two mocks: a primary answering `script`, a healthy fallback. */
+async function providers(t, script) {
+  const primary = await mockFor(t, { script });
+  const backup = await mockFor(t, { script: [{ status: 200 }] });
+  const fallbacks = [{ url: backup.url + chat, model: "backup" }];
+  return { primary, backup, fallbacks };
+}
+
+describe("health shared through a store", () => {
+  test("an instance skips a route another found down, without a request; the probe's success reopens it for both", T, async (t) => {
+    const { primary, backup, fallbacks } = await providers(t, [{ status: 503 }]);
+    const store = memoryHealthStore();
+    const health = { store, refreshMs: 0 };
+    const a = createRetryFetch({ maxAttempts: 1, breaker, fallbacks, health });
+    const b = createRetryFetch({ maxAttempts: 1, breaker, fallbacks, health });
+    for (let i = 0; i < 2; i++) assert.equal((await a(primary.url + chat, chatInit())).status, 200);
+    assert.equal(primary.requests.length, 2, "a met the outage: two 503s, then its breaker opened");
+    await a.flushHealth();
+    const [key, record] = Object.entries(await store.read([...Object.keys(a.exportState().breakers)]))[0];
+    assert.match(key, /^http:\/\/127\.0\.0\.1:\d+ gpt-4o-mini$/);
+    assert.ok(record.openedAt > 0 && record.openUntil >= record.openedAt + 5_000, JSON.stringify(record));
+
+    const res = await b(primary.url + chat, chatInit());
+    assert.equal(res.status, 200);
+    assert.equal(primary.requests.length, 2, "b sent nothing to the route a found down");
+    assert.deepEqual(retryReport(res).skipped, [0]);
+    assert.equal(retryReport(res).model, "backup");
+    assert.equal(backup.requests.length, 3);
+
+    // The primary recovers; a's probe (past its cooldown, forced here by restoring its state
+    // with the opening run out) succeeds and tells; b's next read adopts the closing.
+    primary.setScript([{ status: 200 }]);
+    a.restoreState({ version: 1, breakers: { [key]: { state: "open", failures: 2, openUntil: 1, cooledUntil: 0 } } });
+    assert.equal(retryReport(await a(primary.url + chat, chatInit())).model, "gpt-4o-mini");
+    await a.flushHealth();
+    assert.ok((await store.read([key]))[key].closedAt > record.openedAt, "a told the closing");
+    await b(primary.url + chat, chatInit()); // starts b's read in the background
+    await sleep(20);
+    const before = primary.requests.length;
+    const again = await b(primary.url + chat, chatInit());
+    assert.equal(retryReport(again).model, "gpt-4o-mini", "b is back on the primary");
+    assert.equal(primary.requests.length, before + 1);
+  });
+
+  test("a 429's wait hint pauses the route for every instance", T, async (t) => {
+    const { primary, backup, fallbacks } = await providers(t, [{ status: 429, headers: { "retry-after": "30" } }, { status: 200 }]);
+    const store = memoryHealthStore();
+    const health = { store, refreshMs: 0 };
+    const a = createRetryFetch({ maxAttempts: 1, fallbacks, health });
+    const b = createRetryFetch({ maxAttempts: 1, fallbacks, health });
+    const first = await a(primary.url + chat, chatInit());
+    assert.equal(retryReport(first).model, "backup", "a's 429 asked for 30 s: the fallback served");
+    await a.flushHealth();
+    const res = await b(primary.url + chat, chatInit());
+    assert.equal(retryReport(res).model, "backup");
+    assert.deepEqual(retryReport(res).skipped, [0], "b skipped the cooling route");
+    assert.equal(primary.requests.length, 1, "only a's request met the 429");
+    assert.equal(backup.requests.length, 2);
+  });
+
+  test("without a shared store each instance pays for the outage itself", T, async (t) => {
+    const { primary, fallbacks } = await providers(t, [{ status: 503 }]);
+    const a = createRetryFetch({ maxAttempts: 1, breaker, fallbacks });
+    const b = createRetryFetch({ maxAttempts: 1, breaker, fallbacks });
+    for (let i = 0; i < 2; i++) await a(primary.url + chat, chatInit());
+    await b(primary.url + chat, chatInit());
+    assert.equal(primary.requests.length, 3, "b met the outage too");
+  });
+});
+
+describe("a store that fails or hangs", () => {
+  test("a read or write that rejects is told to onError; the calls go on", T, async (t) => {
+    const mock = await mockFor(t, { script: [{ status: 503 }, { status: 503 }, { status: 200 }] });
+    const errors = [];
+    const store = { read: async () => { throw new Error("store down"); }, write: () => Promise.reject(new Error("store down")) };
+    const f = createRetryFetch({ backoff: { initialMs: 5, maxMs: 10 }, breaker: { failureThreshold: 2 }, health: { store, onError: (e, op) => errors.push([op, e.message]) } });
+    const res = await f(mock.url + chat, chatInit());
+    assert.equal(res.status, 200);
+    await f.flushHealth();
+    // Read once; written twice (the breaker opened after two 503s, then its probe closed it).
+    assert.deepEqual(errors, [["read", "store down"], ["write", "store down"], ["write", "store down"]]);
+  });
+
+  test("a store that never answers delays the first call at most firstReadMs, and no later call", T, async (t) => {
+    const mock = await mockFor(t, { script: [{ status: 200 }] });
+    const store = { read: () => new Promise(() => {}), write: () => new Promise(() => {}) };
+    const f = createRetryFetch({ health: { store, firstReadMs: 100 } });
+    const first = await settle(f(mock.url + chat, chatInit()));
+    assert.equal(first.value.status, 200);
+    assert.ok(first.ms >= 90 && first.ms < 600, `first call ${first.ms.toFixed(0)} ms`);
+    const second = await settle(f(mock.url + chat, chatInit()));
+    assert.equal(second.value.status, 200);
+    assert.ok(second.ms < 80, `second call ${second.ms.toFixed(0)} ms: not waiting for the store`);
+  });
+
+  test("bad health options name themselves", () => {
+    assert.throws(() => createRetryFetch({ health: {} }), { name: "TypeError", message: /^health\.store must be an object with read\(keys\) and write\(records\) methods/ });
+    assert.throws(() => createRetryFetch({ health: { store: memoryHealthStore(), refreshMs: -1 } }), { name: "RangeError", message: /^health\.refreshMs/ });
+    assert.throws(() => createRetryFetch({ health: { store: memoryHealthStore(), refresMs: 5 } }), { name: "TypeError", message: /health\.refreshMs/ });
+    assert.throws(() => createRetryFetch({ health: { store: memoryHealthStore() }, breaker: false }), { name: "RangeError", message: /^health .*needs them/ });
+  });
+});
