@@ -78,7 +78,7 @@ package: tools
 	cp pkg-template/{package.json,index.d.ts} README.md pkg/
 	@$(MAKE) --no-print-directory sizes
 
-pkg/package.json: $(shell find src pkg-template -type f) Cargo.toml build/minify-imports.mjs
+pkg/package.json: $(shell find src pkg-template -type f) Cargo.toml build/minify-imports.mjs README.md
 	$(MAKE) --no-print-directory package
 
 ## What a runtime loads: the .wasm and its entry module (the JS glue with the API, one file);
