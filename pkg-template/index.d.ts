@@ -219,7 +219,8 @@ export interface RetryFnOptions extends Omit<RetryOptions, "fetch"> {
 }
 
 export interface RetryFetch {
-  (input: RequestInfo | URL, init?: RequestInit): Promise<Response>;
+  /** `input` as fetch's (RequestInfo | URL), spelled without the DOM-only RequestInfo so Node's types suffice. */
+  (input: string | URL | Request, init?: RequestInit): Promise<Response>;
   exportState(): RetryState;
   restoreState(state: RetryState): void;
 }
