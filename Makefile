@@ -75,10 +75,10 @@ package: tools
 		build/node_modules/.bin/esbuild $(GLUE)/$$e.js --bundle --minify --format=esm --log-level=warning \
 			$$wasm --outfile=pkg/$$e.js; \
 	done
-	cp pkg-template/{package.json,index.d.ts} README.md pkg/
+	cp pkg-template/{package.json,index.d.ts} README.md LICENSE-MIT LICENSE-APACHE pkg/
 	@$(MAKE) --no-print-directory sizes
 
-pkg/package.json: $(shell find src pkg-template -type f) Cargo.toml build/minify-imports.mjs README.md
+pkg/package.json: $(shell find src pkg-template -type f) Cargo.toml build/minify-imports.mjs README.md LICENSE-MIT LICENSE-APACHE
 	$(MAKE) --no-print-directory package
 
 ## What a runtime loads: the .wasm and its entry module (the JS glue with the API, one file);

@@ -283,7 +283,8 @@ export interface RetryRequestInit extends RequestInit {
 }
 
 export interface RetryFetch {
-  (input: RequestInfo | URL, init?: RetryRequestInit): Promise<Response>;
+  /** `input` as fetch's (RequestInfo | URL), spelled without the DOM-only RequestInfo so Node's types suffice. */
+  (input: string | URL | Request, init?: RetryRequestInit): Promise<Response>;
   exportState(): RetryState;
   restoreState(state: RetryState): void;
   /** Resolves when what the breakers told the health store is written (in a Worker: `ctx.waitUntil(retryFetch.flushHealth())`). */

@@ -1,5 +1,6 @@
-// Type-checks types/*.ts against the package's declarations (tsc --noEmit -p .), and checks the
-// runtime shape of the exports.
+// Type-checks types/*.ts against the package's declarations (tsc --noEmit -p ., with the DOM
+// library, and -p tsconfig.node.json, with @types/node instead), and checks the runtime shape of
+// the exports.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -26,5 +27,12 @@ test("runtime exports exist with the right kinds", () => {
 test("tsc --noEmit -p tests/js accepts types/*.ts (strict, nodenext)", { timeout: 120_000 }, () => {
   const tsc = createRequire(import.meta.url).resolve("typescript/bin/tsc");
   const r = spawnSync(process.execPath, [tsc, "--noEmit", "-p", here], { encoding: "utf8", cwd: here });
+  assert.equal(r.status, 0, `tsc failed:\n${r.stdout}${r.stderr}`);
+});
+
+// A Node project has Node's types and no DOM library: index.d.ts must need nothing DOM-only.
+test("tsc --noEmit -p tests/js/tsconfig.node.json accepts types/*.ts without the DOM library (@types/node)", { timeout: 120_000 }, () => {
+  const tsc = createRequire(import.meta.url).resolve("typescript/bin/tsc");
+  const r = spawnSync(process.execPath, [tsc, "--noEmit", "-p", `${here}/tsconfig.node.json`], { encoding: "utf8", cwd: here });
   assert.equal(r.status, 0, `tsc failed:\n${r.stdout}${r.stderr}`);
 });

@@ -55,7 +55,93 @@ describe(`README examples (${README})`, () => {
     for (const req of mock.requests) assert.equal(req.headers.authorization, "Bearer sk-test");
   });
 
-  test("Deno: primary 503 twice → the fallback answers with backup-model", T, async (t) => {
+  // The cross-provider recipe: each SDK reads its base URL and key from the environment, so the
+  // block runs as written against two mocks, one speaking each provider's API.
+  describe("Across providers: retry(fn) with the OpenAI SDK on route 0, the Anthropic SDK on route 1", () => {
+    const ANSWER = "Gateways route LLM calls across providers.";
+    const anthropicMessage = (req) => ({
+      id: "msg_mock_1",
+      type: "message",
+      role: "assistant",
+      model: req.json?.model,
+      content: [{ type: "text", text: ANSWER }],
+      stop_reason: "end_turn",
+      stop_sequence: null,
+      usage: { input_tokens: 9, output_tokens: 7 },
+    });
+
+    async function runRecipe(t, openaiScript) {
+      const openai = await mockFor(t, { script: openaiScript });
+      const anthropic = await mockFor(t, { script: [{ status: 200, body: anthropicMessage }], exhausted: "error" });
+      const file = join(scratch, "cross-provider.mjs");
+      writeFileSync(file, block("node-cross-provider", "js"));
+      const r = await runNode(file, {
+        OPENAI_API_KEY: "sk-openai-test",
+        OPENAI_BASE_URL: `${openai.url}/v1`,
+        ANTHROPIC_API_KEY: "sk-ant-test",
+        ANTHROPIC_BASE_URL: anthropic.url,
+        ANTHROPIC_AUTH_TOKEN: undefined, // (unset: only the API key is the Anthropic credential here)
+      });
+      return { r, openai, anthropic };
+    }
+
+    function assertOpenAIRequests(openai, n) {
+      assert.equal(openai.requests.length, n, `OpenAI saw ${n} request(s)`);
+      for (const req of openai.requests) {
+        assert.equal(req.path, "/v1/chat/completions");
+        assert.equal(req.json.model, "gpt-4o");
+        assert.equal(req.headers.authorization, "Bearer sk-openai-test");
+      }
+    }
+
+    function assertAnthropicServed(r, anthropic) {
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, `${ANSWER}\n`, "the caller printed Anthropic's text");
+      assert.equal(r.stderr, "", "no warning printed");
+      assert.equal(anthropic.requests.length, 1, "Anthropic saw 1 request");
+      const [req] = anthropic.requests;
+      assert.equal(req.path, "/v1/messages");
+      assert.equal(req.json.model, "claude-haiku-4-5", "the fallback route's model");
+      assert.equal(req.json.messages[0].content, "Summarise LLM gateways in one sentence.");
+      assert.ok(req.headers["anthropic-version"], "sent by the Anthropic SDK");
+      assert.equal(req.headers.authorization, "Bearer sk-ant-test", "Anthropic's own key");
+      const leaked = Object.entries(req.headers).filter(([, v]) => v.includes("sk-openai"));
+      assert.deepEqual(leaked, [], "no header carries the OpenAI key");
+    }
+
+    test("OpenAI 503 on every attempt → after 3 attempts Anthropic answers, the caller prints its text", T, async (t) => {
+      const { r, openai, anthropic } = await runRecipe(t, [{ status: 503 }]);
+      assertAnthropicServed(r, anthropic);
+      assertOpenAIRequests(openai, 3);
+      assert.ok(anthropic.requests[0].t > openai.requests[2].t, "Anthropic only after OpenAI's third failure");
+    });
+
+    test("OpenAI 429 insufficient_quota → Anthropic at once, OpenAI asked once", T, async (t) => {
+      const quota = {
+        error: { message: "You exceeded your current quota.", type: "insufficient_quota", param: null, code: "insufficient_quota" },
+      };
+      const { r, openai, anthropic } = await runRecipe(t, [{ status: 429, body: quota }]);
+      assertAnthropicServed(r, anthropic);
+      assertOpenAIRequests(openai, 1);
+    });
+
+    test("OpenAI 401 (its key refused) → Anthropic at once, OpenAI asked once", T, async (t) => {
+      const { r, openai, anthropic } = await runRecipe(t, [{ status: 401 }]);
+      assertAnthropicServed(r, anthropic);
+      assertOpenAIRequests(openai, 1);
+    });
+
+    test("OpenAI 400 (the caller's own error) → thrown as the SDK's error, Anthropic never asked", T, async (t) => {
+      const { r, openai, anthropic } = await runRecipe(t, [{ status: 400 }]);
+      assert.notEqual(r.code, 0, "the script failed");
+      assert.match(r.stderr, /BadRequestError/, r.stderr);
+      assert.equal(r.stdout, "");
+      assertOpenAIRequests(openai, 1);
+      assert.equal(anthropic.requests.length, 0);
+    });
+  });
+
+  test("Deno: primary 503 twice → the fallback answers with backup-model, sent with the fallback's own key", T, async (t) => {
     const code = block("deno", "js");
     const primary = await mockFor(t, { script: [{ status: 503 }] });
     const backup = await mockFor(t, { script: [{ status: 200 }], exhausted: "error" });
@@ -71,13 +157,15 @@ describe(`README examples (${README})`, () => {
       .split(/\s+/)
       .slice(1)
       .map((a) => (a === "main.js" ? file : a));
-    const r = await deno([...args.slice(0, -1), "--no-prompt", args.at(-1)], { env: { OPENAI_API_KEY: "sk-test" } });
+    const env = { OPENAI_API_KEY: "sk-test", BACKUP_API_KEY: "sk-backup" };
+    const r = await deno([...args.slice(0, -1), "--no-prompt", args.at(-1)], { env });
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, "200 backup-model\n");
     assert.equal(primary.requests.length, 2, "maxAttempts: 2 on the primary");
-    assert.equal(primary.requests[0].headers.authorization, "Bearer sk-test");
+    for (const req of primary.requests) assert.equal(req.headers.authorization, "Bearer sk-test");
     assert.equal(backup.requests.length, 1);
     assert.equal(backup.requests[0].json.model, "backup-model");
+    assert.equal(backup.requests[0].headers.authorization, "Bearer sk-backup", "the fallback's own key, not the primary's");
   });
 
   test("Cloudflare Worker: 503 then 200 → the Worker answers 200, the key sent on both", T, async (t) => {

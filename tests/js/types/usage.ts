@@ -57,7 +57,7 @@ export const allOptions: Options = {
 export const switchedOff: Options = { budget: false, breaker: false };
 export const partialBackoff: Options = { backoff: { jitter: "decorrelated" } };
 export const customTransport: Options = {
-  fetch: async (input: RequestInfo | URL, init?: RequestInit) => fetch(input, init),
+  fetch: async (input: string | URL | Request, init?: RequestInit) => fetch(input, init),
 };
 
 export function describeEvent(e: Event): string {
@@ -123,7 +123,7 @@ export async function useFetch(): Promise<void> {
   const f = createRetryFetch(allOptions);
   const plain = createRetryFetch();
   const asFetch: typeof fetch = f;
-  const asSignature: (input: RequestInfo | URL, init?: RequestInit) => Promise<Response> = plain;
+  const asSignature: (input: string | URL | Request, init?: RequestInit) => Promise<Response> = plain;
 
   const controller = new AbortController();
   const r1: Response = await f("https://api.example.test/v1/chat/completions", {
