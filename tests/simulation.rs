@@ -336,6 +336,20 @@ fn instances_sharing_health_skip_a_route_another_found_down() {
     assert_eq!(r.sent.iter().map(|s| s.0).collect::<Vec<_>>(), [0]);
 }
 
+/// A route cooling for longer than maxRetryAfterMs is not waited for: a call that finds every
+/// route so held sends nothing and says when the soonest admits again, rather than claiming a
+/// deadline it never reached.
+#[test]
+fn a_cooling_too_long_to_wait_for_fails_fast_naming_it() {
+    let c = Config { breaker: Some(BreakerConfig::default()), ..cfg() };
+    let mut shared = Shared::new(&c);
+    let r = run(&c, &mut shared, &["a"], false, &[Status(429, &[("retry-after", "120")], None)], 0, 0.5);
+    assert_eq!((r.outcome, r.sent.len()), (Outcome::Exhausted(Reason::HintTooLong), 1));
+    let r = run(&c, &mut shared, &["a"], false, &[], 1_000, 0.5);
+    assert!(r.sent.is_empty());
+    assert_eq!(r.outcome, Outcome::CircuitOpen { retry_in_ms: 119_005, reason: Reason::Cooling });
+}
+
 #[test]
 fn every_route_open_past_the_deadline_sends_nothing() {
     let breaker = BreakerConfig { failure_threshold: 1, cooldown_ms: 10_000, max_cooldown_ms: 10_000 };

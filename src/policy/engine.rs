@@ -429,12 +429,17 @@ impl Session {
     /// for the one that can soonest; else, when none can within the deadline, ends the call.
     fn seek(&mut self, shared: &mut Shared, from: usize, moved: Option<(usize, Reason)>, now: u64) -> Decision {
         let mut soonest: Option<(usize, u64, WaitCause)> = None;
+        // The soonest end of a cooling too long to wait for: such a route is not waited for, but
+        // a call that sends nothing says when it admits again.
+        let mut cooling_long: Option<u64> = None;
         if now < self.deadline_at {
             for route in from..self.routes.len() {
                 match self.check(shared, route, now) {
                     Ok(()) => return self.send(shared, from, route, moved, now),
                     // A cooling longer than maxRetryAfterMs is a hint not to be waited for.
-                    Err((ms, WaitCause::Cooling)) if ms > self.cfg.max_retry_after_ms => {}
+                    Err((ms, WaitCause::Cooling)) if ms > self.cfg.max_retry_after_ms => {
+                        cooling_long = Some(cooling_long.map_or(ms, |c| c.min(ms)));
+                    }
                     Err((ms, cause)) if soonest.is_none_or(|s| ms < s.1) => soonest = Some((route, ms, cause)),
                     Err(_) => {}
                 }
@@ -453,8 +458,13 @@ impl Session {
                 };
                 self.wait(from, moved, route, ms, cause)
             }
-            _ if self.report.attempts.is_empty() && soonest.is_some() => {
-                let (_, retry_in_ms, cause) = soonest.unwrap_or((0, 0, WaitCause::Breaker));
+            _ if self.report.attempts.is_empty() && (soonest.is_some() || cooling_long.is_some()) => {
+                let (retry_in_ms, cause) = match (soonest, cooling_long) {
+                    (Some((_, ms, cause)), Some(c)) if ms <= c => (ms, cause),
+                    (_, Some(c)) => (c, WaitCause::Cooling),
+                    (Some((_, ms, cause)), None) => (ms, cause),
+                    (None, None) => (0, WaitCause::Breaker),
+                };
                 self.skip_from(shared, from, self.routes.len(), now);
                 let reason = match cause {
                     WaitCause::Cooling => Reason::Cooling,

@@ -120,6 +120,13 @@ describe("not retried", () => {
     assert.equal(r.value.headers.get("retry-after"), "120");
     assert.ok(r.ms < 1000, `returned after ${r.ms.toFixed(0)} ms, expected well under 1 s`);
     assert.equal(mock.requests.length, 1);
+    // The route now cools for 120 s, longer than anything waited for: the next call sends
+    // nothing and fails fast, saying why and when to come back.
+    const next = await settle(f(`${mock.url}/v1/chat/completions`, chatInit()));
+    assert.ok(isCircuitOpenError(next.error), `${next.error}`);
+    assert.equal(next.error.reason, "cooling");
+    assert.ok(next.error.retryInMs > 115_000 && next.error.retryInMs <= 120_000, `${next.error.retryInMs}`);
+    assert.equal(mock.requests.length, 1);
   });
 
   test("maxRetryAfterMs alone decides: Retry-After: 120 with deadlineMs 300000 → returned at once", T, async (t) => {
