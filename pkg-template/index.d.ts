@@ -311,8 +311,10 @@ export interface Retry {
 export function createRetryFetch(options?: RetryOptions): RetryFetch;
 /** A health store in this process's memory: clients given the same one share their routes' health. */
 export function memoryHealthStore(): HealthStore;
+/** What `retryInit` returns: a fetch init of only this call's options, so it fits where an SDK's per-request `fetchOptions` go (which may not set body, headers, method or signal). */
+export type RetryInit = Omit<RequestInit, "body" | "headers" | "method" | "signal"> & { retry: RetryCallOptions | false };
 /** `{ retry: options }`: a fetch init carrying one call's own options, typed for an SDK's per-request `fetchOptions`. */
-export function retryInit(options: RetryCallOptions | false): RetryRequestInit;
+export function retryInit(options: RetryCallOptions | false): RetryInit;
 /** Calls fn until it succeeds or the policy gives up. When the call ends on an HTTP error (an error with a numeric `status`, as the OpenAI and Anthropic SDKs throw), that error is rethrown untouched, so the SDK's typed errors keep working; otherwise (network errors, timeouts, the deadline) it rejects with a RetryError. Other errors (bugs in fn) are rethrown at once, untouched. */
 export function retry<T>(fn: (ctx: AttemptContext) => T | Promise<T>, options?: RetryFnOptions): Promise<T>;
 /** A reusable retry whose breakers and budget persist across calls. */

@@ -82,6 +82,8 @@ function toTypeScript({ code }) {
     body = body.replace(/^\};\s*$(?![\s\S]*^\};)/m, "} satisfies WorkerHandler;");
     assert.match(body, /satisfies WorkerHandler/, "the Worker example ends its handler object with `};`");
   }
+  // A Next.js route handler in a route.js takes a Request; in TypeScript one writes the type.
+  body = body.replace(/^export async function (GET|POST|PUT|PATCH|DELETE)\(request\)/m, "export async function $1(request: Request)");
   return { source: `${prelude}\n${body}\nexport {};\n`, offset: prelude.split("\n").length };
 }
 

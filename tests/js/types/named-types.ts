@@ -50,3 +50,11 @@ export function inspect(report: RetryReport, state: RetryState): BreakerState[] 
 const perCall: RetryCallOptions = { maxAttempts: 1, fallbacks: [{ model: "m" }] };
 export const init: RetryRequestInit = { method: "POST", retry: perCall };
 export const once: Promise<string> = r(() => "x", { ...perCall, signal: AbortSignal.timeout(1000) });
+// retryInit's result goes where an SDK's per-request fetchOptions go (they may not set body,
+// headers, method or signal), and is a fetch init too.
+import { retryInit } from "llm-retry";
+import type { RetryInit } from "llm-retry";
+const viaSdk: RetryInit = retryInit({ maxAttempts: 1 });
+export const asInit: RequestInit = viaSdk;
+// @ts-expect-error: not a per-call option
+retryInit({ backoff: {} });
