@@ -15,7 +15,7 @@ WASM_OPT := build/node_modules/.bin/wasm-opt
 WASM_FEATURES := --enable-bulk-memory --enable-bulk-memory-opt --enable-nontrapping-float-to-int \
 	--enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue
 
-.PHONY: test demo bench fuzz package tools chromium test-native test-wasm test-js test-runtimes test-demo sizes clean
+.PHONY: test demo bench fuzz package tools chromium redis-server test-native test-wasm test-js test-runtimes test-demo sizes clean
 
 test: test-native test-wasm test-js test-runtimes test-demo
 	@echo "make test: all suites passed"
@@ -29,6 +29,10 @@ tools: build/node_modules/.stamp
 ## Debian's Chromium, for the browser suites (root on these machines).
 chromium:
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
+
+## Debian's Redis, for the Redis health store's suite (tests/js starts and stops its own server).
+redis-server:
+	@command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server; }
 
 build/node_modules/.stamp: build/package.json build/package-lock.json
 	cd build && npm ci --no-audit --no-fund
@@ -66,6 +70,7 @@ package: tools
 			--external:./llm_retry_bg.wasm --external:node:fs --outfile=pkg/$$e.js; \
 	done
 	cp pkg-template/{package.json,index.d.ts} README.md pkg/
+	cp pkg-template/health-{redis,deno-kv}.{js,d.ts} pkg/
 	@$(MAKE) --no-print-directory sizes
 
 pkg/package.json: $(shell find src pkg-template -type f) Cargo.toml build/minify-imports.mjs
@@ -82,7 +87,7 @@ sizes:
 	printf "%-24s %7s           %7d bytes gzip -9\n" "wasm + largest entry" "" "$$(( $$(gz pkg/llm_retry_bg.wasm) + js ))"
 
 ## Suites that import the built package the way a user does.
-test-js: pkg/package.json tests/js/node_modules/.stamp
+test-js: pkg/package.json tests/js/node_modules/.stamp redis-server
 	cd tests/js && node --test --test-concurrency=1 *.test.mjs
 
 ## The demo page's build: the package plus the storm simulation (feature sim), for www/.
