@@ -10,7 +10,7 @@ export interface DenoKvHealthStoreOptions {
 /** The parts of a `Deno.Kv` the store uses. */
 export interface DenoKvLike {
   getMany(keys: unknown[][]): Promise<{ value: unknown }[]>;
-  atomic(): { max(key: unknown[], value: unknown): unknown; commit(): Promise<{ ok: boolean }> };
+  atomic(): { max(key: unknown[], n: bigint): unknown; commit(): Promise<{ ok: boolean }> };
 }
 
 /** A health store in Deno KV over an open `Deno.Kv`: writes are one atomic commit of `max` per field (the larger value is kept); reads are `getMany`. */

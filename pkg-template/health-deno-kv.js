@@ -3,9 +3,9 @@
 //
 // A route's record is four entries, `[...prefix, <breaker key>, <field>]` for the fields
 // openedAt, openUntil, closedAt and cooledUntil, each a Deno.KvU64 (ms since the epoch). A write
-// is one atomic commit of `max` mutations, so KV itself keeps, per field, the larger value: no
-// update is lost however many instances write at once. A read is `getMany` (10 keys per call, so
-// 2 routes per call; the calls run together).
+// is one atomic commit of `max(key, bigint)` mutations, so KV itself keeps, per field, the larger
+// value: no update is lost however many instances write at once. A read is `getMany` (10 keys per
+// call, so 2 routes per call; the calls run together).
 
 const FIELDS = ["openedAt", "openUntil", "closedAt", "cooledUntil"];
 /** getMany reads at most 10 keys per call: two routes' four fields. */
@@ -13,8 +13,9 @@ const ROUTES_PER_READ = 2;
 /** Routes per atomic commit (4 mutations each), well under KV's limit of mutations per commit. */
 const ROUTES_PER_COMMIT = 100;
 
-/** An instant as a KvU64, or undefined when there is nothing to tell (rounded up: never shorter). */
-const u64 = (v) => (typeof v === "number" && Number.isFinite(v) && v >= 1 ? new Deno.KvU64(BigInt(Math.ceil(v))) : undefined);
+/** An instant as the bigint `max` takes (stored as a Deno.KvU64), or undefined when there is
+ * nothing to tell (rounded up: never shorter). */
+const u64 = (v) => (typeof v === "number" && Number.isFinite(v) && v >= 1 ? BigInt(Math.ceil(v)) : undefined);
 
 function bounded(p, ms, what) {
   if (!(ms > 0 && ms < Infinity)) return p;
