@@ -3,8 +3,10 @@
 // (`redis`), ioredis, and a bare `sendCommand` client — against loopback mock providers.
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
 
 import { createClient } from "redis";
 import Redis from "ioredis";
@@ -215,6 +217,13 @@ describe("the module", () => {
     assert.doesNotMatch(src, /^\s*import\b|\bimport\(|\brequire\(/m);
     const entry = readFileSync(path.replace(/health-redis\.js$/, "node.js"), "utf8");
     assert.doesNotMatch(entry, /redisHealthStore|HMGET/);
+  });
+
+  test("its declarations take a node-redis and an ioredis client (tsc -p tsconfig.stores.json: types-stores/*.ts)", { timeout: 120_000 }, () => {
+    const tsc = createRequire(import.meta.url).resolve("typescript/bin/tsc");
+    const here = fileURLToPath(new URL(".", import.meta.url));
+    const r = spawnSync(process.execPath, [tsc, "--noEmit", "-p", "tsconfig.stores.json"], { encoding: "utf8", cwd: here });
+    assert.equal(r.status, 0, `tsc failed:\n${r.stdout}${r.stderr}`);
   });
 
   test("a client it cannot drive, or bad options, throw at once", () => {

@@ -85,6 +85,11 @@ describe("Deno KV health store, two Deno processes on one KV file", () => {
 });
 
 describe("the module", () => {
+  test("its declarations take a real Deno.Kv (deno check fixtures/deno-kv-types.ts)", T, async () => {
+    const { code, stderr } = await deno(["check", "--unstable-kv", ...DENO_RESOLVE, "fixtures/deno-kv-types.ts"], { timeoutMs: 45_000 });
+    assert.equal(code, 0, stderr);
+  });
+
   test("imports nothing and is not in the entries", () => {
     const { exports } = JSON.parse(readFileSync(join(PKG_DIR, "package.json"), "utf8"));
     assert.deepEqual(exports["./health/deno-kv"], { types: "./health-deno-kv.d.ts", default: "./health-deno-kv.js" });
