@@ -123,12 +123,14 @@ bench/node_modules/.stamp: bench/package.json bench/package-lock.json
 ## Figures, not pass/fail: the engine's decision cost natively, retryFetch's happy-path overhead in Node,
 ## and the storm (bench/storm.mjs: overload, outage and a 429 burst against a loopback mock provider,
 ## llm-retry beside plain fetch, the OpenAI SDK, p-retry and cockatiel; ~10 min; STORM_SCALE=0.3 for
-## a quick run, STORM_ONLY / STORM_SCENARIOS / STORM_ROUNDS / PKG: see its header).
-bench: pkg/package.json bench/node_modules/.stamp
+## a quick run, STORM_ONLY / STORM_SCENARIOS / STORM_ROUNDS / PKG: see its header); then shared health
+## under an outage (bench/health.mjs: 4 instances, per-instance health beside a memory and a Redis store, ~4 min).
+bench: pkg/package.json bench/node_modules/.stamp redis-server
 	cargo run --quiet --release --example engine_bench
 	node bench/overhead.mjs
 	node bench/stream.mjs
 	node bench/storm.mjs
+	node bench/health.mjs
 
 ## Not part of `make test`: a long seeded run of the pure core natively (examples/fuzz.rs) — wait
 ## hints, classifier, Config::validate and engine sessions against oracles and invariants, ≥ 10
