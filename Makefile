@@ -15,7 +15,7 @@ WASM_OPT := build/node_modules/.bin/wasm-opt
 WASM_FEATURES := --enable-bulk-memory --enable-bulk-memory-opt --enable-nontrapping-float-to-int \
 	--enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue
 
-.PHONY: test demo bench fuzz package tools chromium test-native test-wasm test-js test-runtimes test-next test-demo sizes clean
+.PHONY: test demo bench fuzz package tools chromium redis-server test-native test-wasm test-js test-runtimes test-next test-demo sizes clean
 
 test: test-native test-wasm test-js test-runtimes test-next test-demo
 	@echo "make test: all suites passed"
@@ -29,6 +29,10 @@ tools: build/node_modules/.stamp
 ## Debian's Chromium, for the browser suites (root on these machines).
 chromium:
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
+
+## Debian's Redis, for the Redis health store's suite (tests/js starts and stops its own server).
+redis-server:
+	@command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server; }
 
 build/node_modules/.stamp: build/package.json build/package-lock.json
 	cd build && npm ci --no-audit --no-fund
@@ -76,6 +80,7 @@ package: tools
 			$$wasm --outfile=pkg/$$e.js; \
 	done
 	cp pkg-template/{package.json,index.d.ts} README.md LICENSE-MIT LICENSE-APACHE pkg/
+	cp pkg-template/health-{redis,deno-kv}.{js,d.ts} pkg/
 	@$(MAKE) --no-print-directory sizes
 
 pkg/package.json: $(shell find src pkg-template -type f) Cargo.toml build/minify-imports.mjs README.md LICENSE-MIT LICENSE-APACHE
@@ -94,7 +99,7 @@ sizes:
 	printf "%-24s %7s           %7d bytes gzip -9\n" "wasm + largest entry" "" "$$(( $$(gz pkg/llm_retry_bg.wasm) + js ))"
 
 ## Suites that import the built package the way a user does.
-test-js: pkg/package.json tests/js/node_modules/.stamp
+test-js: pkg/package.json tests/js/node_modules/.stamp redis-server
 	cd tests/js && node --test --test-concurrency=1 *.test.mjs
 
 ## The demo page's build: the package plus the storm simulation (feature sim), for www/.
@@ -138,12 +143,14 @@ bench/node_modules/.stamp: bench/package.json bench/package-lock.json
 ## Figures, not pass/fail: the engine's decision cost natively, retryFetch's happy-path overhead in Node,
 ## and the storm (bench/storm.mjs: overload, outage and a 429 burst against a loopback mock provider,
 ## llm-retry beside plain fetch, the OpenAI SDK, p-retry and cockatiel; ~10 min; STORM_SCALE=0.3 for
-## a quick run, STORM_ONLY / STORM_SCENARIOS / STORM_ROUNDS / PKG: see its header).
-bench: pkg/package.json bench/node_modules/.stamp
+## a quick run, STORM_ONLY / STORM_SCENARIOS / STORM_ROUNDS / PKG: see its header); then shared health
+## under an outage (bench/health.mjs: 4 instances, per-instance health beside a memory and a Redis store, ~4 min).
+bench: pkg/package.json bench/node_modules/.stamp redis-server
 	cargo run --quiet --release --example engine_bench
 	node bench/overhead.mjs
 	node bench/stream.mjs
 	node bench/storm.mjs
+	node bench/health.mjs
 
 ## Not part of `make test`: a long seeded run of the pure core natively (examples/fuzz.rs) — wait
 ## hints, classifier, Config::validate and engine sessions against oracles and invariants, ≥ 10
