@@ -66,6 +66,7 @@ package: tools
 			--external:./llm_retry_bg.wasm --external:node:fs --outfile=pkg/$$e.js; \
 	done
 	cp pkg-template/{package.json,index.d.ts} README.md pkg/
+	cp pkg-template/health-durable-object.{js,d.ts} pkg/
 	@$(MAKE) --no-print-directory sizes
 
 pkg/package.json: $(shell find src pkg-template -type f) Cargo.toml build/minify-imports.mjs
