@@ -198,13 +198,16 @@ export function checkOptions(options, forRetry) {
     maxCooldownMs: ms(b.maxCooldownMs, "breaker.maxCooldownMs"),
   }), true);
   const pacing = typed(o.pacing, "pacing", "boolean", "a boolean");
-  const health = section(o.health, "health", ["store", "refreshMs", "firstReadMs", "onError"], (h) => {
+  const health = section(o.health, "health", ["store", "refreshMs", "firstReadMs", "timeoutMs", "onError"], (h) => {
     const store = h.store;
     if (typeof field(store, "read") !== "function" || typeof field(store, "write") !== "function") {
       fail(TypeError, "health.store", "an object with read(keys) and write(records) methods", store);
     }
     const onError = typed(h.onError, "health.onError", "function", "a function");
-    return new HealthLink(store, ms(h.refreshMs, "health.refreshMs") ?? 1000, ms(h.firstReadMs, "health.firstReadMs") ?? 50, onError);
+    const timeoutMs = ms(h.timeoutMs, "health.timeoutMs") ?? 1000;
+    if (timeoutMs < 1) fail(RangeError, "health.timeoutMs", `between 1 and ${MAX_MS} ms`, timeoutMs);
+    const [refreshMs, firstReadMs] = [ms(h.refreshMs, "health.refreshMs") ?? 1000, ms(h.firstReadMs, "health.firstReadMs") ?? 50];
+    return new HealthLink(store, refreshMs, firstReadMs, timeoutMs, onError);
   });
   if (health && o.breaker === false) throw new RangeError("health shares what the breakers learn: it needs them (breaker is false)");
   const fn = (k) => typed(o[k], k, "function", "a function");
@@ -286,21 +289,23 @@ const attemptsOf = (fallbacks) => [undefined, ...fallbacks.map((f) => f.maxAttem
 // Object, Deno KV, Redis, or memory). The store is read in the background, at most every
 // `refreshMs`, for every route the client has met; a call waits for a read only while its client
 // has never read one, and then at most `firstReadMs`. What the breakers learn is written in the
-// background, one batch per turn of the event loop. A store that fails or hangs delays no call
-// beyond that first bound, and is told to `onError`.
+// background, one batch per turn of the event loop. A read or write is given up after
+// `timeoutMs`. A store that fails or hangs delays no call beyond the first bound, holds up no
+// later read or write, and is told to `onError`.
 
 const RECORD = ["openedAt", "openUntil", "closedAt", "cooledUntil"];
 const instant = (v) => (typeof v === "number" && Number.isFinite(v) && v > 0 ? v : 0);
 
 class HealthLink {
-  constructor(store, refreshMs, firstReadMs, onError) {
-    Object.assign(this, { store, refreshMs, firstReadMs, onError });
+  constructor(store, refreshMs, firstReadMs, timeoutMs, onError) {
+    Object.assign(this, { store, refreshMs, firstReadMs, timeoutMs, onError });
     this.keys = new Set();
     this.readAt = -Infinity;
     this.reading = undefined;
-    this.read = false; // a read has completed (or failed)
+    this.read = false; // a read has completed, failed, or was not waited for
     this.queue = new Map();
-    this.writing = Promise.resolve();
+    this.batch = undefined; // the batch this turn's news go into
+    this.writes = new Set(); // [promise, started at]
     /** Set by the client (api.js): takes records as `[key, openedAt, openUntil, closedAt, cooledUntil, …]`. */
     this.sink = undefined;
   }
@@ -311,11 +316,22 @@ class HealthLink {
     } catch {}
   }
 
+  /** The store's answer, or a TimeoutError after `timeoutMs`. */
+  bounded(call) {
+    let id;
+    const late = new Promise((_, reject) => {
+      id = setTimeout(() => reject(new DOMException(`the health store took over ${this.timeoutMs} ms (health.timeoutMs)`, "TimeoutError")), this.timeoutMs);
+    });
+    return Promise.race([new Promise((resolve) => resolve(call())), late]).finally(() => clearTimeout(id));
+  }
+
   /** Before a call on routes `keys`: starts a read when one is due; a promise to wait for
    * (bounded) while none has completed yet, else undefined. */
   before(keys) {
     for (const k of keys) this.keys.add(k);
     const now = Date.now();
+    // A read past its bound is abandoned (a Worker drops what a finished request left running).
+    if (this.reading !== undefined && now - this.readAt > this.timeoutMs) this.reading = undefined;
     if (this.reading === undefined && now - this.readAt >= this.refreshMs) this.start(now);
     if (this.read || this.reading === undefined || this.firstReadMs === 0) return undefined;
     let id;
@@ -328,9 +344,9 @@ class HealthLink {
 
   start(now) {
     this.readAt = now;
-    this.reading = (async () => {
+    const reading = (async () => {
       try {
-        const records = await this.store.read([...this.keys]);
+        const records = await this.bounded(() => this.store.read([...this.keys]));
         const flat = [];
         for (const key of this.keys) {
           const r = field(records, key);
@@ -340,37 +356,41 @@ class HealthLink {
       } catch (e) {
         this.error(e, "read");
       } finally {
-        this.reading = undefined;
+        if (this.reading === reading) this.reading = undefined;
         this.read = true;
       }
     })();
+    this.reading = reading;
   }
 
   /** Records the breakers have news of (`[key, openedAt, openUntil, closedAt, cooledUntil, …]`),
-   * merged into the next batch. */
+   * merged into this turn's batch. Batches are written independently: a store merges by max,
+   * so their order does not matter, and one that hangs holds up no other. */
   tell(flat) {
-    const first = this.queue.size === 0;
     for (let i = 0; i + 4 < flat.length; i += 5) {
       const old = this.queue.get(flat[i]);
-      const r = Object.fromEntries(RECORD.map((f, j) => [f, Math.max(flat[i + 1 + j], old?.[f] ?? 0)]));
-      this.queue.set(flat[i], r);
+      this.queue.set(flat[i], Object.fromEntries(RECORD.map((f, j) => [f, Math.max(flat[i + 1 + j], old?.[f] ?? 0)])));
     }
-    if (!first || this.queue.size === 0) return;
-    this.writing = this.writing.then(async () => {
-      await undefined; // one batch per turn: what this turn's calls learned
+    this.batch ??= Promise.resolve().then(() => {
+      this.batch = undefined;
       const records = Object.fromEntries(this.queue);
       this.queue.clear();
-      try {
-        await this.store.write(records);
-      } catch (e) {
-        this.error(e, "write");
-      }
+      const entry = [undefined, Date.now()];
+      entry[0] = this.bounded(() => this.store.write(records))
+        .catch((e) => this.error(e, "write"))
+        .finally(() => this.writes.delete(entry));
+      this.writes.add(entry);
     });
   }
 
-  /** Resolves when what was told so far is written (a Worker hands it to ctx.waitUntil). */
-  flush() {
-    return this.writing;
+  /** Resolves when what was told so far is written and a read under way is done, each within
+   * `timeoutMs` (a Worker hands it to ctx.waitUntil). */
+  async flush() {
+    await this.batch;
+    const now = Date.now();
+    const live = [...this.writes].filter(([, at]) => now - at <= this.timeoutMs).map(([w]) => w);
+    if (this.reading !== undefined && now - this.readAt <= this.timeoutMs) live.push(this.reading);
+    await Promise.all(live);
   }
 }
 

@@ -105,10 +105,35 @@ describe("a store that fails or hangs", () => {
     assert.ok(second.ms < 80, `second call ${second.ms.toFixed(0)} ms: not waiting for the store`);
   });
 
+  test("a read or write that hangs is given up after timeoutMs: flushHealth settles, later reads and writes go on", T, async (t) => {
+    const mock = await mockFor(t, { script: [{ status: 503 }] });
+    const calls = { read: 0, write: 0 };
+    const errors = [];
+    const store = {
+      read: () => (calls.read++, new Promise(() => {})),
+      write: () => (calls.write++, new Promise(() => {})),
+    };
+    const f = createRetryFetch({
+      maxAttempts: 1,
+      breaker: { failureThreshold: 1, cooldownMs: 10, maxCooldownMs: 10 },
+      health: { store, refreshMs: 0, firstReadMs: 0, timeoutMs: 100, onError: (e, op) => errors.push([op, e.name]) },
+    });
+    await f(mock.url + chat, chatInit()); // a 503: the breaker opens, and tells
+    const flushed = await settle(f.flushHealth());
+    assert.ok(flushed.ok && flushed.ms < 600, `flushHealth settled after ${flushed.ms.toFixed(0)} ms`);
+    assert.deepEqual(errors.map(([, name]) => name).sort(), ["TimeoutError", "TimeoutError"], JSON.stringify(errors));
+    await sleep(20); // past the breaker's 10 ms cooldown: its probe fails, it tells again
+    await f(mock.url + chat, chatInit());
+    await f.flushHealth();
+    assert.equal(calls.write, 2, "the second batch was written although the first never answered");
+    assert.equal(calls.read, 2, "a second read started although the first never answered");
+  });
+
   test("bad health options name themselves", () => {
     assert.throws(() => createRetryFetch({ health: {} }), { name: "TypeError", message: /^health\.store must be an object with read\(keys\) and write\(records\) methods/ });
     assert.throws(() => createRetryFetch({ health: { store: memoryHealthStore(), refreshMs: -1 } }), { name: "RangeError", message: /^health\.refreshMs/ });
     assert.throws(() => createRetryFetch({ health: { store: memoryHealthStore(), refresMs: 5 } }), { name: "TypeError", message: /health\.refreshMs/ });
     assert.throws(() => createRetryFetch({ health: { store: memoryHealthStore() }, breaker: false }), { name: "RangeError", message: /^health .*needs them/ });
+    assert.throws(() => createRetryFetch({ health: { store: memoryHealthStore(), timeoutMs: 0 } }), { name: "RangeError", message: /^health\.timeoutMs must be between 1 and/ });
   });
 });
