@@ -60,12 +60,21 @@ function readmeBlocks(text) {
 }
 
 const HOST = `import type { RetryFetch, RetryState } from "llm-retry";
+import type { HealthObjectNamespace } from "llm-retry/health/durable-object";
+import type { DenoKvLike } from "llm-retry/health/deno-kv";
 interface WorkerEnv {
   OPENAI_API_KEY: string;
   STATE: { get(key: string, type: "json"): Promise<RetryState | null>; put(key: string, value: string): Promise<void> };
+  HEALTH: HealthObjectNamespace;
 }
-interface WorkerHandler { fetch(request: Request, env: WorkerEnv): Promise<Response> }
-declare const Deno: { env: { get(key: string): string | undefined } };`;
+interface WorkerHandler { fetch(request: Request, env: WorkerEnv, ctx: { waitUntil(promise: Promise<unknown>): void }): Promise<Response> }
+declare const Deno: { env: { get(key: string): string | undefined }; openKv(path?: string): Promise<DenoKvLike> };`;
+
+/** A global declaration file beside the blocks: the Workers runtime's module, as far as they use it. */
+const AMBIENT = `declare module "cloudflare:workers" {
+  export const env: { HEALTH: import("llm-retry/health/durable-object").HealthObjectNamespace; OPENAI_API_KEY: string };
+}
+`;
 
 const FRAGMENT = `declare const retryFetch: RetryFetch;
 declare const env: WorkerEnv;
@@ -108,6 +117,7 @@ for (const b of blocks) {
   );
 }
 writeFileSync(join(dir, "control.ts"), CONTROL);
+writeFileSync(join(dir, "ambient.d.ts"), AMBIENT);
 
 function typecheck(config, exclude) {
   const compilerOptions = {
