@@ -188,7 +188,16 @@ pub async fn resume(
 /// Keeps the call's report for `ended` (what it returned or threw), unbuilt: `values.js` ignores
 /// a value that is not an object, and builds the report only when `retryReport` asks.
 pub fn keep_report(a: &dyn Attempts, report: &Report, ended: &JsValue) {
-    values::keep_report(&a.names().js, &errors::flat_report(report), ended);
+    let f = errors::flat_report(report);
+    match &f[..] {
+        // The common call: plain numbers, no array to copy out of the wasm.
+        &[wait, duration, route, fallback, first_token, 1.0, a_route, status, reason, waited, in_stream] => {
+            values::keep_report1(
+                &a.names().js, ended, wait, duration, route, fallback, first_token, a_route, status, reason, waited, in_stream,
+            )
+        }
+        _ => values::keep_report(&a.names().js, &f, ended),
+    }
 }
 
 fn emit(client: &Client, session: &mut Session, a: &dyn Attempts) {

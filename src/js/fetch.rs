@@ -21,7 +21,7 @@ use super::values;
 use crate::policy::classify::Observation;
 use crate::policy::engine::{Decision, Outcome, Session};
 use crate::policy::stream::{State, Watch};
-use crate::policy::{hints, Headers};
+use crate::policy::Headers;
 
 /// A `retryFetch` call. The common case — a request read at once, a first attempt without a
 /// timeout of its own — takes the fast path: the engine's first decision is asked here, the
@@ -395,16 +395,9 @@ fn flat_headers(flat: &JsValue) -> Headers {
     headers
 }
 
-/// A response's wait-hint and rate-limit headers.
+/// A response's wait-hint and rate-limit headers (read in one crossing).
 fn hint_headers(r: &Response) -> Headers {
-    let mut headers = Headers::new();
-    let h = r.headers();
-    for name in hints::HEADER_NAMES {
-        if let Ok(Some(v)) = h.get(name) {
-            headers.push(*name, v);
-        }
-    }
-    headers
+    super::run::NAMES.with(|names| flat_headers(&values::hint_headers(r, names)))
 }
 
 /// The status of anything response-like; `None` for something that is not a response.

@@ -324,17 +324,52 @@ const common = (init) => {
 };
 
 /** The request URL, resolved against the page in a browser: http(s) and without credentials, or
- * a TypeError (fetch would reject it on every attempt; the message leaves the password out). */
+ * a TypeError (fetch would reject it on every attempt; the message leaves the password out).
+ * `{ href, origin }`; the last one is remembered, since a client mostly calls one URL. */
 const httpUrl = (input) => {
-  const u = new URL(String(input), page());
+  const s = String(input);
+  const base = page();
+  if (s === lastUrl[0] && base === lastUrl[1]) return lastUrl[2];
+  const u = new URL(s, base);
   if (u.protocol !== "http:" && u.protocol !== "https:") {
     throw new TypeError(`only http: and https: URLs can be fetched with retries (got ${u.protocol})`);
   }
   if (u.username || u.password) {
     throw new TypeError("a request URL may not include credentials (user:password@); send them in a header");
   }
-  return u;
+  lastUrl = [s, base, { href: u.href, origin: u.origin }];
+  return lastUrl[2];
 };
+let lastUrl = [];
+
+/** A header name (an RFC 9110 token), and a value fetch takes as it is (no control character
+ * but tab, nothing above U+00FF). */
+const NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+/** Checks headers once, as fetch would (it would reject bad ones on every attempt), and whether
+ * they carry an Idempotency-Key: `[parsed, idempotent]`. A plain object of such string values
+ * (what the SDKs send) is checked entry by entry, and `parsed` left undefined; a Headers is
+ * valid as it is; anything else goes through `new Headers`, which throws what fetch would. */
+function checkHeaders(headers) {
+  if (absent(headers)) return [undefined, false];
+  if (headers instanceof Headers) return [headers, headers.has("idempotency-key")];
+  if (plain(headers) && Object.getOwnPropertySymbols(headers).length === 0) {
+    let idempotent = false;
+    let ok = true;
+    for (const k of Object.keys(headers)) {
+      const v = headers[k];
+      if (typeof v !== "string" || !NAME.test(k) || !VALUE.test(v)) {
+        ok = false;
+        break;
+      }
+      if (k.length === 15 && k.toLowerCase() === "idempotency-key") idempotent = true;
+    }
+    if (ok) return [undefined, idempotent];
+  }
+  const parsed = new Headers(headers);
+  return [parsed, parsed.has("idempotency-key")];
+}
 
 /** A method token that fetch accepts (RFC 9110 token; not CONNECT, TRACE or TRACK). */
 const checkMethod = (m) => {
@@ -390,13 +425,12 @@ async function readSlow(input, init, options, call, signal, isRequest, href) {
 }
 
 function request(url, origin, method, headers, body, base, fast, signal, options, call) {
-  // Checked once: fetch would reject bad headers on every attempt.
-  const parsed = absent(headers) ? undefined : new Headers(headers);
+  const [parsed, idempotencyKey] = checkHeaders(headers);
   const primary = modelOf(body);
   const fallbacks = call?.fallbacks ?? options.fallbacks;
   const models = [primary, ...fallbacks.map((f) => f.model ?? primary)];
   const keys = models.map((m, i) => key(i === 0 ? origin : fallbacks[i - 1].origin ?? origin, m));
-  const idempotent = IDEMPOTENT.includes(method.toUpperCase()) || parsed?.has("idempotency-key") === true;
+  const idempotent = idempotencyKey || IDEMPOTENT.includes(method.toUpperCase());
   return {
     url, origin, method, headers, parsed, body, base, fast, signal, idempotent, keys, models, options, routes: [],
     fallbacks, attempts: attemptsOf(fallbacks), call, id: ++calls,
@@ -409,6 +443,19 @@ const ANTHROPIC_LIMITS = ["anthropic-ratelimit-requests-limit", "anthropic-ratel
   "anthropic-ratelimit-requests-reset", "anthropic-ratelimit-tokens-remaining", "anthropic-ratelimit-tokens-reset",
   "anthropic-ratelimit-input-tokens-remaining", "anthropic-ratelimit-input-tokens-reset",
   "anthropic-ratelimit-output-tokens-remaining", "anthropic-ratelimit-output-tokens-reset"];
+
+/** A response's headers of `names` (the core's wait-hint and rate-limit headers), `[name, value, …]`. */
+export function hintHeaders(res, names) {
+  const out = [];
+  try {
+    const h = res.headers;
+    for (const n of names) {
+      const v = h.get(n);
+      if (v !== null) out.push(n, v);
+    }
+  } catch {}
+  return out;
+}
 
 /** A response's rate-limit headers for pacing, `[name, value, …]`; undefined when it has none
  * (two lookups on the happy path of a provider that sends none). */
@@ -528,7 +575,7 @@ function build(req, route) {
     }
     return [req.url, init];
   }
-  const headers = new Headers(req.parsed);
+  const headers = new Headers(req.parsed ?? req.headers);
   if ((f.origin ?? req.origin) !== req.origin) {
     for (const name of req.options.sensitive) {
       if (!f.headers.some(([k]) => k === name)) headers.delete(name);
@@ -757,7 +804,7 @@ function buildReport(n, f) {
   const route = opt(f[2]);
   return clean({
     id: n.id, attempts, totalWaitMs: f[0], durationMs: f[1], route, model: route === undefined ? undefined : n.models[route],
-    fallback: f[3] === 1, skipped: Array.from(f.subarray(i)), firstTokenMs: opt(f[4]),
+    fallback: f[3] === 1, skipped: f.slice(i), firstTokenMs: opt(f[4]),
   });
 }
 
@@ -770,15 +817,21 @@ export function reportOf(v) {
 }
 
 /** The report for `onExhausted` and errors, built now; `flat` is a view of wasm memory. */
-export const report = (n, flat) => buildReport(n, flat.slice());
+export const report = (n, flat) => buildReport(n, Array.from(flat));
+
+const keep = (ended, n, flat) => {
+  if ((typeof ended === "object" && ended !== null) || typeof ended === "function") {
+    REPORTS.set(ended, { n, flat, built: undefined, streamError: undefined });
+  }
+};
 
 /** Keeps the report for `ended` (what the call resolved or rejected with) when that is an
  * object, unbuilt: `flat` is a view of wasm memory, copied. */
-export function keepReport(n, flat, ended) {
-  if ((typeof ended === "object" && ended !== null) || typeof ended === "function") {
-    REPORTS.set(ended, { n, flat: flat.slice(), built: undefined, streamError: undefined });
-  }
-}
+export const keepReport = (n, flat, ended) => keep(ended, n, Array.from(flat));
+
+/** `keepReport` for the common call, of one attempt and no route skipped, in plain numbers. */
+export const keepReport1 = (n, ended, wait, duration, route, fallback, firstToken, aRoute, status, reason, waited, inStream) =>
+  keep(ended, n, [wait, duration, route, fallback, firstToken, 1, aRoute, status, reason, waited, inStream]);
 
 /** Adds a committed stream's later error to the report kept for `res`. */
 const noteStreamError = (res, streamError) => {

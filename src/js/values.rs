@@ -43,6 +43,9 @@ extern "C" {
         names: &JsValue,
         route: u32,
     ) -> JsValue;
+    /// A response's headers of `names` (the core's hint headers), `[name, value, …]`.
+    #[wasm_bindgen(js_name = hintHeaders)]
+    pub fn hint_headers(response: &JsValue, names: &Array) -> JsValue;
     /// A successful response's rate-limit headers, `[name, value, …]`, or undefined if it has none.
     #[wasm_bindgen(js_name = limitHeaders)]
     pub fn limit_headers(headers: &web_sys::Headers) -> JsValue;
@@ -107,6 +110,10 @@ extern "C" {
     /// object; `retryReport` builds it when asked.
     #[wasm_bindgen(js_name = keepReport)]
     pub fn keep_report(names: &JsValue, flat: &[f64], ended: &JsValue);
+    /// `keep_report` for a report of one attempt and no skipped route, as plain numbers.
+    #[wasm_bindgen(js_name = keepReport1)]
+    pub fn keep_report1(names: &JsValue, ended: &JsValue, wait: f64, duration: f64, route: f64, fallback: f64,
+        first_token: f64, a_route: f64, status: f64, reason: f64, waited: f64, in_stream: f64);
     /// The report kept for a value a call returned or threw.
     #[wasm_bindgen(js_name = reportOf)]
     pub fn report_of(v: &JsValue) -> JsValue;
