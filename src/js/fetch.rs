@@ -33,33 +33,55 @@ pub fn fetch(client: &Rc<Client>, input: &JsValue, init: &JsValue) -> Result<Pro
     let request = values::read_request(input, init, &client.opts.js)?;
     // A promise only when a body had to be read first.
     let request = match request.dyn_into::<Promise>() {
-        Ok(p) => {
-            let client = client.clone();
-            return Ok(promise(async move {
-                let request = JsFuture::from(p).await?;
-                let (mut call, idempotent) = Call::new(client.clone(), request)?;
-                let signal = call.signal.clone();
-                drive::drive(&client, &mut call, idempotent, signal.as_ref()).await
-            }));
-        }
+        Ok(p) => return Ok(carry(client, Next::Read(p))),
         Err(r) => r,
     };
-    let (mut call, idempotent) = Call::new(client.clone(), request)?;
-    let signal = call.signal.clone();
-    let mut session = drive::start(client, &call, idempotent, signal.as_ref())?;
+    let (call, idempotent) = Call::new(client.clone(), request)?;
+    let mut session = drive::start(client, &call, idempotent, call.signal.as_ref())?;
     match drive::decide(client, &mut session, None, &call) {
         Decision::Attempt { route, timeout_ms: None, deadline_ms, .. } => {
             let sent = call.send(route, None)?;
             let id = client.parked.park(Parked1 { call, session, route, deadline_ms });
             Ok(client.parked.settle_fn(client, |f| values::settle_with(&sent, id, f)))
         }
-        first => {
-            let client = client.clone();
-            Ok(promise(async move {
-                drive::resume(&client, &mut call, session, Some(first), None, Held::Nothing, signal.as_ref()).await
-            }))
-        }
+        first => Ok(carry(client, Next::Decided { call, session, first, seen: None, held: Held::Nothing })),
     }
+}
+
+/// Where a call goes on in the driver from.
+enum Next {
+    /// A request whose body is being read.
+    Read(Promise),
+    /// A decision taken, after what was seen.
+    Decided { call: Call, session: Session, first: Decision, seen: Option<Observation>, held: Held },
+    /// A parked call's response that must be read first: an event stream (`reader` set: to its
+    /// commit point) or a 429 (its body).
+    Read1 { call: Call, session: Session, response: JsValue, reader: Option<JsValue>, route: usize, deadline_ms: u64 },
+}
+
+/// The call, on in the driver, as a promise (one future type for every way there).
+fn carry(client: &Rc<Client>, next: Next) -> Promise {
+    let client = client.clone();
+    promise(async move {
+        let (mut call, session, first, seen, held) = match next {
+            Next::Read(p) => {
+                let (mut call, idempotent) = Call::new(client.clone(), JsFuture::from(p).await?)?;
+                let signal = call.signal.clone();
+                return drive::drive(&client, &mut call, idempotent, signal.as_ref()).await;
+            }
+            Next::Decided { call, session, first, seen, held } => (call, session, Some(first), seen, held),
+            Next::Read1 { call, session, response, reader, route, deadline_ms } => {
+                let response: Response = response.unchecked_into();
+                let (obs, held) = match reader {
+                    Some(reader) => call.watch(response, reader, &Cell::new(false), deadline_ms, route).await,
+                    None => (observe(&response, 429).await, Held::Value(response.into())),
+                };
+                (call, session, None, Some(obs), held)
+            }
+        };
+        let signal = call.signal.clone();
+        drive::resume(&client, &mut call, session, first, seen, held, signal.as_ref()).await
+    })
 }
 
 /// The transport of parked call `id` settled (`ok`: fulfilled) with `value`. What the engine
@@ -68,62 +90,37 @@ pub fn fetch(client: &Rc<Client>, input: &JsValue, init: &JsValue) -> Result<Pro
 /// driver, as a promise the caller's chains to — and so do the two cases that must read on first:
 /// an event stream (to its commit point) and a 429 (its body, for the quota check).
 fn settle(client: &Rc<Client>, id: u32, value: JsValue, ok: bool) -> JsValue {
-    let Some(Parked1 { mut call, mut session, route, deadline_ms }) = client.parked.take(id) else {
+    let Some(Parked1 { call, mut session, route, deadline_ms }) = client.parked.take(id) else {
         return Promise::reject(&errors::type_error("llm-retry: unknown call")).into();
     };
-    let now = match (ok, status_of(&value)) {
+    let read = |call, session, response, reader| Next::Read1 { call, session, response, reader, route, deadline_ms };
+    let (obs, held) = match (ok, status_of(&value)) {
         (true, Some(status @ ..400)) => {
             let limits = values::success(&value);
-            if limits.is_undefined() || js_sys::Array::is_array(&limits) {
-                let obs = Observation::Response { status, headers: flat_headers(&limits), body: None };
-                Ok((obs, Held::Value(value)))
-            } else {
+            if !(limits.is_undefined() || js_sys::Array::is_array(&limits)) {
                 // An event stream (`limits` is its body reader).
-                let client = client.clone();
-                return promise(async move {
-                    let timed_out = Cell::new(false);
-                    let (obs, held) = call.watch(value.unchecked_into(), limits, &timed_out, deadline_ms, route).await;
-                    let signal = call.signal.clone();
-                    drive::resume(&client, &mut call, session, None, Some(obs), held, signal.as_ref()).await
-                })
-                .into();
+                return carry(client, read(call, session, value, Some(limits))).into();
             }
+            let obs = Observation::Response { status, headers: flat_headers(&limits), body: None };
+            (obs, Held::Value(value))
         }
-        // Its body is read first: on in the driver.
-        (true, Some(429)) => Err(value),
+        (true, Some(429)) => return carry(client, read(call, session, value, None)).into(),
         (true, Some(status)) => {
             let obs = Observation::Response { status, headers: hint_headers(value.unchecked_ref()), body: None };
-            Ok((obs, Held::Value(value)))
+            (obs, Held::Value(value))
         }
         (true, None) => {
             let error = values::not_response(&value);
-            Ok((call.failure(&Cell::new(false)), Held::Error { error, has_status: false }))
+            (call.failure(&Cell::new(false)), Held::Error { error, has_status: false })
         }
-        (false, _) => Ok((call.failure(&Cell::new(false)), Held::Error { error: value, has_status: false })),
+        (false, _) => (call.failure(&Cell::new(false)), Held::Error { error: value, has_status: false }),
     };
-    let client = client.clone();
-    let (obs, held) = match now {
-        Ok(now) => now,
-        Err(value) => {
-            return promise(async move {
-                let response: Response = value.unchecked_into();
-            let (obs, held) = (observe(&response, 429).await, Held::Value(response.into()));
-            let signal = call.signal.clone();
-                drive::resume(&client, &mut call, session, None, Some(obs), held, signal.as_ref()).await
-            })
-            .into();
-        }
-    };
-    let decision = drive::decide(&client, &mut session, Some(&obs), &call);
-    if let (Decision::Done(Outcome::Success), Held::Value(v)) = (&decision, &held) {
+    let first = drive::decide(client, &mut session, Some(&obs), &call);
+    if let (Decision::Done(Outcome::Success), Held::Value(v)) = (&first, &held) {
         drive::keep_report(&call, session.report(), v);
         return v.clone();
     }
-    promise(async move {
-        let signal = call.signal.clone();
-        drive::resume(&client, &mut call, session, Some(decision), Some(obs), held, signal.as_ref()).await
-    })
-    .into()
+    carry(client, Next::Decided { call, session, first, seen: Some(obs), held }).into()
 }
 
 /// The driver's task as a promise (one adapter for every kind of call: one copy in the wasm).
