@@ -176,8 +176,15 @@ impl Parked {
     }
 
     fn take(&self, id: u32) -> Option<Parked1> {
-        let p = self.slots.borrow_mut().get_mut(id as usize)?.take()?;
-        self.free.borrow_mut().push(id);
+        let mut slots = self.slots.borrow_mut();
+        let p = slots.get_mut(id as usize)?.take()?;
+        let mut free = self.free.borrow_mut();
+        free.push(id);
+        // Nothing parked after a burst: the lists are given back rather than kept at its size.
+        if free.len() == slots.len() && slots.capacity() > 64 {
+            *slots = Vec::new();
+            *free = Vec::new();
+        }
         Some(p)
     }
 }
