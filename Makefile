@@ -140,14 +140,17 @@ bench/node_modules/.stamp: bench/package.json bench/package-lock.json
 	cd bench && npm ci --no-audit --no-fund
 	touch $@
 
-## Figures, not pass/fail: the engine's decision cost natively, retryFetch's happy-path overhead in Node,
-## and the storm (bench/storm.mjs: overload, outage and a 429 burst against a loopback mock provider,
+## Figures, not pass/fail: the engine's decision cost natively, retryFetch's happy-path overhead in Node
+## beside cockatiel, p-retry and the openai SDK (bench/overhead.mjs: stub transport, loopback, 503 → 200,
+## 1/100/10,000 in flight; BEFORE=dir measures another build beside it), cold start in Node and workerd
+## (bench/coldstart.mjs), a stream, and the storm (bench/storm.mjs: overload, outage and a 429 burst against a loopback mock provider,
 ## llm-retry beside plain fetch, the OpenAI SDK, p-retry and cockatiel; ~10 min; STORM_SCALE=0.3 for
 ## a quick run, STORM_ONLY / STORM_SCENARIOS / STORM_ROUNDS / PKG: see its header); then shared health
 ## under an outage (bench/health.mjs: 4 instances, per-instance health beside a memory and a Redis store, ~4 min).
 bench: pkg/package.json bench/node_modules/.stamp redis-server
 	cargo run --quiet --release --example engine_bench
 	node bench/overhead.mjs
+	node bench/coldstart.mjs
 	node bench/stream.mjs
 	node bench/storm.mjs
 	node bench/health.mjs

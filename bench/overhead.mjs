@@ -1,30 +1,197 @@
-// What retryFetch costs on the happy path, over the transport it wraps: the same request through
-// a plain in-memory transport and through createRetryFetch({ fetch: transport }).
-// Run: make bench (builds pkg/ first). Prints µs per call; the difference is the overhead.
-import { createRetryFetch } from "../pkg/node.js";
+// What retryFetch costs on the happy path, beside cockatiel, p-retry and the openai SDK's own
+// retry wrapper, measured the same way in the same run (alternating rounds, medians):
+//   1. over a stub transport (an in-memory `fetch` that resolves to a 200 Response): each client's
+//      cost per successful call over the transport alone (target for llm-retry: ≤ 3 µs);
+//   2. over loopback (a node:http server on 127.0.0.1): each client against raw fetch, reading
+//      the body (target for llm-retry: ≤ +10 µs, ≤ 1.03×);
+//   3. a 503 then a 200 over the stub with no backoff: the CPU time per call (the wait is idle,
+//      so it is not in it), beside the 200-only call's, for llm-retry and cockatiel;
+//   4. per-call cost with 1, 100 and 10,000 calls in flight through one client (stub transport
+//      held until all have started).
+// Run: make bench (builds pkg/ first), or node bench/overhead.mjs. Env: ROUNDS (default 15),
+// PKG=dir (the llm-retry package to measure; default ../pkg), BEFORE=dir (a second build measured
+// beside it in the same run, e.g. a copy of pkg/ from another commit), ONLY=stub,loopback,retry,scale.
+import http from "node:http";
+import { resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { retry as cRetry, handleAll, handleWhenResult, ExponentialBackoff } from "cockatiel";
+import pRetry from "p-retry";
+import OpenAI from "openai";
 
-const N = Number(process.env.N ?? 20000);
+const ROUNDS = Number(process.env.ROUNDS ?? 15);
+const ONLY = (process.env.ONLY ?? "stub,loopback,retry,scale").split(",");
+const load = async (dir) => import(pathToFileURL(resolve(dir, "node.js")).href);
+const here = new URL(".", import.meta.url).pathname;
+const pkgs = { "llm-retry": await load(process.env.PKG ?? resolve(here, "../pkg")) };
+if (process.env.BEFORE) pkgs["llm-retry (before)"] = await load(process.env.BEFORE);
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const fmt = (x, d = 2) => x.toFixed(d).padStart(8);
 const body = JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: "x".repeat(2000) }] });
-const init = {
-  method: "POST",
-  headers: { "content-type": "application/json", authorization: "Bearer sk-bench", "x-stainless-retry-count": "0" },
-  body,
-};
-const url = "http://127.0.0.1:9/v1/chat/completions";
-const transport = async () => new Response('{"ok":true}', { status: 200, headers: { "content-type": "application/json" } });
+const headers = { "content-type": "application/json", authorization: "Bearer sk-bench" };
+const init = { method: "POST", headers, body };
+const answer = JSON.stringify({ id: "c", object: "chat.completion", created: 0, model: "gpt-4o-mini", choices: [] });
+const ok = () => new Response(answer, { status: 200, headers: { "content-type": "application/json" } });
+const stub = async () => ok();
+const sdkParams = { model: "gpt-4o-mini", messages: [{ role: "user", content: "x".repeat(2000) }] };
 
-async function time(label, f) {
-  for (let i = 0; i < 2000; i++) await f(); // warm up the JIT
-  const t0 = performance.now();
-  for (let i = 0; i < N; i++) await f();
-  const us = ((performance.now() - t0) * 1000) / N;
-  console.log(`${label.padEnd(44)} ${us.toFixed(2).padStart(7)} µs/call`);
-  return us;
+/** Runs each client `batch` calls in a row per round, in rotating order; µs per call, median over rounds. */
+async function rounds(clients, batch, n = ROUNDS) {
+  const names = Object.keys(clients);
+  const runs = Object.fromEntries(names.map((k) => [k, []]));
+  for (const f of Object.values(clients)) for (let i = 0; i < Math.min(batch, 500); i++) await f(); // warm up
+  for (let r = 0; r < n; r++) {
+    for (let j = 0; j < names.length; j++) {
+      const name = names[(r + j) % names.length];
+      const f = clients[name];
+      const t0 = performance.now();
+      for (let i = 0; i < batch; i++) await f();
+      runs[name].push(((performance.now() - t0) * 1000) / batch);
+    }
+  }
+  return Object.fromEntries(names.map((k) => [k, median(runs[k])]));
 }
 
-const plain = await time("transport alone", () => transport(url, init));
-const retryFetch = createRetryFetch({ fetch: transport });
-const wrapped = await time("createRetryFetch({ fetch: transport })", () => retryFetch(url, init));
-const routed = createRetryFetch({ fetch: transport, fallbacks: [{ model: "gpt-4o", url: "http://127.0.0.2:9/v1/chat/completions" }] });
-const withFallback = await time("… with a fallback route configured", () => routed(url, init));
-console.log(`overhead per successful call: ${(wrapped - plain).toFixed(2)} µs (${(withFallback - plain).toFixed(2)} µs with a fallback route)`);
+const cockatiel = cRetry(handleAll, { maxAttempts: 3, backoff: new ExponentialBackoff() });
+
+if (ONLY.includes("stub")) {
+  const clients = { "transport alone": () => stub("http://127.0.0.1:9/v1/chat/completions", init) };
+  // The caller's signal costs the caller (an AbortController is ~5 µs in Node 20): its own baseline.
+  clients["transport alone, with a new signal"] = () =>
+    stub("http://127.0.0.1:9/v1/chat/completions", { ...init, signal: new AbortController().signal });
+  for (const [name, m] of Object.entries(pkgs)) {
+    const rf = m.createRetryFetch({ fetch: stub });
+    clients[name] = () => rf("http://127.0.0.1:9/v1/chat/completions", init);
+    // What the SDKs send: an init with a signal of their own.
+    clients[`${name}, with init.signal`] = () =>
+      rf("http://127.0.0.1:9/v1/chat/completions", { ...init, signal: new AbortController().signal });
+  }
+  clients["cockatiel retry"] = () => cockatiel.execute(() => stub("http://127.0.0.1:9/v1/chat/completions", init));
+  clients["p-retry"] = () => pRetry(() => stub("http://127.0.0.1:9/v1/chat/completions", init), { retries: 3 });
+  const sdk = new OpenAI({ apiKey: "sk-bench", baseURL: "http://127.0.0.1:9/v1", fetch: stub });
+  clients["openai SDK (its retries)"] = () => sdk.chat.completions.create(sdkParams);
+  const sdk0 = new OpenAI({ apiKey: "sk-bench", baseURL: "http://127.0.0.1:9/v1", fetch: stub, maxRetries: 0 });
+  clients["openai SDK, maxRetries 0"] = () => sdk0.chat.completions.create(sdkParams);
+  const sdkOver = new OpenAI({
+    apiKey: "sk-bench", baseURL: "http://127.0.0.1:9/v1", maxRetries: 0,
+    fetch: pkgs["llm-retry"].createRetryFetch({ fetch: stub }),
+  });
+  clients["openai SDK, maxRetries 0, over retryFetch"] = () => sdkOver.chat.completions.create(sdkParams);
+  const us = await rounds(clients, 2000);
+  const base = us["transport alone"];
+  console.log(`1. stub transport: µs per successful call, median of ${ROUNDS} rounds of 2,000 (cost = over the transport alone, with a signal where the row has one)`);
+  for (const [name, t] of Object.entries(us)) {
+    const cost = name.startsWith("openai SDK, maxRetries 0, over") ? t - us["openai SDK, maxRetries 0"]
+      : name.includes("signal") ? t - us["transport alone, with a new signal"] : t - base;
+    const what = name.startsWith("openai SDK, maxRetries 0, over") ? "over the SDK with maxRetries 0" : "";
+    console.log(`   ${name.padEnd(44)} ${fmt(t)} µs   cost ${fmt(cost)} µs ${what}`);
+  }
+  const target = us["llm-retry, with init.signal"] - us["transport alone, with a new signal"];
+  console.log(`   ${target <= 3 ? "✓" : "✗"} llm-retry (SDK-like, with a signal): ${target.toFixed(2)} µs per call (target ≤ 3 µs)`);
+}
+
+/** A loopback server answering every request with a small JSON 200 (or `script`'s statuses in turn). */
+async function server() {
+  const s = http.createServer((req, res) => {
+    req.resume();
+    req.on("end", () => {
+      res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(answer) });
+      res.end(answer);
+    });
+  });
+  s.keepAliveTimeout = 60_000;
+  await new Promise((r) => s.listen(0, "127.0.0.1", r));
+  return s;
+}
+
+if (ONLY.includes("loopback")) {
+  const s = await server();
+  const base = `http://127.0.0.1:${s.address().port}`;
+  const url = `${base}/v1/chat/completions`;
+  const clients = { "raw fetch": () => fetch(url, init).then((r) => r.text()) };
+  clients["raw fetch, with a signal"] = () =>
+    fetch(url, { ...init, signal: new AbortController().signal }).then((r) => r.text());
+  for (const [name, m] of Object.entries(pkgs)) {
+    const rf = m.createRetryFetch();
+    clients[name] = () => rf(url, init).then((r) => r.text());
+    clients[`${name}, with init.signal`] = () =>
+      rf(url, { ...init, signal: new AbortController().signal }).then((r) => r.text());
+  }
+  clients["cockatiel retry"] = () => cockatiel.execute(() => fetch(url, init).then((r) => r.text()));
+  const sdk = new OpenAI({ apiKey: "sk-bench", baseURL: `${base}/v1` });
+  clients["openai SDK (its retries)"] = () => sdk.chat.completions.create(sdkParams);
+  const sdkOver = new OpenAI({
+    apiKey: "sk-bench", baseURL: `${base}/v1`, maxRetries: 0, fetch: pkgs["llm-retry"].createRetryFetch(),
+  });
+  clients["openai SDK, maxRetries 0, over retryFetch"] = () => sdkOver.chat.completions.create(sdkParams);
+  const us = await rounds(clients, 200, ROUNDS * 2);
+  s.close();
+  const raw = us["raw fetch"];
+  console.log(`2. loopback: µs per successful call (body read), median of ${ROUNDS * 2} rounds of 200; Δ against raw fetch (with a signal where the row has one)`);
+  for (const [name, t] of Object.entries(us)) {
+    const d = t - (name.includes("signal") ? us["raw fetch, with a signal"] : raw);
+    console.log(`   ${name.padEnd(44)} ${fmt(t, 1)} µs   Δ ${d >= 0 ? "+" : "−"}${fmt(Math.abs(d), 1).trim()} µs (${(t / (t - d)).toFixed(3)}×)`);
+  }
+  const d = us["llm-retry, with init.signal"] - us["raw fetch, with a signal"];
+  console.log(`   ${d <= 10 ? "✓" : "✗"} llm-retry with a signal vs raw fetch with a signal: ${d >= 0 ? "+" : ""}${d.toFixed(1)} µs (target ≤ +10 µs)`);
+}
+
+/** CPU µs per call (user + system) of `batch` calls in a row: waits on timers are idle, so not in it. */
+async function cpu(f, batch) {
+  for (let i = 0; i < 200; i++) await f();
+  const xs = [];
+  for (let r = 0; r < 7; r++) {
+    const c0 = process.cpuUsage();
+    for (let i = 0; i < batch; i++) await f();
+    const c = process.cpuUsage(c0);
+    xs.push((c.user + c.system) / batch);
+  }
+  return median(xs);
+}
+
+if (ONLY.includes("retry")) {
+  let n = 0;
+  const flaky = async () => (n++ % 2 === 0 ? new Response("busy", { status: 503 }) : ok());
+  console.log("3. a 503 then a 200 (no backoff) over the stub: CPU µs per call, median of 7 batches of 1,000 (waits are idle)");
+  const rows = [["transport alone, 200", () => stub()], ["transport alone, 503 + 200", () => flaky().then(() => flaky())]];
+  for (const [name, m] of Object.entries(pkgs)) {
+    const ok200 = m.createRetryFetch({ fetch: stub });
+    const retried = m.createRetryFetch({ fetch: flaky, backoff: { initialMs: 0, maxMs: 0 }, breaker: false, budget: false });
+    rows.push([`${name}, 200`, () => ok200("http://127.0.0.1:9/v1/chat/completions", init)]);
+    rows.push([`${name}, 503 → 200`, () => { n = 0; return retried("http://127.0.0.1:9/v1/chat/completions", init); }]);
+  }
+  const cRetried = cRetry(handleWhenResult((r) => r.status >= 500), { maxAttempts: 3, backoff: new ExponentialBackoff({ initialDelay: 0, maxDelay: 0 }) });
+  rows.push(["cockatiel retry, 200", () => cockatiel.execute(() => stub())]);
+  rows.push(["cockatiel retry, 503 → 200", () => { n = 0; return cRetried.execute(() => flaky()); }]);
+  for (const [name, f] of rows) console.log(`   ${name.padEnd(44)} ${fmt(await cpu(f, 1000))} µs CPU`);
+}
+
+if (ONLY.includes("scale")) {
+  console.log("4. per-call cost with N calls in flight through one client (stub transport held until all started), median of 7 rounds (3 for 10,000)");
+  for (const inFlight of [1, 100, 10_000]) {
+    const rs = inFlight === 10_000 ? 3 : Math.min(ROUNDS, 7);
+    const per = Object.fromEntries(["transport alone", ...Object.keys(pkgs)].map((k) => [k, []]));
+    const clients = {};
+    for (const [name, m] of Object.entries(pkgs)) clients[name] = m.createRetryFetch({ fetch: (u, i) => gated() });
+    let gate, open;
+    const gated = () => gate.then(ok);
+    clients["transport alone"] = gated;
+    const batch = Math.max(1, Math.floor(4_000 / inFlight));
+    for (let r = 0; r < rs + 1; r++) {
+      for (const [name, f] of Object.entries(clients)) {
+        const t0 = performance.now();
+        for (let b = 0; b < batch; b++) {
+          gate = new Promise((r) => (open = r));
+          const all = [];
+          for (let i = 0; i < inFlight; i++) all.push(f("http://127.0.0.1:9/v1/chat/completions", init));
+          open();
+          await Promise.all(all);
+        }
+        if (r > 0) per[name].push(((performance.now() - t0) * 1000) / (batch * inFlight)); // round 0 warms up
+      }
+    }
+    const base = median(per["transport alone"]);
+    const cells = Object.keys(pkgs).map((k) => `${k} cost ${fmt(median(per[k]) - base)} µs`);
+    console.log(`   ${String(inFlight).padStart(6)} in flight: transport alone ${fmt(base)} µs   ${cells.join("   ")}`);
+  }
+}

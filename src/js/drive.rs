@@ -27,12 +27,14 @@ pub struct Client {
     rng: Rng,
     /// Wakes the calls waiting for a breaker when a route may admit sooner.
     breaker_waits: Notify,
+    /// `retryFetch` calls whose first attempt is out on the fast path (`fetch.rs`), by id.
+    pub parked: super::fetch::Parked,
 }
 
 impl Client {
     pub fn new(opts: Options) -> Self {
         let shared = RefCell::new(Shared::new(&opts.cfg));
-        Self { opts, shared, rng: Rng::default(), breaker_waits: Notify::default() }
+        Self { opts, shared, rng: Rng::default(), breaker_waits: Notify::default(), parked: Default::default() }
     }
 }
 
@@ -107,35 +109,71 @@ pub async fn drive(
     idempotent: bool,
     signal: Option<&AbortSignal>,
 ) -> Result<JsValue, JsValue> {
-    if client.opts.health {
-        // A client's first read of its shared health, waited for at most health.firstReadMs.
-        let first = values::health_before(&client.opts.js, &a.names().js);
-        if let Ok(first) = first.dyn_into::<Promise>() {
-            let _ = JsFuture::from(first).await;
-        }
+    if let Some(wait) = health_wait(client, a) {
+        let _ = JsFuture::from(wait).await;
     }
+    let session = start(client, a, idempotent, signal)?;
+    resume(client, a, session, None, None, Held::Nothing, signal).await
+}
+
+/// While a client has never read its shared health, the wait (at most health.firstReadMs) a call
+/// makes for the first read; later reads are made in the background.
+pub fn health_wait(client: &Client, a: &dyn Attempts) -> Option<Promise> {
+    if !client.opts.health {
+        return None;
+    }
+    values::health_before(&client.opts.js, &a.names().js).dyn_into().ok()
+}
+
+/// A new call's session; the caller's reason when its signal is already aborted.
+pub fn start(
+    client: &Client,
+    a: &dyn Attempts,
+    idempotent: bool,
+    signal: Option<&AbortSignal>,
+) -> Result<Session, JsValue> {
     if let Some(s) = signal.filter(|s| s.aborted()) {
         return Err(s.reason());
     }
     let names = a.names();
     let cfg = names.cfg(client);
-    let mut session = Session::new(cfg, names.routes(cfg), idempotent);
-    let mut seen: Option<Observation> = None;
-    let mut held = Held::Nothing;
+    Ok(Session::new(cfg, names.routes(cfg), idempotent))
+}
+
+/// The engine's next decision, with what was `seen` of the last attempt; its events told.
+pub fn decide(client: &Client, session: &mut Session, seen: Option<&Observation>, a: &dyn Attempts) -> Decision {
+    let decision = {
+        let mut shared = client.shared.borrow_mut();
+        let epoch = shared.epoch();
+        let d = session.next(&mut shared, seen, host::now_ms(), client.rng.next_f64());
+        if shared.epoch() != epoch {
+            client.breaker_waits.notify();
+        }
+        if client.opts.health {
+            tell(client, &mut shared);
+        }
+        d
+    };
+    emit(client, session, a);
+    decision
+}
+
+/// Carries a call on to its end from where it is: `first`, a decision already taken (else the
+/// engine is asked), and what was `seen` of and `held` from the last attempt.
+pub async fn resume(
+    client: &Client,
+    a: &mut dyn Attempts,
+    mut session: Session,
+    mut first: Option<Decision>,
+    mut seen: Option<Observation>,
+    mut held: Held,
+    signal: Option<&AbortSignal>,
+) -> Result<JsValue, JsValue> {
     loop {
-        let decision = {
-            let mut shared = client.shared.borrow_mut();
-            let epoch = shared.epoch();
-            let d = session.next(&mut shared, seen.as_ref(), host::now_ms(), client.rng.next_f64());
-            if shared.epoch() != epoch {
-                client.breaker_waits.notify();
-            }
-            if client.opts.health {
-                tell(client, &mut shared);
-            }
-            d
+        let decision = match first.take() {
+            Some(d) => d,
+            None => decide(client, &mut session, seen.as_ref(), a),
         };
-        emit(client, &mut session, a);
         match decision {
             Decision::Attempt { route, attempt, timeout_ms, deadline_ms } => {
                 a.release(core::mem::replace(&mut held, Held::Nothing));
@@ -156,9 +194,7 @@ pub async fn drive(
                 let ended = match &result {
                     Ok(v) | Err(v) => v,
                 };
-                if ended.is_object() {
-                    errors::report(&report, &a.names().js, ended);
-                }
+                keep_report(a, &report, ended);
                 return result;
             }
         }
@@ -202,6 +238,21 @@ pub fn adopt(client: &Client, flat: &Array) {
     }
 }
 
+/// Keeps the call's report for `ended` (what it returned or threw), unbuilt: `values.js` ignores
+/// a value that is not an object, and builds the report only when `retryReport` asks.
+pub fn keep_report(a: &dyn Attempts, report: &Report, ended: &JsValue) {
+    let f = errors::flat_report(report);
+    match &f[..] {
+        // The common call: plain numbers, no array to copy out of the wasm.
+        &[wait, duration, route, fallback, first_token, 1.0, a_route, status, reason, waited, in_stream] => {
+            values::keep_report1(
+                &a.names().js, ended, wait, duration, route, fallback, first_token, a_route, status, reason, waited, in_stream,
+            )
+        }
+        _ => values::keep_report(&a.names().js, &f, ended),
+    }
+}
+
 fn emit(client: &Client, session: &mut Session, a: &dyn Attempts) {
     while let Some(e) = session.poll_event() {
         if let Some(f) = &client.opts.on_event {
@@ -220,7 +271,7 @@ async fn finish(
     signal: Option<&AbortSignal>,
 ) -> Result<JsValue, JsValue> {
     // Built only on the failure paths that hand it out.
-    let report_js = || errors::report(report, &a.names().js, &JsValue::UNDEFINED);
+    let report_js = || errors::report(report, &a.names().js);
     let (reason, exhausted) = match outcome {
         Outcome::Success => {
             return match held {

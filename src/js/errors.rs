@@ -5,7 +5,7 @@
 use alloc::vec::Vec;
 use core::cell::RefCell;
 
-use js_sys::{Array, Reflect};
+use js_sys::Reflect;
 use wasm_bindgen::prelude::*;
 
 use super::host::Local;
@@ -46,6 +46,7 @@ pub fn get(o: &JsValue, k: &'static str) -> JsValue {
 }
 
 /// `o[k] = v`, ignoring a failure (our own objects do not fail).
+#[cfg(feature = "sim")]
 pub fn set(o: &JsValue, k: &'static str, v: &JsValue) {
     let _ = with_key(k, |key| Reflect::set(o, key, v));
 }
@@ -104,26 +105,45 @@ pub fn event(e: &Event, names: &JsValue) -> JsValue {
     }
 }
 
-/// The report as `retryReport` and `onExhausted` hand it out; kept for `ended` (what the call
-/// returned or threw), for `retryReport(ended)`.
-pub fn report(r: &Report, names: &JsValue, ended: &JsValue) -> JsValue {
-    let attempts: Array = r
-        .attempts
-        .iter()
-        .map(|a| {
-            let waited = a.waited_ms as f64;
-            values::report_attempt(names, a.route as u32, a.status, a.reason.as_str(), waited, a.in_stream)
-        })
-        .collect();
-    values::report_js(
-        names,
-        attempts,
+/// The report as flat numbers for `values.js`, which builds the object (`report`) or keeps
+/// them until `retryReport` asks (`keepReport`): one crossing, no object on the happy path.
+/// `[totalWaitMs, durationMs, route, fallback, firstTokenMs, attempts, (route, status, reason,
+/// waitedMs, inStream) per attempt, skipped routes…]`, with -1 for none and reasons as
+/// `Reason::ALL` indexes.
+pub fn flat_report(r: &Report) -> Vec<f64> {
+    REASONS_SENT.with(|sent| {
+        if !sent.replace(true) {
+            let mut list = alloc::string::String::new();
+            for (i, reason) in Reason::ALL.iter().enumerate() {
+                if i > 0 {
+                    list.push(',');
+                }
+                list.push_str(reason.as_str());
+            }
+            values::set_reasons(&list);
+        }
+    });
+    let opt = |v: Option<u64>| v.map_or(-1.0, |v| v as f64);
+    let mut f = Vec::with_capacity(6 + 5 * r.attempts.len() + r.skipped.len());
+    f.extend([
         r.total_wait_ms as f64,
         r.ended_ms.saturating_sub(r.started_ms) as f64,
-        r.served_by.map(|i| i as u32),
-        r.fallback,
-        r.skipped.iter().map(|&i| i as u32).collect(),
-        r.first_token_ms.map(|ms| ms as f64),
-        ended,
-    )
+        opt(r.served_by.map(|i| i as u64)),
+        f64::from(u8::from(r.fallback)),
+        opt(r.first_token_ms),
+        r.attempts.len() as f64,
+    ]);
+    for a in &r.attempts {
+        let status = opt(a.status.map(u64::from));
+        f.extend([a.route as f64, status, a.reason as u8 as f64, a.waited_ms as f64, f64::from(u8::from(a.in_stream))]);
+    }
+    f.extend(r.skipped.iter().map(|&i| i as f64));
+    f
+}
+
+static REASONS_SENT: Local<core::cell::Cell<bool>> = Local::new(|| core::cell::Cell::new(false));
+
+/// The report object, for `onExhausted` and the errors that carry it.
+pub fn report(r: &Report, names: &JsValue) -> JsValue {
+    values::report_js(names, &flat_report(r))
 }

@@ -4,39 +4,223 @@
 
 use alloc::boxed::Box;
 use alloc::rc::Rc;
-use core::cell::Cell;
+use alloc::vec::Vec;
+use core::cell::{Cell, OnceCell, RefCell};
 use core::future::Future;
 use core::pin::Pin;
 
+use js_sys::{Function, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortSignal, Response};
 
-use super::drive::{drive, AttemptResult, Attempts, Client, Held, Names};
+use super::drive::{self, AttemptResult, Attempts, Client, Held, Names};
 use super::errors::{self, get};
 use super::host::{self, AttemptSignal, Either};
 use super::values;
 use crate::policy::classify::Observation;
+use crate::policy::engine::{Decision, Outcome, Session};
 use crate::policy::stream::{State, Watch};
-use crate::policy::{hints, Headers};
+use crate::policy::Headers;
 
-pub async fn fetch(client: &Client, input: JsValue, init: JsValue) -> Result<JsValue, JsValue> {
-    let request = JsFuture::from(values::read_request(&input, &init, &client.opts.js)).await?;
-    let signal: Option<AbortSignal> = get(&request, "signal").dyn_into().ok();
-    let idempotent = get(&request, "idempotent").is_truthy();
-    let mut call = Call { client, names: Names::read(request.clone(), client)?, request, signal: signal.clone() };
-    drive(client, &mut call, idempotent, signal.as_ref()).await
+/// A `retryFetch` call. The common case — a request read at once, a first attempt without a
+/// timeout of its own — takes the fast path: the engine's first decision is asked here, the
+/// request sent, and the call parked until the transport settles, when [`settle`] (through the
+/// client's one callback) asks the engine what it makes of the response. No Rust future, closure
+/// or promise of its own is made for it; anything but a plain success from there (a failure, an
+/// event stream) goes on in the same driver as every other call.
+pub fn fetch(client: &Rc<Client>, input: &JsValue, init: &JsValue) -> Result<Promise, JsValue> {
+    let request = values::read_request(input, init, &client.opts.js)?;
+    // A promise only when a body had to be read first.
+    let request = match request.dyn_into::<Promise>() {
+        Ok(p) => return Ok(carry(client, Next::Read(p))),
+        Err(r) => r,
+    };
+    let (call, idempotent) = Call::new(client.clone(), request)?;
+    if let Some(wait) = drive::health_wait(client, &call) {
+        return Ok(carry(client, Next::Health { wait, call, idempotent }));
+    }
+    let mut session = drive::start(client, &call, idempotent, call.signal.as_ref())?;
+    match drive::decide(client, &mut session, None, &call) {
+        Decision::Attempt { route, timeout_ms: None, deadline_ms, .. } => {
+            let sent = call.send(route, None)?;
+            let id = client.parked.park(Parked1 { call, session, route, deadline_ms });
+            Ok(client.parked.settle_fn(client, |f| values::settle_with(&sent, id, f)))
+        }
+        first => Ok(carry(client, Next::Decided { call, session, first, seen: None, held: Held::Nothing })),
+    }
 }
 
-struct Call<'c> {
-    client: &'c Client,
+/// Where a call goes on in the driver from.
+enum Next {
+    /// A request whose body is being read.
+    Read(Promise),
+    /// A call waiting for its client's first read of shared health (at most health.firstReadMs).
+    Health { wait: Promise, call: Call, idempotent: bool },
+    /// A decision taken, after what was seen.
+    Decided { call: Call, session: Session, first: Decision, seen: Option<Observation>, held: Held },
+    /// A parked call's response that must be read first: an event stream (`reader` set: to its
+    /// commit point) or a 429 (its body).
+    Read1 { call: Call, session: Session, response: JsValue, reader: Option<JsValue>, route: usize, deadline_ms: u64 },
+}
+
+/// The call, on in the driver, as a promise (one future type for every way there).
+fn carry(client: &Rc<Client>, next: Next) -> Promise {
+    let client = client.clone();
+    promise(async move {
+        let (mut call, session, first, seen, held) = match next {
+            Next::Read(p) => {
+                let (mut call, idempotent) = Call::new(client.clone(), JsFuture::from(p).await?)?;
+                let signal = call.signal.clone();
+                return drive::drive(&client, &mut call, idempotent, signal.as_ref()).await;
+            }
+            Next::Health { wait, call, idempotent } => {
+                let _ = JsFuture::from(wait).await;
+                let session = drive::start(&client, &call, idempotent, call.signal.as_ref())?;
+                (call, session, None, None, Held::Nothing)
+            }
+            Next::Decided { call, session, first, seen, held } => (call, session, Some(first), seen, held),
+            Next::Read1 { call, session, response, reader, route, deadline_ms } => {
+                let response: Response = response.unchecked_into();
+                let (obs, held) = match reader {
+                    Some(reader) => call.watch(response, reader, &Cell::new(false), deadline_ms, route).await,
+                    None => (observe(&response, 429).await, Held::Value(response.into())),
+                };
+                (call, session, None, Some(obs), held)
+            }
+        };
+        let signal = call.signal.clone();
+        drive::resume(&client, &mut call, session, first, seen, held, signal.as_ref()).await
+    })
+}
+
+/// The transport of parked call `id` settled (`ok`: fulfilled) with `value`. What the engine
+/// needs of it is read here, at once, and the engine asked (so breakers, budget and pacing see
+/// outcomes in the order they arrive); a success ends the call here. Anything else goes on in the
+/// driver, as a promise the caller's chains to — and so do the two cases that must read on first:
+/// an event stream (to its commit point) and a 429 (its body, for the quota check).
+fn settle(client: &Rc<Client>, id: u32, value: JsValue, ok: bool) -> JsValue {
+    let Some(Parked1 { call, mut session, route, deadline_ms }) = client.parked.take(id) else {
+        return Promise::reject(&errors::type_error("llm-retry: unknown call")).into();
+    };
+    let read = |call, session, response, reader| Next::Read1 { call, session, response, reader, route, deadline_ms };
+    let (obs, held) = match (ok, status_of(&value)) {
+        (true, Some(status @ ..400)) => {
+            let limits = values::success(&value);
+            if !(limits.is_undefined() || js_sys::Array::is_array(&limits)) {
+                // An event stream (`limits` is its body reader).
+                return carry(client, read(call, session, value, Some(limits))).into();
+            }
+            let obs = Observation::Response { status, headers: flat_headers(&limits), body: None };
+            (obs, Held::Value(value))
+        }
+        (true, Some(429)) => return carry(client, read(call, session, value, None)).into(),
+        (true, Some(status)) => {
+            let obs = Observation::Response { status, headers: hint_headers(value.unchecked_ref()), body: None };
+            (obs, Held::Value(value))
+        }
+        (true, None) => {
+            let error = values::not_response(&value);
+            (call.failure(&Cell::new(false)), Held::Error { error, has_status: false })
+        }
+        (false, _) => (call.failure(&Cell::new(false)), Held::Error { error: value, has_status: false }),
+    };
+    let first = drive::decide(client, &mut session, Some(&obs), &call);
+    if let (Decision::Done(Outcome::Success), Held::Value(v)) = (&first, &held) {
+        drive::keep_report(&call, session.report(), v);
+        return v.clone();
+    }
+    carry(client, Next::Decided { call, session, first, seen: Some(obs), held }).into()
+}
+
+/// The driver's task as a promise (one adapter for every kind of call: one copy in the wasm).
+fn promise(f: impl Future<Output = Result<JsValue, JsValue>> + 'static) -> Promise {
+    super::promise(Box::pin(f))
+}
+
+/// A call parked on the fast path: its first attempt is out.
+pub struct Parked1 {
+    call: Call,
+    session: Session,
+    route: usize,
+    deadline_ms: u64,
+}
+
+/// What a parked call's transport settles through: `(id, value, fulfilled)`.
+type SettleFn = Closure<dyn FnMut(u32, JsValue, bool) -> JsValue>;
+
+/// The calls parked on the fast path, by id (a slot list reused as calls settle), and the one
+/// callback their transports' promises settle through, made on first use.
+#[derive(Default)]
+pub struct Parked {
+    slots: RefCell<Vec<Option<Parked1>>>,
+    free: RefCell<Vec<u32>>,
+    settle: OnceCell<SettleFn>,
+}
+
+impl Parked {
+    /// Runs `f` with the client's settle callback. It holds the client weakly (the client owns
+    /// it); a parked call holds the client, so it is alive whenever the callback can be called.
+    fn settle_fn<R>(&self, client: &Rc<Client>, f: impl FnOnce(&Function) -> R) -> R {
+        let closure = self.settle.get_or_init(|| {
+            let weak = Rc::downgrade(client);
+            Closure::new(move |id, value, ok| match weak.upgrade() {
+                Some(client) => settle(&client, id, value, ok),
+                None => Promise::reject(&errors::type_error("llm-retry: client dropped")).into(),
+            })
+        });
+        f(closure.as_ref().unchecked_ref())
+    }
+
+    fn park(&self, p: Parked1) -> u32 {
+        let mut slots = self.slots.borrow_mut();
+        match self.free.borrow_mut().pop() {
+            Some(id) => {
+                if let Some(slot) = slots.get_mut(id as usize) {
+                    *slot = Some(p);
+                }
+                id
+            }
+            None => {
+                slots.push(Some(p));
+                (slots.len() - 1) as u32
+            }
+        }
+    }
+
+    fn take(&self, id: u32) -> Option<Parked1> {
+        let mut slots = self.slots.borrow_mut();
+        let p = slots.get_mut(id as usize)?.take()?;
+        let mut free = self.free.borrow_mut();
+        free.push(id);
+        // Nothing parked after a burst: the lists are given back rather than kept at its size.
+        if free.len() == slots.len() && slots.capacity() > 64 {
+            *slots = Vec::new();
+            *free = Vec::new();
+        }
+        Some(p)
+    }
+}
+
+struct Call {
+    client: Rc<Client>,
     /// What `readRequest` made of the caller's arguments (opaque here).
     request: JsValue,
     names: Names,
     signal: Option<AbortSignal>,
 }
 
-impl Attempts for Call<'_> {
+impl Call {
+    /// The call for a request from `readRequest`, and whether it is safe to repeat.
+    fn new(client: Rc<Client>, request: JsValue) -> Result<(Self, bool), JsValue> {
+        let signal: Option<AbortSignal> = get(&request, "signal").dyn_into().ok();
+        let idempotent = get(&request, "idempotent").is_truthy();
+        let names = Names::read(request.clone(), &client)?;
+        Ok((Self { client, names, request, signal }, idempotent))
+    }
+}
+
+impl Attempts for Call {
     fn names(&self) -> &Names {
         &self.names
     }
@@ -63,23 +247,41 @@ impl Attempts for Call<'_> {
     }
 }
 
-impl Call<'_> {
-    async fn attempt_once(&mut self, route: usize, timeout_ms: Option<u64>, deadline_ms: u64) -> AttemptResult {
-        let prepared = values::route_request(&self.request, route as u32)?;
+impl Call {
+    /// Sends the request on `route`, with the attempt's own signal when it has one (a timeout).
+    fn send(&self, route: usize, own: Option<&OwnSignal>) -> Result<Promise, JsValue> {
+        // Only an attempt with a timeout has a signal of its own (an AbortController, a timer, and
+        // AbortSignal.any with the caller's): without one, the caller's signal (if any) is the
+        // attempt's, which also keeps its abort working while the body streams.
+        let signal = own.map(|o| &o.sig.signal).or(self.signal.as_ref());
+        // The call's own copy of the init; attempts are sequential, so the signal is set in place.
+        let prepared = values::route_request(&self.request, route as u32, signal)?;
         let (url, init) = (prepared.get(0), prepared.get(1));
-        let sig = AttemptSignal::new(self.signal.as_ref())?;
-        // The call's own copy; attempts are sequential, so the signal is set in place.
-        errors::set(&init, "signal", &sig.signal);
+        Ok(host::call_fetch(self.client.opts.transport.as_ref(), &url, &init))
+    }
+
+    async fn attempt_once(&mut self, route: usize, timeout_ms: Option<u64>, deadline_ms: u64) -> AttemptResult {
         let timed_out = Rc::new(Cell::new(false));
-        let on_timeout = {
-            let (flag, ctrl) = (timed_out.clone(), sig.controller.clone());
-            Closure::<dyn FnMut()>::new(move || {
-                flag.set(true);
-                ctrl.abort_with_reason(&host::timeout_error());
-            })
+        let own = match timeout_ms {
+            Some(ms) => Some(OwnSignal::new(ms, self.signal.as_ref(), &timed_out)?),
+            None => None,
         };
-        let timer = timeout_ms.map(|ms| host::Timer::new(ms, on_timeout.as_ref().unchecked_ref()));
-        let result = JsFuture::from(host::call_fetch(self.client.opts.transport.as_ref(), &url, &init)).await;
+        let sent = self.send(route, own.as_ref())?;
+        let result = JsFuture::from(sent).await;
+        // The timer runs on while an event stream is read to its commit point.
+        let r = self.received(result, &timed_out, deadline_ms, route).await;
+        drop(own);
+        r
+    }
+
+    /// What the transport's `result` was, as the engine sees it, and what to hold for the caller.
+    async fn received(
+        &self,
+        result: Result<JsValue, JsValue>,
+        timed_out: &Cell<bool>,
+        deadline_ms: u64,
+        route: usize,
+    ) -> AttemptResult {
         let error = match result {
             // Duck-typed: another fetch implementation's Response is not `instanceof` this one's.
             Ok(v) => match status_of(&v) {
@@ -89,7 +291,6 @@ impl Call<'_> {
                     let seen = values::success(&v);
                     let response: Response = v.unchecked_into();
                     if seen.is_undefined() || js_sys::Array::is_array(&seen) {
-                        drop((timer, on_timeout));
                         let headers = flat_headers(&seen);
                         return Ok((
                             Observation::Response { status, headers, body: None },
@@ -97,12 +298,9 @@ impl Call<'_> {
                         ));
                     }
                     // A 2xx event stream is read up to its commit point, under the attempt's timer.
-                    let watched = self.watch(response, seen, &timed_out, deadline_ms, route).await;
-                    drop((timer, on_timeout));
-                    return Ok(watched);
+                    return Ok(self.watch(response, seen, timed_out, deadline_ms, route).await);
                 }
                 Some(status) => {
-                    drop((timer, on_timeout));
                     let response: Response = v.unchecked_into();
                     return Ok((observe(&response, status).await, Held::Value(response.into())));
                 }
@@ -110,7 +308,7 @@ impl Call<'_> {
             },
             Err(e) => e,
         };
-        Ok((self.failure(&timed_out), Held::Error { error, has_status: false }))
+        Ok((self.failure(timed_out), Held::Error { error, has_status: false }))
     }
 
     /// What a transport failure was: the caller's abort, the attempt's timeout, or the network.
@@ -135,7 +333,7 @@ impl Call<'_> {
         deadline_ms: u64,
         route: usize,
     ) -> (Observation, Held) {
-        let cfg = self.names.cfg(self.client);
+        let cfg = self.names.cfg(&self.client);
         let mut stall = host::first_token(cfg.first_token_timeout_ms, deadline_ms);
         let held = js_sys::Array::new();
         let mut watch = Watch::default();
@@ -171,6 +369,26 @@ impl Call<'_> {
     }
 }
 
+/// An attempt's own signal, aborted with a `TimeoutError` when its timer fires (which sets `timed_out`).
+struct OwnSignal {
+    sig: AttemptSignal,
+    _timer: host::Timer,
+    _on_timeout: Closure<dyn FnMut()>,
+}
+
+impl OwnSignal {
+    fn new(ms: u64, caller: Option<&AbortSignal>, timed_out: &Rc<Cell<bool>>) -> Result<Self, JsValue> {
+        let sig = AttemptSignal::new(caller)?;
+        let (flag, ctrl) = (timed_out.clone(), sig.controller.clone());
+        let on_timeout = Closure::<dyn FnMut()>::new(move || {
+            flag.set(true);
+            ctrl.abort_with_reason(&host::timeout_error());
+        });
+        let timer = host::Timer::new(ms, on_timeout.as_ref().unchecked_ref());
+        Ok(Self { sig, _timer: timer, _on_timeout: on_timeout })
+    }
+}
+
 /// A stream that showed no content in time: past `firstTokenTimeoutMs` a failed attempt, past
 /// the deadline the end of the call.
 pub fn stalled(deadline: bool) -> (Observation, Held) {
@@ -194,16 +412,9 @@ fn flat_headers(flat: &JsValue) -> Headers {
     headers
 }
 
-/// A response's wait-hint and rate-limit headers.
+/// A response's wait-hint and rate-limit headers (read in one crossing).
 fn hint_headers(r: &Response) -> Headers {
-    let mut headers = Headers::new();
-    let h = r.headers();
-    for name in hints::HEADER_NAMES {
-        if let Ok(Some(v)) = h.get(name) {
-            headers.push(*name, v);
-        }
-    }
-    headers
+    super::run::NAMES.with(|names| flat_headers(&values::hint_headers(r, names)))
 }
 
 /// The status of anything response-like; `None` for something that is not a response.

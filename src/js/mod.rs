@@ -58,8 +58,7 @@ impl RetryClient {
 
     /// `fetch(input, init)` with retries; resolves to a Response as `fetch` does.
     pub fn fetch(&self, input: JsValue, init: JsValue) -> Promise {
-        let client = self.inner.clone();
-        promise(Box::pin(async move { fetch::fetch(&client, input, init).await }))
+        fetch::fetch(&self.inner, &input, &init).unwrap_or_else(|e| Promise::reject(&e))
     }
 
     /// Calls `fn({ attempt, signal, route })` with retries; `opts`: `{ signal, …per-call options }`.
@@ -117,7 +116,7 @@ impl RetryClient {
 }
 
 /// One promise adapter for both kinds of call (one copy of the task code in the wasm).
-fn promise(call: Pin<Box<dyn Future<Output = Result<JsValue, JsValue>>>>) -> Promise {
+pub(crate) fn promise(call: Pin<Box<dyn Future<Output = Result<JsValue, JsValue>>>>) -> Promise {
     future_to_promise(call)
 }
 

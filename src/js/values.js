@@ -452,17 +452,52 @@ const common = (init) => {
 };
 
 /** The request URL, resolved against the page in a browser: http(s) and without credentials, or
- * a TypeError (fetch would reject it on every attempt; the message leaves the password out). */
+ * a TypeError (fetch would reject it on every attempt; the message leaves the password out).
+ * `{ href, origin }`; the last one is remembered, since a client mostly calls one URL. */
 const httpUrl = (input) => {
-  const u = new URL(String(input), page());
+  const s = String(input);
+  const base = page();
+  if (s === lastUrl[0] && base === lastUrl[1]) return lastUrl[2];
+  const u = new URL(s, base);
   if (u.protocol !== "http:" && u.protocol !== "https:") {
     throw new TypeError(`only http: and https: URLs can be fetched with retries (got ${u.protocol})`);
   }
   if (u.username || u.password) {
     throw new TypeError("a request URL may not include credentials (user:password@); send them in a header");
   }
-  return u;
+  lastUrl = [s, base, { href: u.href, origin: u.origin }];
+  return lastUrl[2];
 };
+let lastUrl = [];
+
+/** A header name (an RFC 9110 token), and a value fetch takes as it is (no control character
+ * but tab, nothing above U+00FF). */
+const NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+/** Checks headers once, as fetch would (it would reject bad ones on every attempt), and whether
+ * they carry an Idempotency-Key: `[parsed, idempotent]`. A plain object of such string values
+ * (what the SDKs send) is checked entry by entry, and `parsed` left undefined; a Headers is
+ * valid as it is; anything else goes through `new Headers`, which throws what fetch would. */
+function checkHeaders(headers) {
+  if (absent(headers)) return [undefined, false];
+  if (headers instanceof Headers) return [headers, headers.has("idempotency-key")];
+  if (plain(headers) && Object.getOwnPropertySymbols(headers).length === 0) {
+    let idempotent = false;
+    let ok = true;
+    for (const k of Object.keys(headers)) {
+      const v = headers[k];
+      if (typeof v !== "string" || !NAME.test(k) || !VALUE.test(v)) {
+        ok = false;
+        break;
+      }
+      if (k.length === 15 && k.toLowerCase() === "idempotency-key") idempotent = true;
+    }
+    if (ok) return [undefined, idempotent];
+  }
+  const parsed = new Headers(headers);
+  return [parsed, parsed.has("idempotency-key")];
+}
 
 /** A method token that fetch accepts (RFC 9110 token; not CONNECT, TRACE or TRACK). */
 const checkMethod = (m) => {
@@ -473,10 +508,11 @@ const checkMethod = (m) => {
 
 /**
  * Reads `fetch(input, init)`'s arguments once, rejecting what fetch itself would reject (rather
- * than retrying it). Resolves to the call's request, which `routeRequest` turns into what each
- * route sends; `keys` and `models` name the routes (breaker keys; models for events and reports).
+ * than retrying it). Returns the call's request, which `routeRequest` turns into what each route
+ * sends (`keys` and `models` name the routes: breaker keys; models for events and reports) — or a
+ * promise of it when a body must be read first (anything but a string). Throws a TypeError.
  */
-export async function readRequest(input, init, options) {
+export function readRequest(input, init, options) {
   if (absent(init)) init = {};
   else if (typeof init !== "object") throw new TypeError("init must be an object");
   let call;
@@ -486,42 +522,43 @@ export async function readRequest(input, init, options) {
     ({ retry, ...init } = init);
     call = callOptions(retry, "init.retry");
   }
-  let signal = init.signal ?? undefined;
+  const signal = init.signal ?? undefined;
   if (signal !== undefined && !(signal instanceof AbortSignal)) {
     throw new TypeError(`init.signal must be an AbortSignal (${got(signal)})`);
   }
-  // Never mutated: each route's init is a copy with method, headers, body and signal set.
-  let base = init;
-  let { body } = init;
+  const { body } = init;
   const isRequest = input instanceof Request;
   // What the SDKs send: a URL, and an init of method, headers, a string body and a signal. Checked
   // here as fetch would check it; any other request goes through `new Request`, which checks the rest.
   const fast = !isRequest && (absent(body) || typeof body === "string") && common(init);
-  let url, origin, method, headers;
   if (isRequest) httpUrl(input.url);
-  else ({ href: url, origin } = httpUrl(input));
-  if (fast) {
-    method = typeof init.method === "string" ? checkMethod(init.method) : "GET";
-    body ??= undefined;
-    if (body !== undefined && /^(get|head)$/i.test(method)) {
-      throw new TypeError("Request with GET/HEAD method cannot have body.");
-    }
-    headers = init.headers;
-  } else {
-    const req = new Request(isRequest ? input : url, init);
-    if (isRequest && init.redirect === undefined) base = { ...init, redirect: req.redirect };
-    body = req.body ? new Uint8Array(await req.arrayBuffer()) : undefined;
-    signal ??= isRequest ? req.signal : undefined;
-    ({ url, method, headers } = req);
-    origin = new URL(url).origin;
+  const { href, origin } = isRequest ? {} : httpUrl(input);
+  if (!fast) return readSlow(input, init, options, call, signal, isRequest, href);
+  const method = typeof init.method === "string" ? checkMethod(init.method) : "GET";
+  if (!absent(body) && /^(get|head)$/i.test(method)) {
+    throw new TypeError("Request with GET/HEAD method cannot have body.");
   }
-  // Checked once: fetch would reject bad headers on every attempt.
-  const parsed = absent(headers) ? undefined : new Headers(headers);
+  // Never mutated: each route's init is a copy with method, headers, body and signal set.
+  return request(href, origin, method, init.headers, body ?? undefined, init, fast, signal, options, call);
+}
+
+/** A request that is not the fast path's: read through `new Request`, its body into bytes. */
+async function readSlow(input, init, options, call, signal, isRequest, href) {
+  const req = new Request(isRequest ? input : href, init);
+  const base = isRequest && init.redirect === undefined ? { ...init, redirect: req.redirect } : init;
+  const body = req.body ? new Uint8Array(await req.arrayBuffer()) : undefined;
+  signal ??= isRequest ? req.signal : undefined;
+  const { url, method, headers } = req;
+  return request(url, new URL(url).origin, method, headers, body, base, false, signal, options, call);
+}
+
+function request(url, origin, method, headers, body, base, fast, signal, options, call) {
+  const [parsed, idempotencyKey] = checkHeaders(headers);
   const primary = modelOf(body);
   const fallbacks = call?.fallbacks ?? options.fallbacks;
   const models = [primary, ...fallbacks.map((f) => f.model ?? primary)];
   const keys = models.map((m, i) => key(i === 0 ? origin : fallbacks[i - 1].origin ?? origin, m));
-  const idempotent = IDEMPOTENT.includes(method.toUpperCase()) || parsed?.has("idempotency-key") === true;
+  const idempotent = idempotencyKey || IDEMPOTENT.includes(method.toUpperCase());
   return {
     url, origin, method, headers, parsed, body, base, fast, signal, idempotent, keys, models, options, routes: [],
     fallbacks, attempts: attemptsOf(fallbacks), call, id: ++calls,
@@ -534,6 +571,19 @@ const ANTHROPIC_LIMITS = ["anthropic-ratelimit-requests-limit", "anthropic-ratel
   "anthropic-ratelimit-requests-reset", "anthropic-ratelimit-tokens-remaining", "anthropic-ratelimit-tokens-reset",
   "anthropic-ratelimit-input-tokens-remaining", "anthropic-ratelimit-input-tokens-reset",
   "anthropic-ratelimit-output-tokens-remaining", "anthropic-ratelimit-output-tokens-reset"];
+
+/** A response's headers of `names` (the core's wait-hint and rate-limit headers), `[name, value, …]`. */
+export function hintHeaders(res, names) {
+  const out = [];
+  try {
+    const h = res.headers;
+    for (const n of names) {
+      const v = h.get(n);
+      if (v !== null) out.push(n, v);
+    }
+  } catch {}
+  return out;
+}
 
 /** A response's rate-limit headers for pacing, `[name, value, …]`; undefined when it has none
  * (two lookups on the happy path of a provider that sends none). */
@@ -608,8 +658,7 @@ export function resumed(res, held, reader, idleMs, options, n, route) {
         const error = text(field(e, "name")) || typeof e;
         if (error !== "AbortError") {
           // Told to onEvent, and kept in the call's report (built by the time a body is read).
-          const report = REPORTS.get(out);
-          if (report !== undefined) report.streamError = { phase: "after-commit", error };
+          noteStreamError(out, { phase: "after-commit", error });
           options.onEvent?.(clean({ type: "streamError", callId: n.id, phase: "after-commit", error, route, model: n.models[route] }));
         }
         throw e;
@@ -628,10 +677,16 @@ export function resumed(res, held, reader, idleMs, options, n, route) {
   return out;
 }
 
-/** `[url, init]` for `route` of a request from `readRequest`, built once per call; the wasm
- * sets the attempt's signal on the init in place (attempts are sequential). */
-export function routeRequest(req, route) {
-  return (req.routes[route] ??= build(req, route));
+/** A parked call's first attempt: its transport's promise, settled into the wasm (`settle`). */
+export const settleWith = (sent, id, settle) => sent.then((v) => settle(id, v, true), (e) => settle(id, e, false));
+
+/** `[url, init]` for `route` of a request from `readRequest`, built once per call, with the
+ * attempt's `signal` (the caller's, or the attempt's own when it has a timeout) set in place:
+ * attempts are sequential. */
+export function routeRequest(req, route, signal) {
+  const r = (req.routes[route] ??= build(req, route));
+  if (signal !== undefined || r[1].signal !== undefined) r[1].signal = signal;
+  return r;
 }
 
 function build(req, route) {
@@ -648,7 +703,7 @@ function build(req, route) {
     }
     return [req.url, init];
   }
-  const headers = new Headers(req.parsed);
+  const headers = new Headers(req.parsed ?? req.headers);
   if ((f.origin ?? req.origin) !== req.origin) {
     for (const name of req.options.sensitive) {
       if (!f.headers.some(([k]) => k === name)) headers.delete(name);
@@ -850,22 +905,69 @@ export const giveUpEvent = (n, reason, attempts, status) => clean({ type: "giveU
 export const successEvent = (n, route, attempts, totalMs, fallback) =>
   clean({ type: "success", callId: n.id, attempts, totalMs, route, model: n.models[route], fallback });
 
-/** One attempt of a report. */
-export const reportAttempt = (n, route, status, reason, waitedMs, inStream) =>
-  clean({ route, model: n.models[route], status, reason, waitedMs, inStream: inStream || undefined });
-
-/** The report of each value a call resolved or rejected with (the Response, the error). */
+/** The report of each value a call resolved or rejected with (the Response, the error): kept as
+ * the call's names and the flat numbers the wasm recorded, and built on first `retryReport`, since
+ * almost nobody asks (a later `streamError` is kept beside them). */
 const REPORTS = new WeakMap();
 
-export const reportOf = (v) => REPORTS.get(v);
+/** Reason names by the index the wasm sends (set once, from the core's own list). */
+let REASONS = [];
+export const setReasons = (list) => {
+  REASONS = list.split(",");
+};
 
-/** `skipped` comes as a Uint32Array of route indexes. The report is kept for `ended` (what the
- * call resolved or rejected with), when that is an object. */
-export function report(n, attempts, totalWaitMs, durationMs, route, fallback, skipped, firstTokenMs, ended) {
-  const r = clean({ id: n.id, attempts, totalWaitMs, durationMs, route, model: n.models[route], fallback, skipped: [...skipped], firstTokenMs });
-  if ((typeof ended === "object" && ended !== null) || typeof ended === "function") REPORTS.set(ended, r);
-  return r;
+const opt = (x) => (x < 0 ? undefined : x);
+
+/** The report object from the wasm's flat numbers (`flat`: see errors.rs `report`). */
+function buildReport(n, f) {
+  const attempts = [];
+  const count = f[5];
+  let i = 6;
+  for (let a = 0; a < count; a++, i += 5) {
+    const route = f[i];
+    attempts.push(clean({
+      route, model: n.models[route], status: opt(f[i + 1]), reason: REASONS[f[i + 2]], waitedMs: f[i + 3], inStream: f[i + 4] === 1 || undefined,
+    }));
+  }
+  const route = opt(f[2]);
+  return clean({
+    id: n.id, attempts, totalWaitMs: f[0], durationMs: f[1], route, model: route === undefined ? undefined : n.models[route],
+    fallback: f[3] === 1, skipped: f.slice(i), firstTokenMs: opt(f[4]),
+  });
 }
+
+export function reportOf(v) {
+  const kept = REPORTS.get(v);
+  if (kept === undefined || kept.built !== undefined) return kept?.built;
+  kept.built = buildReport(kept.n, kept.flat);
+  if (kept.streamError !== undefined) kept.built.streamError = kept.streamError;
+  return kept.built;
+}
+
+/** The report for `onExhausted` and errors, built now; `flat` is a view of wasm memory. */
+export const report = (n, flat) => buildReport(n, Array.from(flat));
+
+const keep = (ended, n, flat) => {
+  if ((typeof ended === "object" && ended !== null) || typeof ended === "function") {
+    REPORTS.set(ended, { n, flat, built: undefined, streamError: undefined });
+  }
+};
+
+/** Keeps the report for `ended` (what the call resolved or rejected with) when that is an
+ * object, unbuilt: `flat` is a view of wasm memory, copied. */
+export const keepReport = (n, flat, ended) => keep(ended, n, Array.from(flat));
+
+/** `keepReport` for the common call, of one attempt and no route skipped, in plain numbers. */
+export const keepReport1 = (n, ended, wait, duration, route, fallback, firstToken, aRoute, status, reason, waited, inStream) =>
+  keep(ended, n, [wait, duration, route, fallback, firstToken, 1, aRoute, status, reason, waited, inStream]);
+
+/** Adds a committed stream's later error to the report kept for `res`. */
+const noteStreamError = (res, streamError) => {
+  const kept = REPORTS.get(res);
+  if (kept === undefined) return;
+  kept.streamError = streamError;
+  if (kept.built !== undefined) kept.built.streamError = streamError;
+};
 
 // Errors are plain `Error`s with a stable `name` and extra fields, so the package's brand checks
 // (`isRetryError`, `instanceof RetryError` via `Symbol.hasInstance`) work across bundle copies.

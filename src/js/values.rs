@@ -1,7 +1,6 @@
 //! Bindings to `values.js`, the wasm layer's JavaScript half (one block, so the glue imports
 //! the module once).
 
-use alloc::vec::Vec;
 
 use js_sys::{Array, Promise};
 use wasm_bindgen::prelude::*;
@@ -21,12 +20,16 @@ extern "C" {
     #[wasm_bindgen(js_name = healthTell)]
     pub fn health_tell(options: &JsValue, flat: &Array);
     // retryFetch's request (fetch.rs).
-    /// Rejects with a TypeError on what `fetch` itself would reject.
-    #[wasm_bindgen(js_name = readRequest)]
-    pub fn read_request(input: &JsValue, init: &JsValue, options: &JsValue) -> Promise;
-    /// `[url, init]` for a route of the request.
+    /// The call's request, or a promise of it when a body must be read first; throws (or
+    /// rejects) with a TypeError on what `fetch` itself would reject.
+    #[wasm_bindgen(js_name = readRequest, catch)]
+    pub fn read_request(input: &JsValue, init: &JsValue, options: &JsValue) -> Result<JsValue, JsValue>;
+    /// `sent.then(v => settle(id, v, true), e => settle(id, e, false))`: a parked call's first attempt.
+    #[wasm_bindgen(js_name = settleWith)]
+    pub fn settle_with(sent: &Promise, id: u32, settle: &js_sys::Function) -> Promise;
+    /// `[url, init]` for a route of the request, with `signal` set on the init.
     #[wasm_bindgen(js_name = routeRequest, catch)]
-    pub fn route_request(request: &JsValue, route: u32) -> Result<Array, JsValue>;
+    pub fn route_request(request: &JsValue, route: u32, signal: Option<&AbortSignal>) -> Result<Array, JsValue>;
     /// For a response below 400: the body reader of a 2xx event stream, else its rate-limit
     /// headers `[name, value, …]` or undefined.
     #[wasm_bindgen(js_name = success)]
@@ -47,6 +50,9 @@ extern "C" {
         names: &JsValue,
         route: u32,
     ) -> JsValue;
+    /// A response's headers of `names` (the core's hint headers), `[name, value, …]`.
+    #[wasm_bindgen(js_name = hintHeaders)]
+    pub fn hint_headers(response: &JsValue, names: &Array) -> JsValue;
     /// A successful response's rate-limit headers, `[name, value, …]`, or undefined if it has none.
     #[wasm_bindgen(js_name = limitHeaders)]
     pub fn limit_headers(headers: &web_sys::Headers) -> JsValue;
@@ -101,28 +107,20 @@ extern "C" {
     pub fn attempt_event(names: &JsValue, route: u32, attempt: u32) -> JsValue;
     #[wasm_bindgen(js_name = successEvent)]
     pub fn success_event(names: &JsValue, route: u32, attempts: u32, total_ms: f64, fallback: bool) -> JsValue;
-    #[wasm_bindgen(js_name = reportAttempt)]
-    pub fn report_attempt(
-        names: &JsValue,
-        route: u32,
-        status: Option<u16>,
-        reason: &str,
-        waited_ms: f64,
-        in_stream: bool,
-    ) -> JsValue;
+    /// The reason names, comma-separated, by `Reason as usize` (once per module instance).
+    #[wasm_bindgen(js_name = setReasons)]
+    pub fn set_reasons(list: &str);
+    /// The report object now (for `onExhausted` and errors), from the flat numbers of `errors::report`.
     #[wasm_bindgen(js_name = report)]
-    /// Kept for `ended` (what the call returned or threw) when that is an object.
-    pub fn report_js(
-        names: &JsValue,
-        attempts: Array,
-        total_wait_ms: f64,
-        duration_ms: f64,
-        route: Option<u32>,
-        fallback: bool,
-        skipped: Vec<u32>,
-        first_token_ms: Option<f64>,
-        ended: &JsValue,
-    ) -> JsValue;
+    pub fn report_js(names: &JsValue, flat: &[f64]) -> JsValue;
+    /// Keeps the flat report for `ended` (what the call returned or threw) when that is an
+    /// object; `retryReport` builds it when asked.
+    #[wasm_bindgen(js_name = keepReport)]
+    pub fn keep_report(names: &JsValue, flat: &[f64], ended: &JsValue);
+    /// `keep_report` for a report of one attempt and no skipped route, as plain numbers.
+    #[wasm_bindgen(js_name = keepReport1)]
+    pub fn keep_report1(names: &JsValue, ended: &JsValue, wait: f64, duration: f64, route: f64, fallback: f64,
+        first_token: f64, a_route: f64, status: f64, reason: f64, waited: f64, in_stream: f64);
     /// The report kept for a value a call returned or threw.
     #[wasm_bindgen(js_name = reportOf)]
     pub fn report_of(v: &JsValue) -> JsValue;

@@ -122,6 +122,33 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every reason, in declaration order: `ALL[r as usize] == r` (the wasm layer hands reasons
+    /// to JavaScript as these indexes).
+    pub const ALL: [Reason; 22] = [
+        Self::Ok,
+        Self::RateLimited,
+        Self::ServerError,
+        Self::RetryableStatus,
+        Self::ServerSaidRetry,
+        Self::ServerSaidNo,
+        Self::InsufficientQuota,
+        Self::Unauthorized,
+        Self::NotFound,
+        Self::ClientError,
+        Self::NetworkError,
+        Self::Timeout,
+        Self::TimeoutNotIdempotent,
+        Self::Aborted,
+        Self::AttemptsExhausted,
+        Self::HintTooLong,
+        Self::Deadline,
+        Self::BudgetExhausted,
+        Self::CircuitOpen,
+        Self::Cooling,
+        Self::Pacing,
+        Self::FirstTokenTimeout,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Ok => "ok",
@@ -247,6 +274,15 @@ mod tests {
 
     fn resp(status: u16, headers: &[(&str, &str)], body: Option<&str>) -> Observation {
         Observation::Response { status, headers: headers.iter().copied().collect(), body: body.map(str::to_owned) }
+    }
+
+    #[test]
+    fn all_reasons_by_index() {
+        for (i, r) in Reason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i, "{}", r.as_str());
+        }
+        // A reason added later must be added to ALL too: the last one is last.
+        assert_eq!(Reason::ALL.len(), Reason::FirstTokenTimeout as usize + 1);
     }
 
     fn class_of(o: &Observation) -> (Class, Reason) {

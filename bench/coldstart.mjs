@@ -1,0 +1,83 @@
+// Cold start: the time from `import` of the package to the first call's `fetch` (target < 5 ms).
+//   Node: in fresh processes, timed inside each: `await import(pkg/node.js)`, createRetryFetch,
+//         and the first call up to the moment its transport is called. Median of RUNS.
+//   workerd (Miniflare): a Worker's clock stands still between I/O, so it is timed from outside:
+//         a fresh Miniflare whose Worker imports the package and makes one call through it (a stub
+//         transport), against the same Worker calling the stub without it, alternating; the
+//         difference of the medians (time to the first response) is what the package adds:
+//         compiling and instantiating the wasm, and the first call.
+// Run: make bench, or node bench/coldstart.mjs after make package. RUNS (default 9), PKG=dir.
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, copyFileSync, writeFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { Miniflare } from "miniflare";
+
+const RUNS = Number(process.env.RUNS ?? 9);
+const here = new URL(".", import.meta.url).pathname;
+const PKG = resolve(process.env.PKG ?? join(here, "../pkg"));
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+// Node.
+const child = (touch) => `
+${touch ? "Response, Request, Headers;" : ""}
+const t0 = performance.now();
+const m = await import(${JSON.stringify(pathToFileURL(join(PKG, "node.js")).href)});
+const t1 = performance.now();
+let t3;
+const f = m.createRetryFetch({ fetch: async () => { t3 ??= performance.now(); return new Response("{}"); } });
+const t2 = performance.now();
+await f("http://127.0.0.1:9/v1/chat/completions", { method: "POST", body: '{"model":"m"}' });
+console.log(JSON.stringify({ imported: t1 - t0, created: t2 - t1, firstFetch: t3 - t0 }));
+`;
+// Node loads its fetch (undici: Request, Response, Headers) on first use, ~30 ms here; a process
+// that fetches pays it with or without llm-retry, so it is timed apart: touched first, or not.
+const node = { touched: [], cold: [] };
+for (let i = 0; i < RUNS; i++) {
+  for (const k of ["touched", "cold"]) {
+    const r = spawnSync(process.execPath, ["--input-type=module", "-e", child(k === "touched")], { encoding: "utf8" });
+    if (r.status !== 0) throw new Error(r.stderr);
+    node[k].push(JSON.parse(r.stdout));
+  }
+}
+const m = (k, f) => median(node[k].map((r) => r[f])).toFixed(2);
+console.log(`cold start, median of ${RUNS} fresh processes / Workers`);
+console.log(`  Node ${process.version}, its fetch already loaded: import ${m("touched", "imported")} ms, createRetryFetch ${m("touched", "created")} ms; ` +
+  `import → first call's fetch ${m("touched", "firstFetch")} ms (target < 5 ms)`);
+console.log(`  Node, the process's first use of fetch's classes (undici loads): import → first call's fetch ${m("cold", "firstFetch")} ms`);
+
+// workerd.
+const dir = mkdtempSync(join(tmpdir(), "llm-retry-cold-"));
+copyFileSync(join(PKG, "workerd.js"), join(dir, "workerd.js"));
+copyFileSync(join(PKG, "llm_retry_bg.wasm"), join(dir, "llm_retry_bg.wasm"));
+const stub = `const stub = async () => new Response("{}");`;
+writeFileSync(join(dir, "with.mjs"), `import { createRetryFetch } from "./workerd.js";\n${stub}
+export default { async fetch() { const f = createRetryFetch({ fetch: stub }); return f("http://127.0.0.1:9/v1/chat/completions", { method: "POST", body: '{"model":"m"}' }); } };\n`);
+writeFileSync(join(dir, "without.mjs"), `${stub}
+export default { async fetch() { return stub("http://127.0.0.1:9/v1/chat/completions", { method: "POST", body: '{"model":"m"}' }); } };\n`);
+const rules = [{ type: "ESModule", include: ["**/*.js", "**/*.mjs"] }, { type: "CompiledWasm", include: ["**/*.wasm"] }];
+async function worker(script) {
+  const t0 = performance.now();
+  const mf = new Miniflare({ modules: true, modulesRoot: dir, scriptPath: join(dir, script), modulesRules: rules, compatibilityDate: "2025-09-01" });
+  const res = await mf.dispatchFetch("http://worker.test/");
+  await res.text();
+  const first = performance.now() - t0;
+  const t1 = performance.now();
+  await (await mf.dispatchFetch("http://worker.test/")).text();
+  const second = performance.now() - t1;
+  await mf.dispose();
+  return { first, second };
+}
+const w = { with: [], without: [] };
+try {
+  await worker("without.mjs"); // warm up workerd's own start
+  for (let i = 0; i < RUNS; i++) for (const k of i % 2 ? ["with", "without"] : ["without", "with"]) w[k].push(await worker(`${k}.mjs`));
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
+const wm = (k, f) => median(w[k].map((r) => r[f]));
+const added = wm("with", "first") - wm("without", "first");
+console.log(`  workerd (Miniflare): a new Worker to its first response ${wm("with", "first").toFixed(1)} ms with the package, ` +
+  `${wm("without", "first").toFixed(1)} ms without: the package adds ${added.toFixed(1)} ms (target < 5 ms); ` +
+  `a second request ${wm("with", "second").toFixed(2)} ms vs ${wm("without", "second").toFixed(2)} ms`);
