@@ -647,26 +647,28 @@ export function resumed(res, held, reader, idleMs, options, n, route) {
     new Promise((_, reject) => {
       timer = setTimeout(() => reject(new DOMException(`no data for ${idleMs} ms (idleTimeoutMs)`, "TimeoutError")), idleMs);
     });
+  const failed = (e) => {
+    clearTimeout(timer);
+    cancelReader(reader);
+    const error = text(field(e, "name")) || typeof e;
+    if (error !== "AbortError") {
+      // Told to onEvent, and kept in the call's report (built by the time a body is read).
+      noteStreamError(out, { phase: "after-commit", error });
+      options.onEvent?.(clean({ type: "streamError", callId: n.id, phase: "after-commit", error, route, model: n.models[route] }));
+    }
+    throw e;
+  };
+  // No async function, try or timer per chunk unless an idle timeout asks for one: each chunk
+  // after the commit costs one read and one enqueue.
   const body = new ReadableStream({
-    async pull(controller) {
+    pull(controller) {
       if (i < held.length) return controller.enqueue(held[i++]);
-      let r;
-      try {
-        r = await (idleMs === undefined ? reader.read() : Promise.race([reader.read(), idle()]));
-      } catch (e) {
-        cancelReader(reader);
-        const error = text(field(e, "name")) || typeof e;
-        if (error !== "AbortError") {
-          // Told to onEvent, and kept in the call's report (built by the time a body is read).
-          noteStreamError(out, { phase: "after-commit", error });
-          options.onEvent?.(clean({ type: "streamError", callId: n.id, phase: "after-commit", error, route, model: n.models[route] }));
-        }
-        throw e;
-      } finally {
+      const next = idleMs === undefined ? reader.read() : Promise.race([reader.read(), idle()]);
+      return next.then((r) => {
         clearTimeout(timer);
-      }
-      if (r.done) controller.close();
-      else controller.enqueue(r.value);
+        if (r.done) controller.close();
+        else controller.enqueue(r.value);
+      }, failed);
     },
     cancel(reason) {
       clearTimeout(timer);
