@@ -301,7 +301,7 @@ fn instances_sharing_health_skip_a_route_another_found_down() {
         Config { max_attempts: 1, breaker: Some(BreakerConfig { failure_threshold: 3, cooldown_ms: 1_000, max_cooldown_ms: 1_000 }), ..cfg() };
     let (mut a, mut b) = (Shared::new(&c), Shared::new(&c));
     let mut store: HashMap<String, Record> = HashMap::new();
-    let mut tell = |from: &mut Shared, store: &mut HashMap<String, Record>| {
+    let tell = |from: &mut Shared, store: &mut HashMap<String, Record>| {
         for (key, record) in from.changed() {
             let merged = store.get(&key).copied().unwrap_or_default().join(record);
             store.insert(key, merged);
