@@ -124,13 +124,93 @@ fn flush_tally() {
 type Target = fn(&mut Rng, bool) -> u64;
 
 /// (name, run one input (returns the inputs it counts as), inputs at scale 1).
-const TARGETS: [(&str, Target, u64); 5] = [
+const TARGETS: [(&str, Target, u64); 6] = [
     ("hints", hints_input, 4_000_000),
     ("classify", classify_input, 2_000_000),
     ("config", config_input, 1_500_000),
     ("engine", engine_input, 1_000_000),
     ("stream", stream_input, 1_500_000),
+    ("health", health_input, 500_000),
 ];
+
+// ----- health --------------------------------------------------------------------------------
+
+/// Breakers of several instances living through random failures, successes, probes and pauses,
+/// telling a store (records merged by `Record::join`) and adopting what it holds, at random
+/// moments. Invariants: the store's fields never go down; adopting a record twice changes nothing
+/// the second time; an adopted opening that is later than the breaker's own last change and still
+/// running refuses sends (unless the breaker's own probe is out); an adopted closing later than
+/// its own last change leaves it closed.
+fn health_input(r: &mut Rng, verbose: bool) -> u64 {
+    use llm_retry::policy::breaker::{Admit, Breaker, State};
+    use llm_retry::policy::health::Record;
+
+    let cfg = BreakerConfig {
+        failure_threshold: r.range(1, 5) as u32,
+        cooldown_ms: r.skewed(10_000),
+        max_cooldown_ms: r.skewed(100_000),
+    };
+    let cfg = BreakerConfig { max_cooldown_ms: cfg.max_cooldown_ms.max(cfg.cooldown_ms), ..cfg };
+    let n = r.range(2, 4) as usize;
+    let mut breakers: Vec<Breaker> = (0..n).map(|_| Breaker::new(cfg)).collect();
+    let mut store = Record::default();
+    let mut now = if r.chance(0.05) { u64::MAX - r.below(1_000_000) } else { 1_700_000_000_000 + r.below(1_000_000) };
+    let steps = r.range(1, 60);
+    if verbose {
+        eprintln!("{cfg:?}, {n} instances, {steps} steps, start {now}");
+    }
+    for _ in 0..steps {
+        now = now.saturating_add(r.skewed(5_000));
+        let i = r.below(n as u64) as usize;
+        let b = &mut breakers[i];
+        match r.below(7) {
+            0 | 1 => {
+                tally("health: failure");
+                b.record_failure(now);
+            }
+            2 => {
+                tally("health: success");
+                b.record_success(now);
+            }
+            3 => {
+                if b.check(now) == Admit::Yes {
+                    tally("health: admitted");
+                    b.admit(now);
+                }
+            }
+            4 => b.cool_until(now.saturating_add(r.skewed(60_000))),
+            5 => {
+                tally("health: tell");
+                let before = store;
+                store = store.join(b.record());
+                assert!(
+                    store.opened_at >= before.opened_at
+                        && store.open_until >= before.open_until
+                        && store.closed_at >= before.closed_at
+                        && store.cooled_until >= before.cooled_until,
+                    "a field of the store went down: {before:?} → {store:?}"
+                );
+            }
+            _ => {
+                tally("health: adopt");
+                let own = b.record();
+                let last_change = own.opened_at.max(own.closed_at);
+                let told = store.join(own);
+                b.adopt(&told, now);
+                assert_eq!(b.adopt(&told, now), None, "adopting the same record twice changed the breaker again");
+                if told.opened_at > last_change && told.open_until(now).is_some() {
+                    // Open now, or half-open with this instance's own live probe out: either refuses.
+                    tally("health: adopted an opening");
+                    assert!(b.check(now) != Admit::Yes, "an adopted running opening admitted a send: {told:?} → {b:?}");
+                } else if told.closed_at > last_change && told.closed_at > told.opened_at {
+                    tally("health: adopted a closing");
+                    assert_eq!(b.state(), State::Closed, "{told:?} → {b:?}");
+                }
+            }
+        }
+    }
+    1
+}
 
 // ----- stream --------------------------------------------------------------------------------
 

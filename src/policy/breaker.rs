@@ -231,7 +231,7 @@ impl Breaker {
     /// Adopts what other instances told (`shared`, merged with this breaker's own record): an
     /// opening later than this breaker's last change opens it until the shared `open_until`; a
     /// closing later than it closes it; a pause is kept. A probe of this instance's that is out
-    /// stays out.
+    /// (and not yet given up as lost) stays out.
     pub fn adopt(&mut self, shared: &Record, now_ms: u64) -> Option<Transition> {
         self.cool_until(shared.cooled_until);
         let last_change = self.opened_at_ms.max(self.closed_at_ms);
@@ -239,9 +239,12 @@ impl Breaker {
             if let Some(until) = shared.open_until(now_ms) {
                 self.opened_at_ms = shared.opened_at;
                 self.open_until_ms = self.open_until_ms.max(until);
-                if self.state == State::HalfOpen && self.probe_since_ms.is_some() {
+                // This instance's own probe, still live, stays out; a lost one is given up.
+                let live = |since: u64| now_ms < since.saturating_add(self.cooldown());
+                if self.state == State::HalfOpen && self.probe_since_ms.is_some_and(live) {
                     return None;
                 }
+                self.probe_since_ms = None;
                 return self.set(State::Open);
             }
         }
