@@ -368,6 +368,31 @@ mod tests {
     }
 
     #[test]
+    fn an_adopted_opening_holds_unless_this_instances_probe_is_live() {
+        let shared = |opened_at, open_until| Record { opened_at, open_until, closed_at: 0, cooled_until: 0 };
+        // A live probe of its own (admitted 500 ms ago, cooldown 1000) stays out.
+        let mut b = breaker();
+        for _ in 0..3 {
+            b.record_failure(0);
+        }
+        ask(&mut b, 1000);
+        assert_eq!(b.adopt(&shared(1200, 5000), 1500), None);
+        assert!(matches!(b.check(1500), Admit::No { why: Refusal::Open, .. }));
+        // A lost one (admitted 1500 ms ago) is given up: the opening holds.
+        let mut b = breaker();
+        for _ in 0..3 {
+            b.record_failure(0);
+        }
+        ask(&mut b, 1000);
+        assert_eq!(b.adopt(&shared(2400, 5000), 2500), Some((State::HalfOpen, State::Open)));
+        assert_eq!(b.check(2500), Admit::No { retry_in_ms: 2500, why: Refusal::Open });
+        // A later closing closes it.
+        let closed = Record { closed_at: 2600, ..shared(2400, 5000) };
+        assert_eq!(b.adopt(&closed, 2700), Some((State::Open, State::Closed)));
+        assert_eq!(b.check(2700), Admit::Yes);
+    }
+
+    #[test]
     fn the_cooldown_grows_only_while_probes_fail() {
         let mut b = Breaker::new(BreakerConfig { failure_threshold: 2, cooldown_ms: 250, max_cooldown_ms: 1000 });
         b.record_failure(0);
