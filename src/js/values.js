@@ -674,7 +674,7 @@ export function resumed(res, held, reader, idleMs, options, n, route) {
       clearTimeout(timer);
       return reader.cancel(reason);
     },
-  });
+  }, { highWaterMark: 0 });
   const out = new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
   return out;
 }
