@@ -226,7 +226,7 @@ export function checkOptions(options, forRetry) {
     idempotent, retryOn,
     budget: budget && true, ...budget, breaker: breaker && true, ...breaker, pacing, health,
     fetch, onEvent, onExhausted, signal,
-    fallbacks,
+    fallbacks, attempts: attemptsOf(fallbacks),
     sensitive: [...SENSITIVE, ...sensitive.map((h) => h.toLowerCase())],
   };
 }
@@ -278,11 +278,14 @@ export function fnCall(fn, options, opts) {
     if (Object.keys(per).length) call = callOptions(per, "options");
   }
   const fallbacks = call?.fallbacks ?? options.fallbacks;
-  return { ...fnRoutes(fallbacks), attempts: attemptsOf(fallbacks), fallbacks, call, signal, id: ++calls };
+  return { ...fnRoutes(fallbacks), attempts: routeAttempts(options, call), fallbacks, call, signal, id: ++calls };
 }
 
 /** Each route's own maxAttempts (the primary: the call's). */
 const attemptsOf = (fallbacks) => [undefined, ...fallbacks.map((f) => f.maxAttempts)];
+
+/** A call's routes' own attempts: the client's list (made once), unless the call has its own routes. */
+const routeAttempts = (options, call) => (call?.fallbacks ? attemptsOf(call.fallbacks) : options.attempts);
 
 // ---------------------------------------------------------------------------------------------
 // Shared health (policy/health.rs): a client's link to a store that instances share (a Durable
@@ -561,7 +564,7 @@ function request(url, origin, method, headers, body, base, fast, signal, options
   const idempotent = idempotencyKey || IDEMPOTENT.includes(method.toUpperCase());
   return {
     url, origin, method, headers, parsed, body, base, fast, signal, idempotent, keys, models, options, routes: [],
-    fallbacks, attempts: attemptsOf(fallbacks), call, id: ++calls,
+    fallbacks, attempts: routeAttempts(options, call), call, id: ++calls,
   };
 }
 
