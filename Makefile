@@ -80,7 +80,7 @@ package: tools
 			$$wasm --outfile=pkg/$$e.js; \
 	done
 	cp pkg-template/{package.json,index.d.ts} README.md LICENSE-MIT LICENSE-APACHE pkg/
-	cp pkg-template/health-{redis,deno-kv,durable-object}.{js,d.ts} pkg/
+	cp pkg-template/health-{redis,deno-kv,durable-object}.{js,d.ts} pkg-template/health-pace.js pkg/
 	@$(MAKE) --no-print-directory sizes
 
 pkg/package.json: $(shell find src pkg-template -type f) Cargo.toml build/minify-imports.mjs README.md LICENSE-MIT LICENSE-APACHE

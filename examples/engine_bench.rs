@@ -28,6 +28,7 @@ fn main() {
                     seen = Some(Observation::Response { status, headers: Headers::new(), body: None });
                 }
                 Decision::Wait { ms, .. } => now += ms,
+                Decision::Slot { .. } => s.grant(None),
                 Decision::Done(o) => {
                     black_box(o);
                     break;

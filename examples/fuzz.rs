@@ -975,7 +975,11 @@ fn wild_config(r: &mut Rng) -> Config {
         c.breaker = if r.chance(0.3) {
             None
         } else {
-            Some(BreakerConfig { failure_threshold: pick_u32(r), cooldown_ms: wild_u64(r), max_cooldown_ms: wild_u64(r) })
+            Some(BreakerConfig {
+                failure_threshold: pick_u32(r),
+                cooldown_ms: wild_u64(r),
+                max_cooldown_ms: wild_u64(r),
+            })
         };
     }
     if r.chance(0.3) {
@@ -1193,6 +1197,8 @@ struct Scenario {
     clock_jumps: bool,
     abandon_waits: bool,
     odd_rand: bool,
+    /// Busy routes ask a shared bucket for their slots, which answers anything (or nothing).
+    share_pacing: bool,
     seed: u64,
 }
 
@@ -1219,6 +1225,7 @@ fn engine_input(r: &mut Rng, verbose: bool) -> u64 {
         late_timers: r.chance(0.3),
         clock_jumps: r.chance(0.05),
         abandon_waits: r.chance(0.1),
+        share_pacing: r.chance(0.3),
         odd_rand: r.chance(0.05),
         seed: r.u64(),
     };
@@ -1257,6 +1264,9 @@ fn drive_engine(sc: &Scenario, verbose: bool) -> u64 {
     let mut r = Rng(sc.seed);
     let cfg = &sc.cfg;
     let mut shared = Shared::new(cfg);
+    if sc.share_pacing {
+        shared.share_pacing();
+    }
     let routes: Vec<Route> = sc.routes.iter().map(|(k, m)| Route::new(k.clone(), *m)).collect();
     let total_max: u32 = sc.routes.iter().map(|(_, m)| *m).sum();
     let mut calls: Vec<Call> = sc
@@ -1349,7 +1359,10 @@ fn drive_engine(sc: &Scenario, verbose: bool) -> u64 {
         match decision {
             Decision::Attempt { route, attempt, timeout_ms, deadline_ms } => {
                 // The host's timer: the attempt's own, or (a stream's first token) the deadline.
-                assert!(u128::from(now) + u128::from(deadline_ms) <= deadline_at, "call {i}: deadline_ms is the time left");
+                assert!(
+                    u128::from(now) + u128::from(deadline_ms) <= deadline_at,
+                    "call {i}: deadline_ms is the time left"
+                );
                 if let Some(t) = timeout_ms {
                     assert!(u128::from(now) + u128::from(t) <= deadline_at || !cfg.deadline_cuts_attempts);
                 }
@@ -1424,6 +1437,25 @@ fn drive_engine(sc: &Scenario, verbose: bool) -> u64 {
                 }
                 let late = if sc.late_timers { r.skewed(2_000) } else { 0 };
                 c.wake = vt.saturating_add(ms).saturating_add(late);
+            }
+            Decision::Slot { route, ask } => {
+                assert!(
+                    route < routes.len() && ask.interval > 0.0 && ask.burst >= 1.0,
+                    "call {i}: asked {ask:?} on {route}"
+                );
+                tally("ask: slot");
+                c.in_line_waits += 1;
+                // The bucket's slot: none, past, soon, late, absurd.
+                let at = match r.below(6) {
+                    0 => None,
+                    1 => Some(now.saturating_sub(r.skewed(10_000))),
+                    2 => Some(now.saturating_add(r.skewed(1_000))),
+                    3 => Some(now.saturating_add(r.skewed(120_000))),
+                    4 => Some(u64::MAX - r.below(3)),
+                    _ => Some(r.below(u64::MAX)),
+                };
+                c.session.grant(at);
+                c.wake = vt.saturating_add(r.skewed(20));
             }
             Decision::Done(outcome) => {
                 c.done = Some(outcome);

@@ -1,9 +1,9 @@
 // "llm-retry/health/durable-object": shared health for Cloudflare Workers.
-import type { HealthRecord, HealthStore } from "./index.js";
+import type { HealthRecord, HealthStore, PaceAsk } from "./index.js";
 
 /**
  * A Durable Object keeping the health records of a set of routes, in memory and in its storage (a
- * restarted object keeps them). Export it from your Worker (`export { HealthObject } from
+ * restarted object keeps them), and pacing their busy routes' sends from one bucket each. Export it from your Worker (`export { HealthObject } from
  * "llm-retry/health/durable-object"`), bind it (`[[durable_objects.bindings]]`) and declare it in a
  * migration (`new_sqlite_classes`). Clients reach it through `durableObjectHealthStore`.
  */
@@ -13,6 +13,8 @@ export declare class HealthObject {
   read(keys: string[]): Record<string, HealthRecord>;
   /** Merges these records into the kept ones, per field by the larger value; resolves once stored. */
   write(records: Record<string, HealthRecord>): Promise<void>;
+  /** Send slots for busy routes from one bucket per route (in memory), shared by every client that asks. */
+  pace(asks: PaceAsk[]): number[][];
 }
 
 /** What `durableObjectHealthStore` needs of a Durable Object binding (`env.HEALTH`). */
@@ -21,6 +23,7 @@ export interface HealthObjectNamespace {
   get(id: any): {
     read(keys: string[]): PromiseLike<Record<string, HealthRecord>>;
     write(records: Record<string, HealthRecord>): PromiseLike<void>;
+    pace?(asks: PaceAsk[]): PromiseLike<number[][]>;
   };
 }
 

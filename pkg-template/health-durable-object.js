@@ -7,6 +7,7 @@
 // Its own module: nothing here is loaded by the runtime entries, and it does not import the wasm.
 // The object is called through Workers RPC (methods on a `DurableObject` subclass).
 import { DurableObject } from "cloudflare:workers";
+import { paceFrom } from "./health-pace.js";
 
 const FIELDS = ["openedAt", "openUntil", "closedAt", "cooledUntil"];
 /** Storage keys are the route keys under this prefix (the object's storage holds nothing else). */
@@ -35,6 +36,9 @@ export class HealthObject extends DurableObject {
     super(ctx, env);
     /** key → { openedAt, openUntil, closedAt, cooledUntil } */
     this.records = new Map();
+    /** key → when its pacing bucket is full again (memory only: a restart forgets the counts, and
+     * the next asks bring them back). */
+    this.buckets = new Map();
     ctx.blockConcurrencyWhile(async () => {
       for (const [k, r] of await ctx.storage.list({ prefix: PREFIX })) this.records.set(k.slice(PREFIX.length), r);
     });
@@ -76,6 +80,13 @@ export class HealthObject extends DurableObject {
       await this.ctx.storage.put(Object.fromEntries(changed.slice(i, i + PUT_BATCH)));
     }
   }
+
+  /** Send slots for busy routes, from one bucket per route that every instance asking shares
+   * (health-pace.js): `[{ key, n, interval, burst, tat, within? }]` → `[[slot, …], …]`. */
+  pace(asks) {
+    if (Array.isArray(asks)) for (const a of asks) checkKey(a?.key);
+    return paceFrom(this.buckets, asks, Date.now());
+  }
 }
 
 /**
@@ -96,6 +107,9 @@ export function durableObjectHealthStore(namespace, { name = "llm-retry" } = {})
     },
     async write(records) {
       await stub().write(records);
+    },
+    async pace(asks) {
+      return await stub().pace(asks);
     },
   };
 }

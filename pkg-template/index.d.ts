@@ -209,6 +209,23 @@ export interface HealthStore {
   read(keys: string[]): Promise<Record<string, HealthRecord>> | Record<string, HealthRecord>;
   /** Merges these records into the stored ones: per field, the larger value is kept. */
   write(records: Record<string, HealthRecord>): Promise<void> | void;
+  /** Optional: send slots for busy routes, from one bucket per route shared by every client that asks (see PaceAsk). Without it, each client paces alone. */
+  pace?(asks: PaceAsk[]): Promise<number[][]> | number[][];
+}
+
+/** A client's ask for `n` send slots on a busy route, with the provider's rate as its headers told it. The answer, per ask, is `n` instants (ms since the epoch), in order. */
+export interface PaceAsk {
+  /** The route (a breaker key). */
+  key: string;
+  n: number;
+  /** Milliseconds between sends at the provider's rate. */
+  interval: number;
+  /** Sends the provider takes at once. */
+  burst: number;
+  /** When the asker's bucket is full again (ms since the epoch): the provider's count as it saw it. */
+  tat: number;
+  /** Take a slot only if it is no later than this many ms from now (the call has another route ready); a later one is not taken, and its instant says when it would be. [however late] */
+  within?: number;
 }
 
 export interface HealthOptions {
@@ -220,7 +237,7 @@ export interface HealthOptions {
   /** A read or write taking longer is given up (a TimeoutError to onError), ms; later ones go on. [1000] */
   timeoutMs?: number;
   /** Told of a read or write that failed or timed out (the calls go on with what the client knows). */
-  onError?: (error: unknown, op: "read" | "write") => void;
+  onError?: (error: unknown, op: "read" | "write" | "pace") => void;
 }
 
 export interface RetryOptions {

@@ -73,6 +73,8 @@ pub fn storm(s: &Storm, cfg: &Config, seed: u64) -> StormResult {
                 queue.push(Reverse((now + s.latency_ms, i)));
             }
             Decision::Wait { ms, .. } => queue.push(Reverse((now + ms, i))),
+            // Pacing is not shared here: no bucket to ask.
+            Decision::Slot { .. } => queue.push(Reverse((now, i))),
             Decision::Done(outcome) => {
                 if outcome == Outcome::Success {
                     out.succeeded += 1;

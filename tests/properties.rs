@@ -79,6 +79,7 @@ proptest! {
                     now += ms;
                     prop_assert!(now < start + deadline_ms, "slept past the deadline");
                 }
+                Decision::Slot { .. } => prop_assert!(false, "pacing is not shared here"),
                 Decision::Done(_) => break,
             }
         }

@@ -73,6 +73,8 @@ fn run(
                 waits.push((ms, cause));
                 now += ms;
             }
+            // Pacing is not shared in these runs (see the tests of shared pacing below).
+            Decision::Slot { .. } => s.grant(None),
             Decision::Done(o) => break o,
         }
     };
@@ -271,8 +273,11 @@ fn fallback_after_exhaustion_and_at_once_on_quota() {
 
 #[test]
 fn breaker_opens_skips_then_probes_once() {
-    let c =
-        Config { max_attempts: 1, breaker: Some(BreakerConfig { failure_threshold: 5, cooldown_ms: 10_000, max_cooldown_ms: 10_000 }), ..cfg() };
+    let c = Config {
+        max_attempts: 1,
+        breaker: Some(BreakerConfig { failure_threshold: 5, cooldown_ms: 10_000, max_cooldown_ms: 10_000 }),
+        ..cfg()
+    };
     let mut shared = Shared::new(&c);
     for i in 0..5 {
         let r = run(&c, &mut shared, &["a", "b"], false, &[Status(503, &[], None), Status(200, &[], None)], i, 0.5);
@@ -297,8 +302,11 @@ fn breaker_opens_skips_then_probes_once() {
 fn instances_sharing_health_skip_a_route_another_found_down() {
     use llm_retry::policy::health::Record;
     use std::collections::HashMap;
-    let c =
-        Config { max_attempts: 1, breaker: Some(BreakerConfig { failure_threshold: 3, cooldown_ms: 1_000, max_cooldown_ms: 1_000 }), ..cfg() };
+    let c = Config {
+        max_attempts: 1,
+        breaker: Some(BreakerConfig { failure_threshold: 3, cooldown_ms: 1_000, max_cooldown_ms: 1_000 }),
+        ..cfg()
+    };
     let (mut a, mut b) = (Shared::new(&c), Shared::new(&c));
     let mut store: HashMap<String, Record> = HashMap::new();
     let tell = |from: &mut Shared, store: &mut HashMap<String, Record>| {
@@ -359,7 +367,11 @@ fn every_route_open_past_the_deadline_sends_nothing() {
     let r = run(&c, &mut shared, &["a", "b"], false, &[], 4000, 0.5);
     assert!(r.sent.is_empty());
     assert_eq!(r.outcome, Outcome::CircuitOpen { retry_in_ms: 6005, reason: Reason::CircuitOpen });
-    assert!(r.events.contains(&Event::Skip { route: 0, retry_in_ms: 6005, cause: WaitCause::Breaker }), "{:?}", r.events);
+    assert!(
+        r.events.contains(&Event::Skip { route: 0, retry_in_ms: 6005, cause: WaitCause::Breaker }),
+        "{:?}",
+        r.events
+    );
 }
 
 #[test]
@@ -410,7 +422,10 @@ fn the_budget_stops_retries_during_an_outage() {
 
 #[test]
 fn the_failure_that_opens_the_breaker_moves_on_without_waiting() {
-    let c = Config { breaker: Some(BreakerConfig { failure_threshold: 1, cooldown_ms: 10_000, max_cooldown_ms: 10_000 }), ..cfg() };
+    let c = Config {
+        breaker: Some(BreakerConfig { failure_threshold: 1, cooldown_ms: 10_000, max_cooldown_ms: 10_000 }),
+        ..cfg()
+    };
     let mut shared = Shared::new(&c);
     let r = run(&c, &mut shared, &["a", "b"], false, &[Status(503, &[], None), Status(200, &[], None)], 0, 0.5);
     assert_eq!(r.sent.iter().map(|s| s.0).collect::<Vec<_>>(), [0, 1]);
@@ -419,7 +434,11 @@ fn the_failure_that_opens_the_breaker_moves_on_without_waiting() {
     // The next call skips the open route, and says so.
     let r2 = run(&c, &mut shared, &["a", "b"], false, &[Status(200, &[], None)], 100, 0.5);
     assert_eq!(r2.sent.iter().map(|s| s.0).collect::<Vec<_>>(), [1]);
-    assert!(r2.events.contains(&Event::Skip { route: 0, retry_in_ms: 9905, cause: WaitCause::Breaker }), "{:?}", r2.events);
+    assert!(
+        r2.events.contains(&Event::Skip { route: 0, retry_in_ms: 9905, cause: WaitCause::Breaker }),
+        "{:?}",
+        r2.events
+    );
 }
 
 #[test]
@@ -473,4 +492,79 @@ fn the_default_deadline_never_cuts_an_attempt_in_flight() {
     let mut s = Session::new(&c, vec![Route::new("p", 4)], false);
     let d = s.next(&mut Shared::new(&c), None, 1_000, 0.5);
     assert_eq!(d, Decision::Attempt { route: 0, attempt: 1, timeout_ms: Some(5_000), deadline_ms: 5_000 });
+}
+
+/// Shared pacing: a busy route asks the shared bucket before it sends, and sends at the slot it
+/// was given; a bucket that cannot answer leaves the slot to the route's own pacer; a slot past
+/// the deadline is not waited for. An idle route asks nothing.
+#[test]
+fn a_busy_route_sends_at_the_slot_the_shared_bucket_gives() {
+    let c = Config { deadline_ms: 1_000, ..Config::default() };
+    let mut shared = Shared::new(&c);
+    shared.share_pacing();
+    const QUIET: &[(&str, &str)] = &[
+        ("x-ratelimit-limit-requests", "20"),
+        ("x-ratelimit-remaining-requests", "19"),
+        ("x-ratelimit-reset-requests", "100ms"),
+    ];
+    const BUSY: &[(&str, &str)] = &[
+        ("x-ratelimit-limit-requests", "20"),
+        ("x-ratelimit-remaining-requests", "2"),
+        ("x-ratelimit-reset-requests", "100ms"),
+    ];
+    // 19 of 20 left: not busy; the call sends at once without asking.
+    run(&c, &mut shared, &["p"], false, &[Status(200, QUIET, None)], 0, 0.5);
+    let r = run(&c, &mut shared, &["p"], false, &[Status(200, &[], None)], 10, 0.5);
+    assert_eq!(r.sent, [(0, 10)]);
+    // 2 left: busy. A call asks, with the rate and count its pacer learned.
+    run(&c, &mut shared, &["p"], false, &[Status(200, BUSY, None)], 20, 0.5);
+    let mut s = Session::new(&c, vec![Route::new("p", 4)], false);
+    let Decision::Slot { route: 0, ask } = s.next(&mut shared, None, 30, 0.5) else { panic!("no ask") };
+    assert!((ask.burst, ask.interval > 5.0, ask.tat > 30.0) == (20.0, true, true), "{ask:?}");
+    // Given a slot 40 ms on: it waits for it, then sends, without asking again.
+    s.grant(Some(70));
+    assert_eq!(s.next(&mut shared, None, 30, 0.5), Decision::Wait { ms: 40, cause: WaitCause::Pacing });
+    assert!(matches!(s.next(&mut shared, None, 70, 0.5), Decision::Attempt { route: 0, .. }));
+    // No answer: the route's own pacer gives the slot (after the one just granted).
+    let mut s = Session::new(&c, vec![Route::new("p", 4)], false);
+    assert!(matches!(s.next(&mut shared, None, 71, 0.5), Decision::Slot { .. }));
+    s.grant(None);
+    let Decision::Wait { ms, cause: WaitCause::Pacing } = s.next(&mut shared, None, 71, 0.5) else { panic!() };
+    assert!(
+        matches!(s.next(&mut shared, None, 71 + ms, 0.5), Decision::Attempt { .. }),
+        "at that slot, asking nothing more"
+    );
+    // A slot past the deadline: nothing is sent, and the call says pacing held it.
+    let mut s = Session::new(&c, vec![Route::new("p", 4)], false);
+    assert!(matches!(s.next(&mut shared, None, 80, 0.5), Decision::Slot { .. }));
+    s.grant(Some(5_000));
+    assert!(matches!(
+        s.next(&mut shared, None, 80, 0.5),
+        Decision::Done(Outcome::CircuitOpen { reason: Reason::Pacing, .. })
+    ));
+}
+
+/// With a fallback ready, a busy primary is asked for a slot now or not at all: a later slot is
+/// not taken (the bucket keeps it for a call that waits), and the call goes to the fallback.
+#[test]
+fn a_busy_route_with_a_ready_fallback_asks_for_a_slot_now_or_not_at_all() {
+    let c = Config::default();
+    let mut shared = Shared::new(&c);
+    shared.share_pacing();
+    const BUSY: &[(&str, &str)] = &[
+        ("x-ratelimit-limit-requests", "20"),
+        ("x-ratelimit-remaining-requests", "2"),
+        ("x-ratelimit-reset-requests", "100ms"),
+    ];
+    run(&c, &mut shared, &["p"], false, &[Status(200, BUSY, None)], 0, 0.5);
+    let mut s = Session::new(&c, vec![Route::new("p", 4), Route::new("backup", 4)], false);
+    let Decision::Slot { route: 0, ask } = s.next(&mut shared, None, 10, 0.5) else { panic!("no ask") };
+    assert_eq!(ask.within, Some(0));
+    s.grant(Some(60)); // the bucket's next slot: not taken
+    assert!(matches!(s.next(&mut shared, None, 10, 0.5), Decision::Attempt { route: 1, .. }), "the fallback, at once");
+    // A slot now is taken and used.
+    let mut s = Session::new(&c, vec![Route::new("p", 4), Route::new("backup", 4)], false);
+    assert!(matches!(s.next(&mut shared, None, 20, 0.5), Decision::Slot { route: 0, .. }));
+    s.grant(Some(20));
+    assert!(matches!(s.next(&mut shared, None, 20, 0.5), Decision::Attempt { route: 0, .. }));
 }

@@ -11,6 +11,7 @@ use std::collections::BinaryHeap;
 use llm_retry::policy::classify::Observation;
 use llm_retry::policy::config::Config;
 use llm_retry::policy::engine::{Decision, Outcome, Route, Session, Shared, WaitCause};
+use llm_retry::policy::pacing;
 use llm_retry::policy::Headers;
 
 /// The mock provider: `rate` requests a second, `burst` at once; 503 during `outage`.
@@ -71,9 +72,29 @@ struct Call {
     in_breaker_wait: bool,
 }
 
-/// Runs calls starting at `starts` (ms) to their ends; the provider answers after `latency_ms`.
+/// Runs calls starting at `starts` (ms) to their ends through one client; the provider answers
+/// after `latency_ms`.
 fn storm(cfg: &Config, provider: &mut Provider, starts: &[u64], latency_ms: u64, rands: u64) -> Vec<Call> {
-    let mut shared = Shared::new(cfg);
+    fleet(cfg, provider, starts, latency_ms, rands, 1, None)
+}
+
+/// The same through `instances` clients (servers, isolates), each with its own state, the calls
+/// dealt round-robin. `bucket_ms`: their pacing is shared through a bucket that answers in that
+/// many ms (what the stores compute: `pacing::grant`); none: each paces alone.
+fn fleet(
+    cfg: &Config,
+    provider: &mut Provider,
+    starts: &[u64],
+    latency_ms: u64,
+    rands: u64,
+    instances: usize,
+    bucket_ms: Option<u64>,
+) -> Vec<Call> {
+    let mut shared: Vec<Shared> = (0..instances).map(|_| Shared::new(cfg)).collect();
+    if bucket_ms.is_some() {
+        shared.iter_mut().for_each(Shared::share_pacing);
+    }
+    let mut bucket_tat = 0.0;
     let mut calls: Vec<Call> = starts
         .iter()
         .map(|&start| Call {
@@ -88,14 +109,15 @@ fn storm(cfg: &Config, provider: &mut Provider, starts: &[u64], latency_ms: u64,
     let mut queue: BinaryHeap<Reverse<(u64, usize, u64)>> =
         calls.iter().enumerate().map(|(i, c)| Reverse((c.start, i, 0))).collect();
     let mut rng = rands | 1;
-    let mut epoch = shared.epoch();
+    let mut epochs: Vec<u64> = shared.iter().map(Shared::epoch).collect();
     while let Some(Reverse((now, i, token))) = queue.pop() {
         if calls[i].token != token {
             continue;
         }
+        let k = i % instances;
         let c = &mut calls[i];
         c.in_breaker_wait = false;
-        let d = c.session.next(&mut shared, c.seen.as_ref(), now, llm_retry::rng::next_f64(&mut rng));
+        let d = c.session.next(&mut shared[k], c.seen.as_ref(), now, llm_retry::rng::next_f64(&mut rng));
         while c.session.poll_event().is_some() {}
         match d {
             Decision::Attempt { .. } => {
@@ -106,12 +128,20 @@ fn storm(cfg: &Config, provider: &mut Provider, starts: &[u64], latency_ms: u64,
                 c.in_breaker_wait = cause == WaitCause::Breaker;
                 queue.push(Reverse((now + ms, i, c.token)));
             }
+            Decision::Slot { ask, .. } => {
+                // The store hands out the slot when the ask reaches it; the answer comes back.
+                let store_ms = bucket_ms.unwrap_or(0);
+                let (slots, tat) = pacing::grant(bucket_tat, &ask, 1, now + store_ms / 2);
+                bucket_tat = tat;
+                c.session.grant(slots.first().copied());
+                queue.push(Reverse((now + store_ms, i, c.token)));
+            }
             Decision::Done(o) => c.end = Some((now, o)),
         }
         // What the host does: a changed epoch wakes the calls waiting for a breaker.
-        if shared.epoch() != epoch {
-            epoch = shared.epoch();
-            for (j, c) in calls.iter_mut().enumerate().filter(|(_, c)| c.in_breaker_wait) {
+        if shared[k].epoch() != epochs[k] {
+            epochs[k] = shared[k].epoch();
+            for (j, c) in calls.iter_mut().enumerate().filter(|(j, c)| c.in_breaker_wait && j % instances == k) {
                 c.token += 1;
                 c.in_breaker_wait = false;
                 queue.push(Reverse((now, j, c.token)));
@@ -144,10 +174,35 @@ fn overload_at_one_and_a_half_times_capacity_waits_in_line_and_is_served() {
     let mut lat: Vec<u64> = calls.iter().filter_map(|c| c.end.map(|e| e.0 - c.start)).collect();
     lat.sort_unstable();
     let p99 = lat[lat.len() * 99 / 100];
-    println!("served {rate:.4}, requests per call {per_call:.3}, 429s {rejected}, last end {last_end} ms, p50 {} p99 {p99}", lat[lat.len() / 2]);
+    println!(
+        "served {rate:.4}, requests per call {per_call:.3}, 429s {rejected}, last end {last_end} ms, p50 {} p99 {p99}",
+        lat[lat.len() / 2]
+    );
     assert!(rate >= 0.99, "served {rate}");
     assert!(per_call <= 1.2, "requests per call {per_call}");
     assert!(last_end <= 30_000, "the backlog drains within 15 s of the load: {last_end}");
+}
+
+/// Four instances (servers, isolates) share the provider's limit, each with a fourth of the load:
+/// each alone learns the provider's whole rate and sends at it, four times over; sharing the
+/// bucket (a store 2 ms away), together they keep under it.
+#[test]
+fn instances_sharing_a_bucket_keep_together_under_the_providers_limit() {
+    let cfg = Config::default();
+    let run = |bucket| {
+        let mut p = Provider::new(200.0, 20.0);
+        let calls = fleet(&cfg, &mut p, &arrivals(300, 0, 15), 5, 7, 4, bucket);
+        let all: Vec<&Call> = calls.iter().collect();
+        let rejected = p.log.iter().filter(|l| l.1 == 429).count();
+        (served(&all), rejected, p.log.len() as f64 / calls.len() as f64)
+    };
+    let (alone_served, alone_429, alone_per_call) = run(None);
+    let (served, rejected, per_call) = run(Some(2));
+    println!("alone: served {alone_served:.4}, 429s {alone_429}, {alone_per_call:.3} requests a call");
+    println!("shared: served {served:.4}, 429s {rejected}, {per_call:.3} requests a call");
+    assert!(served >= 0.99, "served {served}");
+    assert!(per_call <= 1.05, "requests per call {per_call}");
+    assert!(rejected * 10 < alone_429, "429s shared {rejected} vs alone {alone_429}");
 }
 
 #[test]
@@ -209,9 +264,9 @@ fn twenty_calls_each_rate_limited_once_all_succeed() {
                 queue.push(Reverse((now + 5, i)));
             }
             Decision::Wait { ms, .. } => queue.push(Reverse((now + ms, i))),
+            Decision::Slot { .. } => unreachable!("pacing is not shared here"),
             Decision::Done(o) => ok += usize::from(o == Outcome::Success),
         }
     }
     assert_eq!(ok, 20);
 }
-

@@ -33,7 +33,11 @@ pub struct Client {
 
 impl Client {
     pub fn new(opts: Options) -> Self {
-        let shared = RefCell::new(Shared::new(&opts.cfg));
+        let mut shared = Shared::new(&opts.cfg);
+        if opts.share_pacing {
+            shared.share_pacing();
+        }
+        let shared = RefCell::new(shared);
         Self { opts, shared, rng: Rng::default(), breaker_waits: Notify::default(), parked: Default::default() }
     }
 }
@@ -181,6 +185,22 @@ pub async fn resume(
                 seen = Some(obs);
                 held = h;
             }
+            Decision::Slot { route, ask } => {
+                let key = a.names().keys.get(route as u32);
+                let within = ask.within.map(|w| w as f64);
+                let slot = values::health_pace(&client.opts.js, &key, ask.interval, ask.burst, ask.tat, within, signal);
+                let at = match slot.dyn_into::<Promise>() {
+                    Ok(p) => match JsFuture::from(p).await {
+                        Ok(at) => at.as_f64(),
+                        Err(reason) => {
+                            a.release(held);
+                            return Err(reason);
+                        }
+                    },
+                    Err(_) => None,
+                };
+                session.grant(at.filter(|t| t.is_finite() && *t >= 0.0).map(|t| t as u64));
+            }
             Decision::Wait { ms, cause } => {
                 let woken = (cause == WaitCause::Breaker).then(|| client.breaker_waits.wait());
                 if let Err(reason) = host::sleep(ms, signal, woken).await {
@@ -228,7 +248,12 @@ pub fn adopt(client: &Client, flat: &Array) {
         let mut shared = client.shared.borrow_mut();
         for i in (0..flat.length().saturating_sub(4)).step_by(5) {
             if let Some(key) = flat.get(i).as_string() {
-                let r = Record { opened_at: at(i + 1), open_until: at(i + 2), closed_at: at(i + 3), cooled_until: at(i + 4) };
+                let r = Record {
+                    opened_at: at(i + 1),
+                    open_until: at(i + 2),
+                    closed_at: at(i + 3),
+                    cooled_until: at(i + 4),
+                };
                 woken |= shared.adopt(&key, r, now);
             }
         }
@@ -246,7 +271,18 @@ pub fn keep_report(a: &dyn Attempts, report: &Report, ended: &JsValue) {
         // The common call: plain numbers, no array to copy out of the wasm.
         &[wait, duration, route, fallback, first_token, 1.0, a_route, status, reason, waited, in_stream] => {
             values::keep_report1(
-                &a.names().js, ended, wait, duration, route, fallback, first_token, a_route, status, reason, waited, in_stream,
+                &a.names().js,
+                ended,
+                wait,
+                duration,
+                route,
+                fallback,
+                first_token,
+                a_route,
+                status,
+                reason,
+                waited,
+                in_stream,
             )
         }
         _ => values::keep_report(&a.names().js, &f, ended),

@@ -31,6 +31,8 @@ pub struct Options {
     pub signal: Option<AbortSignal>,
     /// Health is shared through a store (`health`): its link lives in `js`.
     pub health: bool,
+    /// The health store also paces (`health.store.pace`).
+    pub share_pacing: bool,
 }
 
 /// Checks the user's options (`values.js`) and reads them (`undefined`: all defaults).
@@ -43,6 +45,7 @@ pub fn read(options: &JsValue, for_retry: bool) -> Result<Options, JsValue> {
         on_exhausted: get(&o, "onExhausted").dyn_into().ok(),
         signal: get(&o, "signal").dyn_into().ok(),
         health: get(&o, "health").is_object(),
+        share_pacing: get(&o, "sharePacing").is_truthy(),
         js: o,
     };
     let o = &opts.js;

@@ -207,6 +207,7 @@ export function checkOptions(options, forRetry) {
     const timeoutMs = ms(h.timeoutMs, "health.timeoutMs") ?? 1000;
     if (timeoutMs < 1) fail(RangeError, "health.timeoutMs", `between 1 and ${MAX_MS} ms`, timeoutMs);
     const [refreshMs, firstReadMs] = [ms(h.refreshMs, "health.refreshMs") ?? 1000, ms(h.firstReadMs, "health.firstReadMs") ?? 50];
+    typed(field(store, "pace"), "health.store.pace", "function", "a function");
     return new HealthLink(store, refreshMs, firstReadMs, timeoutMs, onError);
   });
   if (health && o.breaker === false) throw new RangeError("health shares what the breakers learn: it needs them (breaker is false)");
@@ -225,6 +226,7 @@ export function checkOptions(options, forRetry) {
     maxAttempts, ...backoff, deadlineMs, attemptTimeoutMs, firstTokenTimeoutMs, idleTimeoutMs, maxRetryAfterMs,
     idempotent, retryOn,
     budget: budget && true, ...budget, breaker: breaker && true, ...breaker, pacing, health,
+    sharePacing: typeof health?.store.pace === "function",
     fetch, onEvent, onExhausted, signal,
     fallbacks, attempts: attemptsOf(fallbacks),
     sensitive: [...SENSITIVE, ...sensitive.map((h) => h.toLowerCase())],
@@ -295,6 +297,9 @@ const routeAttempts = (options, call) => (call?.fallbacks ? attemptsOf(call.fall
 // background, one batch per turn of the event loop. A read or write is given up after
 // `timeoutMs`. A store that fails or hangs delays no call beyond the first bound, holds up no
 // later read or write, and is told to `onError`.
+// A store with `pace` also hands out send slots for busy routes (policy/pacing.rs, Shared): the
+// asks of one turn go as one batch; a failed or late batch is answered "none" (the calls pace on
+// their own) and pacing is not shared again for `refreshMs`.
 
 const RECORD = ["openedAt", "openUntil", "closedAt", "cooledUntil"];
 const instant = (v) => (typeof v === "number" && Number.isFinite(v) && v > 0 ? v : 0);
@@ -309,6 +314,9 @@ class HealthLink {
     this.queue = new Map();
     this.batch = undefined; // the batch this turn's news go into
     this.writes = new Set(); // [promise, started at]
+    this.asks = new Map(); // route key and within → { key, n, interval, burst, tat, within, answers: [resolve] }: this turn's
+    this.asking = false;
+    this.paceDownUntil = 0;
     /** Set by the client (api.js): takes records as `[key, openedAt, openUntil, closedAt, cooledUntil, …]`. */
     this.sink = undefined;
   }
@@ -386,6 +394,45 @@ class HealthLink {
     });
   }
 
+  /** A send slot for route `key` from the store's shared bucket (policy/pacing.rs Ask; `within`
+   * undefined: however late), as a promise of the slot (ms since the epoch) or undefined; rejects
+   * with the caller's reason when `signal` aborts first. Undefined at once while pacing is not shared. */
+  pace(key, interval, burst, tat, within, signal) {
+    if (Date.now() < this.paceDownUntil) return undefined;
+    const id = `${within}\n${key}`;
+    let ask = this.asks.get(id);
+    if (ask === undefined) this.asks.set(id, (ask = { key, n: 0, interval, burst, tat, within, answers: [] }));
+    // The batch asks as its most careful member: the longest interval, the smallest burst, the latest count.
+    Object.assign(ask, { n: ask.n + 1, interval: Math.max(ask.interval, interval), burst: Math.min(ask.burst, burst), tat: Math.max(ask.tat, tat) });
+    const slot = new Promise((resolve) => ask.answers.push(resolve));
+    if (!this.asking) {
+      this.asking = true;
+      queueMicrotask(() => this.ask());
+    }
+    return signal ? aborted(slot, signal) : slot;
+  }
+
+  ask() {
+    const asks = this.asks;
+    this.asks = new Map();
+    this.asking = false;
+    const batch = [...asks.values()].map(({ key, n, interval, burst, tat, within }) => (within === undefined ? { key, n, interval, burst, tat } : { key, n, interval, burst, tat, within }));
+    this.bounded(() => this.store.pace(batch)).then(
+      (slots) => {
+        let i = 0;
+        for (const { answers } of asks.values()) {
+          const given = Array.isArray(slots) ? slots[i++] : undefined;
+          answers.forEach((resolve, j) => resolve(Array.isArray(given) ? instant(given[j]) || undefined : undefined));
+        }
+      },
+      (e) => {
+        this.error(e, "pace");
+        this.paceDownUntil = Date.now() + this.refreshMs;
+        for (const { answers } of asks.values()) answers.forEach((resolve) => resolve(undefined));
+      },
+    );
+  }
+
   /** Resolves when what was told so far is written and a read under way is done, each within
    * `timeoutMs` (a Worker hands it to ctx.waitUntil). */
   async flush() {
@@ -401,6 +448,19 @@ class HealthLink {
 export const healthBefore = (options, names) => options.health?.before(names.keys);
 
 export const healthTell = (options, flat) => options.health?.tell(flat);
+
+/** A send slot from the client's shared bucket (see `HealthLink.pace`). */
+export const healthPace = (options, key, interval, burst, tat, within, signal) => options.health?.pace(key, interval, burst, tat, within, signal);
+
+/** `p`, or a rejection with the signal's reason when it aborts first. */
+const aborted = (p, signal) =>
+  signal.aborted
+    ? Promise.reject(signal.reason)
+    : new Promise((resolve, reject) => {
+        const abort = () => reject(signal.reason);
+        signal.addEventListener("abort", abort, { once: true });
+        p.then(resolve).finally(() => signal.removeEventListener("abort", abort));
+      });
 
 // ---------------------------------------------------------------------------------------------
 // retryFetch's request: read once, replayed on every attempt and route. A string or absent body

@@ -1,7 +1,6 @@
 //! Bindings to `values.js`, the wasm layer's JavaScript half (one block, so the glue imports
 //! the module once).
 
-
 use js_sys::{Array, Promise};
 use wasm_bindgen::prelude::*;
 use web_sys::AbortSignal;
@@ -19,6 +18,18 @@ extern "C" {
     /// What the breakers learned, `[key, openedAt, openUntil, closedAt, cooledUntil, …]`, for the store.
     #[wasm_bindgen(js_name = healthTell)]
     pub fn health_tell(options: &JsValue, flat: &Array);
+    /// A send slot from the shared bucket: a promise of ms since the epoch or undefined, or
+    /// undefined at once; rejects with the caller's reason when `signal` aborts first.
+    #[wasm_bindgen(js_name = healthPace)]
+    pub fn health_pace(
+        options: &JsValue,
+        key: &JsValue,
+        interval: f64,
+        burst: f64,
+        tat: f64,
+        within: Option<f64>,
+        signal: Option<&AbortSignal>,
+    ) -> JsValue;
     // retryFetch's request (fetch.rs).
     /// The call's request, or a promise of it when a body must be read first; throws (or
     /// rejects) with a TypeError on what `fetch` itself would reject.
@@ -119,8 +130,20 @@ extern "C" {
     pub fn keep_report(names: &JsValue, flat: &[f64], ended: &JsValue);
     /// `keep_report` for a report of one attempt and no skipped route, as plain numbers.
     #[wasm_bindgen(js_name = keepReport1)]
-    pub fn keep_report1(names: &JsValue, ended: &JsValue, wait: f64, duration: f64, route: f64, fallback: f64,
-        first_token: f64, a_route: f64, status: f64, reason: f64, waited: f64, in_stream: f64);
+    pub fn keep_report1(
+        names: &JsValue,
+        ended: &JsValue,
+        wait: f64,
+        duration: f64,
+        route: f64,
+        fallback: f64,
+        first_token: f64,
+        a_route: f64,
+        status: f64,
+        reason: f64,
+        waited: f64,
+        in_stream: f64,
+    );
     /// The report kept for a value a call returned or threw.
     #[wasm_bindgen(js_name = reportOf)]
     pub fn report_of(v: &JsValue) -> JsValue;

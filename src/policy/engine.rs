@@ -21,6 +21,7 @@
 //!             seen = Some(Observation::Response { status, headers: Default::default(), body: None });
 //!         }
 //!         Decision::Wait { ms, .. } => now += ms,
+//!         Decision::Slot { .. } => s.grant(None), // only when pacing is shared
 //!         Decision::Done(outcome) => break outcome,
 //!     }
 //! };
@@ -42,6 +43,10 @@
 //! within its deadline fails fast (`CircuitOpen` when nothing was sent). A wait for an open
 //! breaker may end early: [`Shared::epoch`] changes when a probe succeeds, and the host then wakes
 //! those waits, so waiting calls are served as soon as the provider is back.
+//!
+//! A route whose pacing is shared with other instances ([`Shared::share_pacing`]) and is busy
+//! asks before it sends: [`Decision::Slot`]; the host asks the shared bucket and hands the
+//! answer to [`Session::grant`]. The call then sends at that slot, as at a slot of its own.
 use alloc::{borrow::ToOwned, string::String, vec::Vec};
 
 use super::breaker::{Admit, Breaker, BreakerConfig, Refusal, Snapshot, State};
@@ -50,7 +55,7 @@ use super::classify::{classify, Class, Observation, Reason};
 use super::config::{Config, MAX_MS};
 use super::health::Record;
 use super::hints::{self, HintSource};
-use super::pacing::Pacer;
+use super::pacing::{Ask, Pacer};
 
 /// A hinted wait gets up to this share of itself added at random, so that calls told the same
 /// instant do not all come back at it...
@@ -89,6 +94,8 @@ pub struct Shared {
     breaker_cfg: Option<BreakerConfig>,
     budget: Option<Budget>,
     pacing: bool,
+    /// Busy routes take their send slots from a bucket shared with other instances.
+    share_pacing: bool,
     /// By key; a client has a handful of routes, so a list beats a map (and is smaller in wasm).
     routes: Vec<(String, Health)>,
     epoch: u64,
@@ -100,9 +107,16 @@ impl Shared {
             breaker_cfg: cfg.breaker,
             budget: cfg.budget.map(Budget::new),
             pacing: cfg.pacing,
+            share_pacing: false,
             routes: Vec::new(),
             epoch: 0,
         }
+    }
+
+    /// From now on a busy route asks for its send slots ([`Decision::Slot`]): the host has a
+    /// bucket shared with other instances (see [`super::pacing`]).
+    pub fn share_pacing(&mut self) {
+        self.share_pacing = self.pacing;
     }
 
     /// Every breaker that has seen traffic, by key.
@@ -159,8 +173,11 @@ impl Shared {
         let i = match self.routes.iter().position(|(k, _)| k == key) {
             Some(i) => i,
             None => {
-                let health =
-                    Health { breaker: self.breaker_cfg.map(Breaker::new), pacer: Pacer::default(), told: Record::default() };
+                let health = Health {
+                    breaker: self.breaker_cfg.map(Breaker::new),
+                    pacer: Pacer::default(),
+                    told: Record::default(),
+                };
                 self.routes.push((key.to_owned(), health));
                 self.routes.len() - 1
             }
@@ -197,7 +214,7 @@ impl WaitCause {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Decision {
     /// Send the request on `route`; `attempt` counts from 1 across routes. Abort it if no
     /// response headers came within `timeout_ms`: `attemptTimeoutMs`, or the time left when the
@@ -210,6 +227,12 @@ pub enum Decision {
         attempt: u32,
         timeout_ms: Option<u64>,
         deadline_ms: u64,
+    },
+    /// Ask the bucket shared with other instances for a send slot on `route`, tell the answer to
+    /// [`Session::grant`] (none when the bucket could not answer), then call `next` again.
+    Slot {
+        route: usize,
+        ask: Ask,
     },
     /// Sleep, then call `next` again.
     Wait {
@@ -342,6 +365,15 @@ enum Phase {
         from: usize,
         moved: Option<(usize, Reason)>,
     },
+    /// Asking a shared bucket for a slot on `route` (see [`Decision::Slot`]); the search then
+    /// goes on as from `Waiting`.
+    Slotting {
+        from: usize,
+        moved: Option<(usize, Reason)>,
+        route: usize,
+        within: Option<u64>,
+        granted: Option<u64>,
+    },
     Done(Outcome),
 }
 
@@ -392,6 +424,14 @@ impl Session {
         }
     }
 
+    /// The shared bucket's answer to [`Decision::Slot`]: the slot `at` (ms since the epoch), or
+    /// none when it could not answer (the route's own pacer then gives the slot).
+    pub fn grant(&mut self, at: Option<u64>) {
+        if let Phase::Slotting { granted, .. } = &mut self.phase {
+            *granted = at;
+        }
+    }
+
     pub fn report(&self) -> &Report {
         &self.report
     }
@@ -421,6 +461,20 @@ impl Session {
                 self.observe(shared, route, deadline_bound, obs, now_ms, rand)
             }
             Phase::Waiting { from, moved } => self.seek(shared, from, moved, now_ms),
+            Phase::Slotting { from, moved, route, within, granted } => {
+                let pacer = &mut shared.health(&self.routes[route].key).pacer;
+                let slot = match granted {
+                    // Later than asked for: not taken, so another route ready now goes first.
+                    Some(at) if within.is_some_and(|w| at > now_ms.saturating_add(w)) => at,
+                    Some(at) => {
+                        pacer.granted(at);
+                        at
+                    }
+                    None => pacer.reserve(now_ms),
+                };
+                self.reserved = Some((route, slot));
+                self.seek(shared, from, moved, now_ms)
+            }
             Phase::Done(outcome) => Decision::Done(outcome),
         }
     }
@@ -435,7 +489,17 @@ impl Session {
         if now < self.deadline_at {
             for route in from..self.routes.len() {
                 match self.check(shared, route, now) {
-                    Ok(()) => return self.send(shared, from, route, moved, now),
+                    Ok(()) => match self.shared_ask(shared, route, now) {
+                        Some(mut ask) => {
+                            // With another route ready now, a slot later than now is not worth taking.
+                            let other_ready =
+                                (route + 1..self.routes.len()).any(|r| self.check(shared, r, now).is_ok());
+                            ask.within = other_ready.then_some(0);
+                            self.phase = Phase::Slotting { from, moved, route, within: ask.within, granted: None };
+                            return Decision::Slot { route, ask };
+                        }
+                        None => return self.send(shared, from, route, moved, now),
+                    },
                     // A cooling longer than maxRetryAfterMs is a hint not to be waited for.
                     Err((ms, WaitCause::Cooling)) if ms > self.cfg.max_retry_after_ms => {
                         cooling_long = Some(cooling_long.map_or(ms, |c| c.min(ms)));
@@ -486,7 +550,7 @@ impl Session {
     /// Whether `route` can take a request now, or in how long and why not. Changes nothing, but
     /// that a pacing slot held for a route that is now cooling or open is void.
     fn check(&mut self, shared: &mut Shared, route: usize, now: u64) -> Result<(), (u64, WaitCause)> {
-        let pacing = shared.pacing;
+        let (pacing, share) = (shared.pacing, shared.share_pacing);
         let h = shared.health(&self.routes[route].key);
         if let Some(Admit::No { retry_in_ms, why }) = h.breaker.as_ref().map(|b| b.check(now)) {
             if self.reserved.is_some_and(|(r, _)| r == route) {
@@ -501,11 +565,25 @@ impl Session {
             Some((r, slot)) if r == route => return Err((slot - now, WaitCause::Pacing)),
             _ => {}
         }
-        let slot = if pacing { h.pacer.next_slot(now) } else { now };
+        let slot = match () {
+            _ if !pacing => now,
+            // A shared bucket gives the slot (asked before the send): only a hold is this pacer's.
+            _ if share && h.pacer.shared_ask(now).is_some() => h.pacer.held(now),
+            _ => h.pacer.next_slot(now),
+        };
         if slot > now {
             return Err((slot - now, WaitCause::Pacing));
         }
         Ok(())
+    }
+
+    /// What to ask the shared bucket before sending on `route`, when it must be asked: pacing is
+    /// shared, the route is busy, and this call holds no slot for it yet.
+    fn shared_ask(&mut self, shared: &mut Shared, route: usize, now: u64) -> Option<Ask> {
+        if !shared.share_pacing || self.reserved.is_some_and(|(r, _)| r == route) {
+            return None;
+        }
+        shared.health(&self.routes[route].key).pacer.shared_ask(now)
     }
 
     /// Emits a `Skip` for each route in `from..to` that cannot take a request now.
@@ -519,7 +597,14 @@ impl Session {
     }
 
     /// Sends on `route`, which [`Self::check`] admitted; `from` is where the search began.
-    fn send(&mut self, shared: &mut Shared, from: usize, route: usize, moved: Option<(usize, Reason)>, now: u64) -> Decision {
+    fn send(
+        &mut self,
+        shared: &mut Shared,
+        from: usize,
+        route: usize,
+        moved: Option<(usize, Reason)>,
+        now: u64,
+    ) -> Decision {
         let last = self.report.attempts.last().copied();
         // Routes passed over for this one, but the one being left (its `fallback` event says why).
         let leaving = (route != self.route && last.is_some()).then_some(self.route);
@@ -650,7 +735,8 @@ impl Session {
             if hint.is_none() {
                 return self.seek(shared, route, moved, now);
             }
-            let ready = (route + 1..self.routes.len()).find(|&r| now < self.deadline_at && self.check(shared, r, now).is_ok());
+            let ready =
+                (route + 1..self.routes.len()).find(|&r| now < self.deadline_at && self.check(shared, r, now).is_ok());
             if let Some(ready) = ready {
                 return self.send(shared, route, ready, moved, now);
             }
@@ -676,14 +762,29 @@ impl Session {
         self.wait(route, None, route, ms, cause)
     }
 
-    fn wait(&mut self, from: usize, moved: Option<(usize, Reason)>, route: usize, ms: u64, cause: WaitCause) -> Decision {
+    fn wait(
+        &mut self,
+        from: usize,
+        moved: Option<(usize, Reason)>,
+        route: usize,
+        ms: u64,
+        cause: WaitCause,
+    ) -> Decision {
         self.last_cause = cause;
         self.events.push(Event::Wait { route, delay_ms: ms, cause });
         self.phase = Phase::Waiting { from, moved };
         Decision::Wait { ms, cause }
     }
 
-    fn record_health(&mut self, shared: &mut Shared, route: usize, class: Class, reason: Reason, obs: &Observation, now: u64) {
+    fn record_health(
+        &mut self,
+        shared: &mut Shared,
+        route: usize,
+        class: Class,
+        reason: Reason,
+        obs: &Observation,
+        now: u64,
+    ) {
         let failed = matches!(class, Class::Transient | Class::RouteFailure) || reason == Reason::TimeoutNotIdempotent;
         // A rate limit says "slow down", not "down": it neither counts toward nor resets the
         // breaker's run of failures. (Failures take from the budget in `plan_retry`.)

@@ -30,7 +30,17 @@
 //!   A route that sees no 429 for a minute stops pacing.
 //! - Nothing at all: nothing is paced, and the happy path is one comparison.
 //!
+//! # Shared
+//! Instances (Worker isolates, servers) that share a provider's limit each learn it, but each
+//! would send at the whole rate. With a store that paces (`health.store.pace`), a route whose rate
+//! came from the provider's headers and whose bucket is more than half used
+//! ([`Pacer::shared_ask`]) takes its send slots from one bucket that every instance asks — the
+//! same GCRA, kept by the store ([`grant`]; the JavaScript stores copy it). Below half, sends go
+//! at once and ask nothing: the happy path never waits on a store.
+//!
 //! Times are milliseconds since the epoch, passed in.
+
+use alloc::vec::Vec;
 
 use super::hints::Limits;
 
@@ -44,6 +54,9 @@ const DECREASE_EVERY_MS: u64 = 1_000;
 /// back within a second or two, so 429s that are not about the rate (a few in every hundred,
 /// as some gateways send) cannot starve the route.
 const INCREASE_PER_SEC: f64 = 1.0;
+/// A route found busy (over half its bucket used) keeps asking a shared bucket this long after:
+/// calls released together (after a pause, or in a burst) must not each find it idle.
+const BUSY_MS: u64 = 5_000;
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Pacer {
@@ -63,6 +76,8 @@ pub struct Pacer {
     window_start: u64,
     this_window: u32,
     last_window: u32,
+    /// Until when the route counts as busy (see [`Self::shared_ask`]).
+    busy_until: u64,
 }
 
 impl Pacer {
@@ -82,7 +97,16 @@ impl Pacer {
         if self.interval > 0.0 {
             self.tat = self.tat.max(slot as f64) + self.interval;
         }
+        self.mark_busy(now);
         slot
+    }
+
+    /// Whether more than half of the bucket is used, by the provider's count or this pacer's
+    /// sends; notes it (see [`BUSY_MS`]).
+    fn mark_busy(&mut self, now: u64) {
+        if self.interval > 0.0 && self.tat > now as f64 + self.burst * self.interval / 2.0 {
+            self.busy_until = now.saturating_add(BUSY_MS);
+        }
     }
 
     /// The provider's account of a limit, from a response received at `now`.
@@ -105,11 +129,13 @@ impl Pacer {
         // `remaining` is the whole tokens left: the used share is up to one less than it says.
         let interval = reset as f64 / if used > 1 { used as f64 - 0.5 } else { 1.0 };
         // The estimate is best when much of the limit is used (the reset is rounded to a ms).
-        self.interval = if self.from_headers && used * 4 < limit { (3.0 * self.interval + interval) / 4.0 } else { interval };
+        self.interval =
+            if self.from_headers && used * 4 < limit { (3.0 * self.interval + interval) / 4.0 } else { interval };
         self.from_headers = true;
         self.burst = limit as f64;
         // The provider's count: nothing here may assume more is left than it says.
         self.tat = self.tat.max(now as f64 + used as f64 * self.interval);
+        self.mark_busy(now);
     }
 
     /// A 429 at `now`: the limit is spent.
@@ -133,6 +159,7 @@ impl Pacer {
             }
         }
         self.tat = self.tat.max(now as f64 + self.burst * self.interval);
+        self.mark_busy(now);
     }
 
     /// A success at `now`.
@@ -149,6 +176,35 @@ impl Pacer {
         }
     }
 
+    /// What a shared bucket needs to hand this route a send slot, when it should be asked:
+    /// the rate came from the provider's headers (the same for every instance: a rate learned
+    /// from this instance's own 429s is its share, not the whole), and the route is busy: more
+    /// than half of its bucket was used, by the provider's count or this instance's sends, in
+    /// the last few seconds.
+    pub fn shared_ask(&self, now: u64) -> Option<Ask> {
+        (self.from_headers && self.interval > 0.0 && now < self.busy_until).then_some(Ask {
+            interval: self.interval,
+            burst: self.burst,
+            tat: self.tat,
+            within: None,
+        })
+    }
+
+    /// The earliest a send could go when a shared bucket gives the slots: only a hold (a spent
+    /// limit's reset) is this pacer's to enforce.
+    pub fn held(&self, now: u64) -> u64 {
+        self.hold_until.max(now)
+    }
+
+    /// A shared bucket gave this route the slot `at`: this instance's count follows it (so it
+    /// paces from there should the store fail).
+    pub fn granted(&mut self, at: u64) {
+        if self.interval > 0.0 {
+            self.tat = self.tat.max(at as f64 + self.interval);
+        }
+        self.busy_until = self.busy_until.max(at.saturating_add(BUSY_MS));
+    }
+
     /// Whether sends are being paced (a learned rate or a hold).
     pub fn is_pacing(&self, now: u64) -> bool {
         self.interval > 0.0 || self.hold_until > now
@@ -162,6 +218,41 @@ impl Pacer {
             self.window_start = now;
         }
     }
+}
+
+/// A request for send slots from a shared bucket: the provider's rate (ms between sends) and
+/// burst as this instance learned them, and its count (`tat`, when its bucket is full again).
+/// `within`: take a slot only if it is no later than that many ms from now (a call with another
+/// route ready asks for a slot now or not at all); none: take the next, however late.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Ask {
+    pub interval: f64,
+    pub burst: f64,
+    pub tat: f64,
+    pub within: Option<u64>,
+}
+
+/// A shared bucket's answer to `n` asks at `now` (its clock): the slots, in order, and its `tat`
+/// after them. `tat` is the bucket's state (0 when new); an ask's own `tat` moves it on (the
+/// provider's count as that instance saw it: the bucket never assumes more is left), then each
+/// slot is `max(now, tat - tolerance)` and pushes `tat` one interval on — unless it is later
+/// than the ask's `within` allows: then it is not taken, and the answer says when it would be. The stores in JavaScript
+/// (`pkg-template/health-pace.js`) and Lua (`health-redis.js`) compute the same; tested there
+/// against these cases.
+pub fn grant(tat: f64, ask: &Ask, n: u32, now: u64) -> (Vec<u64>, f64) {
+    let mut tat = tat.max(ask.tat);
+    let tolerance = (ask.burst.max(1.0) - 1.0) * ask.interval;
+    let slots = (0..n)
+        .map(|_| {
+            // On the bucket's own (fractional) schedule; the slot is its ms, rounded up.
+            let at = (tat - tolerance).max(now as f64);
+            if ask.within.is_none_or(|w| at <= now as f64 + w as f64) {
+                tat = tat.max(at) + ask.interval;
+            }
+            ceil_ms(at)
+        })
+        .collect();
+    (slots, tat)
 }
 
 fn ceil_ms(t: f64) -> u64 {
@@ -244,6 +335,51 @@ mod tests {
         assert!(h - g <= 8, "a second of successes doubles the rate: {g} {h}");
         p.succeeded(3_000 + FORGET_MS + 1);
         assert!(!p.is_pacing(3_000 + FORGET_MS + 1));
+    }
+
+    /// A shared bucket is asked only for a rate the headers gave, while the route is busy (over
+    /// half its bucket used), and for some seconds after: calls released together after a pause
+    /// must not each find it idle.
+    #[test]
+    fn a_shared_bucket_is_asked_while_the_route_is_busy() {
+        let mut p = Pacer::default();
+        p.observe_limits(&openai(20, 19, 50), 1_000);
+        assert_eq!(p.shared_ask(1_000), None, "19 of 20 left");
+        p.observe_limits(&openai(20, 4, 800), 1_010);
+        let ask = p.shared_ask(1_010).expect("4 of 20 left: busy");
+        assert_eq!((ask.burst, ask.interval), (20.0, 800.0 / 15.5));
+        assert!(p.shared_ask(1_010 + BUSY_MS - 1).is_some(), "busy for a while after");
+        assert_eq!(p.shared_ask(1_010 + BUSY_MS), None);
+        // A rate learned from this instance's 429s is its own share: never asked for.
+        let mut q = Pacer::default();
+        for t in 0..100 {
+            q.succeeded(1_000 + t * 10);
+        }
+        q.rate_limited(2_000);
+        assert!(q.is_pacing(2_000) && q.shared_ask(2_000).is_none());
+    }
+
+    /// What a shared bucket hands out: `burst` at once from a full bucket, then one an interval;
+    /// an ask's own count moves it on; an idle bucket refills. (The JavaScript and Lua stores are
+    /// tested against these numbers.)
+    #[test]
+    fn a_shared_bucket_grants_slots_at_the_rate() {
+        let ask = Ask { interval: 10.0, burst: 3.0, tat: 0.0, within: None };
+        let (slots, tat) = grant(0.0, &ask, 5, 1_000);
+        assert_eq!((slots, tat), (vec![1_000, 1_000, 1_000, 1_010, 1_020], 1_050.0));
+        let (slots, tat) = grant(tat, &ask, 1, 1_005);
+        assert_eq!((slots, tat), (vec![1_030], 1_060.0), "in line after the others");
+        let (slots, _) = grant(tat, &Ask { tat: 1_100.0, ..ask }, 2, 1_005);
+        assert_eq!(slots, vec![1_080, 1_090], "the asker's count: 1,100 full");
+        let (slots, _) = grant(tat, &ask, 3, 5_000);
+        assert_eq!(slots, vec![5_000, 5_000, 5_000], "idle: full again");
+        let (slots, _) = grant(0.0, &Ask { interval: 2.5, burst: 1.0, tat: 0.0, within: None }, 3, 0);
+        assert_eq!(slots, vec![0, 3, 5], "fractional intervals round up to the ms");
+        // Within 15 ms: the first is taken; the next would be at 1,020, later: not taken (both
+        // answers say when), and the next ask gets it.
+        let (slots, tat) = grant(1_030.0, &Ask { within: Some(15), ..ask }, 3, 1_000);
+        assert_eq!((slots, tat), (vec![1_010, 1_020, 1_020], 1_040.0));
+        assert_eq!(grant(tat, &ask, 1, 1_000).0, vec![1_020]);
     }
 
     #[test]

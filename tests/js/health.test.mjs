@@ -137,3 +137,125 @@ describe("a store that fails or hangs", () => {
     assert.throws(() => createRetryFetch({ health: { store: memoryHealthStore(), timeoutMs: 0 } }), { name: "RangeError", message: /^health\.timeoutMs must be between 1 and/ });
   });
 });
+
+describe("pacing shared through a store", () => {
+  /** `n` clients against one provider limited to 50 requests a second (burst 10): each makes one
+   * call, in turn (so each has learned the limit from its headers), then 160 calls go at 100 a
+   * second, dealt round-robin. What the provider answered, and what the calls got. */
+  async function fleet(t, n, health) {
+    const mock = await mockFor(t, { limit: { rate: 50, burst: 10 } });
+    const clients = Array.from({ length: n }, () => createRetryFetch({ deadlineMs: 30_000, ...(health ? { health: health() } : {}) }));
+    for (const f of clients) assert.equal((await f(mock.url + chat, chatInit())).status, 200);
+    await sleep(250); // the bucket refills
+    const warm = mock.requests.length;
+    const calls = [];
+    for (let i = 0; i < 160; i++) {
+      calls.push(clients[i % n](mock.url + chat, chatInit()).then((r) => r.status, (e) => e.name));
+      if (i % 4 === 3) await sleep(40);
+    }
+    const statuses = await Promise.all(calls);
+    const answered = mock.requests.slice(warm).map((r) => r.step.status);
+    return { served: statuses.filter((s) => s === 200).length, requests: answered.length, rejected: answered.filter((s) => s === 429).length };
+  }
+
+  test("clients sharing a store keep together under the provider's rate limit; alone, each sends at the whole rate", { timeout: 60_000 }, async (t) => {
+    const store = memoryHealthStore();
+    const shared = await fleet(t, 4, () => ({ store }));
+    const alone = await fleet(t, 4, undefined);
+    t.diagnostic(`shared: ${JSON.stringify(shared)}; alone: ${JSON.stringify(alone)}`);
+    assert.equal(shared.served, 160, "every call served");
+    assert.ok(shared.rejected <= 8, `${shared.rejected} of ${shared.requests} requests met a 429`);
+    assert.ok(alone.rejected >= 4 * Math.max(shared.rejected, 5), `alone: ${alone.rejected} 429s`);
+  });
+});
+
+describe("a store's pace", () => {
+  /** A client that has met a busy route — calls one after another until one asked the store
+   * (over half of the provider's 10 used) — and whose store's pace is `pace` from then on;
+   * `sent`: the requests until then. */
+  async function busy(t, pace, health = {}) {
+    const mock = await mockFor(t, { limit: { rate: 20, burst: 10 } });
+    const memory = memoryHealthStore();
+    let armed = false;
+    let warm = 0;
+    const store = { ...memory, pace: (a) => (armed ? pace(a) : (warm++, memory.pace(a))) };
+    const errors = [];
+    const f = createRetryFetch({ health: { store, firstReadMs: 0, onError: (e, op) => errors.push([op, e.name]), ...health } });
+    while (warm === 0 && mock.requests.length < 10) assert.equal((await f(mock.url + chat, chatInit())).status, 200);
+    assert.ok(warm > 0 && mock.requests.length >= 5, `busy after ${mock.requests.length} calls`);
+    armed = true;
+    return { mock, sent: mock.requests.length, errors, call: (init) => settle(f(mock.url + chat, chatInit(init))) };
+  }
+
+  test("the memory store hands out a burst, then one slot an interval, in order, to every client", () => {
+    const store = memoryHealthStore();
+    const ask = { key: "k", interval: 10, burst: 3, tat: 0 };
+    const t0 = Date.now();
+    const [k, other] = store.pace([{ ...ask, n: 5 }, { ...ask, key: "other", n: 1 }]);
+    const at = k[0];
+    assert.ok(at >= t0 && at <= Date.now(), "the first slots are now");
+    assert.deepEqual(k.map((s) => s - at), [0, 0, 0, 10, 20]);
+    assert.ok(other[0] - at < 10, "another route's bucket is its own");
+    const [[now], [next]] = store.pace([{ ...ask, n: 1, within: 0 }, { ...ask, n: 1 }]);
+    assert.ok(now - at >= 30 && next === now, `a later slot is not taken within 0 ms: it goes to the next ask (+${now - at}, +${next - at})`);
+    assert.throws(() => store.pace([{ ...ask, n: 0 }]), { name: "RangeError", message: /pace: n is out of range: 0/ });
+    assert.throws(() => store.pace([{ ...ask, n: 1, interval: NaN }]), { name: "RangeError", message: /interval/ });
+    assert.throws(() => store.pace({ k: ask }), { name: "TypeError", message: /array/ });
+  });
+
+  test("a busy route's call asks the store, and sends at the slot it was given", T, async (t) => {
+    const asks = [];
+    const { mock, sent, call } = await busy(t, (a) => {
+      asks.push(a);
+      return a.map(() => [Date.now() + 150]);
+    });
+    const r = await call();
+    assert.equal(r.value?.status, 200);
+    assert.equal(asks.length, 1);
+    const [ask] = asks[0];
+    assert.match(ask.key, /^http:\/\/127\.0\.0\.1:\d+/);
+    assert.equal(ask.within, undefined, "no other route: the next slot, however late");
+    assert.equal(ask.n, 1);
+    assert.equal(ask.burst, 10);
+    assert.ok(ask.interval > 0 && ask.tat > Date.now() - 1_000, JSON.stringify(ask));
+    const gap = mock.requests[sent].t - mock.requests[sent - 1].t;
+    assert.ok(gap >= 140, `sent ${gap.toFixed(0)} ms after the last, at its slot`);
+  });
+
+  test("a pace that throws is told to onError; the call goes on pacing alone, and pace is not asked again for refreshMs", T, async (t) => {
+    let asked = 0;
+    const { errors, call } = await busy(t, () => {
+      asked++;
+      throw new Error("store down");
+    });
+    assert.equal((await call()).value?.status, 200);
+    assert.equal((await call()).value?.status, 200);
+    assert.equal(asked, 1);
+    assert.deepEqual(errors.filter(([op]) => op === "pace"), [["pace", "Error"]]);
+  });
+
+  test("a pace that hangs is given up after timeoutMs; the call is served", T, async (t) => {
+    let asked = 0;
+    const { errors, call } = await busy(t, () => (asked++, new Promise(() => {})), { timeoutMs: 150 });
+    const r = await call();
+    assert.equal(r.value?.status, 200);
+    assert.ok(asked === 1 && r.ms >= 140 && r.ms < 1_000, `asked ${asked}, ${r.ms.toFixed(0)} ms`);
+    assert.deepEqual(errors.filter(([op]) => op === "pace"), [["pace", "TimeoutError"]]);
+  });
+
+  test("a call waiting for its slot ends at once when its signal aborts, sending nothing", T, async (t) => {
+    const { mock, sent, call } = await busy(t, () => new Promise(() => {}), { timeoutMs: 10_000 });
+    const ac = new AbortController();
+    const r = call({ signal: ac.signal });
+    await sleep(30);
+    ac.abort(new Error("caller gave up"));
+    const { error, ms } = await r;
+    assert.equal(error?.message, "caller gave up");
+    assert.ok(ms < 300, `${ms.toFixed(0)} ms`);
+    assert.equal(mock.requests.length, sent, "nothing sent");
+  });
+
+  test("a pace that is not a function names itself", () => {
+    assert.throws(() => createRetryFetch({ health: { store: { ...memoryHealthStore(), pace: 5 } } }), { name: "TypeError", message: /^health\.store\.pace must be a function/ });
+  });
+});

@@ -46,6 +46,10 @@
 //   exhausted  "repeat-last" (default): the last step repeats once the script is used up;
 //              "cycle": start again from the first step; "error": answer 599 with a JSON error
 //              body saying the script was exhausted (so a test sees unexpected extra requests).
+//   limit      none (default) | { rate, burst }: a request rate limit, a token bucket of `burst`
+//              refilled at `rate` a second (starting full) that every request takes a token from;
+//              a request that finds none gets a 429 with `Retry-After: 1` (the script step is
+//              not used). Every answer carries OpenAI's x-ratelimit-{limit,remaining,reset}-requests.
 //   host       listen address (default "127.0.0.1")
 //   port       listen port (default 0: an ephemeral port; read it back from the result)
 //
@@ -178,6 +182,7 @@ export async function startMockProvider({
   script = [{ status: 200 }],
   cors = false,
   exhausted = "repeat-last",
+  limit,
   host = "127.0.0.1",
   port: listenPort = 0,
 } = {}) {
@@ -209,6 +214,26 @@ export async function startMockProvider({
       };
     }
     return steps[steps.length - 1];
+  }
+
+  // The rate limit (see `limit`): tokens, and when they were last refilled.
+  let tokens = limit?.burst ?? 0;
+  let refilledAt = performance.now();
+  /** The step for a request under the limit: the script's, or a 429; with the limit's headers. */
+  function limited() {
+    const t = performance.now();
+    tokens = Math.min(limit.burst, tokens + ((t - refilledAt) * limit.rate) / 1000);
+    refilledAt = t;
+    const admitted = tokens >= 1;
+    if (admitted) tokens -= 1;
+    const headers = {
+      "x-ratelimit-limit-requests": limit.burst,
+      "x-ratelimit-remaining-requests": Math.floor(tokens),
+      "x-ratelimit-reset-requests": `${Math.ceil(((limit.burst - tokens) * 1000) / limit.rate)}ms`,
+    };
+    if (!admitted) return { status: 429, headers: { ...headers, "retry-after": "1" } };
+    const step = takeStep();
+    return { ...step, headers: { ...headers, ...step.headers } };
   }
 
   function later(ms, fn) {
@@ -277,7 +302,7 @@ export async function startMockProvider({
       preflights.push(record);
     } else {
       record.index = requests.length;
-      record.step = takeStep();
+      record.step = limit ? limited() : takeStep();
       requests.push(record);
       notifyWaiters();
     }

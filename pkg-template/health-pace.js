@@ -1,0 +1,58 @@
+// The send slots a health store hands out when it paces (`store.pace`): one bucket per route,
+// shared by every instance that asks, computed as policy/pacing.rs `grant` does (GCRA). A busy
+// route's sends ask it, one batch per turn of each instance: `[{ key, n, interval, burst, tat,
+// within }]` — the route, how many slots, the provider's rate (ms between sends) and burst as the
+// asker learned them from its headers, its count (`tat`: when its bucket is full again), and
+// optionally `within`: take a slot only if it is no later than that many ms from now (a call with
+// another route ready). The answer has, per ask, n instants (ms since the epoch, on the store's
+// clock), in order; one later than `within` allows is not taken, and says when it would be.
+// Used by memoryHealthStore (api.js) and the Durable Object.
+
+/** At most this many slots per ask (a batch is one turn's sends). */
+const MAX_N = 10_000;
+/** An interval or count this far out is not a rate limit (a day). */
+const DAY = 86_400_000;
+
+const number = (v, what, ok) => {
+  if (typeof v !== "number" || !ok(v)) throw new RangeError(`pace: ${what} is out of range: ${v}`);
+  return v;
+};
+
+/** The asks, checked whole before any is answered. */
+export function checkAsks(asks) {
+  if (!Array.isArray(asks)) throw new TypeError("pace(asks): asks must be an array of { key, n, interval, burst, tat, within? }");
+  return asks.map((a) => {
+    if (typeof a?.key !== "string" || a.key === "") throw new TypeError("pace: each ask's key must be a non-empty string");
+    return {
+      key: a.key,
+      n: number(a.n, "n", (v) => Number.isInteger(v) && v >= 1 && v <= MAX_N),
+      interval: number(a.interval, "interval", (v) => v > 0 && v <= DAY),
+      burst: number(a.burst, "burst", (v) => v >= 1 && v <= 1e9),
+      tat: number(a.tat, "tat", Number.isFinite),
+      within: a.within === undefined ? Infinity : number(a.within, "within", (v) => v >= 0),
+    };
+  });
+}
+
+/** The slots for one checked ask, from the bucket's `tat` (0: new) at `now`: [slots, tat after]. */
+export function grant(tat, { n, interval, burst, tat: asked, within }, now) {
+  // The asker's count moves the bucket on (never more than a day ahead of now).
+  tat = Math.max(tat, Math.min(asked, now + DAY));
+  const tolerance = (burst - 1) * interval;
+  const slots = [];
+  for (let i = 0; i < n; i++) {
+    const at = Math.max(tat - tolerance, now);
+    if (at <= now + within) tat = Math.max(tat, at) + interval;
+    slots.push(Math.ceil(at));
+  }
+  return [slots, tat];
+}
+
+/** Answers `asks` from `buckets` (a Map of key → tat), updating it. */
+export function paceFrom(buckets, asks, now) {
+  return checkAsks(asks).map((ask) => {
+    const [slots, tat] = grant(buckets.get(ask.key) ?? 0, ask, now);
+    buckets.set(ask.key, tat);
+    return slots;
+  });
+}
