@@ -59,13 +59,13 @@ function linked(source, scriptPath) {
 }
 
 /**
- * One workerd (Miniflare) running the README's Worker as the instances `instances`, a probe Worker
+ * One workerd (Miniflare) running the README's Worker (or `source`) as the instances `instances`, a probe Worker
  * (fixtures/health-probe.mjs) and `owner`'s extra script when the object's class lives elsewhere.
  * Every script binds HEALTH to the class `className` defined by the script `owner`. The README's
  * hosts become the mock providers. `persist`: a directory for the objects' storage (else memory).
  */
-function startFleet({ primary, backup, instances = ["a", "b", "c"], className = "HealthObject", owner = "a", ownerScript, persist }) {
-  const code = readmeWorker().replaceAll("https://api.openai.com", primary).replaceAll("https://backup.example.com", backup);
+function startFleet({ primary, backup, instances = ["a", "b", "c"], className = "HealthObject", owner = "a", ownerScript, persist, source = readmeWorker() }) {
+  const code = source.replaceAll("https://api.openai.com", primary).replaceAll("https://backup.example.com", backup);
   let output = "";
   const health = (name) => ({ className, useSQLite: true, ...(name === owner ? {} : { scriptName: owner }) });
   const worker = (name, scriptPath, source) => ({
@@ -157,9 +157,11 @@ describe("shared health through a Durable Object (workerd, Miniflare)", () => {
   test("wrangler's conditions resolve llm-retry/health/durable-object to its own module, which loads no wasm; no runtime entry carries it", () => {
     assert.equal(HEALTH_MODULE, join(PKG_DIR, "health-durable-object.js"));
     const source = readFileSync(HEALTH_MODULE, "utf8");
-    const imports = [...source.matchAll(/^\s*import\s[^;]*?from\s+"([^"]+)"/gm)].map((m) => m[1]);
-    assert.deepEqual(imports, ["cloudflare:workers"], "imports only the Workers runtime module");
-    assert.doesNotMatch(source, /\.wasm|llm_retry/);
+    const importsOf = (code) => [...code.matchAll(/^\s*import\s[^;]*?from\s+"([^"]+)"/gm)].map((m) => m[1]);
+    assert.deepEqual(importsOf(source), ["cloudflare:workers", "./health-pace.js"], "imports only the Workers runtime module and the bucket");
+    const pace = readFileSync(join(PKG_DIR, "health-pace.js"), "utf8");
+    assert.deepEqual(importsOf(pace), []);
+    for (const code of [source, pace]) assert.doesNotMatch(code, /\.wasm|llm_retry/);
     for (const entry of ["browser.js", "node.js", "deno.js", "workerd.js"]) {
       const code = readFileSync(join(PKG_DIR, entry), "utf8");
       assert.doesNotMatch(code, /HealthObject|durableObjectHealthStore|cloudflare:workers/, entry);
@@ -302,6 +304,48 @@ describe("shared health through a Durable Object (workerd, Miniflare)", () => {
     await new Promise((r) => setTimeout(r, 1_100));
     assert.equal((await fleet.call("b")).model, "backup-model");
     assert.ok(primary.requests.length - sent <= 1, `b sent ${primary.requests.length - sent} requests to the route a found down`);
+  });
+
+  test("(e) instances sharing the object keep together under the provider's rate limit; each alone sends at the whole rate", { timeout: 90_000 }, async (t) => {
+    /** Workers with one route and no fallback (fixtures/health-paced-worker.mjs). Each instance
+     * makes one call in turn (learning the limit from its headers), then 90 calls go at 60 a
+     * second, dealt round-robin; the provider takes 20 a second (burst 5). */
+    const source = readFileSync(join(here, "fixtures", "health-paced-worker.mjs"), "utf8");
+    const run = async (extra) => {
+      const primary = await mockFor(t, { limit: { rate: 20, burst: 5 } });
+      const fleet = startFleet({ primary: primary.url, backup: "http://127.0.0.1:9", source, ...extra });
+      t.after(() => fleet.dispose());
+      for (const name of ["a", "b", "c"]) assert.equal((await fleet.call(name)).model, MODEL, fleet.log());
+      await new Promise((r) => setTimeout(r, 300)); // the bucket refills
+      const warm = primary.requests.length;
+      const started = performance.now();
+      const calls = [];
+      for (let i = 0; i < 90; i++) {
+        calls.push(fleet.call("abc"[i % 3]));
+        if (i % 3 === 2) await new Promise((r) => setTimeout(r, 50));
+      }
+      const results = await Promise.all(calls);
+      const seconds = (performance.now() - started) / 1000;
+      const answered = primary.requests.slice(warm).map((r) => r.step.status);
+      return {
+        served: results.filter((r) => r.status === 200).length,
+        primary: answered.filter((s) => s === 200).length,
+        rejected: answered.filter((s) => s === 429).length,
+        rate: +(answered.filter((s) => s === 200).length / seconds).toFixed(1),
+        log: fleet.log(),
+      };
+    };
+    const shared = await run({});
+    const alone = await run({ className: "UnpacedHealth", owner: "faulty", ownerScript: join(here, "fixtures", "health-faulty.mjs") });
+    t.diagnostic(`shared: ${JSON.stringify({ ...shared, log: undefined })}; alone: ${JSON.stringify({ ...alone, log: undefined })}`);
+    assert.equal(shared.served, 90, shared.log);
+    // Shared, a 429 is met only at the start, while an instance has not yet found the route busy
+    // (over half of the provider's burst used) and sends on its own.
+    assert.ok(shared.rejected <= 8, `shared: ${shared.rejected} requests met a 429`);
+    assert.ok(alone.rejected >= Math.max(3 * shared.rejected, 15), `alone: ${alone.rejected} 429s`);
+    assert.ok(shared.rate >= 12, `shared: the provider served ${shared.rate} a second of its 20`);
+    assert.doesNotMatch(shared.log, /health \w+ failed/);
+    assert.match(alone.log, /llm-retry health pace failed: Error: health object: does not pace/);
   });
 
   for (const [className, what, told] of [
