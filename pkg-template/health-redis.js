@@ -1,14 +1,17 @@
 // A health store (see index.d.ts, HealthStore) in Redis, over a client the caller opened: the
 // `redis` package (node-redis v4 and later: `client.eval(script, { keys, arguments })`) or
-// `ioredis` (`client.call("EVAL", script, numKeys, …)`). Imports nothing: neither the wasm nor a
-// Redis client.
+// `ioredis` (`client.call("EVAL", script, numKeys, …)`). Imports neither the wasm nor a Redis
+// client.
 //
 // A route's record is one hash, `<prefix><breaker key>`, with the fields openedAt, openUntil,
 // closedAt and cooledUntil (integers, ms since the epoch). A write is one EVAL of a script that,
 // for every key of the batch, sets a field only when the new value is larger: atomic, and no
 // update is lost however many instances write at once. A read is one EVAL that HMGETs every key.
+// Pacing (health-pace.js): a route's bucket is the field paceTat of the same hash; a batch of asks
+// is one EVAL that computes the slots on Redis's clock (TIME), as policy/pacing.rs `grant` does.
 // In Redis Cluster, one EVAL must touch one hash slot: give the prefix a hash tag, e.g.
 // "{llm-retry}:health:".
+import { checkAsks } from "./health-pace.js";
 
 const FIELDS = ["openedAt", "openUntil", "closedAt", "cooledUntil"];
 
@@ -30,6 +33,28 @@ const READ = `local out = {}
 for i, k in ipairs(KEYS) do
   local v = redis.call('HMGET', k, 'openedAt', 'openUntil', 'closedAt', 'cooledUntil')
   for j = 1, 4 do out[#out + 1] = tonumber(v[j]) or 0 end
+end
+return out`;
+
+// KEYS: the asks' routes' hashes; ARGV: 5 values per ask: n, interval, burst, tat, within (-1:
+// however late). Returns per ask its n slots (ms since the epoch on Redis's clock).
+const PACE = `local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local out = {}
+for i, k in ipairs(KEYS) do
+  local a = (i - 1) * 5
+  local n, interval, burst = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
+  local asked, within = tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5])
+  local tat = math.max(tonumber(redis.call('HGET', k, 'paceTat')) or 0, math.min(asked, now + 86400000))
+  local tolerance = (burst - 1) * interval
+  local slots = {}
+  for j = 1, n do
+    local at = math.max(tat - tolerance, now)
+    if within < 0 or at <= now + within then tat = math.max(tat, at) + interval end
+    slots[j] = math.ceil(at)
+  end
+  redis.call('HSET', k, 'paceTat', string.format('%.3f', tat))
+  out[i] = slots
 end
 return out`;
 
@@ -71,7 +96,7 @@ function bounded(p, ms, what) {
 /**
  * A health store in Redis. `client`: a connected node-redis or ioredis client (attach an "error"
  * listener, as those clients require). `prefix` starts every key; `timeoutMs` bounds each read
- * and write (a rejection is what the retry client tells `health.onError`).
+ * write and pace (a rejection is what the retry client tells `health.onError`).
  */
 export function redisHealthStore(client, { prefix = "llm-retry:health:", timeoutMs = 1000 } = {}) {
   const evalScript = evaluator(client);
@@ -96,6 +121,16 @@ export function redisHealthStore(client, { prefix = "llm-retry:health:", timeout
       if (keys.length === 0) return;
       const args = keys.flatMap((k) => FIELDS.map((f) => instant(records[k]?.[f])));
       await bounded(evalScript(WRITE, keys.map((k) => prefix + k), args), timeoutMs, "write");
+    },
+    async pace(asks) {
+      const checked = checkAsks(asks);
+      if (checked.length === 0) return [];
+      const args = checked.flatMap((a) => [a.n, a.interval, a.burst, a.tat, a.within === Infinity ? -1 : a.within].map(String));
+      const slots = await bounded(evalScript(PACE, checked.map((a) => prefix + a.key), args), timeoutMs, "pace");
+      if (!Array.isArray(slots) || slots.length !== checked.length) {
+        throw new TypeError(`redisHealthStore: unexpected pace reply ${JSON.stringify(slots)?.slice(0, 100)}`);
+      }
+      return slots.map((s) => (Array.isArray(s) ? s.map(Number) : []));
     },
   };
 }

@@ -12,7 +12,7 @@ import { createClient } from "redis";
 import Redis from "ioredis";
 import { createRetryFetch, retryReport } from "llm-retry";
 import { redisHealthStore } from "llm-retry/health/redis";
-import { T, mockFor, settle, chatInit } from "./helpers.mjs";
+import { T, mockFor, settle, chatInit, limitedFleet } from "./helpers.mjs";
 import { startRedis } from "./redis-server.mjs";
 
 const chat = "/v1/chat/completions";
@@ -115,6 +115,34 @@ describe("Redis health store, on a real redis-server", () => {
     assert.ok(cooledUntil >= t0 + 29_000 && cooledUntil <= Date.now() + 31_000, `cooledUntil ${cooledUntil - t0} ms after the call`);
   });
 
+  test("pace: the bucket hands out what the core's grant computes, to node-redis, ioredis and sendCommand clients alike", T, async () => {
+    const prefix = freshPrefix();
+    const [a, b, c] = [redisHealthStore(await nodeRedis(server), { prefix }), redisHealthStore(await ioRedis(server), { prefix }), redisHealthStore(await sendCommandOnly(server), { prefix })];
+    const ask = { key: "k", interval: 10, burst: 3, tat: 0 };
+    const t0 = Date.now();
+    const [k, other] = await a.pace([{ ...ask, n: 5 }, { ...ask, key: "other", n: 1 }]);
+    assert.ok(Math.abs(k[0] - t0) < 1_000, "on Redis's clock, ms since the epoch");
+    assert.deepEqual(k.map((s) => s - k[0]), [0, 0, 0, 10, 20]);
+    assert.ok(other[0] - k[0] < 10, "another route's bucket is its own");
+    const [[now]] = await b.pace([{ ...ask, n: 1, within: 0 }]);
+    const [[next]] = await c.pace([{ ...ask, n: 1 }]);
+    assert.ok(now - k[0] >= 30 && next === now, `a later slot is not taken within 0 ms: it goes to the next ask (+${now - k[0]}, +${next - k[0]})`);
+    await assert.rejects(a.pace([{ ...ask, n: 0 }]), { name: "RangeError", message: /n is out of range/ });
+  });
+
+  test("4 clients sharing Redis keep together under the provider's rate limit; alone, each sends at the whole rate", { timeout: 60_000 }, async (t) => {
+    const prefix = freshPrefix();
+    const makers = [nodeRedis, ioRedis, sendCommandOnly, nodeRedis];
+    const shared = [];
+    for (const make of makers) shared.push(createRetryFetch({ deadlineMs: 30_000, health: { store: redisHealthStore(await make(server), { prefix }) } }));
+    const together = await limitedFleet(t, shared);
+    const alone = await limitedFleet(t, makers.map(() => createRetryFetch({ deadlineMs: 30_000 })));
+    t.diagnostic(`shared: ${JSON.stringify(together)}; alone: ${JSON.stringify(alone)}`);
+    assert.equal(together.served, 160);
+    assert.ok(together.rejected <= 10, `${together.rejected} of ${together.requests} requests met a 429`);
+    assert.ok(alone.rejected >= 4 * Math.max(together.rejected, 5), `alone: ${alone.rejected} 429s`);
+  });
+
   test("concurrent writes of older and newer records from 9 connections leave each field at its maximum (no lost update)", { timeout: 30_000 }, async () => {
     const prefix = freshPrefix();
     const makers = [nodeRedis, ioRedis, sendCommandOnly];
@@ -209,12 +237,14 @@ describe("Redis stopped mid-run", () => {
 });
 
 describe("the module", () => {
-  test("imports nothing (neither the wasm nor a Redis client) and is not in the entries", () => {
+  test("imports neither the wasm nor a Redis client (only the bucket's module), and is not in the entries", () => {
     const require = createRequire(import.meta.url);
     const path = require.resolve("llm-retry/health/redis");
     assert.match(path, /\/health-redis\.js$/, "the export maps to its own module");
     const src = readFileSync(path, "utf8");
-    assert.doesNotMatch(src, /^\s*import\b|\bimport\(|\brequire\(/m);
+    const imports = [...src.matchAll(/^\s*import\s[^;]*?from\s+"([^"]+)"/gm)].map((m) => m[1]);
+    assert.deepEqual(imports, ["./health-pace.js"]);
+    assert.doesNotMatch(src, /\bimport\(|\brequire\(/);
     const entry = readFileSync(path.replace(/health-redis\.js$/, "node.js"), "utf8");
     assert.doesNotMatch(entry, /redisHealthStore|HMGET/);
   });

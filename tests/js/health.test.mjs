@@ -5,7 +5,7 @@ import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 
 import { createRetryFetch, memoryHealthStore, retryReport } from "llm-retry";
-import { T, mockFor, settle, sleep, chatInit } from "./helpers.mjs";
+import { T, mockFor, settle, sleep, chatInit, limitedFleet } from "./helpers.mjs";
 
 const chat = "/v1/chat/completions";
 const breaker = { failureThreshold: 2, cooldownMs: 5_000, maxCooldownMs: 5_000 };
@@ -139,29 +139,11 @@ describe("a store that fails or hangs", () => {
 });
 
 describe("pacing shared through a store", () => {
-  /** `n` clients against one provider limited to 50 requests a second (burst 10): each makes one
-   * call, in turn (so each has learned the limit from its headers), then 160 calls go at 100 a
-   * second, dealt round-robin. What the provider answered, and what the calls got. */
-  async function fleet(t, n, health) {
-    const mock = await mockFor(t, { limit: { rate: 50, burst: 10 } });
-    const clients = Array.from({ length: n }, () => createRetryFetch({ deadlineMs: 30_000, ...(health ? { health: health() } : {}) }));
-    for (const f of clients) assert.equal((await f(mock.url + chat, chatInit())).status, 200);
-    await sleep(250); // the bucket refills
-    const warm = mock.requests.length;
-    const calls = [];
-    for (let i = 0; i < 160; i++) {
-      calls.push(clients[i % n](mock.url + chat, chatInit()).then((r) => r.status, (e) => e.name));
-      if (i % 4 === 3) await sleep(40);
-    }
-    const statuses = await Promise.all(calls);
-    const answered = mock.requests.slice(warm).map((r) => r.step.status);
-    return { served: statuses.filter((s) => s === 200).length, requests: answered.length, rejected: answered.filter((s) => s === 429).length };
-  }
-
   test("clients sharing a store keep together under the provider's rate limit; alone, each sends at the whole rate", { timeout: 60_000 }, async (t) => {
     const store = memoryHealthStore();
-    const shared = await fleet(t, 4, () => ({ store }));
-    const alone = await fleet(t, 4, undefined);
+    const fleet = (health) => Array.from({ length: 4 }, () => createRetryFetch({ deadlineMs: 30_000, ...health }));
+    const shared = await limitedFleet(t, fleet({ health: { store } }));
+    const alone = await limitedFleet(t, fleet({}));
     t.diagnostic(`shared: ${JSON.stringify(shared)}; alone: ${JSON.stringify(alone)}`);
     assert.equal(shared.served, 160, "every call served");
     assert.ok(shared.rejected <= 8, `${shared.rejected} of ${shared.requests} requests met a 429`);

@@ -60,3 +60,26 @@ export const CHAT_BODY = JSON.stringify({
 export function chatInit({ headers = {}, ...rest } = {}) {
   return { method: "POST", body: CHAT_BODY, ...rest, headers: { "content-type": "application/json", ...headers } };
 }
+
+/** `clients` (retry fetches standing for instances) against one provider limited to 50 requests
+ * a second (burst 10): each makes one call, in turn (so each has learned the limit from its
+ * headers), then 160 calls go at 100 a second, dealt round-robin. What the provider answered
+ * after the first calls, and how many calls were served. */
+export async function limitedFleet(t, clients) {
+  const mock = await mockFor(t, { limit: { rate: 50, burst: 10 } });
+  const url = mock.url + "/v1/chat/completions";
+  for (const f of clients) {
+    const res = await f(url, chatInit());
+    if (res.status !== 200) throw new Error(`a first call got ${res.status}`);
+  }
+  await sleep(250); // the bucket refills
+  const warm = mock.requests.length;
+  const calls = [];
+  for (let i = 0; i < 160; i++) {
+    calls.push(clients[i % clients.length](url, chatInit()).then((r) => r.status, (e) => e.name));
+    if (i % 4 === 3) await sleep(40);
+  }
+  const statuses = await Promise.all(calls);
+  const answered = mock.requests.slice(warm).map((r) => r.step.status);
+  return { served: statuses.filter((s) => s === 200).length, requests: answered.length, rejected: answered.filter((s) => s === 429).length };
+}
