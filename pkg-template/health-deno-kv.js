@@ -1,11 +1,16 @@
 // A health store (see index.d.ts, HealthStore) in Deno KV, over a `Deno.Kv` the caller opened
-// (`await Deno.openKv()`, a local path, or Deno Deploy's). Imports nothing.
+// (`await Deno.openKv()`, a local path, or Deno Deploy's). Imports neither the wasm nor Deno's
+// modules (only the bucket's, health-pace.js).
 //
 // A route's record is four entries, `[...prefix, <breaker key>, <field>]` for the fields
 // openedAt, openUntil, closedAt and cooledUntil, each a Deno.KvU64 (ms since the epoch). A write
 // is one atomic commit of `max(key, bigint)` mutations, so KV itself keeps, per field, the larger
 // value: no update is lost however many instances write at once. A read is `getMany` (10 keys per
 // call, so 2 routes per call; the calls run together).
+// Pacing (health-pace.js): a route's bucket is the entry `[...prefix, <breaker key>, "paceTat"]`
+// (a number); an ask reads it, computes the slots on this process's clock, and commits only if
+// the entry did not change meanwhile (an atomic check), else tries again.
+import { checkAsks, grant } from "./health-pace.js";
 
 const FIELDS = ["openedAt", "openUntil", "closedAt", "cooledUntil"];
 /** getMany reads at most 10 keys per call: two routes' four fields. */
@@ -28,11 +33,14 @@ function bounded(p, ms, what) {
   ]);
 }
 
+/** Tries of one ask's check-and-set before it gives up (each lost one means another instance took slots). */
+const PACE_TRIES = 20;
+
 const chunks = (xs, n) => Array.from({ length: Math.ceil(xs.length / n) }, (_, i) => xs.slice(i * n, i * n + n));
 
 /**
  * A health store in Deno KV. `kv`: an open Deno.Kv. `prefix` starts every key; `timeoutMs`
- * bounds each read and write (a rejection is what the retry client tells `health.onError`).
+ * bounds each read, write and pace (a rejection is what the retry client tells `health.onError`).
  */
 export function denoKvHealthStore(kv, { prefix = ["llm-retry", "health"], timeoutMs = 1000 } = {}) {
   if (typeof kv?.getMany !== "function" || typeof kv?.atomic !== "function") {
@@ -65,6 +73,24 @@ export function denoKvHealthStore(kv, { prefix = ["llm-retry", "health"], timeou
       });
       const results = await bounded(Promise.all(commits), timeoutMs, "write");
       if (results.some((r) => !r?.ok)) throw new Error("denoKvHealthStore: a write was not committed");
+    },
+    async pace(asks) {
+      const one = async (ask) => {
+        const key = entry(ask.key, "paceTat");
+        let lost = new Error(`denoKvHealthStore: pace lost ${PACE_TRIES} tries to other instances`);
+        for (let i = 0; i < PACE_TRIES; i++) {
+          try {
+            const seen = await kv.get(key);
+            const [slots, tat] = grant(typeof seen.value === "number" ? seen.value : 0, ask, Date.now());
+            if ((await kv.atomic().check(seen).set(key, tat).commit()).ok) return slots;
+          } catch (e) {
+            lost = e; // a local file's KV may be locked by another process's commit ("database is locked")
+          }
+          await new Promise((r) => setTimeout(r, Math.random() * 4 * (i + 1)));
+        }
+        throw lost;
+      };
+      return await bounded(Promise.all(checkAsks(asks).map(one)), timeoutMs, "pace");
     },
   };
 }

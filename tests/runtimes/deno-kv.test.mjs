@@ -84,17 +84,33 @@ describe("Deno KV health store, two Deno processes on one KV file", () => {
   });
 });
 
+describe("Deno KV pacing, three Deno processes asking one bucket at once", () => {
+  test("every slot is handed out once: together the processes' slots keep the bucket's rate", T, async () => {
+    const startAt = Date.now() + 1_500;
+    const outs = await Promise.all([0, 1, 2].map(() => instance("pace", { startAt, asks: 30 })));
+    const slots = outs.flatMap((o) => o.slots).sort((a, b) => a - b);
+    assert.equal(slots.length, 90);
+    const spans = outs.map((o) => [o.started, o.ended]);
+    assert.ok(Math.min(...spans.map((s) => s[1])) > Math.max(...spans.map((s) => s[0])), `the processes asked at the same time: ${JSON.stringify(spans)}`);
+    // Burst 2, one slot per 10 ms: whatever the order of the asks, at most 2 in any 10 ms.
+    for (let i = 2; i < slots.length; i++) assert.ok(slots[i] - slots[i - 2] >= 10, `slots ${i - 2}..${i}: ${slots.slice(i - 2, i + 1)}`);
+    assert.ok(slots.at(-1) - slots[0] >= 870, `90 slots at 100 a second span ${slots.at(-1) - slots[0]} ms`);
+  });
+});
+
 describe("the module", () => {
   test("its declarations take a real Deno.Kv (deno check fixtures/deno-kv-types.ts)", T, async () => {
     const { code, stderr } = await deno(["check", "--unstable-kv", ...DENO_RESOLVE, "fixtures/deno-kv-types.ts"], { timeoutMs: 45_000 });
     assert.equal(code, 0, stderr);
   });
 
-  test("imports nothing and is not in the entries", () => {
+  test("imports only the bucket's module, and is not in the entries", () => {
     const { exports } = JSON.parse(readFileSync(join(PKG_DIR, "package.json"), "utf8"));
     assert.deepEqual(exports["./health/deno-kv"], { types: "./health-deno-kv.d.ts", default: "./health-deno-kv.js" });
     const src = readFileSync(join(PKG_DIR, "health-deno-kv.js"), "utf8");
-    assert.doesNotMatch(src, /^\s*import\b|\bimport\(|\brequire\(/m);
+    const imports = [...src.matchAll(/^\s*import\s[^;]*?from\s+"([^"]+)"/gm)].map((m) => m[1]);
+    assert.deepEqual(imports, ["./health-pace.js"]);
+    assert.doesNotMatch(src, /\bimport\(|\brequire\(/);
     for (const entry of ["deno.js", "node.js", "browser.js", "workerd.js"]) {
       assert.doesNotMatch(readFileSync(join(PKG_DIR, entry), "utf8"), /denoKvHealthStore|getMany/, entry);
     }
