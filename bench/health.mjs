@@ -11,6 +11,9 @@
 // Reported: the requests the primary received during the outage, the calls served (during the
 // outage and overall), and the latency a store adds to a successful call on the happy path
 // (sequential calls to a healthy mock, with and without a store).
+// Then shared pacing: the same N instances at 300 new calls/s in all for 10 s (1.5x the mock's
+// 200/s, whose every answer carries OpenAI's rate-limit headers), one route, no fallback: the
+// 429s the provider sent, the calls served and their latency, per-instance against shared.
 //
 // Run:  make bench, or node bench/health.mjs (after `make package` and `cd bench && npm ci`)
 // Knobs: HEALTH_N=4 instances; HEALTH_SCALE=1 multiplies the durations; PKG=dir: another build.
@@ -115,6 +118,54 @@ async function outageRun(makeStore, opts) {
   };
 }
 
+/** Shared pacing: N instances over the mock's limit (see the header); `makeStore()` as above. */
+async function rateRun(makeStore) {
+  const mock = await startMock();
+  const clients = [];
+  for (let i = 0; i < N; i++) {
+    const store = await makeStore?.();
+    clients.push(createRetryFetch(store ? { health: { store } } : {}));
+  }
+  const t0 = now() + 200;
+  await mock.start({ t0, mode: "bucket", rate: 200, burst: 20, latencyMs: 5, outage: null });
+  const rate = 300;
+  const count = Math.round((rate * s(10_000)) / 1000);
+  const recs = [];
+  await new Promise((done) => {
+    let i = 0;
+    const tick = () => {
+      const t = now();
+      while (i < count && t0 + (i * 1000) / rate <= t) {
+        const rec = { start: t, ok: false };
+        recs.push(rec);
+        rec.done = clients[i % N](mock.url, init(AbortSignal.timeout(60_000)))
+          .then(async (res) => {
+            await res.arrayBuffer();
+            rec.ok = res.ok;
+            rec.ms = now() - rec.start;
+          }, () => {});
+        i++;
+      }
+      if (i >= count) return done();
+      setTimeout(tick, Math.max(0, t0 + (i * 1000) / rate - now()));
+    };
+    setTimeout(tick, Math.max(0, t0 - now()));
+  });
+  await Promise.all(recs.map((r) => r.done));
+  await Promise.all(clients.map((c) => c.flushHealth()));
+  const log = await mock.stop();
+  const statuses = Array.from(log.statuses);
+  const lat = recs.filter((r) => r.ok).map((r) => r.ms).sort((a, b) => a - b);
+  return {
+    calls: recs.length,
+    served: lat.length,
+    requests: statuses.length,
+    rejected: statuses.filter((x) => x === 429).length,
+    p50: lat[lat.length >> 1] ?? NaN,
+    p99: lat[Math.floor(lat.length * 0.99)] ?? NaN,
+  };
+}
+
 /** Happy path: one client per config, called in turn against a healthy mock (so machine noise
  * hits every config alike); per config the median and mean latency, ms. */
 async function happyPath(stores) {
@@ -174,11 +225,13 @@ const SETUPS = [
   ["cooldown 2–8 s, refreshMs 250, 2 calls/s", { ...LONG, rate: 2 }],
 ];
 const results = {};
+const paced = {};
 let happy;
 try {
   for (const [setup, opts] of SETUPS) {
     for (const [label, make] of configs) results[`${setup}|${label}`] = await outageRun(make?.(), opts);
   }
+  for (const [label, make] of configs) paced[label] = await rateRun(make?.());
   happy = await happyPath(await Promise.all(configs.map(([, make]) => (make ? make()() : undefined))));
 } finally {
   for (const c of redisClients) c.destroy();
@@ -210,4 +263,11 @@ console.log(`\nhappy path: one client per column, called in turn against a healt
 table(["", ...labels], [
   ["latency p50 / mean", ...happy.map((h) => `${h.p50.toFixed(3)} / ${h.mean.toFixed(3)} ms`)],
   ["added by the store: p50 / mean", ...happy.map((h, i) => (i === 0 ? "—" : `${(h.p50 - happy[0].p50).toFixed(3)} / ${(h.mean - happy[0].mean).toFixed(3)} ms`))],
+]);
+console.log(`\nshared pacing: ${N} instances at 300 new calls/s in all for ${secs(s(10_000))} against 200 req/s (burst 20, rate-limit headers on every answer), one route`);
+table(["", ...labels], [
+  ["429s the provider sent", ...labels.map((l) => String(paced[l].rejected))],
+  ["requests per call", ...labels.map((l) => (paced[l].requests / paced[l].calls).toFixed(2))],
+  ["calls served", ...labels.map((l) => `${paced[l].served} / ${paced[l].calls}`)],
+  ["latency p50 / p99", ...labels.map((l) => `${secs(paced[l].p50)} / ${secs(paced[l].p99)}`)],
 ]);

@@ -18,8 +18,16 @@ redisHealthStore(ioredis, { prefix: ["app"] });
 // @ts-expect-error: not a Redis client
 redisHealthStore({ get: () => 1 });
 
+// A Deno.Kv's shape (the real one is checked by tests/runtimes/deno-kv.test.mjs, `deno check`).
+interface Atomic {
+  max(key: readonly unknown[], n: bigint): this;
+  check(...checks: { key: readonly unknown[]; versionstamp: string | null }[]): this;
+  set(key: readonly unknown[], value: unknown): this;
+  commit(): Promise<{ ok: true; versionstamp: string } | { ok: false }>;
+}
 declare const kv: {
+  get(key: readonly unknown[]): Promise<{ key: readonly unknown[]; value: unknown; versionstamp: string | null }>;
   getMany(keys: readonly (readonly unknown[])[]): Promise<{ value: unknown }[]>;
-  atomic(): { max(key: readonly unknown[], n: bigint): unknown; commit(): Promise<{ ok: true } | { ok: false }> };
+  atomic(): Atomic;
 };
 createRetryFetch({ health: { store: denoKvHealthStore(kv, { prefix: ["app", 1] }) } });
