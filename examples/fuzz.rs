@@ -1117,7 +1117,7 @@ fn engine_config(r: &mut Rng) -> Config {
 fn hint_headers(r: &mut Rng, now: u64) -> Headers {
     let mut h = Headers::new();
     for _ in 0..r.range(0, 3) {
-        match r.below(8) {
+        match r.below(9) {
             0 => h.push("retry-after-ms", r.skewed(200_000).to_string()),
             1 => h.push("Retry-After", r.skewed(300).to_string()),
             2 => {
@@ -1159,6 +1159,14 @@ fn hint_headers(r: &mut Rng, now: u64) -> Headers {
             }
             5 => h.push("x-should-retry", r.pick(&["true", "false"]).to_string()),
             6 => h.push("retry-after", gen_val(r).text),
+            // A whole request limit (what pacing learns a rate from, and shares), often well used.
+            7 if r.chance(0.7) => {
+                let limit = *r.pick(&[1u64, 2, 5, 20, 500, 10_000, u64::MAX]);
+                let remaining = if r.chance(0.8) { r.below(limit.saturating_add(1).max(1)) } else { r.skewed(1_000_000) };
+                h.push("x-ratelimit-limit-requests", limit.to_string());
+                h.push("x-ratelimit-remaining-requests", remaining.to_string());
+                h.push("x-ratelimit-reset-requests", gen_duration(r).text);
+            }
             _ => h.push("retry-after-ms", r.pick(&["0", "0.5", "99999999999999999999999", "-1", "abc"]).to_string()),
         }
     }

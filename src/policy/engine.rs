@@ -464,8 +464,9 @@ impl Session {
             Phase::Slotting { from, moved, route, within, granted } => {
                 let pacer = &mut shared.health(&self.routes[route].key).pacer;
                 let slot = match granted {
-                    // Later than asked for: not taken, so another route ready now goes first.
-                    Some(at) if within.is_some_and(|w| at > now_ms.saturating_add(w)) => at,
+                    // Later than asked for: not taken, so another route ready now goes first; or
+                    // past the deadline: never used.
+                    Some(at) if within.is_some_and(|w| at > now_ms.saturating_add(w)) || at >= self.deadline_at => at,
                     Some(at) => {
                         pacer.granted(at);
                         at
@@ -513,6 +514,8 @@ impl Session {
             Some((route, ms, cause)) if now.saturating_add(ms) < self.deadline_at => {
                 let ms = match (cause, self.reserved) {
                     (WaitCause::Pacing, Some((r, _))) if r == route => ms,
+                    // Held (a spent limit) while its slots are shared: the slot is asked for after.
+                    (WaitCause::Pacing, _) if self.shared_ask(shared, route, now).is_some() => ms,
                     (WaitCause::Pacing, _) => {
                         let slot = shared.health(&self.routes[route].key).pacer.reserve(now);
                         self.reserved = Some((route, slot));
