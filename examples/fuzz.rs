@@ -1162,7 +1162,8 @@ fn hint_headers(r: &mut Rng, now: u64) -> Headers {
             // A whole request limit (what pacing learns a rate from, and shares), often well used.
             7 if r.chance(0.7) => {
                 let limit = *r.pick(&[1u64, 2, 5, 20, 500, 10_000, u64::MAX]);
-                let remaining = if r.chance(0.8) { r.below(limit.saturating_add(1).max(1)) } else { r.skewed(1_000_000) };
+                let remaining =
+                    if r.chance(0.8) { r.below(limit.saturating_add(1).max(1)) } else { r.skewed(1_000_000) };
                 h.push("x-ratelimit-limit-requests", limit.to_string());
                 h.push("x-ratelimit-remaining-requests", remaining.to_string());
                 h.push("x-ratelimit-reset-requests", gen_duration(r).text);
