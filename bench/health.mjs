@@ -64,6 +64,35 @@ async function startMock() {
   };
 }
 
+/** `count` calls at `rate` a second from `t0` on, dealt round-robin over `clients`, each given
+ * 60 s; resolves when all have ended, to one record per call: its start (ms since t0), whether it
+ * was served, and its latency (ms). */
+async function openLoop(clients, url, t0, rate, count) {
+  const recs = [];
+  await new Promise((done) => {
+    let i = 0;
+    const tick = () => {
+      const t = now();
+      while (i < count && t0 + (i * 1000) / rate <= t) {
+        const rec = { start: t - t0, ok: false };
+        recs.push(rec);
+        rec.done = clients[i % clients.length](url, init(AbortSignal.timeout(60_000)))
+          .then(async (res) => {
+            await res.arrayBuffer();
+            rec.ok = res.ok;
+            rec.ms = now() - t0 - rec.start;
+          }, () => {});
+        i++;
+      }
+      if (i >= count) return done();
+      setTimeout(tick, Math.max(0, t0 + (i * 1000) / rate - now()));
+    };
+    setTimeout(tick, Math.max(0, t0 - now()));
+  });
+  await Promise.all(recs.map((r) => r.done));
+  return recs;
+}
+
 /** One outage run: `makeStore()` gives each instance's store (undefined: per-instance health). */
 async function outageRun(makeStore, opts) {
   const [primary, backup] = [await startMock(), await startMock()];
@@ -77,32 +106,8 @@ async function outageRun(makeStore, opts) {
   const base = { t0, mode: "bucket", rate: 200, burst: 20, latencyMs: 5 };
   await primary.start({ ...base, outage: OUTAGE });
   await backup.start({ ...base, outage: null });
-  const recs = [];
   const rate = opts.rate ?? RATE;
-  const count = Math.round((rate * DURATION) / 1000);
-  await new Promise((done) => {
-    let i = 0;
-    const tick = () => {
-      const t = now();
-      while (i < count && t0 + (i * 1000) / rate <= t) {
-        const rec = { start: t - t0, ok: false };
-        recs.push(rec);
-        const ac = new AbortController();
-        const timer = setTimeout(() => ac.abort(), 60_000);
-        rec.done = clients[i % N](primary.url, init(ac.signal))
-          .then(async (res) => {
-            await res.arrayBuffer();
-            rec.ok = res.ok;
-          }, () => {})
-          .finally(() => clearTimeout(timer));
-        i++;
-      }
-      if (i >= count) return done();
-      setTimeout(tick, Math.max(0, t0 + (i * 1000) / rate - now()));
-    };
-    setTimeout(tick, Math.max(0, t0 - now()));
-  });
-  await Promise.all(recs.map((r) => r.done));
+  const recs = await openLoop(clients, primary.url, t0, rate, Math.round((rate * DURATION) / 1000));
   await Promise.all(clients.map((c) => c.flushHealth()));
   const [p, b] = [await primary.stop(), await backup.stop()];
   const inOutage = (t) => t >= OUTAGE.fromMs && t < OUTAGE.toMs;
@@ -128,30 +133,7 @@ async function rateRun(makeStore) {
   }
   const t0 = now() + 200;
   await mock.start({ t0, mode: "bucket", rate: 200, burst: 20, latencyMs: 5, outage: null });
-  const rate = 300;
-  const count = Math.round((rate * s(10_000)) / 1000);
-  const recs = [];
-  await new Promise((done) => {
-    let i = 0;
-    const tick = () => {
-      const t = now();
-      while (i < count && t0 + (i * 1000) / rate <= t) {
-        const rec = { start: t, ok: false };
-        recs.push(rec);
-        rec.done = clients[i % N](mock.url, init(AbortSignal.timeout(60_000)))
-          .then(async (res) => {
-            await res.arrayBuffer();
-            rec.ok = res.ok;
-            rec.ms = now() - rec.start;
-          }, () => {});
-        i++;
-      }
-      if (i >= count) return done();
-      setTimeout(tick, Math.max(0, t0 + (i * 1000) / rate - now()));
-    };
-    setTimeout(tick, Math.max(0, t0 - now()));
-  });
-  await Promise.all(recs.map((r) => r.done));
+  const recs = await openLoop(clients, mock.url, t0, 300, Math.round((300 * s(10_000)) / 1000));
   await Promise.all(clients.map((c) => c.flushHealth()));
   const log = await mock.stop();
   const statuses = Array.from(log.statuses);
