@@ -257,3 +257,16 @@ createRetryFetch({ fallbacks: [{ model: 4 }] });
 
 // @ts-expect-error the result of retry is a Promise, not the value
 export const notAwaited: string = retry(() => "x");
+
+// A store of one's own: read and write, and optionally pace (asks in, one list of slots per ask out).
+import { memoryHealthStore, type HealthStore, type PaceAsk } from "llm-retry";
+const buckets = new Map<string, number>();
+const paced: HealthStore = {
+  read: (keys) => Object.fromEntries(keys.map((k) => [k, { openedAt: 0, openUntil: 0, closedAt: 0, cooledUntil: 0 }])),
+  write: async () => {},
+  pace: (asks: PaceAsk[]) => asks.map((a) => Array.from({ length: a.n }, () => Math.max(Date.now(), buckets.get(a.key) ?? 0) + (a.within ?? 0))),
+};
+createRetryFetch({ health: { store: paced, onError: (e, op) => console.log(op satisfies "read" | "write" | "pace", e) } });
+createRetryFetch({ health: { store: memoryHealthStore() } });
+// @ts-expect-error pace answers a list of slots per ask, not one number
+createRetryFetch({ health: { store: { ...paced, pace: (asks: PaceAsk[]) => asks.map(() => 1) } } });
