@@ -234,7 +234,7 @@ export interface HealthOptions {
   refreshMs?: number;
   /** How long a call waits for its client's first read, ms; later reads are never waited for. [50] */
   firstReadMs?: number;
-  /** A read or write taking longer is given up (a TimeoutError to onError), ms; later ones go on. [1000] */
+  /** A read, write or pace taking longer is given up (a TimeoutError to onError), ms; later ones go on. [1000] */
   timeoutMs?: number;
   /** Told of a read or write that failed or timed out (the calls go on with what the client knows). */
   onError?: (error: unknown, op: "read" | "write" | "pace") => void;
