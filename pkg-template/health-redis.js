@@ -4,7 +4,7 @@
 // client.
 //
 // A route's record is one hash, `<prefix><breaker key>`, with the fields openedAt, openUntil,
-// closedAt and cooledUntil (integers, ms since the epoch). A write is one EVAL of a script that,
+// closedAt and cooledUntil (integers, ms since the epoch), kept a day after its last write. A write is one EVAL of a script that,
 // for every key of the batch, sets a field only when the new value is larger: atomic, and no
 // update is lost however many instances write at once. A read is one EVAL that HMGETs every key.
 // Pacing (health-pace.js): a route's bucket is the field paceTat of the same hash; a batch of asks
@@ -14,6 +14,11 @@
 import { checkAsks } from "./health-pace.js";
 
 const FIELDS = ["openedAt", "openUntil", "closedAt", "cooledUntil"];
+
+// A route's hash expires this long after it was last written or paced (a route no longer used —
+// a model retired, a fallback removed — leaves nothing behind), ms. A breaker's opening and a
+// pause last far less.
+const TTL_MS = 86_400_000;
 
 // KEYS: the routes' hashes; ARGV: 4 values per key, in FIELDS order ("0": nothing to tell).
 const WRITE = `local f = {'openedAt', 'openUntil', 'closedAt', 'cooledUntil'}
@@ -25,6 +30,7 @@ for i, k in ipairs(KEYS) do
       redis.call('HSET', k, f[j], v)
     end
   end
+  redis.call('PEXPIRE', k, ${TTL_MS})
 end
 return #KEYS`;
 
@@ -54,6 +60,7 @@ for i, k in ipairs(KEYS) do
     slots[j] = math.ceil(at)
   end
   redis.call('HSET', k, 'paceTat', string.format('%.3f', tat))
+  redis.call('PEXPIRE', k, ${TTL_MS})
   out[i] = slots
 end
 return out`;

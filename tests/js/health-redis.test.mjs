@@ -84,6 +84,8 @@ describe("Redis health store, on a real redis-server", () => {
     assert.deepEqual(Object.keys(stored).sort(), ["openUntil", "openedAt"], `one hash per route: ${JSON.stringify(stored)}`);
     for (const v of Object.values(stored)) assert.match(v, /^\d{13}$/, "integers, ms since the epoch");
     assert.ok(Number(stored.openUntil) >= Number(stored.openedAt) + 5_000);
+    const ttl = await raw.pTTL(prefix + key);
+    assert.ok(ttl > 86_000_000 && ttl <= 86_400_000, `kept a day after its last write: ${ttl} ms`);
 
     for (const other of [b, c]) {
       const res = await other(primary.url + chat, chatInit());
