@@ -129,8 +129,11 @@ impl Pacer {
         // `remaining` is the whole tokens left: the used share is up to one less than it says.
         let interval = reset as f64 / if used > 1 { used as f64 - 0.5 } else { 1.0 };
         // The estimate is best when much of the limit is used (the reset is rounded to a ms).
-        self.interval =
-            if self.from_headers && used.saturating_mul(4) < limit { (3.0 * self.interval + interval) / 4.0 } else { interval };
+        self.interval = if self.from_headers && used.saturating_mul(4) < limit {
+            (3.0 * self.interval + interval) / 4.0
+        } else {
+            interval
+        };
         self.from_headers = true;
         self.burst = limit as f64;
         // The provider's count: nothing here may assume more is left than it says.
