@@ -419,10 +419,13 @@ class HealthLink {
     const batch = [...asks.values()].map(({ key, n, interval, burst, tat, within }) => (within === undefined ? { key, n, interval, burst, tat } : { key, n, interval, burst, tat, within }));
     this.bounded(() => this.store.pace(batch)).then(
       (slots) => {
+        // A slot is an instant; one more than a day away is no answer (the call paces on its own).
+        const latest = Date.now() + 86_400_000;
+        const slot = (v) => (instant(v) > 0 && v < latest ? v : undefined);
         let i = 0;
         for (const { answers } of asks.values()) {
           const given = Array.isArray(slots) ? slots[i++] : undefined;
-          answers.forEach((resolve, j) => resolve(Array.isArray(given) ? instant(given[j]) || undefined : undefined));
+          answers.forEach((resolve, j) => resolve(Array.isArray(given) ? slot(given[j]) : undefined));
         }
       },
       (e) => {

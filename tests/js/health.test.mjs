@@ -225,6 +225,21 @@ describe("a store's pace", () => {
     assert.deepEqual(errors.filter(([op]) => op === "pace"), [["pace", "TimeoutError"]]);
   });
 
+  for (const [what, answer] of [
+    ["no list", () => 5],
+    ["a list of the wrong things", (a) => a.map(() => "soon")],
+    ["slots out of range", (a) => a.map(() => [1e300, NaN, -5])],
+    ["too few lists", () => []],
+  ]) {
+    test(`a pace that answers ${what}: the call is served at once, pacing alone`, T, async (t) => {
+      const { errors, call } = await busy(t, answer);
+      const r = await call();
+      assert.equal(r.value?.status, 200);
+      assert.ok(r.ms < 1_000, `${r.ms.toFixed(0)} ms`);
+      assert.deepEqual(errors, []);
+    });
+  }
+
   test("a call waiting for its slot ends at once when its signal aborts, sending nothing", T, async (t) => {
     const { mock, sent, call } = await busy(t, () => new Promise(() => {}), { timeoutMs: 10_000 });
     const ac = new AbortController();
