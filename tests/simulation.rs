@@ -494,6 +494,18 @@ fn the_default_deadline_never_cuts_an_attempt_in_flight() {
     assert_eq!(d, Decision::Attempt { route: 0, attempt: 1, timeout_ms: Some(5_000), deadline_ms: 5_000 });
 }
 
+/// A provider's request limit of 20 with 19 left (idle) and with 2 left (busy: over half used).
+const QUIET: &[(&str, &str)] = &[
+    ("x-ratelimit-limit-requests", "20"),
+    ("x-ratelimit-remaining-requests", "19"),
+    ("x-ratelimit-reset-requests", "100ms"),
+];
+const BUSY: &[(&str, &str)] = &[
+    ("x-ratelimit-limit-requests", "20"),
+    ("x-ratelimit-remaining-requests", "2"),
+    ("x-ratelimit-reset-requests", "100ms"),
+];
+
 /// Shared pacing: a busy route asks the shared bucket before it sends, and sends at the slot it
 /// was given; a bucket that cannot answer leaves the slot to the route's own pacer; a slot past
 /// the deadline is not waited for. An idle route asks nothing.
@@ -502,16 +514,6 @@ fn a_busy_route_sends_at_the_slot_the_shared_bucket_gives() {
     let c = Config { deadline_ms: 1_000, ..Config::default() };
     let mut shared = Shared::new(&c);
     shared.share_pacing();
-    const QUIET: &[(&str, &str)] = &[
-        ("x-ratelimit-limit-requests", "20"),
-        ("x-ratelimit-remaining-requests", "19"),
-        ("x-ratelimit-reset-requests", "100ms"),
-    ];
-    const BUSY: &[(&str, &str)] = &[
-        ("x-ratelimit-limit-requests", "20"),
-        ("x-ratelimit-remaining-requests", "2"),
-        ("x-ratelimit-reset-requests", "100ms"),
-    ];
     // 19 of 20 left: not busy; the call sends at once without asking.
     run(&c, &mut shared, &["p"], false, &[Status(200, QUIET, None)], 0, 0.5);
     let r = run(&c, &mut shared, &["p"], false, &[Status(200, &[], None)], 10, 0.5);
@@ -551,11 +553,6 @@ fn a_busy_route_with_a_ready_fallback_asks_for_a_slot_now_or_not_at_all() {
     let c = Config::default();
     let mut shared = Shared::new(&c);
     shared.share_pacing();
-    const BUSY: &[(&str, &str)] = &[
-        ("x-ratelimit-limit-requests", "20"),
-        ("x-ratelimit-remaining-requests", "2"),
-        ("x-ratelimit-reset-requests", "100ms"),
-    ];
     run(&c, &mut shared, &["p"], false, &[Status(200, BUSY, None)], 0, 0.5);
     let mut s = Session::new(&c, vec![Route::new("p", 4), Route::new("backup", 4)], false);
     let Decision::Slot { route: 0, ask } = s.next(&mut shared, None, 10, 0.5) else { panic!("no ask") };
