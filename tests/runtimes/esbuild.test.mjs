@@ -6,12 +6,12 @@
 // Each calls a loopback mock that answers 503 then 200.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { T, mockFor } from "./harness.mjs";
-import { here, startStaticServer, launchChromium } from "./runtimes.mjs";
+import { here, run, startStaticServer, launchChromium } from "./runtimes.mjs";
 
 const ESBUILD = join(here, "node_modules", ".bin", "esbuild");
 
@@ -78,15 +78,7 @@ console.log(result);
   copyFileSync(join(app, "dist", "server.mjs"), join(alone, "server.mjs"));
 
   const mock = await mockFor(t, { script: [{ status: 503 }, { status: 200 }], exhausted: "error" });
-  const { code, stdout, stderr } = await new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(alone, "server.mjs"), mock.url], { cwd: alone, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => (stderr += d));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
+  const { code, stdout, stderr } = await run(process.execPath, [join(alone, "server.mjs"), mock.url], { cwd: alone, timeoutMs: 60_000 });
   assert.equal(code, 0, stderr);
   assert.deepEqual(JSON.parse(stdout), { status: 200, attempts: 2, content: "ok" });
   assert.equal(mock.requests.length, 2, "the provider saw 2 requests");

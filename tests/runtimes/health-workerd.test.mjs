@@ -13,7 +13,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, relative, resolve, sep } from "node:path";
 import { Miniflare } from "miniflare";
 import { mockFor, T } from "./harness.mjs";
-import { here, PKG_DIR, WRANGLER_CONDITIONS, resolveExport } from "./runtimes.mjs";
+import { here, PKG_DIR, WORKER_MODULES, WRANGLER_CONDITIONS, resolveExport } from "./runtimes.mjs";
 
 const README = resolve(here, process.env.README ?? "../../README.md");
 const CHAT = "/v1/chat/completions";
@@ -70,15 +70,9 @@ function startFleet({ primary, backup, instances = ["a", "b", "c"], className = 
   const health = (name) => ({ className, useSQLite: true, ...(name === owner ? {} : { scriptName: owner }) });
   const worker = (name, scriptPath, source) => ({
     name,
-    modules: true,
+    ...WORKER_MODULES,
     script: linked(source, scriptPath),
     scriptPath,
-    modulesRoot: here,
-    modulesRules: [
-      { type: "ESModule", include: ["**/*.js", "**/*.mjs"] },
-      { type: "CompiledWasm", include: ["**/*.wasm"] },
-    ],
-    compatibilityDate: "2025-09-01",
     bindings: { OPENAI_API_KEY: "sk-test" },
     durableObjects: { HEALTH: health(name) },
   });

@@ -7,12 +7,11 @@
 
 import { test, describe, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { mockFor, T } from "./harness.mjs";
 import { getClosedPort } from "../js/mock-provider.mjs";
-import { here, PKG_DIR, deno, startWorker, loadError, startStaticServer, launchChromium } from "./runtimes.mjs";
+import { here, PKG_DIR, deno, run, startWorker, loadError, startStaticServer, launchChromium } from "./runtimes.mjs";
 
 const README = resolve(here, process.env.README ?? "../../README.md");
 const readme = readFileSync(README, "utf8");
@@ -30,17 +29,8 @@ const scratch = join(here, ".readme");
 mkdirSync(scratch, { recursive: true });
 after(() => rmSync(scratch, { recursive: true, force: true }));
 
-function runNode(file, env) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [file], { cwd: here, env: { ...process.env, ...env } });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => (stderr += d));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
+/** Runs a Node script from this directory with `env` added. */
+const runNode = (file, env) => run(process.execPath, [file], { env, timeoutMs: 60_000 });
 
 describe(`README examples (${README})`, () => {
   test("Node with the OpenAI SDK: 429 then 200 → prints the completion, 2 requests", T, async (t) => {

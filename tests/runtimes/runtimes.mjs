@@ -32,21 +32,17 @@ export const DENO_RESOLVE = ["--node-modules-dir=manual"];
 /** Network to loopback only; reads only of the package (its entry reads the .wasm from a file URL). */
 export const DENO_PERMS = ["--no-prompt", "--allow-net=127.0.0.1"];
 
-/** Runs deno with `args` from this directory; resolves { code, stdout, stderr }. */
-export function deno(args, { env = {}, timeoutMs = 20_000 } = {}) {
+/** Runs `command` with `args` (from this directory unless `cwd`); resolves { code, stdout, stderr }. */
+export function run(command, args, { cwd = here, env = {}, timeoutMs = 20_000 } = {}) {
   return new Promise((resolve, reject) => {
-    const child = spawn(DENO, args, {
-      cwd: here,
-      env: { ...process.env, DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1", ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    const child = spawn(command, args, { cwd, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d) => (stdout += d));
     child.stderr.on("data", (d) => (stderr += d));
     const timer = setTimeout(() => {
       child.kill("SIGKILL");
-      reject(new Error(`deno ${args.join(" ")}: no exit within ${timeoutMs} ms\n${stderr}`));
+      reject(new Error(`${command} ${args.join(" ")}: no exit within ${timeoutMs} ms\n${stderr}`));
     }, timeoutMs);
     child.on("error", (e) => {
       clearTimeout(timer);
@@ -58,6 +54,22 @@ export function deno(args, { env = {}, timeoutMs = 20_000 } = {}) {
     });
   });
 }
+
+/** Runs deno with `args` from this directory; resolves { code, stdout, stderr }. */
+export const deno = (args, { env = {}, timeoutMs } = {}) =>
+  run(DENO, args, { env: { DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1", ...env }, timeoutMs });
+
+/** How Miniflare loads a Worker's modules from this directory: the package's .js as ES modules,
+ * its .wasm as a CompiledWasm module (what wrangler uploads). */
+export const WORKER_MODULES = {
+  modules: true,
+  modulesRoot: here,
+  modulesRules: [
+    { type: "ESModule", include: ["**/*.js", "**/*.mjs"] },
+    { type: "CompiledWasm", include: ["**/*.wasm"] },
+  ],
+  compatibilityDate: "2025-09-01",
+};
 
 /**
  * A loopback npm registry serving one package, from a tarball made by `npm pack`: the packument
@@ -127,15 +139,9 @@ export function startWorker({ scriptPath, script, bindings }) {
   const source = script ?? readFileSync(scriptPath, "utf8");
   let output = "";
   const mf = new Miniflare({
-    modules: true,
+    ...WORKER_MODULES,
     script: source.replace(/from "llm-retry"/g, `from "${spec}"`),
     scriptPath,
-    modulesRoot: here,
-    modulesRules: [
-      { type: "ESModule", include: ["**/*.js", "**/*.mjs"] },
-      { type: "CompiledWasm", include: ["**/*.wasm"] },
-    ],
-    compatibilityDate: "2025-09-01",
     bindings,
     handleRuntimeStdio(stdout, stderr) {
       stdout.on("data", (d) => (output += d));
