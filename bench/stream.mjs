@@ -3,12 +3,16 @@
 // alternating rounds. Prints, per client, the median time to the first chunk the caller reads
 // (after the commit point: the first content event is the first chunk) and to the whole stream,
 // and retryFetch's extra first-chunk latency and throughput ratio against raw fetch.
+// Throughput is measured over the streaming phase, from the first chunk to the end: the time
+// before the first chunk is the latency, measured on its own (the whole-stream ratio, which
+// counts it twice, is printed beside it).
 // Targets (issue: streams): first chunk +≤ 1 ms, throughput ≥ 0.95× raw.
-// Run: make bench (or node bench/stream.mjs after make package). ROUNDS=N (default 15).
+// Run: make bench (or node bench/stream.mjs after make package). ROUNDS=N (default 101: a
+// stream takes ~10 ms, and the server shares this process, so medians need many rounds).
 import http from "node:http";
 import { createRetryFetch } from "../pkg/node.js";
 
-const ROUNDS = Number(process.env.ROUNDS ?? 15);
+const ROUNDS = Number(process.env.ROUNDS ?? 101);
 const CHUNKS = 1000;
 const START = 'event: message_start\ndata: {"type":"message_start","message":{"id":"m","content":[]}}\n\n';
 const delta = (i) =>
@@ -58,20 +62,24 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const clients = { "raw fetch": fetch, retryFetch: createRetryFetch() };
 const runs = Object.fromEntries(Object.keys(clients).map((k) => [k, []]));
 for (const f of Object.values(clients)) await once(f); // warm up
-for (let i = 0; i < ROUNDS; i++) for (const [name, f] of Object.entries(clients)) runs[name].push(await once(f));
+// Alternating which goes first, so neither always runs after the other's garbage.
+const order = Object.entries(clients);
+for (let i = 0; i < ROUNDS; i++) for (const [name, f] of i % 2 ? [...order].reverse() : order) runs[name].push(await once(f));
 server.close();
 
 console.log(`stream: ${CHUNKS} chunks over loopback, median of ${ROUNDS} rounds each`);
 const fig = {};
 for (const [name, rs] of Object.entries(runs)) {
-  fig[name] = { first: median(rs.map((r) => r.first)), total: median(rs.map((r) => r.total)), cpu: median(rs.map((r) => r.cpu)), bytes: rs[0].bytes };
+  const m = (f) => median(rs.map(f));
+  fig[name] = { first: m((r) => r.first), total: m((r) => r.total), streaming: m((r) => r.total - r.first), cpu: m((r) => r.cpu), bytes: rs[0].bytes };
   const f = fig[name];
-  console.log(`  ${name.padEnd(12)} first chunk ${f.first.toFixed(2).padStart(7)} ms   whole stream ${f.total.toFixed(1).padStart(7)} ms   CPU ${f.cpu.toFixed(1).padStart(6)} ms   ${f.bytes} bytes`);
+  console.log(`  ${name.padEnd(12)} first chunk ${f.first.toFixed(2).padStart(7)} ms   then to the end ${f.streaming.toFixed(1).padStart(6)} ms   whole stream ${f.total.toFixed(1).padStart(6)} ms   CPU ${f.cpu.toFixed(1).padStart(6)} ms   ${f.bytes} bytes`);
 }
 const extra = fig.retryFetch.first - fig["raw fetch"].first;
-const ratio = fig["raw fetch"].total / fig.retryFetch.total;
+const ratio = fig["raw fetch"].streaming / fig.retryFetch.streaming;
 console.log(`  ${extra <= 1 ? "✓" : "✗"} first chunk after the commit: ${extra >= 0 ? "+" : ""}${extra.toFixed(2)} ms (target ≤ +1 ms)`);
-console.log(`  ${ratio >= 0.95 ? "✓" : "✗"} throughput: ${ratio.toFixed(3)}× raw fetch (target ≥ 0.95×)`);
+console.log(`  ${ratio >= 0.95 ? "✓" : "✗"} throughput, first chunk to end: ${ratio.toFixed(3)}× raw fetch (target ≥ 0.95×)`);
+console.log(`    whole stream, first-chunk latency included: ${(fig["raw fetch"].total / fig.retryFetch.total).toFixed(3)}× raw fetch`);
 // The CPU this process spent per stream (the loopback server's writes included, the same for both):
 // what a Worker is billed, and what bounds throughput when the network is not the limit.
 const cpuRatio = fig["raw fetch"].cpu / fig.retryFetch.cpu;

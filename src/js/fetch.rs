@@ -350,7 +350,7 @@ impl Call {
                 watch.ended()
             } else {
                 held.push(&chunk);
-                watch.feed(&js_sys::Uint8Array::new(&chunk).to_vec())
+                feed(&mut watch, &js_sys::Uint8Array::new(&chunk))
             };
             if state != State::Pending {
                 break state;
@@ -366,6 +366,21 @@ impl Call {
             // A success: only the rate-limit headers (for pacing) matter.
             _ => (Observation::Committed { headers: flat_headers(&values::limit_headers(&response.headers())) }, held),
         }
+    }
+}
+
+/// Feeds a chunk to the watch a slice at a time, up to where its state is decided: a first chunk
+/// may carry most of a short stream, and the rest is neither copied into the wasm nor parsed.
+fn feed(watch: &mut Watch, chunk: &js_sys::Uint8Array) -> State {
+    const SLICE: u32 = 4096;
+    let mut at = 0;
+    loop {
+        let end = chunk.length().min(at + SLICE);
+        let state = watch.feed(&chunk.subarray(at, end).to_vec());
+        if state != State::Pending || end == chunk.length() {
+            return state;
+        }
+        at = end;
     }
 }
 

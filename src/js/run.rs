@@ -31,7 +31,8 @@ use crate::policy::stream::{self, State, Verdict};
 use crate::policy::{hints, Headers};
 
 /// The hint header names, as a JS array (made once).
-pub(super) static NAMES: Local<Array> = Local::new(|| hints::HEADER_NAMES.iter().map(|&n| JsValue::from_str(n)).collect());
+pub(super) static NAMES: Local<Array> =
+    Local::new(|| hints::HEADER_NAMES.iter().map(|&n| JsValue::from_str(n)).collect());
 
 /// `opts`: a `createRetry` call's second argument (its signal and per-call options), checked
 /// with `f` by `values.js` (`fnCall`).

@@ -362,7 +362,8 @@ mod tests {
         b.cool_until(700);
         let s = b.snapshot();
         assert_eq!(s, Snapshot { state: State::Open, failures: 3, open_until_ms: 1100, cooled_until_ms: 700 });
-        let mut r = Breaker::restore(BreakerConfig { failure_threshold: 3, cooldown_ms: 1000, max_cooldown_ms: 1000 }, s);
+        let mut r =
+            Breaker::restore(BreakerConfig { failure_threshold: 3, cooldown_ms: 1000, max_cooldown_ms: 1000 }, s);
         assert!(matches!(ask(&mut r, 1099).0, Admit::No { .. }));
         assert_eq!(ask(&mut r, 1100).0, Admit::Yes);
     }

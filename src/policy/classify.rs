@@ -223,8 +223,7 @@ pub fn classify(obs: &Observation, retry_on: &StatusSet, idempotent: bool) -> (C
         Observation::Timeout => (Class::Final, Reason::TimeoutNotIdempotent),
         // A stall before the first token: nothing was generated to be repeated.
         Observation::Stalled => (Class::Transient, Reason::FirstTokenTimeout),
-        Observation::Response { status, headers, body }
-        | Observation::StreamFailed { status, headers, body } => {
+        Observation::Response { status, headers, body } | Observation::StreamFailed { status, headers, body } => {
             classify_status(*status, headers, body.as_deref(), retry_on)
         }
         Observation::Committed { .. } => (Class::Success, Reason::Ok),

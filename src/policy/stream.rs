@@ -28,6 +28,7 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::ops::ControlFlow;
 
 /// Bytes held before the commit at most: a chatty preamble commits rather than grow memory.
 pub const MAX_PREAMBLE: usize = 64 * 1024;
@@ -52,14 +53,17 @@ pub struct SseReader {
 }
 
 impl SseReader {
-    /// Feeds bytes; calls `out` for each event completed by them.
-    pub fn feed(&mut self, bytes: &[u8], out: &mut impl FnMut(Event)) {
+    /// Feeds bytes; calls `out` for each event completed by them, and stops reading there when
+    /// it answers `Break` (the rest of `bytes` is then not read).
+    pub fn feed(&mut self, bytes: &[u8], out: &mut impl FnMut(Event) -> ControlFlow<()>) {
         for &b in bytes {
             match b {
                 b'\n' if self.after_cr => self.after_cr = false,
                 b'\n' | b'\r' => {
                     self.after_cr = b == b'\r';
-                    self.end_line(out);
+                    if self.end_line(out).is_break() {
+                        return;
+                    }
                 }
                 _ => {
                     self.after_cr = false;
@@ -72,19 +76,18 @@ impl SseReader {
         }
     }
 
-    fn end_line(&mut self, out: &mut impl FnMut(Event)) {
+    fn end_line(&mut self, out: &mut impl FnMut(Event) -> ControlFlow<()>) -> ControlFlow<()> {
         let line = core::mem::take(&mut self.line);
         if line.is_empty() {
             if self.has_data {
                 self.has_data = false;
-                out(core::mem::take(&mut self.event));
-            } else {
-                self.event.name.clear();
+                return out(core::mem::take(&mut self.event));
             }
-            return;
+            self.event.name.clear();
+            return ControlFlow::Continue(());
         }
         if line[0] == b':' {
-            return;
+            return ControlFlow::Continue(());
         }
         let (field, value) = match line.iter().position(|&b| b == b':') {
             Some(i) => {
@@ -104,6 +107,7 @@ impl SseReader {
             }
             _ => {}
         }
+        ControlFlow::Continue(())
     }
 }
 
@@ -132,8 +136,13 @@ pub fn verdict(e: &Event) -> Verdict {
             failed(err)
         }
         b"response.failed" => failed(field(data, b"response").and_then(|r| field(r, b"error")).unwrap_or(b"{}")),
-        b"response.created" | b"response.in_progress" | b"response.queued" | b"response.output_item.added"
-        | b"response.content_part.added" | b"message_start" | b"ping" => Verdict::Preamble,
+        b"response.created"
+        | b"response.in_progress"
+        | b"response.queued"
+        | b"response.output_item.added"
+        | b"response.content_part.added"
+        | b"message_start"
+        | b"ping" => Verdict::Preamble,
         b"content_block_start" => {
             let text = field(data, b"content_block").and_then(|b| field(b, b"text"));
             if text.is_some_and(|t| t != b"\"\"") {
@@ -211,7 +220,10 @@ pub enum State {
     Pending,
     /// Deliver the stream, from its first byte.
     Commit,
-    Failed { status: u16, body: Option<String> },
+    Failed {
+        status: u16,
+        body: Option<String>,
+    },
 }
 
 /// Watches one attempt's stream up to its commit point (see the module docs).
@@ -223,20 +235,20 @@ pub struct Watch {
 }
 
 impl Watch {
-    /// Feeds the next bytes of the body.
+    /// Feeds the next bytes of the body. Once the state is decided, the rest of `bytes` is not
+    /// read (a first chunk may carry most of a short stream), and nothing more may be fed.
     pub fn feed(&mut self, bytes: &[u8]) -> State {
         self.held = self.held.saturating_add(bytes.len());
         let mut state = State::Pending;
         let mut events = 0;
         self.reader.feed(bytes, &mut |e| {
             events += 1;
-            if state == State::Pending {
-                state = match verdict(&e) {
-                    Verdict::Preamble => State::Pending,
-                    Verdict::Content => State::Commit,
-                    Verdict::Failed { status, body } => State::Failed { status, body },
-                };
-            }
+            state = match verdict(&e) {
+                Verdict::Preamble => return ControlFlow::Continue(()),
+                Verdict::Content => State::Commit,
+                Verdict::Failed { status, body } => State::Failed { status, body },
+            };
+            ControlFlow::Break(())
         });
         self.events += events;
         if state == State::Pending && self.held > MAX_PREAMBLE {
@@ -375,7 +387,10 @@ mod tests {
 
     fn events(s: &str) -> Vec<Event> {
         let mut out = vec![];
-        SseReader::default().feed(s.as_bytes(), &mut |e| out.push(e));
+        SseReader::default().feed(s.as_bytes(), &mut |e| {
+            out.push(e);
+            ControlFlow::Continue(())
+        });
         out
     }
 
@@ -385,7 +400,9 @@ mod tests {
 
     #[test]
     fn sse_lines_fields_and_comments() {
-        let got = events(": hi\r\nevent: a\r\ndata: 1\r\ndata:2\r\n\r\ndata: x\n\nevent: lone\n\n\rdata: y\r\rdata: h\u{e9}\n\n");
+        let got = events(
+            ": hi\r\nevent: a\r\ndata: 1\r\ndata:2\r\n\r\ndata: x\n\nevent: lone\n\n\rdata: y\r\rdata: h\u{e9}\n\n",
+        );
         assert_eq!(got, vec![ev("a", "1\n2"), ev("", "x"), ev("", "y"), ev("", "h\u{e9}")]);
     }
 
@@ -415,7 +432,10 @@ mod tests {
         assert_eq!(verdict(&ev("", chat_err)), Failed { status: 500, body: None });
         assert_eq!(verdict(&ev("", "[DONE]")), Content);
         assert_eq!(verdict(&ev("response.created", r#"{"type":"response.created","response":{}}"#)), Preamble);
-        assert_eq!(verdict(&ev("response.output_text.delta", r#"{"type":"response.output_text.delta","delta":"x"}"#)), Content);
+        assert_eq!(
+            verdict(&ev("response.output_text.delta", r#"{"type":"response.output_text.delta","delta":"x"}"#)),
+            Content
+        );
         let quota = r#"{"type":"error","code":"insufficient_quota","message":"You exceeded","param":null}"#;
         assert_eq!(verdict(&ev("error", quota)), Failed { status: 429, body: Some(QUOTA_BODY.into()) });
         let over = r#"{"type":"error","code":"server_is_overloaded","message":"busy"}"#;
@@ -444,10 +464,9 @@ mod tests {
     /// Every split of a stream into two chunks gives the same state as the whole.
     #[test]
     fn the_same_state_for_every_split() {
-        for (stream, want) in [
-            (ANTHROPIC_OVERLOADED, State::Failed { status: 529, body: None }),
-            (OPENAI_GOOD, State::Commit),
-        ] {
+        for (stream, want) in
+            [(ANTHROPIC_OVERLOADED, State::Failed { status: 529, body: None }), (OPENAI_GOOD, State::Commit)]
+        {
             let b = stream.as_bytes();
             for cut in 0..=b.len() {
                 let mut w = Watch::default();

@@ -104,6 +104,21 @@ describe("event streams", () => {
     assert.equal(mock.requests.length, 1);
   });
 
+  test("one large chunk: an error deep in its preamble is retried; content then an error in it is delivered whole", T, async (t) => {
+    const pings = PING.repeat(Math.ceil(20_000 / PING.length)); // the verdict lies past the first slices read
+    const rest = text("x").repeat(2000);
+    const mock = await mockFor(t, {
+      script: [
+        { status: 200, headers: SSE, chunks: [START + pings + OVERLOADED + rest] },
+        { status: 200, headers: SSE, chunks: [START + pings + text("Hel") + rest + OVERLOADED] },
+      ],
+    });
+    const res = await createRetryFetch({ backoff: FAST })(mock.url + path, chatInit());
+    const body = await res.text();
+    assert.equal(mock.requests.length, 2, "the first stream's error, 20 KB into its one chunk, failed the attempt");
+    assert.equal(body, START + pings + text("Hel") + rest + OVERLOADED, "the second: every byte, once");
+  });
+
   test("after the commit, a gap past idleTimeoutMs errors the body with a TimeoutError", T, async (t) => {
     const mock = await mockFor(t, { script: [{ status: 200, headers: SSE, chunks: [START, text("a"), text("b")], chunkDelayMs: 600 }] });
     const events = [];
