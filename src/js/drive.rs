@@ -1,7 +1,7 @@
 //! The driver: a short loop that executes the engine's decisions against the host.
 //! `fetch` and `retry(fn)` differ only in how one attempt is made ([`Attempts`]).
 
-use alloc::{boxed::Box, vec::Vec};
+use alloc::{boxed::Box, rc::Rc, vec::Vec};
 use core::cell::RefCell;
 use core::future::Future;
 use core::pin::Pin;
@@ -29,6 +29,8 @@ pub struct Client {
     breaker_waits: Notify,
     /// `retryFetch` calls whose first attempt is out on the fast path (`fetch.rs`), by id.
     pub parked: super::fetch::Parked,
+    /// Route keys by their number (`values.js` keyId): each kept once, handed to every call.
+    keys: RefCell<Vec<Rc<str>>>,
 }
 
 impl Client {
@@ -38,26 +40,77 @@ impl Client {
             shared.share_pacing();
         }
         let shared = RefCell::new(shared);
-        Self { opts, shared, rng: Rng::default(), breaker_waits: Notify::default(), parked: Default::default() }
+        let keys = RefCell::default();
+        Self { opts, shared, rng: Rng::default(), breaker_waits: Notify::default(), parked: Default::default(), keys }
+    }
+
+    /// The route key of number `id`, asked of `values.js` the first time (an unknown number: "").
+    fn key(&self, id: f64) -> Rc<str> {
+        let id = if (0.0..u32::MAX as f64).contains(&id) { id as usize } else { return Rc::from("") };
+        let mut keys = self.keys.borrow_mut();
+        while keys.len() <= id {
+            match values::key_name(&self.opts.js, keys.len() as u32) {
+                Some(name) => keys.push(Rc::from(name)),
+                None => return Rc::from(""),
+            }
+        }
+        keys[id].clone()
     }
 }
 
+/// Routes a call's shape carries at most (`values.js` SHAPE_ROUTES).
+const SHAPE_ROUTES: usize = 16;
+
+pub const SHAPE_LEN: usize = 2 + 2 * SHAPE_ROUTES;
+
+/// A call's shape as `values.js` writes it (`shape`): `[flags, routes, keyId, attempts, …]`.
+pub type Shape = [f64; SHAPE_LEN];
+
 /// A call as `values.js` names it (`readRequest`, `fnCall`): its routes' breaker `keys` and own
 /// `attempts`, the object itself (`js`: its id and each route's model, for events and reports),
-/// and its settings when its per-call options override the client's.
+/// its settings when its per-call options override the client's, and whether it is safe to
+/// repeat and has a signal.
 pub struct Names {
-    keys: Array,
-    attempts: Array,
+    keys: Vec<Rc<str>>,
+    attempts: Vec<Option<u32>>,
     pub js: JsValue,
     cfg: Option<Config>,
+    pub idempotent: bool,
+    pub has_signal: bool,
 }
 
 impl Names {
+    /// The names of a call object, its shape asked for.
     pub fn read(v: JsValue, client: &Client) -> Result<Self, JsValue> {
-        let array = |k| get(&v, k).dyn_into().unwrap_or_else(|_| Array::new());
-        let (keys, attempts) = (array("keys"), array("attempts"));
-        let cfg = options::per_call(&client.opts.cfg, &get(&v, "call"))?;
-        Ok(Self { keys, attempts, js: v, cfg })
+        let mut shape: Shape = [0.0; SHAPE_LEN];
+        values::shape(&v, &mut shape);
+        Self::from_shape(v, &shape, client)
+    }
+
+    /// The names of call object `v` whose shape was written already.
+    pub fn from_shape(v: JsValue, shape: &Shape, client: &Client) -> Result<Self, JsValue> {
+        let flags = shape[0] as u32;
+        let own = |n: f64| n.is_finite().then(|| (n as u32).clamp(1, MAX_ATTEMPTS));
+        let (keys, attempts) = if flags & 8 == 0 {
+            let routes = (shape[1] as usize).min(SHAPE_ROUTES);
+            (0..routes).map(|i| (client.key(shape[2 + 2 * i]), own(shape[3 + 2 * i]))).unzip()
+        } else {
+            // More routes than a shape holds: read from the object.
+            let array = |k| get(&v, k).dyn_into::<Array>().unwrap_or_else(|_| Array::new());
+            let (ids, attempts) = (array("ids"), array("attempts"));
+            let at = |a: &Array, i| a.get(i).as_f64().unwrap_or(f64::NAN);
+            (0..ids.length()).map(|i| (client.key(at(&ids, i)), own(at(&attempts, i)))).unzip()
+        };
+        let cfg = match flags & 4 {
+            0 => None,
+            _ => options::per_call(&client.opts.cfg, &get(&v, "call"))?,
+        };
+        Ok(Self { keys, attempts, js: v, cfg, idempotent: flags & 1 != 0, has_signal: flags & 2 != 0 })
+    }
+
+    /// Route `route`'s key, as JavaScript has it.
+    pub fn key_js(&self, route: usize) -> JsValue {
+        self.keys.get(route).map_or(JsValue::UNDEFINED, |k| JsValue::from_str(k))
     }
 
     /// This call's settings: the client's, or its own where it overrides them.
@@ -67,12 +120,8 @@ impl Names {
 
     /// The engine's routes: one per key, with the call's attempts or the fallback's own.
     fn routes(&self, cfg: &Config) -> Vec<Route> {
-        let own =
-            |i| self.attempts.get(i).as_f64().filter(|n| n.is_finite()).map(|n| (n as u32).clamp(1, MAX_ATTEMPTS));
-        let route = |(i, key): (u32, JsValue)| {
-            Route::new(key.as_string().unwrap_or_default(), own(i).unwrap_or(cfg.max_attempts))
-        };
-        (0..).zip(self.keys.iter()).map(route).collect()
+        let route = |(key, own): (&Rc<str>, &Option<u32>)| Route::new(key.clone(), own.unwrap_or(cfg.max_attempts));
+        self.keys.iter().zip(&self.attempts).map(route).collect()
     }
 }
 
@@ -186,7 +235,7 @@ pub async fn resume(
                 held = h;
             }
             Decision::Slot { route, ask } => {
-                let key = a.names().keys.get(route as u32);
+                let key = a.names().key_js(route);
                 let within = ask.within.map(|w| w as f64);
                 let slot = values::health_pace(&client.opts.js, &key, ask.interval, ask.burst, ask.tat, within, signal);
                 let at = match slot.dyn_into::<Promise>() {

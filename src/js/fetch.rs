@@ -14,7 +14,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortSignal, Response};
 
-use super::drive::{self, AttemptResult, Attempts, Client, Held, Names};
+use super::drive::{self, AttemptResult, Attempts, Client, Held, Names, Shape};
 use super::errors::{self, get};
 use super::host::{self, AttemptSignal, Either};
 use super::values;
@@ -30,22 +30,26 @@ use crate::policy::Headers;
 /// or promise of its own is made for it; anything but a plain success from there (a failure, an
 /// event stream) goes on in the same driver as every other call.
 pub fn fetch(client: &Rc<Client>, input: &JsValue, init: &JsValue) -> Result<Promise, JsValue> {
-    let request = values::read_request(input, init, &client.opts.js)?;
+    let mut shape: Shape = [0.0; drive::SHAPE_LEN];
+    let request = values::read_request(input, init, &client.opts.js, &mut shape)?;
     // A promise only when a body had to be read first.
-    let request = match request.dyn_into::<Promise>() {
-        Ok(p) => return Ok(carry(client, Next::Read(p))),
-        Err(r) => r,
-    };
-    let (call, idempotent) = Call::new(client.clone(), request)?;
+    if shape[0] < 0.0 {
+        return Ok(carry(client, Next::Read(request.unchecked_into())));
+    }
+    let (call, idempotent) = Call::new(client.clone(), request, Some(&shape))?;
     if let Some(wait) = drive::health_wait(client, &call) {
         return Ok(carry(client, Next::Health { wait, call, idempotent }));
     }
     let mut session = drive::start(client, &call, idempotent, call.signal.as_ref())?;
     match drive::decide(client, &mut session, None, &call) {
         Decision::Attempt { route, timeout_ms: None, deadline_ms, .. } => {
-            let sent = call.send(route, None)?;
+            let request = call.request.clone();
             let id = client.parked.park(Parked1 { call, session, route, deadline_ms });
-            Ok(client.parked.settle_fn(client, |f| values::settle_with(&sent, id, f)))
+            let transport = client.opts.transport.as_ref();
+            let sent =
+                client.parked.settle_fn(client, |f| values::send_parked(&request, route as u32, transport, id, f));
+            // The route's request failing to build ends the call, as in the driver.
+            sent.inspect_err(|_| drop(client.parked.take(id)))
         }
         first => Ok(carry(client, Next::Decided { call, session, first, seen: None, held: Held::Nothing })),
     }
@@ -70,7 +74,7 @@ fn carry(client: &Rc<Client>, next: Next) -> Promise {
     promise(async move {
         let (mut call, session, first, seen, held) = match next {
             Next::Read(p) => {
-                let (mut call, idempotent) = Call::new(client.clone(), JsFuture::from(p).await?)?;
+                let (mut call, idempotent) = Call::new(client.clone(), JsFuture::from(p).await?, None)?;
                 let signal = call.signal.clone();
                 return drive::drive(&client, &mut call, idempotent, signal.as_ref()).await;
             }
@@ -94,36 +98,37 @@ fn carry(client: &Rc<Client>, next: Next) -> Promise {
     })
 }
 
-/// The transport of parked call `id` settled (`ok`: fulfilled) with `value`. What the engine
-/// needs of it is read here, at once, and the engine asked (so breakers, budget and pacing see
+/// The transport of parked call `id` settled with `value`: a response of `status`, a value that
+/// is not one (0), or a rejection (-1); `seen` is what `values.js` found of a response below 400
+/// (see [`values::success`]). The engine is asked at once (so breakers, budget and pacing see
 /// outcomes in the order they arrive); a success ends the call here. Anything else goes on in the
 /// driver, as a promise the caller's chains to — and so do the two cases that must read on first:
 /// an event stream (to its commit point) and a 429 (its body, for the quota check).
-fn settle(client: &Rc<Client>, id: u32, value: JsValue, ok: bool) -> JsValue {
+fn settle(client: &Rc<Client>, id: u32, value: JsValue, status: f64, seen: JsValue) -> JsValue {
     let Some(Parked1 { call, mut session, route, deadline_ms }) = client.parked.take(id) else {
         return Promise::reject(&errors::type_error("llm-retry: unknown call")).into();
     };
     let read = |call, session, response, reader| Next::Read1 { call, session, response, reader, route, deadline_ms };
-    let (obs, held) = match (ok, status_of(&value)) {
-        (true, Some(status @ ..400)) => {
-            let limits = values::success(&value);
-            if !(limits.is_undefined() || js_sys::Array::is_array(&limits)) {
-                // An event stream (`limits` is its body reader).
-                return carry(client, read(call, session, value, Some(limits))).into();
-            }
-            let obs = Observation::Response { status, headers: flat_headers(&limits), body: None };
-            (obs, Held::Value(value))
-        }
-        (true, Some(429)) => return carry(client, read(call, session, value, None)).into(),
-        (true, Some(status)) => {
-            let obs = Observation::Response { status, headers: hint_headers(value.unchecked_ref()), body: None };
-            (obs, Held::Value(value))
-        }
-        (true, None) => {
+    let (obs, held) = match status {
+        s if s < 0.0 => (call.failure(&Cell::new(false)), Held::Error { error: value, has_status: false }),
+        s if !(100.0..=599.0).contains(&s) => {
             let error = values::not_response(&value);
             (call.failure(&Cell::new(false)), Held::Error { error, has_status: false })
         }
-        (false, _) => (call.failure(&Cell::new(false)), Held::Error { error: value, has_status: false }),
+        s if s < 400.0 => {
+            if !(seen.is_undefined() || js_sys::Array::is_array(&seen)) {
+                // An event stream (`seen` is its body reader).
+                return carry(client, read(call, session, value, Some(seen))).into();
+            }
+            let obs = Observation::Response { status: s as u16, headers: flat_headers(&seen), body: None };
+            (obs, Held::Value(value))
+        }
+        s if s as u16 == 429 => return carry(client, read(call, session, value, None)).into(),
+        s => {
+            let obs =
+                Observation::Response { status: s as u16, headers: hint_headers(value.unchecked_ref()), body: None };
+            (obs, Held::Value(value))
+        }
     };
     let first = drive::decide(client, &mut session, Some(&obs), &call);
     if let (Decision::Done(Outcome::Success), Held::Value(v)) = (&first, &held) {
@@ -146,8 +151,8 @@ pub struct Parked1 {
     deadline_ms: u64,
 }
 
-/// What a parked call's transport settles through: `(id, value, fulfilled)`.
-type SettleFn = Closure<dyn FnMut(u32, JsValue, bool) -> JsValue>;
+/// What a parked call's transport settles through: `(id, value, status, seen)` (see [`settle`]).
+type SettleFn = Closure<dyn FnMut(u32, JsValue, f64, JsValue) -> JsValue>;
 
 /// The calls parked on the fast path, by id (a slot list reused as calls settle), and the one
 /// callback their transports' promises settle through, made on first use.
@@ -164,8 +169,8 @@ impl Parked {
     fn settle_fn<R>(&self, client: &Rc<Client>, f: impl FnOnce(&Function) -> R) -> R {
         let closure = self.settle.get_or_init(|| {
             let weak = Rc::downgrade(client);
-            Closure::new(move |id, value, ok| match weak.upgrade() {
-                Some(client) => settle(&client, id, value, ok),
+            Closure::new(move |id, value, status, seen| match weak.upgrade() {
+                Some(client) => settle(&client, id, value, status, seen),
                 None => Promise::reject(&errors::type_error("llm-retry: client dropped")).into(),
             })
         });
@@ -211,11 +216,15 @@ struct Call {
 }
 
 impl Call {
-    /// The call for a request from `readRequest`, and whether it is safe to repeat.
-    fn new(client: Rc<Client>, request: JsValue) -> Result<(Self, bool), JsValue> {
-        let signal: Option<AbortSignal> = get(&request, "signal").dyn_into().ok();
-        let idempotent = get(&request, "idempotent").is_truthy();
-        let names = Names::read(request.clone(), &client)?;
+    /// The call for a request from `readRequest` (its `shape` when it was written already), and
+    /// whether it is safe to repeat.
+    fn new(client: Rc<Client>, request: JsValue, shape: Option<&Shape>) -> Result<(Self, bool), JsValue> {
+        let names = match shape {
+            Some(shape) => Names::from_shape(request.clone(), shape, &client)?,
+            None => Names::read(request.clone(), &client)?,
+        };
+        let signal: Option<AbortSignal> = names.has_signal.then(|| get(&request, "signal").dyn_into().ok()).flatten();
+        let idempotent = names.idempotent;
         Ok((Self { client, names, request, signal }, idempotent))
     }
 }
@@ -254,10 +263,7 @@ impl Call {
         // AbortSignal.any with the caller's): without one, the caller's signal (if any) is the
         // attempt's, which also keeps its abort working while the body streams.
         let signal = own.map(|o| &o.sig.signal).or(self.signal.as_ref());
-        // The call's own copy of the init; attempts are sequential, so the signal is set in place.
-        let prepared = values::route_request(&self.request, route as u32, signal)?;
-        let (url, init) = (prepared.get(0), prepared.get(1));
-        Ok(host::call_fetch(self.client.opts.transport.as_ref(), &url, &init))
+        values::send(&self.request, route as u32, signal, self.client.opts.transport.as_ref())
     }
 
     async fn attempt_once(&mut self, route: usize, timeout_ms: Option<u64>, deadline_ms: u64) -> AttemptResult {

@@ -1,5 +1,6 @@
-//! Bindings to the host: the GLOBAL `fetch` (never `window`, so one build runs in browsers,
-//! Workers, Deno and Node), timers, `AbortSignal`, the clock and crypto-seeded randomness.
+//! Bindings to the host: timers, `AbortSignal`, the clock and crypto-seeded randomness. (The
+//! GLOBAL `fetch` is called from `values.js`, never `window.fetch`, so one build runs in
+//! browsers, Workers, Deno and Node.)
 //! Nothing here runs at module load: Workers forbid timers and randomness at global scope.
 
 use core::cell::{Cell, OnceCell, RefCell};
@@ -21,8 +22,6 @@ extern "C" {
     fn set_timeout(f: &Function, ms: u32) -> JsValue;
     #[wasm_bindgen(js_name = clearTimeout)]
     fn clear_timeout(id: &JsValue);
-    #[wasm_bindgen(js_name = fetch, catch)]
-    fn global_fetch(input: &JsValue, init: &JsValue) -> Result<Promise, JsValue>;
     #[wasm_bindgen(js_namespace = AbortSignal, js_name = any, catch)]
     fn abort_signal_any(signals: &Array) -> Result<AbortSignal, JsValue>;
 }
@@ -62,16 +61,6 @@ pub fn timeout_error() -> JsValue {
     web_sys::DomException::new_with_message_and_name("attempt timed out", "TimeoutError")
         .map(JsValue::from)
         .unwrap_or(JsValue::UNDEFINED)
-}
-
-/// Calls the transport (the caller's `fetch` option, or the global one). A synchronous throw
-/// becomes a rejection, as with `fetch` itself.
-pub fn call_fetch(transport: Option<&Function>, input: &JsValue, init: &JsValue) -> Promise {
-    let result = match transport {
-        Some(f) => f.call2(&JsValue::UNDEFINED, input, init).map(|v| Promise::resolve(&v)),
-        None => global_fetch(input, init),
-    };
-    result.unwrap_or_else(|e| Promise::reject(&e))
 }
 
 /// One attempt's signal: aborted by the caller's signal or by the attempt's own controller.

@@ -230,8 +230,45 @@ export function checkOptions(options, forRetry) {
     fetch, onEvent, onExhausted, signal,
     fallbacks, attempts: attemptsOf(fallbacks),
     sensitive: [...SENSITIVE, ...sensitive.map((h) => h.toLowerCase())],
+    keyIds: new Map(), keyNames: [],
   };
 }
+
+/** The number in its client of the route key `key(part, model)`: the wasm keeps each key once, by
+ * number (`keyNames`). Found by its two parts, so a call builds no key string it has seen before. */
+const keyId = (options, part, model) => {
+  let byModel = options.keyIds.get(part);
+  if (byModel === undefined) options.keyIds.set(part, (byModel = new Map()));
+  let id = byModel.get(model);
+  if (id === undefined) {
+    id = options.keyNames.push(key(part, model)) - 1;
+    byModel.set(model, id);
+  }
+  return id;
+};
+
+/** Routes a call's shape carries at most; a call with more is read from its object (drive.rs). */
+const SHAPE_ROUTES = 16;
+
+/**
+ * What the wasm needs of a call (from `readRequest` or `fnCall`), as numbers written into `out`
+ * (a view of wasm memory, drive.rs `Names::read`), so it is handed over in one call:
+ * `[flags, routes, keyId, attempts, keyId, attempts, …]`; flags: 1 idempotent, 2 has a signal,
+ * 4 has per-call options, 8 has more routes than `out` holds; attempts NaN for the call's own.
+ */
+export function shape(call, out) {
+  const { ids, attempts } = call;
+  out[0] = (call.idempotent ? 1 : 0) | (call.signal !== undefined ? 2 : 0) | (call.call !== undefined ? 4 : 0)
+    | (ids.length > SHAPE_ROUTES ? 8 : 0);
+  out[1] = ids.length;
+  for (let i = 0; i < ids.length && i < SHAPE_ROUTES; i++) {
+    out[2 + 2 * i] = ids[i];
+    out[3 + 2 * i] = attempts[i] ?? NaN;
+  }
+}
+
+/** The key of number `id` in the client of `options`. */
+export const keyName = (options, id) => options.keyNames[id];
 
 
 /** What a single call may change of its client's options (`init.retry` of a retryFetch call,
@@ -280,7 +317,9 @@ export function fnCall(fn, options, opts) {
     if (Object.keys(per).length) call = callOptions(per, "options");
   }
   const fallbacks = call?.fallbacks ?? options.fallbacks;
-  return { ...fnRoutes(fallbacks), attempts: routeAttempts(options, call), fallbacks, call, signal, id: ++calls };
+  const routes = fnRoutes(fallbacks);
+  const ids = routes.keys.map((k) => keyId(options, k, undefined));
+  return { ...routes, ids, attempts: routeAttempts(options, call), fallbacks, call, signal, id: ++calls };
 }
 
 /** Each route's own maxAttempts (the primary: the call's). */
@@ -448,7 +487,7 @@ class HealthLink {
 }
 
 /** Before a call: the client's health link's bounded wait, if any (see `HealthLink.before`). */
-export const healthBefore = (options, names) => options.health?.before(names.keys);
+export const healthBefore = (options, names) => options.health?.before(names.ids.map((id) => options.keyNames[id]));
 
 export const healthTell = (options, flat) => options.health?.tell(flat);
 
@@ -575,10 +614,18 @@ const checkMethod = (m) => {
 /**
  * Reads `fetch(input, init)`'s arguments once, rejecting what fetch itself would reject (rather
  * than retrying it). Returns the call's request, which `routeRequest` turns into what each route
- * sends (`keys` and `models` name the routes: breaker keys; models for events and reports) — or a
+ * sends (`ids` and `models` name the routes: breaker keys by number; models for events and reports) — or a
  * promise of it when a body must be read first (anything but a string). Throws a TypeError.
+ * The request's `shape` is written into `out` at once; `out[0]` is -1 for a promise.
  */
-export function readRequest(input, init, options) {
+export function readRequest(input, init, options, out) {
+  const req = readCall(input, init, options);
+  if (req instanceof Promise) out[0] = -1;
+  else shape(req, out);
+  return req;
+}
+
+function readCall(input, init, options) {
   if (absent(init)) init = {};
   else if (typeof init !== "object") throw new TypeError("init must be an object");
   let call;
@@ -623,10 +670,10 @@ function request(url, origin, method, headers, body, base, fast, signal, options
   const primary = modelOf(body);
   const fallbacks = call?.fallbacks ?? options.fallbacks;
   const models = [primary, ...fallbacks.map((f) => f.model ?? primary)];
-  const keys = models.map((m, i) => key(i === 0 ? origin : fallbacks[i - 1].origin ?? origin, m));
+  const ids = models.map((m, i) => keyId(options, i === 0 ? origin : fallbacks[i - 1].origin ?? origin, m));
   const idempotent = idempotencyKey || IDEMPOTENT.includes(method.toUpperCase());
   return {
-    url, origin, method, headers, parsed, body, base, fast, signal, idempotent, keys, models, options, routes: [],
+    url, origin, method, headers, parsed, body, base, fast, signal, idempotent, ids, models, options, routes: [],
     fallbacks, attempts: routeAttempts(options, call), call, id: ++calls,
   };
 }
@@ -745,13 +792,41 @@ export function resumed(res, held, reader, idleMs, options, n, route) {
   return out;
 }
 
-/** A parked call's first attempt: its transport's promise, settled into the wasm (`settle`). */
-export const settleWith = (sent, id, settle) => sent.then((v) => settle(id, v, true), (e) => settle(id, e, false));
+/** Sends `route` of a request from `readRequest` with `signal` through `transport` (the
+ * caller's `fetch` option, or the global fetch when undefined). A transport that throws at once
+ * rejects, as fetch does; what `routeRequest` throws is thrown (it ends the call). */
+export function send(req, route, signal, transport) {
+  const [url, init] = routeRequest(req, route, signal);
+  try {
+    return Promise.resolve(transport === undefined ? fetch(url, init) : transport(url, init));
+  } catch (e) {
+    return Promise.reject(e);
+  }
+}
+
+/** A response's status (100 to 599), or 0 for a value that is not a response. */
+const statusOf = (v) => {
+  const s = field(v, "status");
+  return typeof s === "number" && s >= 100 && s <= 599 ? s : 0;
+};
+
+/** A parked call's first attempt (fetch.rs): `route` sent with the caller's signal, and what its
+ * transport settles with handed to the wasm in one call, `settle(id, value, status, seen)`:
+ * `status` -1 for a rejection, 0 for a value that is not a response; `seen`, below 400, what
+ * `success` finds. */
+export const sendParked = (req, route, transport, id, settle) =>
+  send(req, route, req.signal, transport).then((v) => {
+    const status = statusOf(v);
+    return settle(id, v, status, status > 0 && status < 400 ? success(v) : undefined);
+  }, (e) => settle(id, e, -1, undefined));
 
 /** `[url, init]` for `route` of a request from `readRequest`, built once per call, with the
  * attempt's `signal` (the caller's, or the attempt's own when it has a timeout) set in place:
  * attempts are sequential. */
 export function routeRequest(req, route, signal) {
+  // The primary route of a request read as it came, with the caller's own signal: the caller's
+  // init itself (fetch does not change it).
+  if (route === 0 && req.fast && (signal ?? null) === (req.base.signal ?? null)) return [req.url, req.base];
   const r = (req.routes[route] ??= build(req, route));
   if (signal !== undefined || r[1].signal !== undefined) r[1].signal = signal;
   return r;

@@ -1,6 +1,7 @@
 //! Bindings to `values.js`, the wasm layer's JavaScript half (one block, so the glue imports
 //! the module once).
 
+use alloc::string::String;
 use js_sys::{Array, Promise};
 use wasm_bindgen::prelude::*;
 use web_sys::AbortSignal;
@@ -34,13 +35,37 @@ extern "C" {
     /// The call's request, or a promise of it when a body must be read first; throws (or
     /// rejects) with a TypeError on what `fetch` itself would reject.
     #[wasm_bindgen(js_name = readRequest, catch)]
-    pub fn read_request(input: &JsValue, init: &JsValue, options: &JsValue) -> Result<JsValue, JsValue>;
-    /// `sent.then(v => settle(id, v, true), e => settle(id, e, false))`: a parked call's first attempt.
-    #[wasm_bindgen(js_name = settleWith)]
-    pub fn settle_with(sent: &Promise, id: u32, settle: &js_sys::Function) -> Promise;
-    /// `[url, init]` for a route of the request, with `signal` set on the init.
-    #[wasm_bindgen(js_name = routeRequest, catch)]
-    pub fn route_request(request: &JsValue, route: u32, signal: Option<&AbortSignal>) -> Result<Array, JsValue>;
+    pub fn read_request(
+        input: &JsValue,
+        init: &JsValue,
+        options: &JsValue,
+        out: &mut [f64],
+    ) -> Result<JsValue, JsValue>;
+    /// What the wasm needs of a call (see `drive::Names`), written into `out`.
+    #[wasm_bindgen(js_name = shape)]
+    pub fn shape(call: &JsValue, out: &mut [f64]);
+    /// The route key of number `id` in the client of `options`.
+    #[wasm_bindgen(js_name = keyName)]
+    pub fn key_name(options: &JsValue, id: u32) -> Option<String>;
+    /// Sends a route of the request with its caller's signal; settles through
+    /// `settle(id, value, status, seen)` (a parked call's first attempt).
+    #[wasm_bindgen(js_name = sendParked, catch)]
+    pub fn send_parked(
+        request: &JsValue,
+        route: u32,
+        transport: Option<&js_sys::Function>,
+        id: u32,
+        settle: &js_sys::Function,
+    ) -> Result<Promise, JsValue>;
+    /// Sends a route of the request with `signal` set on its init, through `transport` (else
+    /// the global fetch): a promise of what the transport gives.
+    #[wasm_bindgen(js_name = send, catch)]
+    pub fn send(
+        request: &JsValue,
+        route: u32,
+        signal: Option<&AbortSignal>,
+        transport: Option<&js_sys::Function>,
+    ) -> Result<Promise, JsValue>;
     /// For a response below 400: the body reader of a 2xx event stream, else its rate-limit
     /// headers `[name, value, …]` or undefined.
     #[wasm_bindgen(js_name = success)]

@@ -47,7 +47,7 @@
 //! A route whose pacing is shared with other instances ([`Shared::share_pacing`]) and is busy
 //! asks before it sends: [`Decision::Slot`]; the host asks the shared bucket and hands the
 //! answer to [`Session::grant`]. The call then sends at that slot, as at a slot of its own.
-use alloc::{borrow::ToOwned, string::String, vec::Vec};
+use alloc::{borrow::ToOwned, rc::Rc, string::String, vec::Vec};
 
 use super::breaker::{Admit, Breaker, BreakerConfig, Refusal, Snapshot, State};
 use super::budget::Budget;
@@ -67,13 +67,14 @@ const HINT_JITTER_MAX_MS: u64 = 1_000;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Route {
     /// The breaker this route reports to (the host uses origin + model).
-    pub key: String,
+    pub key: Rc<str>,
     /// Attempts on this route, counting the first.
     pub max_attempts: u32,
 }
 
 impl Route {
-    pub fn new(key: impl Into<String>, max_attempts: u32) -> Self {
+    /// `key`: a shared string, so the host can hand every call the same one.
+    pub fn new(key: impl Into<Rc<str>>, max_attempts: u32) -> Self {
         Self { key: key.into(), max_attempts }
     }
 }
@@ -334,7 +335,7 @@ pub enum Event {
         cause: WaitCause,
     },
     Breaker {
-        key: String,
+        key: Rc<str>,
         from: State,
         to: State,
     },
