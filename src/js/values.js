@@ -1050,8 +1050,12 @@ export const successEvent = (n, route, attempts, totalMs, fallback) =>
 
 /** The report of each value a call resolved or rejected with (the Response, the error): kept as
  * the call's names and the flat numbers the wasm recorded, and built on first `retryReport`, since
- * almost nobody asks (a later `streamError` is kept beside them). */
+ * almost nobody asks (a later `streamError` is kept beside them). A Response carries its own under
+ * a symbol: a WeakMap entry per call makes every garbage collection walk them (3–5 µs a call);
+ * any other value is kept in the WeakMap. */
 const REPORTS = new WeakMap();
+const REPORT = Symbol("llm-retry report");
+const kept = (v) => (v instanceof Response ? v[REPORT] : REPORTS.get(v));
 
 /** Reason names by the index the wasm sends (set once, from the core's own list). */
 let REASONS = [];
@@ -1080,20 +1084,20 @@ function buildReport(n, f) {
 }
 
 export function reportOf(v) {
-  const kept = REPORTS.get(v);
-  if (kept === undefined || kept.built !== undefined) return kept?.built;
-  kept.built = buildReport(kept.n, kept.flat);
-  if (kept.streamError !== undefined) kept.built.streamError = kept.streamError;
-  return kept.built;
+  const k = kept(v);
+  if (k === undefined || k.built !== undefined) return k?.built;
+  k.built = buildReport(k.n, k.flat);
+  if (k.streamError !== undefined) k.built.streamError = k.streamError;
+  return k.built;
 }
 
 /** The report for `onExhausted` and errors, built now; `flat` is a view of wasm memory. */
 export const report = (n, flat) => buildReport(n, Array.from(flat));
 
 const keep = (ended, n, flat) => {
-  if ((typeof ended === "object" && ended !== null) || typeof ended === "function") {
-    REPORTS.set(ended, { n, flat, built: undefined, streamError: undefined });
-  }
+  const k = { n, flat, built: undefined, streamError: undefined };
+  if (ended instanceof Response) ended[REPORT] = k;
+  else if ((typeof ended === "object" && ended !== null) || typeof ended === "function") REPORTS.set(ended, k);
 };
 
 /** Keeps the report for `ended` (what the call resolved or rejected with) when that is an
@@ -1106,10 +1110,10 @@ export const keepReport1 = (n, ended, wait, duration, route, fallback, firstToke
 
 /** Adds a committed stream's later error to the report kept for `res`. */
 const noteStreamError = (res, streamError) => {
-  const kept = REPORTS.get(res);
-  if (kept === undefined) return;
-  kept.streamError = streamError;
-  if (kept.built !== undefined) kept.built.streamError = streamError;
+  const k = kept(res);
+  if (k === undefined) return;
+  k.streamError = streamError;
+  if (k.built !== undefined) k.built.streamError = streamError;
 };
 
 // Errors are plain `Error`s with a stable `name` and extra fields, so the package's brand checks
