@@ -105,6 +105,29 @@ fn rate_limit_then_hint_then_success() {
     assert_eq!(r.waits[1].1, WaitCause::Hint(llm_retry::policy::hints::HintSource::RetryAfter));
 }
 
+/// A random number is asked for only when a wait is drawn: a call that succeeds at once never
+/// asks (the host's crypto need not start for it); a 503 asks once, for its backoff.
+#[test]
+fn a_random_number_is_drawn_only_for_a_wait() {
+    let c = cfg();
+    let mut shared = Shared::new(&c);
+    let asked = core::cell::Cell::new(0);
+    let rand = || {
+        asked.set(asked.get() + 1);
+        0.5
+    };
+    let ok = Observation::Response { status: 200, headers: Headers::default(), body: None };
+    let mut s = Session::new(&c, vec![Route::new("p", 3)], false);
+    assert!(matches!(s.next(&mut shared, None, 0, rand), Decision::Attempt { .. }));
+    assert_eq!(s.next(&mut shared, Some(&ok), 5, rand), Decision::Done(Outcome::Success));
+    assert_eq!(asked.get(), 0, "a success draws nothing");
+    let busy = Observation::Response { status: 503, headers: Headers::default(), body: None };
+    let mut s = Session::new(&c, vec![Route::new("p", 3)], false);
+    s.next(&mut shared, None, 10, rand);
+    assert!(matches!(s.next(&mut shared, Some(&busy), 15, rand), Decision::Wait { cause: WaitCause::Backoff, .. }));
+    assert_eq!(asked.get(), 1, "a backoff draws once");
+}
+
 #[test]
 fn server_errors_back_off_with_growing_waits() {
     let mut c = cfg();

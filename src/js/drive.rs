@@ -198,7 +198,7 @@ pub fn decide(client: &Client, session: &mut Session, seen: Option<&Observation>
     let decision = {
         let mut shared = client.shared.borrow_mut();
         let epoch = shared.epoch();
-        let d = session.next(&mut shared, seen, host::now_ms(), client.rng.next_f64());
+        let d = session.next(&mut shared, seen, host::now_ms(), || client.rng.next_f64());
         if shared.epoch() != epoch {
             client.breaker_waits.notify();
         }

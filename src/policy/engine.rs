@@ -57,6 +57,25 @@ use super::health::Record;
 use super::hints::{self, HintSource};
 use super::pacing::{Ask, Pacer};
 
+/// A random number in `[0, 1)` for [`Session::next`]: a number, or a function called only when
+/// the step draws a wait (most steps do not), so a host whose randomness is costly to start
+/// (Node loads its crypto on first use) pays for it only when a call retries.
+pub trait Random {
+    fn get(self) -> f64;
+}
+
+impl Random for f64 {
+    fn get(self) -> f64 {
+        self
+    }
+}
+
+impl<F: FnOnce() -> f64> Random for F {
+    fn get(self) -> f64 {
+        self()
+    }
+}
+
 /// A hinted wait gets up to this share of itself added at random, so that calls told the same
 /// instant do not all come back at it...
 const HINT_JITTER: f64 = 0.1;
@@ -447,9 +466,16 @@ impl Session {
     }
 
     /// The next step. `observed` is the outcome of the attempt the previous decision asked for
-    /// (ignored otherwise); `now_ms` is wall-clock time; `rand` is uniform in `[0, 1)`.
+    /// (ignored otherwise); `now_ms` is wall-clock time; `rand` is uniform in `[0, 1)`: a number,
+    /// or a function asked only when a wait is drawn (see [`Random`]).
     #[inline(never)]
-    pub fn next(&mut self, shared: &mut Shared, observed: Option<&Observation>, now_ms: u64, rand: f64) -> Decision {
+    pub fn next(
+        &mut self,
+        shared: &mut Shared,
+        observed: Option<&Observation>,
+        now_ms: u64,
+        rand: impl Random,
+    ) -> Decision {
         match self.phase {
             Phase::Start => {
                 self.report.started_ms = now_ms;
@@ -670,7 +696,7 @@ impl Session {
         deadline_bound: bool,
         obs: &Observation,
         now: u64,
-        rand: f64,
+        rand: impl Random,
     ) -> Decision {
         let (class, reason) = classify(obs, &self.cfg.retry_on, self.idempotent);
         let waited_ms = core::mem::take(&mut self.pending_waited);
@@ -708,7 +734,7 @@ impl Session {
         obs: &Observation,
         reason: Reason,
         now: u64,
-        rand: f64,
+        rand: impl Random,
     ) -> Decision {
         let hint = obs.response().and_then(|(status, headers, _)| hints::wait_hint(headers, status, now));
         // A failure takes a token, but for a rate limit that said when to come back or whose
@@ -747,14 +773,14 @@ impl Session {
         }
         let (ms, cause) = match hint {
             Some(h) => {
-                let jitter = (h.ms as f64 * HINT_JITTER).min(HINT_JITTER_MAX_MS as f64) * rand.clamp(0.0, 1.0);
+                let jitter = (h.ms as f64 * HINT_JITTER).min(HINT_JITTER_MAX_MS as f64) * rand.get().clamp(0.0, 1.0);
                 (h.ms.saturating_add(jitter as u64), WaitCause::Hint(h.source))
             }
             None if !paced && shared.budget.as_ref().is_some_and(|b| !b.can_retry()) => {
                 return move_on(self, shared, Reason::BudgetExhausted);
             }
             None => {
-                let backoff = self.cfg.backoff.delay(self.route_attempts, self.prev_delay, rand);
+                let backoff = self.cfg.backoff.delay(self.route_attempts, self.prev_delay, rand.get());
                 self.prev_delay = backoff;
                 (backoff, WaitCause::Backoff)
             }
