@@ -226,12 +226,24 @@ impl<A: Future<Output = ()> + Unpin, B: Future<Output = ()> + Unpin> Race<A, B> 
 }
 
 /// Sleeps `ms` or until `woken` resolves, or fails with the signal's reason the moment it
-/// aborts. No timer outlives it.
+/// aborts. No timer outlives it. A host timer may fire up to a millisecond early by the clock
+/// (Node's loop time is cached), so the rest is slept again: a wait is never shorter than the
+/// one decided, a server's hint included.
 pub async fn sleep(ms: u64, signal: Option<&AbortSignal>, woken: Option<Notified<'_>>) -> Result<(), JsValue> {
     if let Some(s) = signal.filter(|s| s.aborted()) {
         return Err(s.reason());
     }
-    let timer = delay(ms);
+    let end = now_ms().saturating_add(ms);
+    let timer = Box::pin(async move {
+        let mut left = ms;
+        loop {
+            delay(left).await;
+            left = end.saturating_sub(now_ms());
+            if left == 0 {
+                break;
+            }
+        }
+    });
     let woken: Pin<Box<dyn Future<Output = ()> + '_>> = match woken {
         Some(w) => Box::pin(w),
         None => Box::pin(core::future::pending()),

@@ -136,6 +136,23 @@ describe("retryReport", () => {
     assert.ok(report.durationMs >= 30 - 5);
   });
 
+  test("a wait is never shorter than decided, by the host's clock, when a timer fires early", T, async (t) => {
+    // A clock at half speed: each 60 ms timer fires when the clock shows 30 ms gone, as a timer
+    // that fires early would. The rest is slept again until the clock has seen the whole wait.
+    const realNow = Date.now;
+    const start = realNow();
+    Date.now = () => Math.floor(start + (realNow() - start) / 2);
+    t.after(() => (Date.now = realNow));
+    const mock = await mockFor(t, { script: [{ status: 503, headers: { "retry-after-ms": "60" } }, { status: 200 }] });
+    const f = createRetryFetch({ backoff: { initialMs: 1, jitter: "none" } });
+    const res = await f(`${mock.url}/v1/chat/completions`, chatInit());
+    Date.now = realNow;
+    assert.equal(res.status, 200);
+    const waited = retryReport(res).attempts[1].waitedMs;
+    assert.ok(waited >= 60 && waited < 90, `waited ${waited} ms by the clock, for a 60 ms hint`);
+    assert.equal(mock.requests.length, 2);
+  });
+
   test("undefined for a response that did not come from a retryFetch", () => {
     assert.equal(retryReport(new Response("x")), undefined);
   });
