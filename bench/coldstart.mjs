@@ -37,10 +37,18 @@ console.log(JSON.stringify({ imported: t1 - t0, created: t2 - t1, firstFetch: t3
 `;
 // Node loads its fetch (undici: Request, Response, Headers) on first use, ~30 ms here; a process
 // that fetches pays it with or without llm-retry, so it is timed apart: touched first, or not.
-const node = { touched: [], cold: [] };
+// And the first import of an empty module: Node's module loader starting up, which any package's
+// import pays in a process that imported nothing before.
+const empty = `
+const t0 = performance.now();
+await import("data:text/javascript,export{}");
+console.log(JSON.stringify({ imported: performance.now() - t0 }));
+`;
+const node = { touched: [], cold: [], empty: [] };
 for (let i = 0; i < RUNS; i++) {
-  for (const k of ["touched", "cold"]) {
-    const r = spawnSync(process.execPath, ["--input-type=module", "-e", child(k === "touched")], { encoding: "utf8" });
+  for (const k of ["touched", "cold", "empty"]) {
+    const script = k === "empty" ? empty : child(k === "touched");
+    const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8" });
     if (r.status !== 0) throw new Error(r.stderr);
     node[k].push(JSON.parse(r.stdout));
   }
@@ -48,7 +56,8 @@ for (let i = 0; i < RUNS; i++) {
 const m = (k, f) => median(node[k].map((r) => r[f])).toFixed(2);
 console.log(`cold start, median of ${RUNS} fresh processes / ${WORKER_RUNS} Workers`);
 console.log(`  Node ${process.version}, its fetch already loaded: import ${m("touched", "imported")} ms, createRetryFetch ${m("touched", "created")} ms; ` +
-  `import → first call's fetch ${m("touched", "firstFetch")} ms (target < 5 ms)`);
+  `import → first call's fetch ${m("touched", "firstFetch")} ms (target < 5 ms); ` +
+  `an empty module's import in a fresh process (Node's loader starting) ${m("empty", "imported")} ms`);
 console.log(`  Node, the process's first use of fetch's classes (undici loads): import → first call's fetch ${m("cold", "firstFetch")} ms`);
 
 // workerd. The Worker's modules are handed to Miniflare as a list, as a deploy uploads them: given
