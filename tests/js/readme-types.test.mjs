@@ -151,7 +151,7 @@ function typecheck(config, exclude) {
 
 test("README: the examples are found (every tagged one, the Workers state lines)", () => {
   const names = blocks.map((b) => b.name);
-  for (const tag of ["node-openai", "node-retry-fn", "node-cross-provider", "browser", "workerd", "deno"]) {
+  for (const tag of ["node-openai", "node-stream", "node-retry-fn", "node-cross-provider", "browser", "workerd", "deno"]) {
     assert.ok(names.includes(tag), `README.md has a block tagged readme-test: ${tag} (found: ${names.join(", ")})`);
   }
   assert.ok(

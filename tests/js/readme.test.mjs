@@ -45,6 +45,29 @@ test("README: Node with the OpenAI SDK retries a 429 and prints the completion",
   }
 });
 
+test("README: a chat stream that fails before its first token is retried; the SDK reads the second, once", async () => {
+  const sse = (name) => readFileSync(new URL(`../fixtures/sse/${name}.sse`, import.meta.url), "utf8");
+  const SSE = { "content-type": "text/event-stream" };
+  const mock = await startMockProvider({
+    script: [
+      { status: 200, headers: SSE, chunks: [sse("openai-chat-error-before-content")] },
+      { status: 200, headers: SSE, chunks: [sse("openai-chat-good")] },
+    ],
+    exhausted: "error",
+  });
+  try {
+    const r = await run("node-stream", mock);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, "Hello world\n", "the second stream's text, once");
+    assert.equal(mock.requests.length, 2);
+    assert.equal(mock.requests[1].json.stream, true);
+    assert.match(r.stderr, /^retry server-error before the first token$/m);
+    assert.match(r.stderr, /^first token after \d+(\.\d+)? ms$/m);
+  } finally {
+    await mock.close();
+  }
+});
+
 test("README: retry(fn) falls back to the second model after three failures", async () => {
   const mock = await startMockProvider({ script: [{ status: 503 }, { status: 503 }, { status: 503 }, { status: 200 }] });
   try {
