@@ -913,30 +913,50 @@ export function itemEvent(item) {
   return [text(field(item, "type")) || text(field(item, "event")), json];
 }
 
-/** What the caller gets for a stream object of which `held` items were read: the object, whose
- * iteration yields those items and then the rest, each once (its other members are its own). */
+/** What the caller gets for a stream object of which `held` items were read: the object itself,
+ * its iteration resumed — those items, then the rest, each once. Its own methods iterate through
+ * it too (the OpenAI and Anthropic SDKs' `Stream` builds `toReadableStream` on its
+ * `Symbol.asyncIterator` and `tee` on its `iterator` member, so both are resumed), and its
+ * private state stays its own. An object that cannot take them (frozen) is stood in for. */
 export function resumedItems(orig, held, iter) {
-  const items = async function* () {
-    yield* held;
-    for (;;) {
-      const r = await iter.next();
-      if (r.done) return r.value;
-      yield r.value;
-    }
+  let used = false;
+  const items = () => {
+    if (used) throw new TypeError("this stream has already been iterated");
+    used = true;
+    return (async function* () {
+      let done = false;
+      try {
+        yield* held;
+        for (;;) {
+          const r = await iter.next();
+          if (r.done) {
+            done = true;
+            return r.value;
+          }
+          yield r.value;
+        }
+      } finally {
+        if (!done) closeIterator(iter); // the caller stopped early: the SDK's stream is closed
+      }
+    })();
   };
   if (typeof orig !== "object" || orig === null) return { [Symbol.asyncIterator]: items };
-  let used = false;
-  return new Proxy(orig, {
-    get(target, key) {
-      if (key === Symbol.asyncIterator) {
-        return () => {
-          if (used) throw new TypeError("this stream has already been iterated");
-          used = true;
-          return items();
-        };
-      }
-      const v = Reflect.get(target, key, target);
-      return typeof v === "function" ? v.bind(target) : v;
+  try {
+    Object.defineProperty(orig, Symbol.asyncIterator, { value: items, configurable: true, writable: true });
+    if (Object.hasOwn(orig, "iterator") && typeof orig.iterator === "function") orig.iterator = items;
+    return orig;
+  } catch {}
+  // A stand-in that reads its members from it (a proxy of the object itself could not answer
+  // for a frozen own `Symbol.asyncIterator`).
+  let proto = null;
+  try {
+    proto = Object.getPrototypeOf(orig);
+  } catch {}
+  return new Proxy(Object.create(proto), {
+    get(_, key) {
+      if (key === Symbol.asyncIterator) return items;
+      const v = Reflect.get(orig, key, orig);
+      return typeof v === "function" ? v.bind(orig) : v;
     },
   });
 }
@@ -987,11 +1007,13 @@ export function thrown(e, names) {
   ) {
     return [1];
   }
-  // An SDK's error for an in-band stream error event has no status but the event's error body.
+  // An SDK's error for an in-band stream error event has no status but the event's error body:
+  // Anthropic's SDK keeps the whole event (`{"type":"error","error":{…}}`), OpenAI's the error
+  // object of a chat chunk's `{"error": …}`. Handed on as the event data it came in.
   const body = field(e, "error");
   if (typeof body === "object" && body !== null && (field(body, "type") !== undefined || field(body, "error") !== undefined)) {
     try {
-      return [-2, JSON.stringify(body)];
+      return [-2, JSON.stringify(field(body, "type") === "error" ? body : { error: body })];
     } catch {}
   }
   return [-1];

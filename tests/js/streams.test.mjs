@@ -197,6 +197,41 @@ describe("retry(fn) with a stream object", () => {
     assert.equal(calls, 1);
   });
 
+  test("the caller stopping early closes the stream object's own iteration (an SDK aborts its request)", T, async () => {
+    let closed = 0;
+    const obj = {
+      async *[Symbol.asyncIterator]() {
+        try {
+          for (const item of [START_ITEM, TEXT("a"), TEXT("b"), TEXT("c")]) yield item;
+        } finally {
+          closed += 1;
+        }
+      },
+    };
+    const s = await retry(() => obj, { backoff: FAST });
+    assert.equal(s, obj, "the object itself, its iteration resumed");
+    const got = [];
+    for await (const item of s) {
+      got.push(item.delta?.text ?? item.type);
+      if (got.length === 2) break;
+    }
+    assert.deepEqual(got, ["message_start", "a"]);
+    assert.equal(closed, 1);
+  });
+
+  test("a frozen stream object is wrapped: one stream, each item once, its members readable", T, async () => {
+    let calls = 0;
+    const s = await retry(() => Object.freeze(++calls === 1 ? streamOf([START_ITEM, TEXT("x")], { failAt: 1 }) : streamOf([START_ITEM, TEXT("a")])), { backoff: FAST });
+    const got = [];
+    for await (const item of s) got.push(item.delta?.text ?? item.type);
+    assert.deepEqual(got, ["message_start", "a"]);
+    assert.equal(s.label, "sdk-stream");
+    assert.equal(calls, 2);
+    await assert.rejects(async () => {
+      for await (const _ of s);
+    }, /already been iterated/);
+  });
+
   test("a stream that stalls before its first content item past firstTokenTimeoutMs is retried", T, async () => {
     let calls = 0;
     const s = await retry(() => (++calls === 1 ? streamOf([START_ITEM, TEXT("late")], { delayMs: 3_000 }) : streamOf([TEXT("ok")])), {

@@ -18,7 +18,7 @@ import Anthropic from "@anthropic-ai/sdk";
 import { streamText } from "ai";
 import { createOpenAI } from "@ai-sdk/openai";
 import { createAnthropic } from "@ai-sdk/anthropic";
-import { createRetryFetch, retryReport } from "llm-retry";
+import { createRetryFetch, retry, retryReport } from "llm-retry";
 import { T, SLACK, mockFor } from "./harness.mjs";
 
 const FAST = { initialMs: 20, maxMs: 50 };
@@ -653,5 +653,89 @@ describe("stream retries with the real SDKs", () => {
         assertCommitted(rec, { route: 0 });
       });
     }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// retry(fn) with the SDKs' own stream objects: `fn` returns the SDK's `Stream`, which llm-retry
+// reads up to its first content item. An error the SDK throws before it is a failed attempt;
+// the caller gets the SDK's object, whose iteration, `toReadableStream()` and `tee()` all yield
+// the served attempt's items, each once.
+
+describe("retry(fn) with the SDKs' stream objects", () => {
+  const chatStream = (mock) => {
+    const openai = openaiClient(mock);
+    let calls = 0;
+    const fn = ({ signal }) => (calls++, openai.chat.completions.create({ model: MODEL, messages: MESSAGES, stream: true }, { signal }));
+    return { fn, calls: () => calls };
+  };
+  const chatText = (items) => items.map((c) => c.choices[0]?.delta?.content ?? "").join("");
+
+  test("openai chat: the SDK's APIError (no status) before content → retried; iterating gives \"Hello world\" once, 2 requests", T, async (t) => {
+    const mock = await mockFor(t, { script: [stream("openai-chat-error-before-content.sse", "req_1"), stream("openai-chat-good.sse", "req_2")], exhausted: "error" });
+    const { fn, calls } = chatStream(mock);
+    const s = await retry(fn, { backoff: FAST });
+    const r = await readChat(s);
+    assert.equal(r.error, null, String(r.error));
+    assert.equal(r.text, "Hello world");
+    assert.equal(r.roles, 1, "the served stream's role chunk, once");
+    assert.deepEqual(new Set(r.ids), new Set(["chatcmpl-mockGood0001"]), "only the second stream's chunks");
+    assert.equal(calls(), 2);
+    await settle();
+    assert.equal(mock.requests.length, 2);
+    const report = retryReport(s);
+    assert.deepEqual(report.attempts.map((a) => [a.reason, a.inStream ?? false]), [["server-error", true], ["ok", false]]);
+  });
+
+  test("openai chat: toReadableStream() and tee() of what retry(fn) resolved with give the served stream, each item once", T, async (t) => {
+    const mock = await mockFor(t, {
+      script: [stream("openai-chat-error-before-content.sse", "req_1"), stream("openai-chat-good.sse", "req_2"),
+        stream("openai-chat-error-before-content.sse", "req_3"), stream("openai-chat-good.sse", "req_4")],
+      exhausted: "error",
+    });
+    const { fn } = chatStream(mock);
+    const lines = [];
+    const body = (await retry(fn, { backoff: FAST })).toReadableStream().pipeThrough(new TextDecoderStream());
+    for await (const part of body) lines.push(part);
+    const items = lines.join("").split("\n").filter(Boolean).map((l) => JSON.parse(l));
+    assert.equal(chatText(items), "Hello world");
+    assert.equal(items.filter((c) => c.choices[0]?.delta?.role).length, 1);
+
+    const [left, right] = (await retry(fn, { backoff: FAST })).tee();
+    const a = await readChat(left);
+    const b = await readChat(right);
+    assert.equal(a.error ?? b.error, null, String(a.error ?? b.error));
+    assert.deepEqual([a.text, b.text], ["Hello world", "Hello world"]);
+    await settle();
+    assert.equal(mock.requests.length, 4);
+  });
+
+  test("anthropic messages.create({ stream: true }): overloaded_error before content → retried, \"Third stream\" once, 2 requests", T, async (t) => {
+    const mock = await mockFor(t, { script: [stream("anthropic-error-overloaded.sse", "req_1"), stream("anthropic-good.sse", "req_2")], exhausted: "error" });
+    const anthropic = anthropicClient(mock);
+    let calls = 0;
+    const s = await retry(({ signal }) => (calls++, anthropic.messages.create({ model: CLAUDE, max_tokens: 16, messages: MESSAGES, stream: true }, { signal })), { backoff: FAST });
+    let text = "";
+    const types = [];
+    for await (const ev of s) {
+      types.push(ev.type);
+      if (ev.type === "content_block_delta" && ev.delta.type === "text_delta") text += ev.delta.text;
+    }
+    assert.equal(text, "Third stream");
+    assert.equal(types.filter((x) => x === "message_start").length, 1, "one message_start: the served stream's");
+    assert.equal(calls, 2);
+    await settle();
+    assert.equal(mock.requests.length, 2);
+  });
+
+  test("openai chat: an error after content is the caller's: \"Partial answer\" once, then the SDK's APIError, fn called once", T, async (t) => {
+    const mock = await mockFor(t, { script: [stream("openai-chat-error-after-content.sse", "req_1"), stream("openai-chat-good.sse", "req_2")], exhausted: "error" });
+    const { fn, calls } = chatStream(mock);
+    const r = await readChat(await retry(fn, { backoff: FAST }));
+    assert.equal(r.text, "Partial answer");
+    assert.equal(r.error?.constructor.name, "APIError");
+    assert.equal(calls(), 1);
+    await settle();
+    assert.equal(mock.requests.length, 1);
   });
 });
