@@ -174,6 +174,13 @@ impl Attempts for FnCall<'_> {
     ) -> Pin<Box<dyn Future<Output = AttemptResult> + '_>> {
         Box::pin(self.attempt_once(route, attempt, timeout_ms, deadline_ms))
     }
+
+    fn release(&mut self, held: Held) {
+        // A stream object given up on before its first content item: its request is closed.
+        if let Held::Value(v) = held {
+            values::release_items(&v);
+        }
+    }
 }
 
 fn ok() -> Observation {

@@ -940,6 +940,24 @@ export function resumedItems(orig, held, iter) {
       }
     })();
   };
+  const out = resumedObject(orig, items);
+  RESUMED.set(out, iter);
+  return out;
+}
+
+/** The stream objects handed back by `resumedItems`, with the iteration each was read from. */
+const RESUMED = new WeakMap();
+
+/** Closes the iteration of a stream object from `resumedItems` that a later attempt superseded
+ * (an SDK aborts its request); anything else is left alone. */
+export function releaseItems(v) {
+  const iter = RESUMED.get(v);
+  if (iter === undefined) return;
+  RESUMED.delete(v);
+  closeIterator(iter);
+}
+
+function resumedObject(orig, items) {
   if (typeof orig !== "object" || orig === null) return { [Symbol.asyncIterator]: items };
   try {
     Object.defineProperty(orig, Symbol.asyncIterator, { value: items, configurable: true, writable: true });

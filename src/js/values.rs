@@ -112,6 +112,9 @@ extern "C" {
     pub fn item_event(item: &JsValue) -> Array;
     #[wasm_bindgen(js_name = resumedItems)]
     pub fn resumed_items(orig: &JsValue, held: &Array, iter: &JsValue) -> JsValue;
+    /// Closes a superseded stream object from `resumed_items`; anything else is left alone.
+    #[wasm_bindgen(js_name = releaseItems)]
+    pub fn release_items(v: &JsValue);
     /// `[kind, body, name, value, …]`: see `values.js`.
     #[wasm_bindgen(js_name = thrown)]
     pub fn thrown(error: &JsValue, names: &Array) -> Array;

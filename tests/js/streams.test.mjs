@@ -219,6 +219,28 @@ describe("retry(fn) with a stream object", () => {
     assert.equal(closed, 1);
   });
 
+  test("a stream object given up on for an in-band error item is closed before the next attempt", T, async () => {
+    const closed = [];
+    const ERROR_ITEM = { type: "error", error: { type: "overloaded_error", message: "Overloaded" } };
+    const make = (n, items) => ({
+      async *[Symbol.asyncIterator]() {
+        try {
+          for (const item of items) yield item;
+        } finally {
+          closed.push(n);
+        }
+      },
+    });
+    let calls = 0;
+    const s = await retry(() => (++calls === 1 ? make(1, [START_ITEM, ERROR_ITEM, TEXT("never")]) : make(2, [START_ITEM, TEXT("a")])), { backoff: FAST });
+    assert.deepEqual(closed, [1], "the first stream closed, the served one still open");
+    const got = [];
+    for await (const item of s) got.push(item.delta?.text ?? item.type);
+    assert.deepEqual(got, ["message_start", "a"]);
+    assert.deepEqual(closed, [1, 2]);
+    assert.equal(calls, 2);
+  });
+
   test("a frozen stream object is wrapped: one stream, each item once, its members readable", T, async () => {
     let calls = 0;
     const s = await retry(() => Object.freeze(++calls === 1 ? streamOf([START_ITEM, TEXT("x")], { failAt: 1 }) : streamOf([START_ITEM, TEXT("a")])), { backoff: FAST });
