@@ -728,6 +728,28 @@ describe("retry(fn) with the SDKs' stream objects", () => {
     assert.equal(mock.requests.length, 2);
   });
 
+  test("openai Responses: an insufficient_quota event item on the primary → fn's fallback route serves \"Second stream\"; the given-up stream is closed", T, async (t) => {
+    const mock = await mockFor(t, {
+      script: [stream("openai-responses-error-insufficient-quota.sse", "req_1"), stream("openai-responses-good.sse", "req_2")],
+      exhausted: "error",
+    });
+    const openai = openaiClient(mock);
+    const made = [];
+    const s = await retry(({ route, signal }) => {
+      const p = openai.responses.create({ model: route.model ?? MODEL, input: "Say hi", stream: true }, { signal });
+      made.push(p);
+      return p;
+    }, { backoff: FAST, fallbacks: [{ model: "other" }] });
+    const r = await readResponses(s);
+    assert.equal(r.error, null, String(r.error));
+    assert.equal(r.text, "Second stream");
+    assert.ok(!r.types.includes("error"), `no error event reached the caller: ${r.types}`);
+    assert.equal(r.types.filter((x) => x === "response.created").length, 1);
+    assert.deepEqual(mock.requests.map((q) => q.json?.model), [MODEL, "other"]);
+    assert.equal((await made[0]).controller.signal.aborted, true, "the primary's stream closed: its request aborted");
+    assert.equal(retryReport(s).route, 1);
+  });
+
   test("openai chat: an error after content is the caller's: \"Partial answer\" once, then the SDK's APIError, fn called once", T, async (t) => {
     const mock = await mockFor(t, { script: [stream("openai-chat-error-after-content.sse", "req_1"), stream("openai-chat-good.sse", "req_2")], exhausted: "error" });
     const { fn, calls } = chatStream(mock);
