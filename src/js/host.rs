@@ -228,7 +228,8 @@ impl<A: Future<Output = ()> + Unpin, B: Future<Output = ()> + Unpin> Race<A, B> 
 /// Sleeps `ms` or until `woken` resolves, or fails with the signal's reason the moment it
 /// aborts. No timer outlives it. A host timer may fire up to a millisecond early by the clock
 /// (Node's loop time is cached), so the rest is slept again: a wait is never shorter than the
-/// one decided, a server's hint included.
+/// one decided, a server's hint included. Only a rest that shrinks is slept: a wall clock that
+/// went back, or one a runtime holds still, ends the wait after its timer as before.
 pub async fn sleep(ms: u64, signal: Option<&AbortSignal>, woken: Option<Notified<'_>>) -> Result<(), JsValue> {
     if let Some(s) = signal.filter(|s| s.aborted()) {
         return Err(s.reason());
@@ -238,10 +239,11 @@ pub async fn sleep(ms: u64, signal: Option<&AbortSignal>, woken: Option<Notified
         let mut left = ms;
         loop {
             delay(left).await;
-            left = end.saturating_sub(now_ms());
-            if left == 0 {
+            let rest = end.saturating_sub(now_ms());
+            if rest == 0 || rest >= left {
                 break;
             }
+            left = rest;
         }
     });
     let woken: Pin<Box<dyn Future<Output = ()> + '_>> = match woken {

@@ -153,6 +153,24 @@ describe("retryReport", () => {
     assert.equal(mock.requests.length, 2);
   });
 
+  test("a wait ends after its timer when the clock stands still or goes back (no rest is slept)", T, async (t) => {
+    const realNow = Date.now;
+    t.after(() => (Date.now = realNow));
+    for (const clock of [() => 1_700_000_000_000, (() => { let x = realNow(); return () => (x -= 1000); })()]) {
+      Date.now = clock;
+      const mock = await mockFor(t, { script: [{ status: 503, headers: { "retry-after-ms": "40" } }, { status: 200 }] });
+      const f = createRetryFetch({ backoff: { initialMs: 1, jitter: "none" } });
+      const t0 = performance.now();
+      const res = await f(`${mock.url}/v1/chat/completions`, chatInit());
+      const took = performance.now() - t0;
+      Date.now = realNow;
+      assert.equal(res.status, 200);
+      assert.equal(mock.requests.length, 2);
+      assert.ok(mock.requests[1].t - mock.requests[0].t >= 35, "the hint's wait, by the timer");
+      assert.ok(took < 1_000, `ended after its timer (${took.toFixed(0)} ms)`);
+    }
+  });
+
   test("undefined for a response that did not come from a retryFetch", () => {
     assert.equal(retryReport(new Response("x")), undefined);
   });
