@@ -580,6 +580,18 @@ let lastUrl = [];
 const NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 
+/** Header names found valid already: a client sends mostly the same ones (the same strings,
+ * whose hash V8 keeps), and a lookup costs less than the pattern. Bounded. (Values are checked
+ * each time: they may be secrets, which are not to be kept.) */
+const NAMES = new Set();
+const validName = (k) => {
+  if (NAMES.has(k)) return true;
+  if (!NAME.test(k)) return false;
+  if (NAMES.size >= 256) NAMES.clear();
+  NAMES.add(k);
+  return true;
+};
+
 /** Checks headers once, as fetch would (it would reject bad ones on every attempt), and whether
  * they carry an Idempotency-Key: `[parsed, idempotent]`. A plain object of such string values
  * (what the SDKs send) is checked entry by entry, and `parsed` left undefined; a Headers is
@@ -592,7 +604,7 @@ function checkHeaders(headers) {
     let ok = true;
     for (const k of Object.keys(headers)) {
       const v = headers[k];
-      if (typeof v !== "string" || !NAME.test(k) || !VALUE.test(v)) {
+      if (typeof v !== "string" || !validName(k) || !VALUE.test(v)) {
         ok = false;
         break;
       }
@@ -698,19 +710,36 @@ export function hintHeaders(res, names) {
   return out;
 }
 
-/** A response's rate-limit headers for pacing, `[name, value, …]`; undefined when it has none
- * (two lookups on the happy path of a provider that sends none). */
+/** The two families of rate-limit headers, each with the headers whose presence marks it. */
+const LIMITS = [
+  [OPENAI_LIMITS, ["x-ratelimit-remaining-requests", "x-ratelimit-remaining-tokens"]],
+  [ANTHROPIC_LIMITS, ["anthropic-ratelimit-requests-remaining", "anthropic-ratelimit-tokens-remaining"]],
+];
+/** The family found last: looked for first (a process mostly talks to one provider). */
+let lastLimits = 0;
+
+/** A response's rate-limit headers for pacing, `[name, value, …]`; undefined when it has none.
+ * Each lookup costs (Node's `Headers.get` checks and lowercases the name), so the family seen
+ * last is looked for first and its marker's value kept: a provider's usual response takes one
+ * lookup per header it sends, one that sends none four. (A response with both families, which
+ * no provider sends, is read as the family seen last.) */
 export function limitHeaders(h) {
-  const names = h.has("x-ratelimit-remaining-requests") || h.has("x-ratelimit-remaining-tokens") ? OPENAI_LIMITS
-    : h.has("anthropic-ratelimit-requests-remaining") || h.has("anthropic-ratelimit-tokens-remaining") ? ANTHROPIC_LIMITS
-    : undefined;
-  if (names === undefined) return undefined;
-  const out = [];
-  for (const n of names) {
-    const v = h.get(n);
-    if (v !== null) out.push(n, v);
+  for (let j = 0; j < 2; j++) {
+    const i = lastLimits ^ j;
+    const [names, marks] = LIMITS[i];
+    for (const mark of marks) {
+      const found = h.get(mark);
+      if (found === null) continue;
+      lastLimits = i;
+      const out = [];
+      for (const n of names) {
+        const v = n === mark ? found : h.get(n);
+        if (v !== null) out.push(n, v);
+      }
+      return out;
+    }
   }
-  return out;
+  return undefined;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -137,6 +137,28 @@ describe("pacing", () => {
     assert.ok(ofType(events, "wait").filter((e) => e.wait === "pacing").length >= 7, "the calls waited for their slots");
   });
 
+  test("one client pacing two providers reads each one's rate-limit headers, whichever it saw last", T, async (t) => {
+    // Both spent, 100 a burst, whole again in 2 s: one request per ~20 ms on each route.
+    const openai = await mockFor(t, {
+      script: [{ status: 200, headers: { "x-ratelimit-limit-requests": "100", "x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "2s" } }],
+    });
+    const reset = new Date(Date.now() + 2_000).toISOString();
+    const anthropic = await mockFor(t, {
+      script: [{ status: 200, headers: { "anthropic-ratelimit-requests-limit": "100", "anthropic-ratelimit-requests-remaining": "0", "anthropic-ratelimit-requests-reset": reset } }],
+    });
+    const f = createRetryFetch();
+    // OpenAI's headers, then Anthropic's, then OpenAI's again: each read after the other family.
+    for (const mock of [openai, anthropic, openai]) assert.equal((await f(mock.url + path, chatInit())).status, 200);
+    const burst = (mock) => Array.from({ length: 5 }, () => f(mock.url + path, chatInit()));
+    const results = await Promise.all([...burst(openai), ...burst(anthropic)]);
+    assert.ok(results.every((r) => r.status === 200));
+    for (const mock of [openai, anthropic]) {
+      const sent = mock.requests.slice(-5);
+      const span = sent.at(-1).t - sent[0].t;
+      assert.ok(span >= 4 * 20 - 10, `5 calls to one provider spread over ${span.toFixed(0)} ms; gaps ${gaps(sent).map((x) => x.toFixed(0))}`);
+    }
+  });
+
   test("pacing: false sends at once", T, async (t) => {
     const limits = { "x-ratelimit-limit-requests": "10", "x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "2s" };
     const mock = await mockFor(t, { script: [{ status: 200, headers: limits }] });
