@@ -31,7 +31,10 @@ use crate::policy::Headers;
 /// event stream) goes on in the same driver as every other call.
 pub fn fetch(client: &Rc<Client>, input: &JsValue, init: &JsValue) -> Result<Promise, JsValue> {
     let mut shape: Shape = [0.0; drive::SHAPE_LEN];
-    let request = values::read_request(input, init, &client.opts.js, &mut shape)?;
+    let request = values::read_request(input, init, &client.opts.js, &mut shape);
+    if shape[0] == values::THREW {
+        return Err(request);
+    }
     // A promise only when a body had to be read first.
     if shape[0] < 0.0 {
         return Ok(carry(client, Next::Read(request.unchecked_into())));
@@ -48,8 +51,7 @@ pub fn fetch(client: &Rc<Client>, input: &JsValue, init: &JsValue) -> Result<Pro
             let transport = client.opts.transport.as_ref();
             let sent =
                 client.parked.settle_fn(client, |f| values::send_parked(&request, route as u32, transport, id, f));
-            // The route's request failing to build ends the call, as in the driver.
-            sent.inspect_err(|_| drop(client.parked.take(id)))
+            Ok(sent.unchecked_into())
         }
         first => Ok(carry(client, Next::Decided { call, session, first, seen: None, held: Held::Nothing })),
     }
@@ -99,7 +101,8 @@ fn carry(client: &Rc<Client>, next: Next) -> Promise {
 }
 
 /// The transport of parked call `id` settled with `value`: a response of `status`, a value that
-/// is not one (0), or a rejection (-1); `seen` is what `values.js` found of a response below 400
+/// is not one (0), or a rejection (-1); or its request could not be built ([`values::THREW`],
+/// at once, which ends the call with that error); `seen` is what `values.js` found of a response below 400
 /// (see [`values::success`]). The engine is asked at once (so breakers, budget and pacing see
 /// outcomes in the order they arrive); a success ends the call here. Anything else goes on in the
 /// driver, as a promise the caller's chains to — and so do the two cases that must read on first:
@@ -110,6 +113,8 @@ fn settle(client: &Rc<Client>, id: u32, value: JsValue, status: f64, seen: JsVal
     };
     let read = |call, session, response, reader| Next::Read1 { call, session, response, reader, route, deadline_ms };
     let (obs, held) = match status {
+        // The route's request failing to build ends the call, as in the driver.
+        s if s == values::THREW => return Promise::reject(&value).into(),
         s if s < 0.0 => (call.failure(&Cell::new(false)), Held::Error { error: value, has_status: false }),
         s if !(100.0..=599.0).contains(&s) => {
             let error = values::not_response(&value);

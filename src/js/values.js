@@ -526,10 +526,26 @@ const page = () => {
   }
 };
 
-/** The top-level `"model"` of a JSON string body, found without parsing the whole prompt. */
+/** The top-level `"model"` of a JSON string body, found without parsing the whole prompt: the
+ * first `"model"`, then `:` and a string with no escape in it, within 300 characters. Scanned
+ * by hand, as every call does this: a pattern's match and a slice are two allocations more. */
 const modelOf = (body) => {
   const at = typeof body === "string" ? body.indexOf('"model"') : -1;
-  return at < 0 ? undefined : /^\s*:\s*"([^"\\]*)"/.exec(body.slice(at + 7, at + 300))?.[1];
+  if (at < 0) return undefined;
+  let i = skipSpace(body, at + 7);
+  if (body.charCodeAt(i) !== 58) return undefined; // :
+  i = skipSpace(body, i + 1);
+  if (body.charCodeAt(i) !== 34) return undefined; // "
+  const end = body.indexOf('"', i + 1);
+  if (end < 0 || end >= at + 300) return undefined;
+  const model = body.slice(i + 1, end);
+  return model.includes("\\") ? undefined : model;
+};
+
+/** The index of the first character at or after `i` that is not JSON whitespace. */
+const skipSpace = (s, i) => {
+  for (let c = s.charCodeAt(i); c === 32 || c === 10 || c === 13 || c === 9; c = s.charCodeAt(++i));
+  return i;
 };
 
 /** The body with its top-level `"model"` replaced, for fallback `i`. */
@@ -592,12 +608,15 @@ const validName = (k) => {
   return true;
 };
 
+/** `checkHeaders`' answers for headers that need no copy: `[undefined, idempotent]`, shared. */
+const PLAIN = [Object.freeze([undefined, false]), Object.freeze([undefined, true])];
+
 /** Checks headers once, as fetch would (it would reject bad ones on every attempt), and whether
  * they carry an Idempotency-Key: `[parsed, idempotent]`. A plain object of such string values
  * (what the SDKs send) is checked entry by entry, and `parsed` left undefined; a Headers is
  * valid as it is; anything else goes through `new Headers`, which throws what fetch would. */
 function checkHeaders(headers) {
-  if (absent(headers)) return [undefined, false];
+  if (absent(headers)) return PLAIN[0];
   if (headers instanceof Headers) return [headers, headers.has("idempotency-key")];
   if (plain(headers) && Object.getOwnPropertySymbols(headers).length === 0) {
     let idempotent = false;
@@ -610,7 +629,7 @@ function checkHeaders(headers) {
       }
       if (k.length === 15 && k.toLowerCase() === "idempotency-key") idempotent = true;
     }
-    if (ok) return [undefined, idempotent];
+    if (ok) return PLAIN[+idempotent];
   }
   const parsed = new Headers(headers);
   return [parsed, parsed.has("idempotency-key")];
@@ -623,6 +642,12 @@ const checkMethod = (m) => {
   return m;
 };
 
+/** Written as `out[0]` by `readRequest`, and settled with as the status by `sendParked`, when
+ * what they were given threw: the value is the error (values.rs THREW). Returned rather than
+ * thrown, so the wasm calls them with no catching wrapper (a closure and an `arguments` object
+ * a call). */
+const THREW = -2;
+
 /**
  * Reads `fetch(input, init)`'s arguments once, rejecting what fetch itself would reject (rather
  * than retrying it). Returns the call's request, which `routeRequest` turns into what each route
@@ -631,10 +656,15 @@ const checkMethod = (m) => {
  * The request's `shape` is written into `out` at once; `out[0]` is -1 for a promise.
  */
 export function readRequest(input, init, options, out) {
-  const req = readCall(input, init, options);
-  if (req instanceof Promise) out[0] = -1;
-  else shape(req, out);
-  return req;
+  try {
+    const req = readCall(input, init, options);
+    if (req instanceof Promise) out[0] = -1;
+    else shape(req, out);
+    return req;
+  } catch (e) {
+    out[0] = THREW;
+    return e;
+  }
 }
 
 function readCall(input, init, options) {
@@ -681,11 +711,16 @@ function request(url, origin, method, headers, body, base, fast, signal, options
   const [parsed, idempotencyKey] = checkHeaders(headers);
   const primary = modelOf(body);
   const fallbacks = call?.fallbacks ?? options.fallbacks;
-  const models = [primary, ...fallbacks.map((f) => f.model ?? primary)];
-  const ids = models.map((m, i) => keyId(options, i === 0 ? origin : fallbacks[i - 1].origin ?? origin, m));
-  const idempotent = idempotencyKey || IDEMPOTENT.includes(method.toUpperCase());
+  const models = [primary];
+  const ids = [keyId(options, origin, primary)];
+  for (const f of fallbacks) {
+    const model = f.model ?? primary;
+    models.push(model);
+    ids.push(keyId(options, f.origin ?? origin, model));
+  }
+  const idempotent = idempotencyKey || (method !== "POST" && IDEMPOTENT.includes(method.toUpperCase()));
   return {
-    url, origin, method, headers, parsed, body, base, fast, signal, idempotent, ids, models, options, routes: [],
+    url, origin, method, headers, parsed, body, base, fast, signal, idempotent, ids, models, options, routes: undefined,
     fallbacks, attempts: routeAttempts(options, call), call, id: ++calls,
   };
 }
@@ -841,13 +876,21 @@ const statusOf = (v) => {
 
 /** A parked call's first attempt (fetch.rs): `route` sent with the caller's signal, and what its
  * transport settles with handed to the wasm in one call, `settle(id, value, status, seen)`:
- * `status` -1 for a rejection, 0 for a value that is not a response; `seen`, below 400, what
- * `success` finds. */
-export const sendParked = (req, route, transport, id, settle) =>
-  send(req, route, req.signal, transport).then((v) => {
+ * `status` -1 for a rejection, 0 for a value that is not a response, THREW (at once) when the
+ * route's request cannot be built; `seen`, below 400, what `success` finds. */
+export const sendParked = (req, route, transport, id, settle) => {
+  let sent;
+  try {
+    sent = send(req, route, req.signal, transport);
+  } catch (e) {
+    // The route's request could not be built (`routeRequest` threw): the call ends with it.
+    return settle(id, e, THREW, undefined);
+  }
+  return sent.then((v) => {
     const status = statusOf(v);
     return settle(id, v, status, status > 0 && status < 400 ? success(v) : undefined);
   }, (e) => settle(id, e, -1, undefined));
+};
 
 /** `[url, init]` for `route` of a request from `readRequest`, built once per call, with the
  * attempt's `signal` (the caller's, or the attempt's own when it has a timeout) set in place:
@@ -856,7 +899,7 @@ export function routeRequest(req, route, signal) {
   // The primary route of a request read as it came, with the caller's own signal: the caller's
   // init itself (fetch does not change it).
   if (route === 0 && req.fast && (signal ?? null) === (req.base.signal ?? null)) return [req.url, req.base];
-  const r = (req.routes[route] ??= build(req, route));
+  const r = ((req.routes ??= [])[route] ??= build(req, route));
   if (signal !== undefined || r[1].signal !== undefined) r[1].signal = signal;
   return r;
 }

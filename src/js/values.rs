@@ -6,6 +6,10 @@ use js_sys::{Array, Promise};
 use wasm_bindgen::prelude::*;
 use web_sys::AbortSignal;
 
+/// What `readRequest` writes as `out[0]` and `sendParked` settles with as the status when what
+/// it was given threw: the value is the error (`values.js` THREW).
+pub const THREW: f64 = -2.0;
+
 #[wasm_bindgen(module = "/src/js/values.js")]
 extern "C" {
     // Options (options.rs).
@@ -32,15 +36,11 @@ extern "C" {
         signal: Option<&AbortSignal>,
     ) -> JsValue;
     // retryFetch's request (fetch.rs).
-    /// The call's request, or a promise of it when a body must be read first; throws (or
-    /// rejects) with a TypeError on what `fetch` itself would reject.
-    #[wasm_bindgen(js_name = readRequest, catch)]
-    pub fn read_request(
-        input: &JsValue,
-        init: &JsValue,
-        options: &JsValue,
-        out: &mut [f64],
-    ) -> Result<JsValue, JsValue>;
+    /// The call's request, or a promise of it when a body must be read first (`out[0]` -1), or
+    /// the TypeError for what `fetch` itself would reject (`out[0]` [`THREW`]): returned, not
+    /// thrown, so the happy path needs no catching wrapper.
+    #[wasm_bindgen(js_name = readRequest)]
+    pub fn read_request(input: &JsValue, init: &JsValue, options: &JsValue, out: &mut [f64]) -> JsValue;
     /// What the wasm needs of a call (see `drive::Names`), written into `out`.
     #[wasm_bindgen(js_name = shape)]
     pub fn shape(call: &JsValue, out: &mut [f64]);
@@ -48,15 +48,16 @@ extern "C" {
     #[wasm_bindgen(js_name = keyName)]
     pub fn key_name(options: &JsValue, id: u32) -> Option<String>;
     /// Sends a route of the request with its caller's signal; settles through
-    /// `settle(id, value, status, seen)` (a parked call's first attempt).
-    #[wasm_bindgen(js_name = sendParked, catch)]
+    /// `settle(id, value, status, seen)` (a parked call's first attempt), at once with status
+    /// [`THREW`] when the route's request cannot be built. Never throws.
+    #[wasm_bindgen(js_name = sendParked)]
     pub fn send_parked(
         request: &JsValue,
         route: u32,
         transport: Option<&js_sys::Function>,
         id: u32,
         settle: &js_sys::Function,
-    ) -> Result<Promise, JsValue>;
+    ) -> JsValue;
     /// Sends a route of the request with `signal` set on its init, through `transport` (else
     /// the global fetch): a promise of what the transport gives.
     #[wasm_bindgen(js_name = send, catch)]

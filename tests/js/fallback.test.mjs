@@ -49,6 +49,23 @@ describe("fallback routes", () => {
     assert.equal(fallback.requests.length, 1, "nothing was sent to the fallback");
   });
 
+  test("a first attempt sent straight to the fallback (the primary's breaker open) whose request cannot be built → that TypeError, and the client goes on", T, async (t) => {
+    const { primary, fallback, route } = await twoProviders(t, [{ status: 503 }]);
+    const f = createRetryFetch({ maxAttempts: 1, backoff: TINY, fallbacks: [route], breaker: { failureThreshold: 1, cooldownMs: 60_000 } });
+    assert.equal((await call(f, primary)).status, 200, "the fallback served; the primary's breaker opened");
+    const sent = [primary.requests.length, fallback.requests.length];
+    // The primary's model (so its breaker's key), in a body that is not JSON.
+    const broken = `{"model": "${PRIMARY_MODEL}", "messages": [`;
+    const r = await settle(f(`${primary.url}/v1/chat/completions`, { method: "POST", body: broken }));
+    assert.equal(r.ok, false);
+    assert.equal(r.error.name, "TypeError");
+    assert.match(r.error.message, /^fallbacks\[0\]\.model needs a JSON object request body$/);
+    assert.deepEqual([primary.requests.length, fallback.requests.length], sent, "nothing was sent");
+    const res = await call(f, primary);
+    assert.equal(res.status, 200);
+    assert.equal((await res.json()).model, FALLBACK_MODEL, "the next call went to the fallback");
+  });
+
   test("primary 503 on every attempt → the fallback serves with the rewritten model", T, async (t) => {
     const { primary, fallback, route } = await twoProviders(t, [{ status: 503 }]);
     const events = [];
