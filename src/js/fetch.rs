@@ -101,9 +101,9 @@ fn carry(client: &Rc<Client>, next: Next) -> Promise {
 }
 
 /// The transport of parked call `id` settled with `value`: a response of `status`, a value that
-/// is not one (0), or a rejection (-1); or its request could not be built ([`values::THREW`],
-/// at once, which ends the call with that error); `seen` is what `values.js` found of a response below 400
-/// (see [`values::success`]). The engine is asked at once (so breakers, budget and pacing see
+/// is not one (0), or a rejection (-1); or the request could not be built ([`values::THREW`], at
+/// once: the call ends with that error). `seen` is what `values.js` found of a response below
+/// 400 (see [`values::success`]). The engine is asked at once (so breakers, budget and pacing see
 /// outcomes in the order they arrive); a success ends the call here. Anything else goes on in the
 /// driver, as a promise the caller's chains to — and so do the two cases that must read on first:
 /// an event stream (to its commit point) and a 429 (its body, for the quota check).

@@ -652,8 +652,9 @@ const THREW = -2;
  * Reads `fetch(input, init)`'s arguments once, rejecting what fetch itself would reject (rather
  * than retrying it). Returns the call's request, which `routeRequest` turns into what each route
  * sends (`ids` and `models` name the routes: breaker keys by number; models for events and reports) — or a
- * promise of it when a body must be read first (anything but a string). Throws a TypeError.
- * The request's `shape` is written into `out` at once; `out[0]` is -1 for a promise.
+ * promise of it when a body must be read first (anything but a string). The request's `shape`
+ * is written into `out` at once; `out[0]` is -1 for a promise. What fetch would reject (a
+ * TypeError) is returned, with `out[0]` THREW; the promise rejects with it.
  */
 export function readRequest(input, init, options, out) {
   try {
