@@ -726,13 +726,6 @@ function request(url, origin, method, headers, body, base, fast, signal, options
   };
 }
 
-const OPENAI_LIMITS = ["x-ratelimit-limit-requests", "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests",
-  "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"];
-const ANTHROPIC_LIMITS = ["anthropic-ratelimit-requests-limit", "anthropic-ratelimit-requests-remaining",
-  "anthropic-ratelimit-requests-reset", "anthropic-ratelimit-tokens-remaining", "anthropic-ratelimit-tokens-reset",
-  "anthropic-ratelimit-input-tokens-remaining", "anthropic-ratelimit-input-tokens-reset",
-  "anthropic-ratelimit-output-tokens-remaining", "anthropic-ratelimit-output-tokens-reset"];
-
 /** A response's headers of `names` (the core's wait-hint and rate-limit headers), `[name, value, …]`. */
 export function hintHeaders(res, names) {
   const out = [];
@@ -746,31 +739,56 @@ export function hintHeaders(res, names) {
   return out;
 }
 
-/** The two families of rate-limit headers, each with the headers whose presence marks it. */
+/** The two families of rate-limit headers for pacing: the headers whose presence marks the family
+ * (the first is always read), those read whenever it is there, and token limits as [remaining,
+ * reset] pairs whose reset is read only when the remaining may be 0: the core only uses a token
+ * limit's reset when it is spent (`spent_reset` in hints.rs). */
 const LIMITS = [
-  [OPENAI_LIMITS, ["x-ratelimit-remaining-requests", "x-ratelimit-remaining-tokens"]],
-  [ANTHROPIC_LIMITS, ["anthropic-ratelimit-requests-remaining", "anthropic-ratelimit-tokens-remaining"]],
+  {
+    marks: ["x-ratelimit-remaining-requests", "x-ratelimit-remaining-tokens"],
+    always: ["x-ratelimit-limit-requests", "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests"],
+    spent: [["x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"]],
+  },
+  {
+    marks: ["anthropic-ratelimit-requests-remaining", "anthropic-ratelimit-tokens-remaining"],
+    always: ["anthropic-ratelimit-requests-limit", "anthropic-ratelimit-requests-remaining", "anthropic-ratelimit-requests-reset"],
+    spent: [
+      ["anthropic-ratelimit-tokens-remaining", "anthropic-ratelimit-tokens-reset"],
+      ["anthropic-ratelimit-input-tokens-remaining", "anthropic-ratelimit-input-tokens-reset"],
+      ["anthropic-ratelimit-output-tokens-remaining", "anthropic-ratelimit-output-tokens-reset"],
+    ],
+  },
 ];
 /** The family found last: looked for first (a process mostly talks to one provider). */
 let lastLimits = 0;
+/** Whether a remaining count may be 0 to the core (which reads "0", "00", "0.0"): no digit 1–9. */
+const mayBeZero = (v) => !/[1-9]/.test(v);
 
 /** A response's rate-limit headers for pacing, `[name, value, …]`; undefined when it has none.
  * Each lookup costs (Node's `Headers.get` checks and lowercases the name), so the family seen
- * last is looked for first and its marker's value kept: a provider's usual response takes one
- * lookup per header it sends, one that sends none four. (A response with both families, which
- * no provider sends, is read as the family seen last.) */
+ * last is looked for first, a marker's value is kept, and a token limit's reset is read only
+ * when that limit is spent: OpenAI's usual response takes four lookups, Anthropic's six, and one
+ * with neither family four. (A response with both families, which no provider sends, is read as
+ * the family seen last.) */
 export function limitHeaders(h) {
   for (let j = 0; j < 2; j++) {
     const i = lastLimits ^ j;
-    const [names, marks] = LIMITS[i];
+    const { marks, always, spent } = LIMITS[i];
     for (const mark of marks) {
       const found = h.get(mark);
       if (found === null) continue;
       lastLimits = i;
       const out = [];
-      for (const n of names) {
+      for (const n of always) {
         const v = n === mark ? found : h.get(n);
         if (v !== null) out.push(n, v);
+      }
+      for (const [n, reset] of spent) {
+        const v = n === mark ? found : h.get(n);
+        if (v === null) continue;
+        out.push(n, v);
+        const r = mayBeZero(v) ? h.get(reset) : null;
+        if (r !== null) out.push(reset, r);
       }
       return out;
     }

@@ -143,7 +143,8 @@ pub struct Limits {
     pub tokens_spent_reset_ms: Option<u64>,
 }
 
-/// The rate-limit headers of a response, if it has any.
+/// The rate-limit headers of a response, if it has any. A token limit's reset is read only when
+/// that limit is spent, so a host may leave it out otherwise (`limitHeaders` in values.js does).
 pub fn limits(headers: &Headers, now_ms: u64) -> Option<Limits> {
     let number = |name| headers.get(name).and_then(|v| decimal(v.trim(), 1));
     let until = |v: &str| rfc3339(v).map(|at| ms_until(at, now_ms));

@@ -159,6 +159,33 @@ describe("pacing", () => {
     }
   });
 
+  test("a spent token limit holds the next call until its reset; one with tokens left does not", T, async (t) => {
+    // Only the token limits speak: no request limit to pace by, so a hold is the token reset's.
+    const inMs = (ms) => new Date(Date.now() + ms).toISOString();
+    const cases = [
+      ["OpenAI, tokens spent", true, () => ({ "x-ratelimit-remaining-requests": "999", "x-ratelimit-remaining-tokens": "0", "x-ratelimit-reset-tokens": "300ms" })],
+      ["OpenAI, tokens left", false, () => ({ "x-ratelimit-remaining-requests": "999", "x-ratelimit-remaining-tokens": "12", "x-ratelimit-reset-tokens": "300ms" })],
+      ["Anthropic, output tokens spent", true, () => ({
+        "anthropic-ratelimit-requests-remaining": "50", "anthropic-ratelimit-tokens-remaining": "9000",
+        "anthropic-ratelimit-tokens-reset": inMs(5_000), "anthropic-ratelimit-output-tokens-remaining": "0.0",
+        "anthropic-ratelimit-output-tokens-reset": inMs(300),
+      })],
+      ["Anthropic, output tokens left", false, () => ({
+        "anthropic-ratelimit-requests-remaining": "50", "anthropic-ratelimit-output-tokens-remaining": "10",
+        "anthropic-ratelimit-output-tokens-reset": inMs(300),
+      })],
+    ];
+    for (const [name, held, headers] of cases) {
+      const mock = await mockFor(t, { script: [{ status: 200, headers: headers() }, { status: 200 }] });
+      const f = createRetryFetch();
+      assert.equal((await f(mock.url + path, chatInit())).status, 200, name);
+      assert.equal((await f(mock.url + path, chatInit())).status, 200, name);
+      const [gap] = gaps(mock.requests);
+      if (held) assert.ok(gap >= 250, `${name}: the next call sent ${gap.toFixed(0)} ms after, not held to the reset`);
+      else assert.ok(gap < 200, `${name}: the next call held ${gap.toFixed(0)} ms`);
+    }
+  });
+
   test("pacing: false sends at once", T, async (t) => {
     const limits = { "x-ratelimit-limit-requests": "10", "x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "2s" };
     const mock = await mockFor(t, { script: [{ status: 200, headers: limits }] });
