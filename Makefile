@@ -52,8 +52,9 @@ test-wasm: tools
 		cargo test --target $(TARGET) --features std --test wasm
 
 ## The npm package: release wasm → wasm-bindgen (web glue) → short import/export names in both
-## (build/minify-imports.mjs) → wasm-opt; each runtime's entry file bundled with the glue (and its
-## snippet src/js/values.js) and api.js into one module (esbuild): a runtime loads the .wasm and one JS file.
+## (build/minify-imports.mjs) → panics without their messages (build/trap-panics.mjs) → wasm-opt;
+## each runtime's entry file bundled with the glue (and its snippet src/js/values.js) and api.js
+## into one module (esbuild): a runtime loads the .wasm and one JS file.
 ## node.js carries the wasm inside it (esbuild's binary loader), so that a server bundle (Next.js,
 ## esbuild --platform=node) needs no file next to it; edge.js imports it as `.wasm?module`.
 GLUE := target/glue
@@ -64,9 +65,10 @@ WASM_FILE_ENTRIES := $(filter-out node,$(ENTRIES))
 package: tools
 	cargo build --release --target $(TARGET)
 	rm -rf pkg $(GLUE) && mkdir -p pkg $(GLUE)
-	wasm-bindgen --target web --weak-refs --no-typescript --remove-name-section --remove-producers-section \
+	wasm-bindgen --target web --weak-refs --no-typescript --remove-producers-section \
 		--out-dir $(GLUE) --out-name llm_retry $(WASM)
 	node build/minify-imports.mjs $(GLUE)/llm_retry_bg.wasm $(GLUE)/llm_retry.js
+	node build/trap-panics.mjs $(GLUE)/llm_retry_bg.wasm
 	$(WASM_OPT) -Oz $(WASM_FEATURES) $(GLUE)/llm_retry_bg.wasm -o pkg/llm_retry_bg.wasm
 	cp pkg/llm_retry_bg.wasm $(GLUE)/llm_retry_bg.wasm   # the optimised one, for node.js to carry
 	cp pkg-template/*.js $(GLUE)/
@@ -83,7 +85,7 @@ package: tools
 	cp pkg-template/health-{redis,deno-kv,durable-object}.{js,d.ts} pkg-template/health-pace.js pkg/
 	@$(MAKE) --no-print-directory sizes
 
-pkg/package.json: $(shell find src pkg-template -type f) Cargo.toml build/minify-imports.mjs README.md LICENSE-MIT LICENSE-APACHE
+pkg/package.json: $(shell find src pkg-template -type f) Cargo.toml build/minify-imports.mjs build/trap-panics.mjs README.md LICENSE-MIT LICENSE-APACHE
 	$(MAKE) --no-print-directory package
 
 ## What a runtime loads: the .wasm and its entry module (the JS glue with the API, one file);
