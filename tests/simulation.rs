@@ -128,6 +128,33 @@ fn a_random_number_is_drawn_only_for_a_wait() {
     assert_eq!(asked.get(), 1, "a backoff draws once");
 }
 
+/// A wait of 0 — a backoff of 0, `Retry-After: 0` — is no wait: the failed attempt's verdict is
+/// the next send itself (its `Wait` event of 0 still told), so the host sets no timer of 0.
+#[test]
+fn a_wait_of_0_is_the_next_send_at_once() {
+    let mut c = cfg();
+    (c.backoff.initial_ms, c.backoff.max_ms) = (0, 0);
+    let hinted: &[(&str, &str)] = &[("retry-after", "0")];
+    for (cfg, headers) in [(&c, &[][..]), (&cfg(), hinted)] {
+        let mut shared = Shared::new(cfg);
+        let mut s = Session::new(cfg, vec![Route::new("p", 3)], false);
+        assert!(matches!(s.next(&mut shared, None, 10, 0.5), Decision::Attempt { attempt: 1, .. }));
+        let busy = Observation::Response { status: 503, headers: headers.iter().copied().collect(), body: None };
+        assert!(
+            matches!(s.next(&mut shared, Some(&busy), 15, 0.5), Decision::Attempt { route: 0, attempt: 2, .. }),
+            "{headers:?}: the retry is decided at once"
+        );
+        let mut waits = vec![];
+        while let Some(e) = s.poll_event() {
+            if let Event::Wait { delay_ms, cause, .. } = e {
+                waits.push((delay_ms, cause));
+            }
+        }
+        assert_eq!(waits.len(), 1, "{headers:?}: one wait told");
+        assert_eq!(waits[0].0, 0);
+    }
+}
+
 #[test]
 fn server_errors_back_off_with_growing_waits() {
     let mut c = cfg();

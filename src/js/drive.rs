@@ -251,18 +251,8 @@ pub async fn resume(
                 session.grant(at.filter(|t| t.is_finite() && *t >= 0.0).map(|t| t as u64));
             }
             Decision::Wait { ms, cause } => {
-                // A backoff or a server's hint of 0 ms (`Retry-After: 0`) is no wait: a host timer
-                // of 0 would still cost a turn of the event loop (1 ms in Node, up to 4 in a
-                // browser). The engine decides these only on a failed attempt, and what it decides
-                // next is a send, another kind of wait or the end: skipping them cannot spin.
-                let none = ms == 0 && matches!(cause, WaitCause::Backoff | WaitCause::Hint(_));
                 let woken = (cause == WaitCause::Breaker).then(|| client.breaker_waits.wait());
-                let slept = if none {
-                    signal.filter(|s| s.aborted()).map_or(Ok(()), |s| Err(s.reason()))
-                } else {
-                    host::sleep(ms, signal, woken).await
-                };
-                if let Err(reason) = slept {
+                if let Err(reason) = host::sleep(ms, signal, woken).await {
                     a.release(held);
                     return Err(reason);
                 }
