@@ -89,7 +89,7 @@ package: tools
 	cp pkg-template/health-{redis,deno-kv,durable-object}.{js,d.ts} pkg-template/health-pace.js pkg/
 	@$(MAKE) --no-print-directory sizes
 
-pkg/package.json: $(shell find src pkg-template -type f) Cargo.toml build/minify-imports.mjs build/trap-panics.mjs README.md LICENSE-MIT LICENSE-APACHE
+pkg/package.json: $(shell find src pkg-template -type f) Cargo.toml build/minify-imports.mjs build/trap-panics.mjs build/wasm.mjs README.md LICENSE-MIT LICENSE-APACHE
 	$(MAKE) --no-print-directory package
 
 ## What a runtime loads: the .wasm and its entry module (the JS glue with the API, one file);

@@ -9,6 +9,7 @@
 //
 // usage: node build/minify-imports.mjs pkg/llm_retry_bg.wasm pkg/llm_retry.js
 import { readFileSync, writeFileSync } from "node:fs";
+import { assemble, encodeLeb, encodeName, reader } from "./wasm.mjs";
 
 const [wasmPath, gluePath] = process.argv.slice(2);
 const wasm = readFileSync(wasmPath);
@@ -22,60 +23,16 @@ const fail = (msg) => {
 const letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
 const shortName = (n) => (n < 52 ? "" : shortName(Math.floor(n / 52) - 1)) + letters[n % 52];
 
-let pos = 0;
-const leb = () => {
-  let result = 0;
-  let shift = 0;
-  for (;;) {
-    const byte = wasm[pos++];
-    result += (byte & 0x7f) * 2 ** shift;
-    shift += 7;
-    if (byte < 0x80) return result;
-  }
-};
-const encodeLeb = (n) => {
-  const out = [];
-  do {
-    let byte = n & 0x7f;
-    n = Math.floor(n / 128);
-    if (n) byte |= 0x80;
-    out.push(byte);
-  } while (n);
-  return Buffer.from(out);
-};
-const name = () => {
-  const len = leb();
-  const text = wasm.toString("utf8", pos, pos + len);
-  pos += len;
-  return text;
-};
-const encodeName = (text) => {
-  const bytes = Buffer.from(text, "utf8");
-  return Buffer.concat([encodeLeb(bytes.length), bytes]);
-};
-const limits = () => {
-  const flags = wasm[pos++];
-  leb();
-  if (flags & 1) leb();
-};
-
-// The sections, each as its id and the bytes of its body.
-pos = 8;
-const sections = [];
-while (pos < wasm.length) {
-  const id = wasm[pos++];
-  const size = leb();
-  sections.push({ id, start: pos, body: wasm.subarray(pos, pos + size) });
-  pos += size;
-}
+const r = reader(wasm, fail);
+const sections = r.sections();
 const parse = (id, entry) => {
   const found = sections.find((s) => s.id === id);
   if (!found) fail(`no section ${id}`);
-  pos = found.start;
-  const count = leb();
+  r.pos = found.start;
+  const count = r.leb();
   const entries = [];
   for (let i = 0; i < count; i++) entries.push(entry());
-  if (pos !== found.start + found.body.length) fail(`section ${id} did not parse to its end`);
+  if (r.pos !== found.end) fail(`section ${id} did not parse to its end`);
   found.body = Buffer.concat([encodeLeb(count), ...entries]);
 };
 
@@ -84,24 +41,11 @@ const imports = new Map();
 const modules = new Set();
 const snippets = new Set();
 parse(2, () => {
-  const module = name();
-  const field = name();
-  const descStart = pos;
-  const kind = wasm[pos++];
-  if (kind === 0 || kind === 4) {
-    if (kind === 4) pos++;
-    leb();
-  } else if (kind === 1) {
-    pos++;
-    limits();
-  } else if (kind === 2) {
-    limits();
-  } else if (kind === 3) {
-    pos += 2;
-  } else {
-    fail(`unknown import kind ${kind}`);
-  }
-  const desc = wasm.subarray(descStart, pos);
+  const module = r.name();
+  const field = r.name();
+  const descStart = r.pos;
+  r.importDesc();
+  const desc = wasm.subarray(descStart, r.pos);
   if (module.startsWith("./snippets/")) {
     snippets.add(module);
     return Buffer.concat([encodeName("v"), encodeName(field), desc]);
@@ -120,11 +64,11 @@ if (snippets.size > 1) fail(`expected at most one snippet module, found ${[...sn
 // function of the same name is a local and keeps its own.
 const exports = new Map();
 parse(7, () => {
-  const field = name();
-  const descStart = pos;
-  pos++;
-  leb();
-  const desc = wasm.subarray(descStart, pos);
+  const field = r.name();
+  const descStart = r.pos;
+  r.pos++;
+  r.leb();
+  const desc = wasm.subarray(descStart, r.pos);
   const member = new RegExp(`\\bwasm\\.${field}\\b`).test(glue);
   const quoted = glue.includes(`"${field}"`) || glue.includes(`'${field}'`);
   let short = field;
@@ -135,10 +79,7 @@ parse(7, () => {
   return Buffer.concat([encodeName(short), desc]);
 });
 
-const out = Buffer.concat([
-  wasm.subarray(0, 8),
-  ...sections.map(({ id, body }) => Buffer.concat([Buffer.from([id]), encodeLeb(body.length), body])),
-]);
+const out = assemble(wasm, sections);
 
 const [module] = modules;
 const moduleKey = JSON.stringify(module);
