@@ -71,7 +71,11 @@ test("what fetch would reject is rejected at once with a TypeError, sending noth
   for (const [input, init] of [
     [undefined, undefined], [5, {}], [{}, {}], ["not a url", {}], [url, 5],
     [url, { headers: 5 }], [url, { headers: { "bad header": "x" } }],
-    [url, { method: "GET", body: "x" }], [url, { signal: "no" }],
+    [url, { method: "GET", body: "x" }], [url, { method: "get", body: "x" }], [url, { method: "HEAD", body: "x" }],
+    [url, { method: "CONNECT" }], [url, { method: "PO ST" }], [url, { signal: "no" }],
+    // Header values fetch refuses: a line break, a NUL, a character above U+00FF.
+    [url, { headers: { "x-a": "a\nb" } }], [url, { headers: { "x-a": "a\u0000b" } }],
+    [url, { headers: { authorization: "Bearer \u0100" } }],
   ]) {
     const started = performance.now();
     const e = await retryFetch(input, init).then(() => null, (e) => e);
@@ -83,6 +87,25 @@ test("what fetch would reject is rejected at once with a TypeError, sending noth
   // Still alive after all that:
   const res = await retryFetch(url, { method: "POST", body: "{}" });
   assert.equal(res.status, 200);
+});
+
+test("methods and header values fetch takes are sent as given", T, async (t) => {
+  const mock = await mockFor(t, { script: [{ status: 200 }] });
+  const retryFetch = createRetryFetch();
+  const url = `${mock.url}/v1/chat/completions`;
+  const sent = [];
+  for (const init of [
+    { method: "post", body: "{}" }, { method: "PATCH", body: "{}" }, { method: "DELETE" },
+    // Latin-1 and a tab pass as they are.
+    { method: "POST", body: "{}", headers: { "x-a": "caf\u00e9\tb", "x-b": "a b" } },
+  ]) {
+    const res = await retryFetch(url, init);
+    assert.equal(res.status, 200, JSON.stringify(init));
+    sent.push(mock.requests.at(-1));
+  }
+  assert.deepEqual(sent.map((r) => r.method), ["POST", "PATCH", "DELETE", "POST"]);
+  assert.equal(sent[3].headers["x-a"], "caf\u00e9\tb");
+  assert.equal(sent[3].headers["x-b"], "a b");
 });
 
 test("junk to the other entry points: clean TypeErrors", T, async () => {

@@ -50,6 +50,28 @@ describe("event streams", () => {
     assert.deepEqual(events.map((e) => e.type), ["attempt", "wait", "retry", "attempt", "commit", "success"]);
   });
 
+  test("a stream is known by its content type however it is written; JSON and others are not watched", T, async (t) => {
+    const role = chat({ role: "assistant", content: "" });
+    const err = `data: ${JSON.stringify({ error: { message: "boom", type: "server_error", code: null } })}\n\n`;
+    for (const type of ["TEXT/EVENT-STREAM; charset=utf-8", "Text/Event-Stream"]) {
+      const mock = await mockFor(t, {
+        script: [
+          { status: 200, headers: { "content-type": type }, chunks: [role, err] },
+          { status: 200, headers: { "content-type": type }, chunks: [role, chat({ content: "ok" }), "data: [DONE]\n\n"] },
+        ],
+      });
+      const res = await createRetryFetch({ backoff: FAST })(mock.url + "/v1/chat/completions", chatInit());
+      assert.ok((await res.text()).includes('"content":"ok"'), type);
+      assert.equal(mock.requests.length, 2, `${type}: the error before the first token was retried`);
+    }
+    for (const type of ["application/json", "text/plain", "application/x-event-stream"]) {
+      const mock = await mockFor(t, { script: [{ status: 200, headers: { "content-type": type }, chunks: [role, err] }] });
+      const res = await createRetryFetch({ backoff: FAST })(mock.url + "/v1/chat/completions", chatInit());
+      assert.equal(await res.text(), role + err, `${type}: passed through as it is`);
+      assert.equal(mock.requests.length, 1, `${type}: not read as a stream`);
+    }
+  });
+
   test("a chat-completions stream: the role-only first delta is preamble, an error chunk before content is retried", T, async (t) => {
     const role = chat({ role: "assistant", content: "" });
     const err = `data: ${JSON.stringify({ error: { message: "boom", type: "server_error", code: null } })}\n\n`;
