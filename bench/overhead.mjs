@@ -37,18 +37,30 @@ const ok = () => new Response(answer, { status: 200, headers: { "content-type": 
 const stub = async () => ok();
 const sdkParams = { model: "gpt-4o-mini", messages: [{ role: "user", content: "x".repeat(2000) }] };
 
-/** Runs each client `batch` calls in a row per round, in rotating order; µs per call, median over rounds. */
-async function rounds(clients, batch, n = ROUNDS) {
+/** Runs each client `batch` calls in a row per round, in rotating order; µs per call, median over
+ * rounds. With `before`, it runs before each call, untimed, and each call is timed on its own. */
+async function rounds(clients, batch, n = ROUNDS, before = undefined) {
   const names = Object.keys(clients);
   const runs = Object.fromEntries(names.map((k) => [k, []]));
-  for (const f of Object.values(clients)) for (let i = 0; i < Math.min(batch, 500); i++) await f(); // warm up
+  for (const f of Object.values(clients)) for (let i = 0; i < Math.min(batch, 500); i++) before?.(), await f(); // warm up
   for (let r = 0; r < n; r++) {
     for (let j = 0; j < names.length; j++) {
       const name = names[(r + j) % names.length];
       const f = clients[name];
-      const t0 = performance.now();
-      for (let i = 0; i < batch; i++) await f();
-      runs[name].push(((performance.now() - t0) * 1000) / batch);
+      let ms = 0;
+      if (before === undefined) {
+        const t0 = performance.now();
+        for (let i = 0; i < batch; i++) await f();
+        ms = performance.now() - t0;
+      } else {
+        for (let i = 0; i < batch; i++) {
+          before();
+          const t0 = performance.now();
+          await f();
+          ms += performance.now() - t0;
+        }
+      }
+      runs[name].push((ms * 1000) / batch);
     }
   }
   return Object.fromEntries(names.map((k) => [k, median(runs[k])]));
@@ -109,7 +121,7 @@ if (ONLY.includes("cold")) {
   const arr = [1, 2, 3, 4];
   const fns = Array.from({ length: 4000 }, (_, i) => new Function("a",
     `let s = ${i}; for (let j = 0; j < 3; j++) { s = (s * 31 + a[j % a.length] + ${i}) | 0; if (s & ${1 << (i % 16)}) s ^= ${i * 7}; } return s;`));
-  let kept = 0;
+  let kept = 0; // the functions' results, used so that they are run
   const evict = () => { for (const f of fns) kept ^= f(arr); };
   const url = "http://127.0.0.1:9/v1/chat/completions";
   const clients = { "transport alone": () => stub(url, init) };
@@ -118,27 +130,10 @@ if (ONLY.includes("cold")) {
     clients[name] = () => rf(url, init);
   }
   clients["cockatiel retry"] = () => cockatiel.execute(() => stub(url, init));
-  const names = Object.keys(clients);
-  const runs = Object.fromEntries(names.map((k) => [k, []]));
-  for (const f of Object.values(clients)) for (let i = 0; i < 100; i++) evict(), await f();
-  for (let r = 0; r < ROUNDS; r++) {
-    for (let j = 0; j < names.length; j++) {
-      const name = names[(r + j) % names.length];
-      let us = 0;
-      for (let i = 0; i < 100; i++) {
-        evict();
-        const t0 = performance.now();
-        await clients[name]();
-        us += (performance.now() - t0) * 1000;
-      }
-      runs[name].push(us / 100);
-    }
-  }
-  const us = Object.fromEntries(names.map((k) => [k, median(runs[k])]));
+  const us = await rounds(clients, 100, ROUNDS, evict);
   const base = us["transport alone"];
   console.log(`1b. stub transport, each call run cold (the code caches evicted before it): µs per call, median of ${ROUNDS} rounds of 100 (cost over the transport alone)`);
   for (const [name, t] of Object.entries(us)) console.log(`   ${(name + ", cold").padEnd(44)} ${fmt(t, 1)} µs   cost ${fmt(t - base)} µs`);
-  if (kept === 0.5) console.log(kept); // the functions' results are used
 }
 
 /** A loopback server answering every request with a small JSON 200 (or `script`'s statuses in turn). */
