@@ -211,6 +211,14 @@ pub fn decide(client: &Client, session: &mut Session, seen: Option<&Observation>
     decision
 }
 
+/// The attempt out ends the call with an error of its own (its request could not be built or
+/// fetch refused it, or `fn` threw what is not an outcome): nothing is learned from it, but the
+/// engine is told, as of an abort, so that what the attempt held (a half-open breaker's probe)
+/// is given back at once rather than after a cooldown.
+pub fn abandon(client: &Client, session: &mut Session, a: &dyn Attempts) {
+    decide(client, session, Some(&Observation::Aborted), a);
+}
+
 /// Carries a call on to its end from where it is: `first`, a decision already taken (else the
 /// engine is asked), and what was `seen` of and `held` from the last attempt.
 pub async fn resume(
@@ -230,7 +238,13 @@ pub async fn resume(
         match decision {
             Decision::Attempt { route, attempt, timeout_ms, deadline_ms } => {
                 a.release(core::mem::replace(&mut held, Held::Nothing));
-                let (obs, h) = a.attempt(route, attempt, timeout_ms, deadline_ms).await?;
+                let (obs, h) = match a.attempt(route, attempt, timeout_ms, deadline_ms).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        abandon(client, &mut session, a);
+                        return Err(e);
+                    }
+                };
                 seen = Some(obs);
                 held = h;
             }

@@ -101,8 +101,8 @@ fn carry(client: &Rc<Client>, next: Next) -> Promise {
 }
 
 /// The transport of parked call `id` settled with `value`: a response of `status`, a value that
-/// is not one (0), or a rejection (-1); or the request could not be built ([`values::THREW`], at
-/// once: the call ends with that error). `seen` is what `values.js` found of a response below
+/// is not one (0), or a rejection (-1); or the request could not be built (at once) or fetch
+/// refused it ([`values::THREW`]: the call ends with that error). `seen` is what `values.js` found of a response below
 /// 400 (see [`values::success`]). The engine is asked at once (so breakers, budget and pacing see
 /// outcomes in the order they arrive); a success ends the call here. Anything else goes on in the
 /// driver, as a promise the caller's chains to — and so do the two cases that must read on first:
@@ -113,8 +113,11 @@ fn settle(client: &Rc<Client>, id: u32, value: JsValue, status: f64, seen: JsVal
     };
     let read = |call, session, response, reader| Next::Read1 { call, session, response, reader, route, deadline_ms };
     let (obs, held) = match status {
-        // The route's request failing to build ends the call, as in the driver.
-        s if s == values::THREW => return Promise::reject(&value).into(),
+        // The route's request failing to build, or fetch refusing it, ends the call, as in the driver.
+        s if s == values::THREW => {
+            drive::abandon(client, &mut session, &call);
+            return Promise::reject(&value).into();
+        }
         s if s < 0.0 => (call.failure(&Cell::new(false)), Held::Error { error: value, has_status: false }),
         s if !(100.0..=599.0).contains(&s) => {
             let error = values::not_response(&value);
@@ -317,6 +320,8 @@ impl Call {
                 }
                 None => values::not_response(&v),
             },
+            // Fetch refused the request itself: every attempt would (see `values::refused`).
+            Err(e) if values::refused(&e) => return Err(e),
             Err(e) => e,
         };
         Ok((self.failure(timed_out), Held::Error { error, has_status: false }))

@@ -911,8 +911,15 @@ export const sendParked = (req, route, transport, id, settle) => {
   return sent.then((v) => {
     const status = statusOf(v);
     return settle(id, v, status, status > 0 && status < 400 ? success(v) : undefined);
-  }, (e) => settle(id, e, -1, undefined));
+  }, (e) => settle(id, e, refused(e) ? THREW : -1, undefined));
 };
+
+/** Whether a transport's rejection is fetch refusing the request itself, found only as it sends:
+ * Node's fetch (undici) takes a header value with a control character or DEL into a `Request`
+ * but rejects it with "fetch failed", its cause an InvalidArgumentError. Every attempt would fail
+ * the same way, so the call ends at once with that error, as raw fetch does, instead of being
+ * retried as a network error. */
+export const refused = (e) => e instanceof TypeError && field(field(e, "cause"), "code") === "UND_ERR_INVALID_ARG";
 
 /** `[url, init]` for `route` of a request from `readRequest`, built once per call, with the
  * attempt's `signal` (the caller's, or the attempt's own when it has a timeout) set in place:

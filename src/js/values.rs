@@ -48,8 +48,8 @@ extern "C" {
     #[wasm_bindgen(js_name = keyName)]
     pub fn key_name(options: &JsValue, id: u32) -> Option<String>;
     /// Sends a route of the request with its caller's signal; settles through
-    /// `settle(id, value, status, seen)` (a parked call's first attempt), at once with status
-    /// [`THREW`] when the route's request cannot be built. Never throws.
+    /// `settle(id, value, status, seen)` (a parked call's first attempt); with status [`THREW`]
+    /// when the route's request cannot be built (at once) or fetch refused it. Never throws.
     #[wasm_bindgen(js_name = sendParked)]
     pub fn send_parked(
         request: &JsValue,
@@ -67,6 +67,9 @@ extern "C" {
         signal: Option<&AbortSignal>,
         transport: Option<&js_sys::Function>,
     ) -> Result<Promise, JsValue>;
+    /// Whether a transport's rejection is fetch refusing the request itself (the call ends with it).
+    #[wasm_bindgen(js_name = refused)]
+    pub fn refused(error: &JsValue) -> bool;
     /// For a response below 400: the body reader of a 2xx event stream, else its rate-limit
     /// headers `[name, value, …]` or undefined.
     #[wasm_bindgen(js_name = success)]

@@ -89,6 +89,47 @@ test("what fetch would reject is rejected at once with a TypeError, sending noth
   assert.equal(res.status, 200);
 });
 
+test("what Node's fetch refuses only as it sends ends the call at once with fetch's own error", T, async (t) => {
+  const mock = await mockFor(t, { script: [{ status: 200 }] });
+  const url = `${mock.url}/v1/chat/completions`;
+  // undici takes a DEL or a control character into a Request, then rejects the send ("fetch
+  // failed", cause InvalidArgumentError): raw fetch fails at once, and so must a retryFetch.
+  for (const value of ["a\x7fb", "a\x01b"]) {
+    const init = { method: "POST", body: "{}", headers: { "x-a": value } };
+    const raw = await fetch(url, init).then(() => null, (e) => e);
+    // The first attempt's path, and the driver's (an attempt timeout takes it).
+    for (const options of [{}, { attemptTimeoutMs: 5_000 }]) {
+      let sends = 0;
+      const retryFetch = createRetryFetch({ ...options, backoff: { initialMs: 1000 }, fetch: (u, i) => (sends++, fetch(u, i)) });
+      const started = performance.now();
+      const e = await retryFetch(url, init).then(() => null, (e) => e);
+      const what = `${JSON.stringify(value)} with ${JSON.stringify(options)}`;
+      assert.ok(e instanceof TypeError, `${what}: ${e?.name}: ${e?.message}`);
+      assert.equal(e.cause?.code, raw.cause.code, what);
+      assert.equal(sends, 1, `${what}: not retried`);
+      assert.ok(performance.now() - started < 500, `${what}: at once`);
+    }
+  }
+  assert.equal(mock.requests.length, 0);
+});
+
+test("a refused request that held a half-open breaker's probe gives it back at once", T, async (t) => {
+  // The first attempt's path, and the driver's (an attempt timeout takes it).
+  for (const options of [{}, { attemptTimeoutMs: 5_000 }]) {
+    const mock = await mockFor(t, { script: [{ status: 503 }, { status: 200 }] });
+    const url = `${mock.url}/v1/chat/completions`;
+    const retryFetch = createRetryFetch({ ...options, maxAttempts: 1, breaker: { failureThreshold: 1, cooldownMs: 300 } });
+    assert.equal((await retryFetch(url, { method: "POST", body: "{}" })).status, 503); // opens the breaker
+    await new Promise((r) => setTimeout(r, 350)); // half-open: the next call is its probe
+    const refused = await retryFetch(url, { method: "POST", body: "{}", headers: { "x-a": "a\x7fb" } }).then(() => null, (e) => e);
+    assert.ok(refused instanceof TypeError, String(refused));
+    // The probe was given back: the next call is admitted now, not a cooldown later.
+    const res = await retryFetch(url, { method: "POST", body: "{}", retry: { deadlineMs: 200 } });
+    assert.equal(res.status, 200, JSON.stringify(options));
+    assert.equal(mock.requests.length, 2);
+  }
+});
+
 test("methods and header values fetch takes are sent as given", T, async (t) => {
   const mock = await mockFor(t, { script: [{ status: 200 }] });
   const retryFetch = createRetryFetch();
