@@ -8,7 +8,10 @@
 // then drops what nothing reaches any more.
 //
 // The crate formats no text with core::fmt (messages are built with `text::cat!`), so every path
-// into it starts at a panic. A future `format!` would trap at once, in the tests.
+// into it starts at a panic. That is checked here, not assumed: text formatted anywhere else
+// (`format!`, `to_string()` of a number, `write!`) links a `core::fmt::Write` sink (String's) or
+// `format_inner`, which a panic's message never needs (the handler ignores it); finding one fails
+// the build, naming it, as that code would trap — aborting the instance for every call in it.
 //
 // Needs the wasm's name section (wasm-bindgen without --remove-name-section); writes the wasm
 // back without it. Fails if it finds no panic function to trap, so a toolchain that names them
@@ -32,6 +35,8 @@ const PANIC =
 // A formatting trait's `fmt` (`<T as core::fmt::Display>::fmt`, Debug, LowerHex…), which the
 // panic functions' messages point to: the roots of core::fmt in the function table.
 const FMT = /^<.* as core(\[[0-9a-f]+\])?::fmt::[A-Za-z]+>::fmt(::h[0-9a-f]{16})?$/;
+// What only text formatted outside a panic links: a `fmt::Write` sink, or `format!`'s own function.
+const FORMATS = /as core(\[[0-9a-f]+\])?::fmt::Write>::|^alloc(\[[0-9a-f]+\])?::fmt::format::format_inner/;
 
 const r = reader(wasm, fail);
 const sections = r.sections();
@@ -55,6 +60,7 @@ for (let i = 0, n = r.leb(); i < n; i++) {
 const names = section(0, "name");
 r.name();
 const traps = new Set();
+const formats = [];
 let panics = 0;
 while (r.pos < names.end) {
   const sub = wasm[r.pos++];
@@ -66,10 +72,15 @@ while (r.pos < names.end) {
       if (index < imported) continue;
       const panic = PANIC.test(fn);
       if (panic) panics++;
+      if (FORMATS.test(fn)) formats.push(fn);
       if (panic || FMT.test(fn)) traps.add(index - imported);
     }
   }
   r.pos = end;
+}
+if (formats.length > 0) {
+  fail(`the crate formats text with core::fmt outside a panic (the wasm links ${formats.join(", ")}); ` +
+    "in this build that code would trap: build the text with text::cat! (src/text.rs)");
 }
 if (panics === 0) fail("no panic function found by name (core::panicking::panic_fmt and the like)");
 
