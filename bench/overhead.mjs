@@ -38,7 +38,8 @@ const stub = async () => ok();
 const sdkParams = { model: "gpt-4o-mini", messages: [{ role: "user", content: "x".repeat(2000) }] };
 
 /** Runs each client `batch` calls in a row per round, in rotating order; µs per call, median over
- * rounds. With `before`, it runs before each call, untimed, and each call is timed on its own. */
+ * rounds. With `before`, it runs before each call, untimed, and each call is timed on its own: the
+ * median over every call (a round's mean would carry the one call a GC or an interrupt hit). */
 async function rounds(clients, batch, n = ROUNDS, before = undefined) {
   const names = Object.keys(clients);
   const runs = Object.fromEntries(names.map((k) => [k, []]));
@@ -57,8 +58,9 @@ async function rounds(clients, batch, n = ROUNDS, before = undefined) {
           before();
           const t0 = performance.now();
           await f();
-          ms += performance.now() - t0;
+          runs[name].push((performance.now() - t0) * 1000);
         }
+        continue;
       }
       runs[name].push((ms * 1000) / batch);
     }
@@ -132,7 +134,7 @@ if (ONLY.includes("cold")) {
   clients["cockatiel retry"] = () => cockatiel.execute(() => stub(url, init));
   const us = await rounds(clients, 100, ROUNDS, evict);
   const base = us["transport alone"];
-  console.log(`1b. stub transport, each call run cold (the code caches evicted before it): µs per call, median of ${ROUNDS} rounds of 100 (cost over the transport alone)`);
+  console.log(`1b. stub transport, each call run cold (the code caches evicted before it): µs per call, median of ${ROUNDS} × 100 calls each (cost over the transport alone)`);
   for (const [name, t] of Object.entries(us)) console.log(`   ${(name + ", cold").padEnd(44)} ${fmt(t, 1)} µs   cost ${fmt(t - base)} µs`);
 }
 

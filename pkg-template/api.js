@@ -6,7 +6,7 @@ import { paceFrom } from "./health-pace.js";
 /** A fetch with retries, backoff, wait hints, breakers and fallback. See index.d.ts. */
 export function createRetryFetch(options) {
   const client = new RetryClient(options, false);
-  const retryFetch = (input, init) => client.fetch(input, init);
+  const retryFetch = (input, init) => client.fetch(input, init, Date.now());
   return withState(retryFetch, client);
 }
 

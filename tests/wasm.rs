@@ -58,7 +58,7 @@ fn options(json: &str, fetch: &Function) -> JsValue {
 }
 
 async fn call(client: &RetryClient, url: &str, init: &str) -> Result<JsValue, JsValue> {
-    JsFuture::from(client.fetch(url.into(), JSON::parse(init).unwrap())).await
+    JsFuture::from(client.fetch(url.into(), JSON::parse(init).unwrap(), js_sys::Date::now())).await
 }
 
 fn status(v: &JsValue) -> u16 {

@@ -195,10 +195,21 @@ pub fn start(
 
 /// The engine's next decision, with what was `seen` of the last attempt; its events told.
 pub fn decide(client: &Client, session: &mut Session, seen: Option<&Observation>, a: &dyn Attempts) -> Decision {
+    decide_at(client, session, seen, a, host::now_ms())
+}
+
+/// [`decide`] at time `now` (ms since the epoch), read by the caller.
+pub fn decide_at(
+    client: &Client,
+    session: &mut Session,
+    seen: Option<&Observation>,
+    a: &dyn Attempts,
+    now: u64,
+) -> Decision {
     let decision = {
         let mut shared = client.shared.borrow_mut();
         let epoch = shared.epoch();
-        let d = session.next(&mut shared, seen, host::now_ms(), || client.rng.next_f64());
+        let d = session.next(&mut shared, seen, now, || client.rng.next_f64());
         if shared.epoch() != epoch {
             client.breaker_waits.notify();
         }

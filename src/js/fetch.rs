@@ -29,7 +29,7 @@ use crate::policy::Headers;
 /// client's one callback) asks the engine what it makes of the response. No Rust future, closure
 /// or promise of its own is made for it; anything but a plain success from there (a failure, an
 /// event stream) goes on in the same driver as every other call.
-pub fn fetch(client: &Rc<Client>, input: &JsValue, init: &JsValue) -> Result<Promise, JsValue> {
+pub fn fetch(client: &Rc<Client>, input: &JsValue, init: &JsValue, now: f64) -> Result<Promise, JsValue> {
     let mut shape: Shape = [0.0; drive::SHAPE_LEN];
     let request = values::read_request(input, init, &client.opts.js, &mut shape);
     if shape[0] == values::THREW {
@@ -44,7 +44,7 @@ pub fn fetch(client: &Rc<Client>, input: &JsValue, init: &JsValue) -> Result<Pro
         return Ok(carry(client, Next::Health { wait, call, idempotent }));
     }
     let mut session = drive::start(client, &call, idempotent, call.signal.as_ref())?;
-    match drive::decide(client, &mut session, None, &call) {
+    match drive::decide_at(client, &mut session, None, &call, host::ms(now)) {
         Decision::Attempt { route, timeout_ms: None, deadline_ms, .. } => {
             let request = call.request.clone();
             let id = client.parked.park(Parked1 { call, session, route, deadline_ms });
@@ -107,7 +107,7 @@ fn carry(client: &Rc<Client>, next: Next) -> Promise {
 /// outcomes in the order they arrive); a success ends the call here. Anything else goes on in the
 /// driver, as a promise the caller's chains to — and so do the two cases that must read on first:
 /// an event stream (to its commit point) and a 429 (its body, for the quota check).
-fn settle(client: &Rc<Client>, id: u32, value: JsValue, status: f64, seen: JsValue) -> JsValue {
+fn settle(client: &Rc<Client>, id: u32, value: JsValue, status: f64, seen: JsValue, now: f64) -> JsValue {
     let Some(Parked1 { call, mut session, route, deadline_ms }) = client.parked.take(id) else {
         return Promise::reject(&errors::type_error("llm-retry: unknown call")).into();
     };
@@ -138,7 +138,7 @@ fn settle(client: &Rc<Client>, id: u32, value: JsValue, status: f64, seen: JsVal
             (obs, Held::Value(value))
         }
     };
-    let first = drive::decide(client, &mut session, Some(&obs), &call);
+    let first = drive::decide_at(client, &mut session, Some(&obs), &call, host::ms(now));
     if let (Decision::Done(Outcome::Success), Held::Value(v)) = (&first, &held) {
         drive::keep_report(&call, session.report(), v);
         return v.clone();
@@ -159,8 +159,9 @@ pub struct Parked1 {
     deadline_ms: u64,
 }
 
-/// What a parked call's transport settles through: `(id, value, status, seen)` (see [`settle`]).
-type SettleFn = Closure<dyn FnMut(u32, JsValue, f64, JsValue) -> JsValue>;
+/// What a parked call's transport settles through: `(id, value, status, seen, now)` (see [`settle`];
+/// `now` is `Date.now()` as it settles, read in JavaScript: one crossing fewer, which shows cold).
+type SettleFn = Closure<dyn FnMut(u32, JsValue, f64, JsValue, f64) -> JsValue>;
 
 /// The calls parked on the fast path, by id (a slot list reused as calls settle), and the one
 /// callback their transports' promises settle through, made on first use.
@@ -177,8 +178,8 @@ impl Parked {
     fn settle_fn<R>(&self, client: &Rc<Client>, f: impl FnOnce(&Function) -> R) -> R {
         let closure = self.settle.get_or_init(|| {
             let weak = Rc::downgrade(client);
-            Closure::new(move |id, value, status, seen| match weak.upgrade() {
-                Some(client) => settle(&client, id, value, status, seen),
+            Closure::new(move |id, value, status, seen, now| match weak.upgrade() {
+                Some(client) => settle(&client, id, value, status, seen, now),
                 None => Promise::reject(&errors::type_error("llm-retry: client dropped")).into(),
             })
         });

@@ -28,7 +28,12 @@ extern "C" {
 
 /// Wall-clock milliseconds since the epoch, read at each decision (Workers advance it only after I/O).
 pub fn now_ms() -> u64 {
-    js_sys::Date::now().max(0.0) as u64
+    ms(js_sys::Date::now())
+}
+
+/// A time read by JavaScript (`Date.now()`), as the engine takes it.
+pub fn ms(now: f64) -> u64 {
+    now.max(0.0) as u64
 }
 
 /// Longest single timer the hosts honour (larger values fire at once).

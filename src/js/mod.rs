@@ -56,9 +56,10 @@ impl RetryClient {
         Ok(RetryClient { inner: Rc::new(Client::new(opts)) })
     }
 
-    /// `fetch(input, init)` with retries; resolves to a Response as `fetch` does.
-    pub fn fetch(&self, input: JsValue, init: JsValue) -> Promise {
-        fetch::fetch(&self.inner, &input, &init).unwrap_or_else(|e| Promise::reject(&e))
+    /// `fetch(input, init)` with retries; resolves to a Response as `fetch` does. `now`: the
+    /// caller's `Date.now()`, so that the first decision reads no clock across the boundary.
+    pub fn fetch(&self, input: JsValue, init: JsValue, now: f64) -> Promise {
+        fetch::fetch(&self.inner, &input, &init, now).unwrap_or_else(|e| Promise::reject(&e))
     }
 
     /// Calls `fn({ attempt, signal, route })` with retries; `opts`: `{ signal, …per-call options }`.

@@ -897,21 +897,22 @@ const statusOf = (v) => {
 };
 
 /** A parked call's first attempt (fetch.rs): `route` sent with the caller's signal, and what its
- * transport settles with handed to the wasm in one call, `settle(id, value, status, seen)`:
- * `status` -1 for a rejection, 0 for a value that is not a response, THREW (at once) when the
- * route's request cannot be built; `seen`, below 400, what `success` finds. */
+ * transport settles with handed to the wasm in one call, `settle(id, value, status, seen, now)`:
+ * `status` -1 for a rejection, 0 for a value that is not a response, THREW when the route's
+ * request cannot be built (at once) or fetch refused it; `seen`, below 400, what `success` finds;
+ * `now`, `Date.now()` (read here, the wasm crosses out for it once fewer). */
 export const sendParked = (req, route, transport, id, settle) => {
   let sent;
   try {
     sent = send(req, route, req.signal, transport);
   } catch (e) {
     // The route's request could not be built (`routeRequest` threw): the call ends with it.
-    return settle(id, e, THREW, undefined);
+    return settle(id, e, THREW, undefined, Date.now());
   }
   return sent.then((v) => {
     const status = statusOf(v);
-    return settle(id, v, status, status > 0 && status < 400 ? success(v) : undefined);
-  }, (e) => settle(id, e, refused(e) ? THREW : -1, undefined));
+    return settle(id, v, status, status > 0 && status < 400 ? success(v) : undefined, Date.now());
+  }, (e) => settle(id, e, refused(e) ? THREW : -1, undefined, Date.now()));
 };
 
 /** Whether a transport's rejection is fetch refusing the request itself, found only as it sends:

@@ -48,7 +48,7 @@ extern "C" {
     #[wasm_bindgen(js_name = keyName)]
     pub fn key_name(options: &JsValue, id: u32) -> Option<String>;
     /// Sends a route of the request with its caller's signal; settles through
-    /// `settle(id, value, status, seen)` (a parked call's first attempt); with status [`THREW`]
+    /// `settle(id, value, status, seen, now)` (a parked call's first attempt); with status [`THREW`]
     /// when the route's request cannot be built (at once) or fetch refused it. Never throws.
     #[wasm_bindgen(js_name = sendParked)]
     pub fn send_parked(
