@@ -1,9 +1,11 @@
 // What retryFetch costs on the happy path, beside cockatiel, p-retry and the openai SDK's own
 // retry wrapper, measured the same way in the same run (alternating rounds, medians):
 //   1. over a stub transport (an in-memory `fetch` that resolves to a 200 Response): each client's
-//      cost per successful call over the transport alone (target for llm-retry: ≤ 3 µs);
+//      cost per successful call over the transport alone (target for llm-retry: ≤ 3 µs); and
+//      llm-retry's when the response carries OpenAI's rate-limit headers, as OpenAI's all do
+//      (pacing reads them), over a stub that sends them;
 //   1b. the same, each call run cold: the CPU's code caches evicted before it, as a socket's work
-//       does (the loopback row's gap without the socket's noise);
+//       does (the loopback row's gap without the socket's noise); the median over every call;
 //   2. over loopback (a node:http server on 127.0.0.1): each client against raw fetch, reading
 //      the body (target for llm-retry: ≤ +10 µs, ≤ 1.03×);
 //   3. a 503 then a 200 over the stub with no backoff: the CPU time per call (the wait is idle,
@@ -35,6 +37,15 @@ const init = { method: "POST", headers, body };
 const answer = JSON.stringify({ id: "c", object: "chat.completion", created: 0, model: "gpt-4o-mini", choices: [] });
 const ok = () => new Response(answer, { status: 200, headers: { "content-type": "application/json" } });
 const stub = async () => ok();
+// What OpenAI answers with: its rate-limit headers on every response, which pacing reads (their
+// limit is large enough that the few thousand calls a row makes never run the bucket down).
+const LIMIT_HEADERS = {
+  "content-type": "application/json", "x-ratelimit-limit-requests": "10000000", "x-ratelimit-remaining-requests": "9999999",
+  "x-ratelimit-reset-requests": "6ms", "x-ratelimit-limit-tokens": "30000000", "x-ratelimit-remaining-tokens": "29999000",
+  "x-ratelimit-reset-tokens": "2ms",
+};
+const limited = async () => new Response(answer, { status: 200, headers: LIMIT_HEADERS });
+const LIMITED = ", OpenAI's rate-limit headers";
 const sdkParams = { model: "gpt-4o-mini", messages: [{ role: "user", content: "x".repeat(2000) }] };
 
 /** Runs each client `batch` calls in a row per round, in rotating order; µs per call, median over
@@ -88,6 +99,9 @@ if (ONLY.includes("stub")) {
       rf("http://127.0.0.1:9/v1/chat/completions", { ...init, signal: new AbortController().signal });
     clients[`${name}, with init.signal (literal)`] = () => rf("http://127.0.0.1:9/v1/chat/completions", literal());
   }
+  clients[`transport alone${LIMITED}`] = () => limited("http://127.0.0.1:9/v1/chat/completions", init);
+  const rfLimited = pkgs["llm-retry"].createRetryFetch({ fetch: limited });
+  clients[`llm-retry${LIMITED}`] = () => rfLimited("http://127.0.0.1:9/v1/chat/completions", init);
   clients["cockatiel retry"] = () => cockatiel.execute(() => stub("http://127.0.0.1:9/v1/chat/completions", init));
   clients["p-retry"] = () => pRetry(() => stub("http://127.0.0.1:9/v1/chat/completions", init), { retries: 3 });
   const sdk = new OpenAI({ apiKey: "sk-bench", baseURL: "http://127.0.0.1:9/v1", fetch: stub });
@@ -104,10 +118,11 @@ if (ONLY.includes("stub")) {
   console.log(`1. stub transport: µs per successful call, median of ${ROUNDS} rounds of 2,000 (cost = over the transport alone, with a signal where the row has one)`);
   for (const [name, t] of Object.entries(us)) {
     const cost = name.startsWith("openai SDK, maxRetries 0, over") ? t - us["openai SDK, maxRetries 0"]
+      : name.endsWith(LIMITED) ? t - us[`transport alone${LIMITED}`]
       : name.includes("(literal)") ? t - us["transport alone, with a new signal (literal)"]
       : name.includes("signal") ? t - us["transport alone, with a new signal"] : t - base;
     const what = name.startsWith("openai SDK, maxRetries 0, over") ? "over the SDK with maxRetries 0" : "";
-    console.log(`   ${name.padEnd(44)} ${fmt(t)} µs   cost ${fmt(cost)} µs ${what}`);
+    console.log(`   ${name.padEnd(48)} ${fmt(t)} µs   cost ${fmt(cost)} µs ${what}`);
   }
   const target = us["llm-retry, with init.signal"] - us["transport alone, with a new signal"];
   console.log(`   ${target <= 3 ? "✓" : "✗"} llm-retry (SDK-like, with a signal): ${target.toFixed(2)} µs per call (target ≤ 3 µs)`);
@@ -131,11 +146,17 @@ if (ONLY.includes("cold")) {
     const rf = m.createRetryFetch({ fetch: stub });
     clients[name] = () => rf(url, init);
   }
+  clients[`transport alone${LIMITED}`] = () => limited(url, init);
+  const rfLimited = pkgs["llm-retry"].createRetryFetch({ fetch: limited });
+  clients[`llm-retry${LIMITED}`] = () => rfLimited(url, init);
   clients["cockatiel retry"] = () => cockatiel.execute(() => stub(url, init));
   const us = await rounds(clients, 100, ROUNDS, evict);
   const base = us["transport alone"];
   console.log(`1b. stub transport, each call run cold (the code caches evicted before it): µs per call, median of ${ROUNDS} × 100 calls each (cost over the transport alone)`);
-  for (const [name, t] of Object.entries(us)) console.log(`   ${(name + ", cold").padEnd(44)} ${fmt(t, 1)} µs   cost ${fmt(t - base)} µs`);
+  for (const [name, t] of Object.entries(us)) {
+    const cost = t - (name.endsWith(LIMITED) ? us[`transport alone${LIMITED}`] : base);
+    console.log(`   ${(name + ", cold").padEnd(48)} ${fmt(t, 1)} µs   cost ${fmt(cost)} µs`);
+  }
 }
 
 /** A loopback server answering every request with a small JSON 200 (or `script`'s statuses in turn). */
