@@ -100,8 +100,10 @@ if (ONLY.includes("stub")) {
     clients[`${name}, with init.signal (literal)`] = () => rf("http://127.0.0.1:9/v1/chat/completions", literal());
   }
   clients[`transport alone${LIMITED}`] = () => limited("http://127.0.0.1:9/v1/chat/completions", init);
-  const rfLimited = pkgs["llm-retry"].createRetryFetch({ fetch: limited });
-  clients[`llm-retry${LIMITED}`] = () => rfLimited("http://127.0.0.1:9/v1/chat/completions", init);
+  for (const [name, m] of Object.entries(pkgs)) {
+    const rf = m.createRetryFetch({ fetch: limited });
+    clients[`${name}${LIMITED}`] = () => rf("http://127.0.0.1:9/v1/chat/completions", init);
+  }
   clients["cockatiel retry"] = () => cockatiel.execute(() => stub("http://127.0.0.1:9/v1/chat/completions", init));
   clients["p-retry"] = () => pRetry(() => stub("http://127.0.0.1:9/v1/chat/completions", init), { retries: 3 });
   const sdk = new OpenAI({ apiKey: "sk-bench", baseURL: "http://127.0.0.1:9/v1", fetch: stub });
@@ -147,8 +149,10 @@ if (ONLY.includes("cold")) {
     clients[name] = () => rf(url, init);
   }
   clients[`transport alone${LIMITED}`] = () => limited(url, init);
-  const rfLimited = pkgs["llm-retry"].createRetryFetch({ fetch: limited });
-  clients[`llm-retry${LIMITED}`] = () => rfLimited(url, init);
+  for (const [name, m] of Object.entries(pkgs)) {
+    const rf = m.createRetryFetch({ fetch: limited });
+    clients[`${name}${LIMITED}`] = () => rf(url, init);
+  }
   clients["cockatiel retry"] = () => cockatiel.execute(() => stub(url, init));
   const us = await rounds(clients, 100, ROUNDS, evict);
   const base = us["transport alone"];
