@@ -119,8 +119,10 @@ test("a refused request that held a half-open breaker's probe gives it back at o
     const mock = await mockFor(t, { script: [{ status: 503 }, { status: 200 }] });
     const url = `${mock.url}/v1/chat/completions`;
     const retryFetch = createRetryFetch({ ...options, maxAttempts: 1, breaker: { failureThreshold: 1, cooldownMs: 300 } });
-    assert.equal((await retryFetch(url, { method: "POST", body: "{}" })).status, 503); // opens the breaker
-    await new Promise((r) => setTimeout(r, 350)); // half-open: the next call is its probe
+    assert.equal((await retryFetch(url, { method: "POST", body: "{}" })).status, 503);
+    const states = () => Object.values(retryFetch.exportState().breakers).map((b) => b.state);
+    assert.deepEqual(states(), ["open"]);
+    await new Promise((r) => setTimeout(r, 350)); // past the cooldown: the next call is its probe
     const refused = await retryFetch(url, { method: "POST", body: "{}", headers: { "x-a": "a\x7fb" } }).then(() => null, (e) => e);
     assert.ok(refused instanceof TypeError, String(refused));
     // The probe was given back: the next call is admitted now, not a cooldown later.
