@@ -37,8 +37,26 @@ fn run(
     start: u64,
     rand: f64,
 ) -> Run {
+    run_told(cfg, shared, routes, idempotent, script, start, rand, true)
+}
+
+/// [`run`], with `tell` false for a session whose events nobody reads (`without_events`).
+#[allow(clippy::too_many_arguments)]
+fn run_told(
+    cfg: &Config,
+    shared: &mut Shared,
+    routes: &[&str],
+    idempotent: bool,
+    script: &[Step],
+    start: u64,
+    rand: f64,
+    tell: bool,
+) -> Run {
     let routes = routes.iter().map(|k| Route::new(*k, cfg.max_attempts)).collect();
     let mut s = Session::new(cfg, routes, idempotent);
+    if !tell {
+        s = s.without_events();
+    }
     let mut now = start;
     let mut seen: Option<Observation> = None;
     let mut steps = script.iter().cloned();
@@ -153,6 +171,32 @@ fn a_wait_of_0_is_the_next_send_at_once() {
         assert_eq!(waits.len(), 1, "{headers:?}: one wait told");
         assert_eq!(waits[0].0, 0);
     }
+}
+
+/// A session whose events nobody reads (no `onEvent`) keeps none, and decides the same: the same
+/// requests at the same times, the same waits and outcome — breaker, fallback and hints included.
+#[test]
+fn a_session_without_events_decides_the_same() {
+    let c = Config {
+        breaker: Some(BreakerConfig { failure_threshold: 2, ..BreakerConfig::default() }),
+        ..Config::default()
+    };
+    let script = &[
+        Status(503, &[], None),
+        Status(429, &[("retry-after", "1")], None),
+        Network,
+        Status(503, &[], None),
+        Status(200, &[], None),
+    ];
+    let both = |tell| run_told(&c, &mut Shared::new(&c), &["p", "q"], true, script, 0, 0.5, tell);
+    let (told, quiet) = (both(true), both(false));
+    assert!(told.events.iter().any(|e| matches!(e, Event::Breaker { .. })), "{:?}", told.events);
+    assert!(told.events.iter().any(|e| matches!(e, Event::Fallback { .. })), "{:?}", told.events);
+    assert!(quiet.events.is_empty(), "{:?}", quiet.events);
+    assert_eq!(told.outcome, quiet.outcome);
+    assert_eq!(told.sent, quiet.sent);
+    assert_eq!(told.waits, quiet.waits);
+    assert!(told.sent.len() >= 3, "{:?}", told.sent);
 }
 
 #[test]

@@ -71,8 +71,8 @@ pub type Shape = [f64; SHAPE_LEN];
 /// its settings when its per-call options override the client's, and whether it is safe to
 /// repeat and has a signal.
 pub struct Names {
-    keys: Vec<Rc<str>>,
-    attempts: Vec<Option<u32>>,
+    /// Each route's key and own attempts (one list: one allocation a call).
+    routes: Vec<(Rc<str>, Option<u32>)>,
     pub js: JsValue,
     cfg: Option<Config>,
     pub idempotent: bool,
@@ -91,26 +91,26 @@ impl Names {
     pub fn from_shape(v: JsValue, shape: &Shape, client: &Client) -> Result<Self, JsValue> {
         let flags = shape[0] as u32;
         let own = |n: f64| n.is_finite().then(|| (n as u32).clamp(1, MAX_ATTEMPTS));
-        let (keys, attempts) = if flags & 8 == 0 {
+        let routes = if flags & 8 == 0 {
             let routes = (shape[1] as usize).min(SHAPE_ROUTES);
-            (0..routes).map(|i| (client.key(shape[2 + 2 * i]), own(shape[3 + 2 * i]))).unzip()
+            (0..routes).map(|i| (client.key(shape[2 + 2 * i]), own(shape[3 + 2 * i]))).collect()
         } else {
             // More routes than a shape holds: read from the object.
             let array = |k| get(&v, k).dyn_into::<Array>().unwrap_or_else(|_| Array::new());
             let (ids, attempts) = (array("ids"), array("attempts"));
             let at = |a: &Array, i| a.get(i).as_f64().unwrap_or(f64::NAN);
-            (0..ids.length()).map(|i| (client.key(at(&ids, i)), own(at(&attempts, i)))).unzip()
+            (0..ids.length()).map(|i| (client.key(at(&ids, i)), own(at(&attempts, i)))).collect()
         };
         let cfg = match flags & 4 {
             0 => None,
             _ => options::per_call(&client.opts.cfg, &get(&v, "call"))?,
         };
-        Ok(Self { keys, attempts, js: v, cfg, idempotent: flags & 1 != 0, has_signal: flags & 2 != 0 })
+        Ok(Self { routes, js: v, cfg, idempotent: flags & 1 != 0, has_signal: flags & 2 != 0 })
     }
 
     /// Route `route`'s key, as JavaScript has it.
     pub fn key_js(&self, route: usize) -> JsValue {
-        self.keys.get(route).map_or(JsValue::UNDEFINED, |k| JsValue::from_str(k))
+        self.routes.get(route).map_or(JsValue::UNDEFINED, |(k, _)| JsValue::from_str(k))
     }
 
     /// This call's settings: the client's, or its own where it overrides them.
@@ -120,8 +120,7 @@ impl Names {
 
     /// The engine's routes: one per key, with the call's attempts or the fallback's own.
     fn routes(&self, cfg: &Config) -> Vec<Route> {
-        let route = |(key, own): (&Rc<str>, &Option<u32>)| Route::new(key.clone(), own.unwrap_or(cfg.max_attempts));
-        self.keys.iter().zip(&self.attempts).map(route).collect()
+        self.routes.iter().map(|(key, own)| Route::new(key.clone(), own.unwrap_or(cfg.max_attempts))).collect()
     }
 }
 
@@ -190,7 +189,8 @@ pub fn start(
     }
     let names = a.names();
     let cfg = names.cfg(client);
-    Ok(Session::new(cfg, names.routes(cfg), idempotent))
+    let session = Session::new(cfg, names.routes(cfg), idempotent);
+    Ok(if client.opts.on_event.is_some() { session } else { session.without_events() })
 }
 
 /// The engine's next decision, with what was `seen` of the last attempt; its events told.

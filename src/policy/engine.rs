@@ -420,6 +420,8 @@ pub struct Session {
     report: Report,
     /// Pending, oldest first (a handful at most: a Vec beats a VecDeque on size).
     events: Vec<Event>,
+    /// Whether events are kept for [`Self::poll_event`] (see [`Self::without_events`]).
+    tell: bool,
 }
 
 impl Session {
@@ -441,6 +443,7 @@ impl Session {
             pending_waited: 0,
             report: Report::default(),
             events: Vec::new(),
+            tell: true,
         }
     }
 
@@ -459,6 +462,19 @@ impl Session {
     /// The report, for a session that is done.
     pub fn into_report(self) -> Report {
         self.report
+    }
+
+    /// A session whose events nobody reads: none is kept (the common case, no `onEvent`, then
+    /// allocates no event queue). Decisions and the report are the same.
+    pub fn without_events(mut self) -> Self {
+        self.tell = false;
+        self
+    }
+
+    fn event(&mut self, e: Event) {
+        if self.tell {
+            self.events.push(e);
+        }
     }
 
     pub fn poll_event(&mut self) -> Option<Event> {
@@ -621,7 +637,7 @@ impl Session {
         for route in from..to {
             if let Err((retry_in_ms, cause)) = self.check(shared, route, now) {
                 self.report.skipped.push(route);
-                self.events.push(Event::Skip { route, retry_in_ms, cause });
+                self.event(Event::Skip { route, retry_in_ms, cause });
             }
         }
     }
@@ -664,7 +680,7 @@ impl Session {
         self.report.total_wait_ms = self.report.total_wait_ms.saturating_add(waited_ms);
         if route != self.route || last.is_none() {
             if let (Some(last), Some(from)) = (last, leaving) {
-                self.events.push(Event::Fallback { from, to: route, reason: left_because, status: last.status });
+                self.event(Event::Fallback { from, to: route, reason: left_because, status: last.status });
             }
             self.report.fallback |= route > 0;
             self.route = route;
@@ -673,7 +689,7 @@ impl Session {
         } else if let Some(last) = last {
             let attempt = self.report.attempts.len() as u32;
             let (reason, status, cause) = (last.reason, last.status, self.last_cause);
-            self.events.push(Event::Retry { attempt, route, delay_ms: waited_ms, reason, status, cause });
+            self.event(Event::Retry { attempt, route, delay_ms: waited_ms, reason, status, cause });
         }
         self.route_attempts += 1;
         let deadline_ms = self.deadline_at.saturating_sub(now);
@@ -685,7 +701,7 @@ impl Session {
         self.phase = Phase::Attempting { route, deadline_bound };
         self.pending_waited = waited_ms;
         let attempt = self.report.attempts.len() as u32 + 1;
-        self.events.push(Event::Attempt { attempt, route });
+        self.event(Event::Attempt { attempt, route });
         Decision::Attempt { route, attempt, timeout_ms, deadline_ms }
     }
 
@@ -706,7 +722,7 @@ impl Session {
             let first_token_ms = now.saturating_sub(self.report.started_ms);
             self.report.first_token_ms = Some(first_token_ms);
             let attempt = self.report.attempts.len() as u32;
-            self.events.push(Event::Commit { route, attempt, first_token_ms });
+            self.event(Event::Commit { route, attempt, first_token_ms });
         }
         self.since = now;
         self.record_health(shared, route, class, reason, obs, now);
@@ -809,7 +825,7 @@ impl Session {
         cause: WaitCause,
     ) -> Decision {
         self.last_cause = cause;
-        self.events.push(Event::Wait { route, delay_ms: ms, cause });
+        self.event(Event::Wait { route, delay_ms: ms, cause });
         self.phase = Phase::Waiting { from, moved };
         Decision::Wait { ms, cause }
     }
@@ -868,7 +884,7 @@ impl Session {
                 shared.epoch += 1;
             }
             let key = self.routes[route].key.clone();
-            self.events.push(Event::Breaker { key, from, to });
+            self.event(Event::Breaker { key, from, to });
         }
     }
 
@@ -895,7 +911,9 @@ impl Session {
             Outcome::CircuitOpen { reason, .. } => Some(Event::GiveUp { reason, attempts, status: None }),
             Outcome::Aborted => None,
         };
-        self.events.extend(event);
+        if let Some(e) = event {
+            self.event(e);
+        }
         self.phase = Phase::Done(outcome);
         Decision::Done(outcome)
     }
