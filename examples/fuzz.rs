@@ -1149,15 +1149,15 @@ fn hint_headers(r: &mut Rng, now: u64) -> Headers {
             }
             3 => {
                 let (rem, res) = *r.pick(&OPENAI);
-                h.push(rem, r.pick(&["0", "1", "17"]).to_string());
+                h.push(rem, r.pick(&["0", "1", "17"]));
                 h.push(res, gen_duration(r).text);
             }
             4 => {
                 let (rem, res) = *r.pick(&ANTHROPIC);
-                h.push(rem, r.pick(&["0", "3"]).to_string());
+                h.push(rem, r.pick(&["0", "3"]));
                 h.push(res, gen_rfc3339(r).text);
             }
-            5 => h.push("x-should-retry", r.pick(&["true", "false"]).to_string()),
+            5 => h.push("x-should-retry", r.pick(&["true", "false"])),
             6 => h.push("retry-after", gen_val(r).text),
             // A whole request limit (what pacing learns a rate from, and shares), often well used.
             7 if r.chance(0.7) => {
@@ -1168,7 +1168,7 @@ fn hint_headers(r: &mut Rng, now: u64) -> Headers {
                 h.push("x-ratelimit-remaining-requests", remaining.to_string());
                 h.push("x-ratelimit-reset-requests", gen_duration(r).text);
             }
-            _ => h.push("retry-after-ms", r.pick(&["0", "0.5", "99999999999999999999999", "-1", "abc"]).to_string()),
+            _ => h.push("retry-after-ms", r.pick(&["0", "0.5", "99999999999999999999999", "-1", "abc"])),
         }
     }
     h

@@ -124,7 +124,7 @@ fn settle(client: &Rc<Client>, id: u32, value: JsValue, status: f64, seen: JsVal
             (call.failure(&Cell::new(false)), Held::Error { error, has_status: false })
         }
         s if s < 400.0 => {
-            if !(seen.is_undefined() || js_sys::Array::is_array(&seen)) {
+            if !(seen.is_undefined() || seen.is_string()) {
                 // An event stream (`seen` is its body reader).
                 return carry(client, read(call, session, value, Some(seen))).into();
             }
@@ -305,7 +305,7 @@ impl Call {
                 Some(status @ ..400) => {
                     let seen = values::success(&v);
                     let response: Response = v.unchecked_into();
-                    if seen.is_undefined() || js_sys::Array::is_array(&seen) {
+                    if seen.is_undefined() || seen.is_string() {
                         let headers = flat_headers(&seen);
                         return Ok((
                             Observation::Response { status, headers, body: None },
@@ -381,7 +381,12 @@ impl Call {
                 (Observation::StreamFailed { status, headers: hint_headers(&response), body }, held)
             }
             // A success: only the rate-limit headers (for pacing) matter.
-            _ => (Observation::Committed { headers: flat_headers(&values::limit_headers(&response.headers())) }, held),
+            _ => (
+                Observation::Committed {
+                    headers: values::limit_headers(&response.headers()).map(Headers::from_lines).unwrap_or_default(),
+                },
+                held,
+            ),
         }
     }
 }
@@ -432,21 +437,13 @@ pub fn stalled(deadline: bool) -> (Observation, Held) {
 }
 
 /// Headers handed over flat by `values.js` (`[name, value, …]`; anything else: none).
-fn flat_headers(flat: &JsValue) -> Headers {
-    let mut headers = Headers::new();
-    if let Some(flat) = flat.dyn_ref::<js_sys::Array>() {
-        for i in (0..flat.length()).step_by(2) {
-            if let (Some(k), Some(v)) = (flat.get(i).as_string(), flat.get(i + 1).as_string()) {
-                headers.push(k, v);
-            }
-        }
-    }
-    headers
+fn flat_headers(lines: &JsValue) -> Headers {
+    lines.as_string().map(Headers::from_lines).unwrap_or_default()
 }
 
 /// A response's wait-hint and rate-limit headers (read in one crossing).
 fn hint_headers(r: &Response) -> Headers {
-    super::run::NAMES.with(|names| flat_headers(&values::hint_headers(r, names)))
+    super::run::NAMES.with(|names| Headers::from_lines(values::hint_headers(r, names)))
 }
 
 /// The status of anything response-like; `None` for something that is not a response.

@@ -729,15 +729,16 @@ function request(url, origin, method, headers, body, base, fast, signal, options
   };
 }
 
-/** A response's headers of `names` (the core's wait-hint and rate-limit headers), `[name, value, …]`. */
+/** `name\nvalue\n`, the form the wasm takes headers in (one string, one crossing: policy/mod.rs
+ * Headers); "" for a header that is absent, or not a string, or holds a newline (no valid one does). */
+const line = (n, v) => (typeof v === "string" && !v.includes("\n") ? `${n}\n${v}\n` : "");
+
+/** A response's headers of `names` (the core's wait-hint and rate-limit headers), as lines. */
 export function hintHeaders(res, names) {
-  const out = [];
+  let out = "";
   try {
     const h = res.headers;
-    for (const n of names) {
-      const v = h.get(n);
-      if (v !== null) out.push(n, v);
-    }
+    for (const n of names) out += line(n, h.get(n));
   } catch {}
   return out;
 }
@@ -767,7 +768,7 @@ let lastLimits = 0;
 /** Whether a remaining count may be 0 to the core (which reads "0", "00", "0.0"): no digit 1–9. */
 const mayBeZero = (v) => !/[1-9]/.test(v);
 
-/** A response's rate-limit headers for pacing, `[name, value, …]`; undefined when it has none.
+/** A response's rate-limit headers for pacing, as lines (see `line`); undefined when it has none.
  * Each lookup costs (Node's `Headers.get` checks and lowercases the name), so the family seen
  * last is looked for first, a marker's value is kept, and a token limit's reset is read only
  * when that limit is spent: OpenAI's usual response takes four lookups, Anthropic's six, and one
@@ -781,17 +782,13 @@ export function limitHeaders(h) {
       const found = h.get(mark);
       if (found === null) continue;
       lastLimits = i;
-      const out = [];
-      for (const n of always) {
-        const v = n === mark ? found : h.get(n);
-        if (v !== null) out.push(n, v);
-      }
+      let out = "";
+      for (const n of always) out += line(n, n === mark ? found : h.get(n));
       for (const [n, reset] of spent) {
         const v = n === mark ? found : h.get(n);
         if (v === null) continue;
-        out.push(n, v);
-        const r = mayBeZero(v) ? h.get(reset) : null;
-        if (r !== null) out.push(reset, r);
+        out += line(n, v);
+        if (mayBeZero(v)) out += line(reset, h.get(reset));
       }
       return out;
     }
@@ -815,7 +812,7 @@ function streamReader(res) {
 }
 
 /** What the wasm needs of a response below 400, in one call: the body reader of a 2xx event
- * stream, or else its rate-limit headers (`[name, value, …]`, or undefined when it has none). */
+ * stream, or else its rate-limit headers (lines, or undefined when it has none). */
 export function success(res) {
   const reader = res.status < 300 ? streamReader(res) : undefined;
   if (reader !== undefined) return reader;

@@ -71,7 +71,7 @@ extern "C" {
     #[wasm_bindgen(js_name = refused)]
     pub fn refused(error: &JsValue) -> bool;
     /// For a response below 400: the body reader of a 2xx event stream, else its rate-limit
-    /// headers `[name, value, …]` or undefined.
+    /// headers as `name\nvalue\n` lines (a string) or undefined.
     #[wasm_bindgen(js_name = success)]
     pub fn success(response: &JsValue) -> JsValue;
     /// Resolves to the next chunk (a Uint8Array) or undefined at the end; rejects on a transport error.
@@ -90,12 +90,12 @@ extern "C" {
         names: &JsValue,
         route: u32,
     ) -> JsValue;
-    /// A response's headers of `names` (the core's hint headers), `[name, value, …]`.
+    /// A response's headers of `names` (the core's hint headers), as `name\nvalue\n` lines.
     #[wasm_bindgen(js_name = hintHeaders)]
-    pub fn hint_headers(response: &JsValue, names: &Array) -> JsValue;
-    /// A successful response's rate-limit headers, `[name, value, …]`, or undefined if it has none.
+    pub fn hint_headers(response: &JsValue, names: &Array) -> String;
+    /// A successful response's rate-limit headers as lines, or none if it has none.
     #[wasm_bindgen(js_name = limitHeaders)]
-    pub fn limit_headers(headers: &web_sys::Headers) -> JsValue;
+    pub fn limit_headers(headers: &web_sys::Headers) -> Option<String>;
     // retry(fn) (run.rs).
     /// A `retry(fn)` call's names (routes, their attempts, its id), its signal and per-call
     /// options; throws a TypeError or RangeError naming a bad `fn` or option.

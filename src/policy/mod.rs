@@ -18,7 +18,7 @@
 //! | [`engine`]   | the composition: attempt, wait or stop, as a state machine        |
 //! | [`config`]   | the validated settings and their defaults                          |
 
-use alloc::{string::String, vec::Vec};
+use alloc::string::String;
 pub mod backoff;
 pub mod breaker;
 pub mod budget;
@@ -31,27 +31,82 @@ pub mod pacing;
 pub mod stream;
 
 /// Response headers as the core sees them: the few that matter, looked up case-insensitively.
+/// Kept as one text, `name\nvalue\n` per header, the form the host hands them over in (one string
+/// across the boundary, one allocation): a name or value holding a newline, which no valid header
+/// does, is left out.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Headers(Vec<(String, String)>);
+pub struct Headers(String);
 
 impl Headers {
     pub fn new() -> Self {
-        Self(Vec::new())
+        Self(String::new())
+    }
+
+    /// Headers from `name\nvalue\n…` (the host's `values.js` writes them so); an unpaired last
+    /// line is ignored.
+    pub fn from_lines(lines: String) -> Self {
+        Self(lines)
     }
 
     /// Adds one header; names are compared ignoring ASCII case.
-    pub fn push(&mut self, name: impl Into<String>, value: impl Into<String>) {
-        self.0.push((name.into(), value.into()));
+    pub fn push(&mut self, name: impl AsRef<str>, value: impl AsRef<str>) {
+        let (name, value) = (name.as_ref(), value.as_ref());
+        if !name.contains('\n') && !value.contains('\n') {
+            for part in [name, value] {
+                self.0.push_str(part);
+                self.0.push('\n');
+            }
+        }
     }
 
     /// The first value of `name`, if present.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        let mut lines = self.0.split('\n');
+        while let (Some(n), Some(v)) = (lines.next(), lines.next()) {
+            if n.eq_ignore_ascii_case(name) {
+                return Some(v);
+            }
+        }
+        None
     }
 }
 
-impl<N: Into<String>, V: Into<String>> FromIterator<(N, V)> for Headers {
+impl<N: AsRef<str>, V: AsRef<str>> FromIterator<(N, V)> for Headers {
     fn from_iter<I: IntoIterator<Item = (N, V)>>(iter: I) -> Self {
-        Self(iter.into_iter().map(|(n, v)| (n.into(), v.into())).collect())
+        let mut headers = Self::new();
+        for (n, v) in iter {
+            headers.push(n, v);
+        }
+        headers
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Headers;
+
+    #[test]
+    fn headers_are_found_by_name_in_any_case_first_value_first() {
+        let h: Headers =
+            [("Retry-After", "2"), ("x-ratelimit-reset-requests", "6ms"), ("retry-after", "9")].into_iter().collect();
+        assert_eq!(h.get("retry-after"), Some("2"));
+        assert_eq!(h.get("X-RateLimit-Reset-Requests"), Some("6ms"));
+        assert_eq!(h.get("x-ratelimit-reset"), None, "a prefix is not a name");
+        assert_eq!(h.get("6ms"), None, "a value is not a name");
+        assert_eq!(h, Headers::from_lines("Retry-After\n2\nx-ratelimit-reset-requests\n6ms\nretry-after\n9\n".into()));
+    }
+
+    #[test]
+    fn a_header_holding_a_newline_is_left_out_and_shifts_nothing() {
+        let mut h = Headers::new();
+        h.push("retry-after", "1\nx-should-retry\nfalse");
+        h.push("x\ny", "2");
+        h.push("retry-after-ms", "");
+        assert_eq!(h.get("x-should-retry"), None);
+        assert_eq!(h.get("retry-after"), None);
+        assert_eq!(h.get("retry-after-ms"), Some(""), "an empty value is a value");
+        // An unpaired last line, as a host could hand over, is no header.
+        assert_eq!(Headers::from_lines("retry-after\n3\nx-should-retry".into()).get("x-should-retry"), None);
+        assert_eq!(Headers::from_lines("retry-after\n3".into()).get("retry-after"), Some("3"));
     }
 }
