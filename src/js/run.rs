@@ -193,12 +193,7 @@ fn classify_error(e: JsValue) -> Result<(Observation, Held), JsValue> {
     let kind = shape.get(0).as_f64().filter(|k| k.is_finite()).unwrap_or(-1.0) as i32;
     let obs = match kind {
         100..=599 => {
-            let mut headers = Headers::new();
-            let mut i = 2;
-            while let (Some(k), Some(v)) = (shape.get(i).as_string(), shape.get(i + 1).as_string()) {
-                headers.push(k, v);
-                i += 2;
-            }
+            let headers = shape.get(2).as_string().map(Headers::from_lines).unwrap_or_default();
             let obs = Observation::Response { status: kind as u16, headers, body: shape.get(1).as_string() };
             return Ok((obs, Held::Error { error: e, has_status: true }));
         }

@@ -1083,33 +1083,29 @@ const NETWORK_MESSAGES = ["fetch failed", "failed to fetch", "networkerror", "lo
 
 
 /**
- * Sorts what `fn` threw by its shape, as `[kind, body, name, value, …]`: kind is the HTTP status
- * of an SDK error (with its hint headers among `names`, and its `code`/`type`/`error` as a JSON
- * body for the quota check), 0 a timeout, 1 a network error, -1 anything else (rethrown as is).
+ * Sorts what `fn` threw by its shape, as `[kind, body, headers]`: kind is the HTTP status of an
+ * SDK error (with its hint headers among `names`, as `line`s, and its `code`/`type`/`error` as a
+ * JSON body for the quota check), 0 a timeout, 1 a network error, -1 anything else (rethrown as is).
  */
 export function thrown(e, names) {
   const status = field(e, "status");
   if (typeof status === "number" && status >= 100 && status <= 599) {
-    const out = [status, bodyOf(e)];
+    const out = [status, bodyOf(e), ""];
     const h = field(e, "headers");
     if (typeof h !== "object" || h === null) return out;
     const get = field(h, "get");
     if (typeof get === "function") {
       for (const name of names) {
-        let v;
         try {
-          v = get.call(h, name);
+          out[2] += line(name, get.call(h, name));
         } catch {}
-        if (typeof v === "string") out.push(name, v);
       }
     } else {
       let entries = [];
       try {
         entries = Object.entries(h);
       } catch {}
-      for (const [k, v] of entries) {
-        if (typeof v === "string" && names.includes(k.toLowerCase())) out.push(k, v);
-      }
+      for (const [k, v] of entries) if (names.includes(k.toLowerCase())) out[2] += line(k, v);
     }
     return out;
   }

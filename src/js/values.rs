@@ -119,7 +119,7 @@ extern "C" {
     /// Closes a superseded stream object from `resumed_items`; anything else is left alone.
     #[wasm_bindgen(js_name = releaseItems)]
     pub fn release_items(v: &JsValue);
-    /// `[kind, body, name, value, …]`: see `values.js`.
+    /// `[kind, body, headers]`, the headers as `name\nvalue\n` lines: see `values.js`.
     #[wasm_bindgen(js_name = thrown)]
     pub fn thrown(error: &JsValue, names: &Array) -> Array;
     // What users get (errors.rs): events, reports, errors. `names`: the call's (id, models).
