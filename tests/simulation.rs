@@ -37,26 +37,12 @@ fn run(
     start: u64,
     rand: f64,
 ) -> Run {
-    run_told(cfg, shared, routes, idempotent, script, start, rand, true)
+    let routes = routes.iter().map(|k| Route::new(*k, cfg.max_attempts)).collect();
+    play(Session::new(cfg, routes, idempotent), shared, script, start, rand)
 }
 
-/// [`run`], with `tell` false for a session whose events nobody reads (`without_events`).
-#[allow(clippy::too_many_arguments)]
-fn run_told(
-    cfg: &Config,
-    shared: &mut Shared,
-    routes: &[&str],
-    idempotent: bool,
-    script: &[Step],
-    start: u64,
-    rand: f64,
-    tell: bool,
-) -> Run {
-    let routes = routes.iter().map(|k| Route::new(*k, cfg.max_attempts)).collect();
-    let mut s = Session::new(cfg, routes, idempotent);
-    if !tell {
-        s = s.without_events();
-    }
+/// Plays `script` against session `s` from `start`, as the host would.
+fn play(mut s: Session, shared: &mut Shared, script: &[Step], start: u64, rand: f64) -> Run {
     let mut now = start;
     let mut seen: Option<Observation> = None;
     let mut steps = script.iter().cloned();
@@ -185,11 +171,13 @@ fn a_session_without_events_decides_the_same() {
         Status(503, &[], None),
         Status(429, &[("retry-after", "1")], None),
         Network,
+        Timeout(100),
         Status(503, &[], None),
         Status(200, &[], None),
     ];
-    let both = |tell| run_told(&c, &mut Shared::new(&c), &["p", "q"], true, script, 0, 0.5, tell);
-    let (told, quiet) = (both(true), both(false));
+    let session = || Session::new(&c, vec![Route::new("p", c.max_attempts), Route::new("q", c.max_attempts)], true);
+    let told = play(session(), &mut Shared::new(&c), script, 0, 0.5);
+    let quiet = play(session().without_events(), &mut Shared::new(&c), script, 0, 0.5);
     assert!(told.events.iter().any(|e| matches!(e, Event::Breaker { .. })), "{:?}", told.events);
     assert!(told.events.iter().any(|e| matches!(e, Event::Fallback { .. })), "{:?}", told.events);
     assert!(quiet.events.is_empty(), "{:?}", quiet.events);
