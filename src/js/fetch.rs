@@ -436,7 +436,7 @@ pub fn stalled(deadline: bool) -> (Observation, Held) {
     }
 }
 
-/// Headers handed over flat by `values.js` (`[name, value, …]`; anything else: none).
+/// Headers handed over by `values.js` as `name\nvalue\n` lines (anything else: none).
 fn flat_headers(lines: &JsValue) -> Headers {
     lines.as_string().map(Headers::from_lines).unwrap_or_default()
 }
