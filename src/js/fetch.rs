@@ -167,7 +167,9 @@ type SettleFn = Closure<dyn FnMut(u32, JsValue, f64, JsValue, f64) -> JsValue>;
 /// callback their transports' promises settle through, made on first use.
 #[derive(Default)]
 pub struct Parked {
-    slots: RefCell<Vec<Option<Parked1>>>,
+    /// Boxed: a client keeps only pointers between calls, not a call's size per slot (a client
+    /// made per request is held until the garbage collector finalizes it).
+    slots: RefCell<Vec<Option<Box<Parked1>>>>,
     free: RefCell<Vec<u32>>,
     settle: OnceCell<SettleFn>,
 }
@@ -191,12 +193,12 @@ impl Parked {
         match self.free.borrow_mut().pop() {
             Some(id) => {
                 if let Some(slot) = slots.get_mut(id as usize) {
-                    *slot = Some(p);
+                    *slot = Some(Box::new(p));
                 }
                 id
             }
             None => {
-                slots.push(Some(p));
+                slots.push(Some(Box::new(p)));
                 (slots.len() - 1) as u32
             }
         }
@@ -204,7 +206,7 @@ impl Parked {
 
     fn take(&self, id: u32) -> Option<Parked1> {
         let mut slots = self.slots.borrow_mut();
-        let p = slots.get_mut(id as usize)?.take()?;
+        let p = *slots.get_mut(id as usize)?.take()?;
         let mut free = self.free.borrow_mut();
         free.push(id);
         // Nothing parked after a burst: the lists are given back rather than kept at its size.

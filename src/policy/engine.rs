@@ -198,6 +198,11 @@ impl Shared {
                     pacer: Pacer::default(),
                     told: Record::default(),
                 };
+                // Room for just the first: most clients have one route, and one made per
+                // request is kept until it is finalized.
+                if self.routes.is_empty() {
+                    self.routes.reserve_exact(1);
+                }
                 self.routes.push((key.to_owned(), health));
                 self.routes.len() - 1
             }
