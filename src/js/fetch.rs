@@ -124,12 +124,11 @@ fn settle(client: &Rc<Client>, id: u32, value: JsValue, status: f64, seen: JsVal
             (call.failure(&Cell::new(false)), Held::Error { error, has_status: false })
         }
         s if s < 400.0 => {
-            if !(seen.is_undefined() || seen.is_string()) {
+            let Some(headers) = success_headers(&seen) else {
                 // An event stream (`seen` is its body reader).
                 return carry(client, read(call, session, value, Some(seen))).into();
-            }
-            let obs = Observation::Response { status: s as u16, headers: flat_headers(&seen), body: None };
-            (obs, Held::Value(value))
+            };
+            (Observation::Response { status: s as u16, headers, body: None }, Held::Value(value))
         }
         s if s as u16 == 429 => return carry(client, read(call, session, value, None)).into(),
         s => {
@@ -307,8 +306,7 @@ impl Call {
                 Some(status @ ..400) => {
                     let seen = values::success(&v);
                     let response: Response = v.unchecked_into();
-                    if seen.is_undefined() || seen.is_string() {
-                        let headers = flat_headers(&seen);
+                    if let Some(headers) = success_headers(&seen) {
                         return Ok((
                             Observation::Response { status, headers, body: None },
                             Held::Value(response.into()),
@@ -438,9 +436,14 @@ pub fn stalled(deadline: bool) -> (Observation, Held) {
     }
 }
 
-/// Headers handed over by `values.js` as `name\nvalue\n` lines (anything else: none).
-fn flat_headers(lines: &JsValue) -> Headers {
-    lines.as_string().map(Headers::from_lines).unwrap_or_default()
+/// What [`values::success`] found of a response below 400: its rate-limit headers (lines, or
+/// undefined for none), or `None` when `seen` is an event stream's body reader. The string is
+/// read first: for the usual success, one crossing.
+fn success_headers(seen: &JsValue) -> Option<Headers> {
+    match seen.as_string() {
+        Some(lines) => Some(Headers::from_lines(lines)),
+        None => seen.is_undefined().then(Headers::new),
+    }
 }
 
 /// A response's wait-hint and rate-limit headers (read in one crossing).
