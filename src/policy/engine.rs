@@ -47,7 +47,7 @@
 //! A route whose pacing is shared with other instances ([`Shared::share_pacing`]) and is busy
 //! asks before it sends: [`Decision::Slot`]; the host asks the shared bucket and hands the
 //! answer to [`Session::grant`]. The call then sends at that slot, as at a slot of its own.
-use alloc::{borrow::ToOwned, rc::Rc, string::String, vec::Vec};
+use alloc::{rc::Rc, string::String, vec::Vec};
 
 use super::breaker::{Admit, Breaker, BreakerConfig, Refusal, Snapshot, State};
 use super::budget::Budget;
@@ -117,7 +117,9 @@ pub struct Shared {
     /// Busy routes take their send slots from a bucket shared with other instances.
     share_pacing: bool,
     /// By key; a client has a handful of routes, so a list beats a map (and is smaller in wasm).
-    routes: Vec<(String, Health)>,
+    /// A key is kept as the first route handed it (a client's calls share their keys' strings), so
+    /// a lookup is mostly a pointer comparison.
+    routes: Vec<(Rc<str>, Health)>,
     epoch: u64,
 }
 
@@ -142,20 +144,20 @@ impl Shared {
     /// Every breaker that has seen traffic, by key.
     pub fn snapshot(&self) -> Vec<(String, Snapshot)> {
         let breakers = self.routes.iter().filter_map(|(k, h)| Some((k, h.breaker.as_ref()?)));
-        breakers.map(|(k, b)| (k.clone(), b.snapshot())).collect()
+        breakers.map(|(k, b)| (String::from(&**k), b.snapshot())).collect()
     }
 
     /// Restores one breaker (ignored when breakers are off).
     pub fn restore(&mut self, key: String, snapshot: Snapshot) {
         if let Some(cfg) = self.breaker_cfg {
-            self.health(&key).breaker = Some(Breaker::restore(cfg, snapshot));
+            self.health(&Rc::from(key)).breaker = Some(Breaker::restore(cfg, snapshot));
         }
     }
 
     /// What other instances told about `key` (see [`super::health`]), adopted by its breaker;
     /// true when a breaker closed for it (the host then wakes the calls waiting for it).
     pub fn adopt(&mut self, key: &str, shared: Record, now: u64) -> bool {
-        let h = self.health(key);
+        let h = self.health(&Rc::from(key));
         h.told = h.told.join(shared);
         let Some(b) = h.breaker.as_mut() else { return false };
         let told = h.told.join(b.record());
@@ -176,7 +178,7 @@ impl Shared {
                 let now = h.told.join(b.record());
                 if now != h.told {
                     h.told = now;
-                    out.push((key.clone(), now));
+                    out.push((String::from(&**key), now));
                 }
             }
         }
@@ -189,8 +191,8 @@ impl Shared {
         self.epoch
     }
 
-    fn health(&mut self, key: &str) -> &mut Health {
-        let i = match self.routes.iter().position(|(k, _)| k == key) {
+    fn health(&mut self, key: &Rc<str>) -> &mut Health {
+        let i = match self.routes.iter().position(|(k, _)| Rc::ptr_eq(k, key) || k == key) {
             Some(i) => i,
             None => {
                 let health = Health {
@@ -203,7 +205,7 @@ impl Shared {
                 if self.routes.is_empty() {
                     self.routes.reserve_exact(1);
                 }
-                self.routes.push((key.to_owned(), health));
+                self.routes.push((key.clone(), health));
                 self.routes.len() - 1
             }
         };
