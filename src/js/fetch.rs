@@ -138,10 +138,14 @@ fn settle(client: &Rc<Client>, id: u32, value: JsValue, status: f64, seen: JsVal
         }
     };
     let first = drive::decide_at(client, &mut session, Some(&obs), &call, host::ms(now));
-    if let (Decision::Done(Outcome::Success), Held::Value(v)) = (&first, &held) {
-        drive::keep_report(&call, session.report(), v);
-        return v.clone();
-    }
+    let held = match (&first, held) {
+        // The value goes back as it came in (no second handle on it to make and drop).
+        (Decision::Done(Outcome::Success), Held::Value(v)) => {
+            drive::keep_report(&call, session.report(), &v);
+            return v;
+        }
+        (_, held) => held,
+    };
     carry(client, Next::Decided { call, session, first, seen: Some(obs), held }).into()
 }
 
