@@ -189,8 +189,11 @@ pub fn start(
     }
     let names = a.names();
     let cfg = names.cfg(client);
-    let session = Session::new(cfg, names.routes(cfg), idempotent);
-    Ok(if client.opts.on_event.is_some() { session } else { session.without_events() })
+    let mut session = Session::new(cfg, names.routes(cfg), idempotent);
+    if client.opts.on_event.is_none() {
+        session.keep_no_events();
+    }
+    Ok(session)
 }
 
 /// The engine's next decision, with what was `seen` of the last attempt; its events told.

@@ -47,7 +47,7 @@ pub fn fetch(client: &Rc<Client>, input: &JsValue, init: &JsValue, now: f64) -> 
     match drive::decide_at(client, &mut session, None, &call, host::ms(now)) {
         Decision::Attempt { route, timeout_ms: None, deadline_ms, .. } => {
             let request = call.request.clone();
-            let id = client.parked.park(Parked1 { call, session, route, deadline_ms });
+            let id = client.parked.park(Box::new(Parked1 { call, session, route, deadline_ms }));
             let transport = client.opts.transport.as_ref();
             let sent =
                 client.parked.settle_fn(client, |f| values::send_parked(&request, route as u32, transport, id, f));
@@ -108,44 +108,49 @@ fn carry(client: &Rc<Client>, next: Next) -> Promise {
 /// driver, as a promise the caller's chains to — and so do the two cases that must read on first:
 /// an event stream (to its commit point) and a 429 (its body, for the quota check).
 fn settle(client: &Rc<Client>, id: u32, value: JsValue, status: f64, seen: JsValue, now: f64) -> JsValue {
-    let Some(Parked1 { call, mut session, route, deadline_ms }) = client.parked.take(id) else {
+    // Used where it is (boxed): a parked call is ~0.5 KB, and each move of it is a copy.
+    let Some(mut p) = client.parked.take(id) else {
         return Promise::reject(&errors::type_error("llm-retry: unknown call")).into();
     };
-    let read = |call, session, response, reader| Next::Read1 { call, session, response, reader, route, deadline_ms };
+    let read = |p: Box<Parked1>, response, reader| {
+        let Parked1 { call, session, route, deadline_ms } = *p;
+        Next::Read1 { call, session, response, reader, route, deadline_ms }
+    };
     let (obs, held) = match status {
         // The route's request failing to build, or fetch refusing it, ends the call, as in the driver.
         s if s == values::THREW => {
-            drive::abandon(client, &mut session, &call);
+            drive::abandon(client, &mut p.session, &p.call);
             return Promise::reject(&value).into();
         }
-        s if s < 0.0 => (call.failure(&Cell::new(false)), Held::Error { error: value, has_status: false }),
+        s if s < 0.0 => (p.call.failure(&Cell::new(false)), Held::Error { error: value, has_status: false }),
         s if !(100.0..=599.0).contains(&s) => {
             let error = values::not_response(&value);
-            (call.failure(&Cell::new(false)), Held::Error { error, has_status: false })
+            (p.call.failure(&Cell::new(false)), Held::Error { error, has_status: false })
         }
         s if s < 400.0 => {
             let Some(headers) = success_headers(&seen) else {
                 // An event stream (`seen` is its body reader).
-                return carry(client, read(call, session, value, Some(seen))).into();
+                return carry(client, read(p, value, Some(seen))).into();
             };
             (Observation::Response { status: s as u16, headers, body: None }, Held::Value(value))
         }
-        s if s as u16 == 429 => return carry(client, read(call, session, value, None)).into(),
+        s if s as u16 == 429 => return carry(client, read(p, value, None)).into(),
         s => {
             let obs =
                 Observation::Response { status: s as u16, headers: hint_headers(value.unchecked_ref()), body: None };
             (obs, Held::Value(value))
         }
     };
-    let first = drive::decide_at(client, &mut session, Some(&obs), &call, host::ms(now));
+    let first = drive::decide_at(client, &mut p.session, Some(&obs), &p.call, host::ms(now));
     let held = match (&first, held) {
         // The value goes back as it came in (no second handle on it to make and drop).
         (Decision::Done(Outcome::Success), Held::Value(v)) => {
-            drive::keep_report(&call, session.report(), &v);
+            drive::keep_report(&p.call, p.session.report(), &v);
             return v;
         }
         (_, held) => held,
     };
+    let Parked1 { call, session, .. } = *p;
     carry(client, Next::Decided { call, session, first, seen: Some(obs), held }).into()
 }
 
@@ -191,25 +196,25 @@ impl Parked {
         f(closure.as_ref().unchecked_ref())
     }
 
-    fn park(&self, p: Parked1) -> u32 {
+    fn park(&self, p: Box<Parked1>) -> u32 {
         let mut slots = self.slots.borrow_mut();
         match self.free.borrow_mut().pop() {
             Some(id) => {
                 if let Some(slot) = slots.get_mut(id as usize) {
-                    *slot = Some(Box::new(p));
+                    *slot = Some(p);
                 }
                 id
             }
             None => {
-                slots.push(Some(Box::new(p)));
+                slots.push(Some(p));
                 (slots.len() - 1) as u32
             }
         }
     }
 
-    fn take(&self, id: u32) -> Option<Parked1> {
+    fn take(&self, id: u32) -> Option<Box<Parked1>> {
         let mut slots = self.slots.borrow_mut();
-        let p = *slots.get_mut(id as usize)?.take()?;
+        let p = slots.get_mut(id as usize)?.take()?;
         let mut free = self.free.borrow_mut();
         free.push(id);
         // Nothing parked after a burst: the lists are given back rather than kept at its size.

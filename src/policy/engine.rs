@@ -474,8 +474,13 @@ impl Session {
     /// A session whose events nobody reads: none is kept (the common case, no `onEvent`, then
     /// allocates no event queue). Decisions and the report are the same.
     pub fn without_events(mut self) -> Self {
-        self.tell = false;
+        self.keep_no_events();
         self
+    }
+
+    /// [`Self::without_events`] in place (the host's form: no copy of the session).
+    pub fn keep_no_events(&mut self) {
+        self.tell = false;
     }
 
     fn event(&mut self, e: Event) {
