@@ -230,13 +230,17 @@ export function checkOptions(options, forRetry) {
     fetch, onEvent, onExhausted, signal,
     fallbacks, attempts: attemptsOf(fallbacks),
     sensitive: [...SENSITIVE, ...sensitive.map((h) => h.toLowerCase())],
-    keyIds: new Map(), keyNames: [],
+    keyIds: new Map(), keyNames: [], lastKey: [undefined, undefined, 0],
   };
 }
 
 /** The number in its client of the route key `key(part, model)`: the wasm keeps each key once, by
  * number (`keyNames`). Found by its two parts, so a call builds no key string it has seen before. */
 const keyId = (options, part, model) => {
+  // The key found last, compared first: a call's model is a new string each time, and looking
+  // it up hashes it.
+  const last = options.lastKey;
+  if (part === last[0] && model === last[1]) return last[2];
   let byModel = options.keyIds.get(part);
   if (byModel === undefined) options.keyIds.set(part, (byModel = new Map()));
   let id = byModel.get(model);
@@ -244,6 +248,7 @@ const keyId = (options, part, model) => {
     id = options.keyNames.push(key(part, model)) - 1;
     byModel.set(model, id);
   }
+  options.lastKey = [part, model, id];
   return id;
 };
 
@@ -617,8 +622,10 @@ const PLAIN = [Object.freeze([undefined, false]), Object.freeze([undefined, true
  * valid as it is; anything else goes through `new Headers`, which throws what fetch would. */
 function checkHeaders(headers) {
   if (absent(headers)) return PLAIN[0];
-  if (headers instanceof Headers) return [headers, headers.has("idempotency-key")];
-  if (plain(headers) && Object.getOwnPropertySymbols(headers).length === 0) {
+  // A plain object first (what the SDKs send): no `instanceof` to pay for it.
+  const isPlain = plain(headers);
+  if (!isPlain && headers instanceof Headers) return [headers, headers.has("idempotency-key")];
+  if (isPlain && Object.getOwnPropertySymbols(headers).length === 0) {
     let idempotent = false;
     let ok = true;
     for (const k of Object.keys(headers)) {
@@ -686,7 +693,9 @@ function readCall(input, init, options) {
     throw new TypeError(`init.signal must be an AbortSignal (${got(signal)})`);
   }
   const { body } = init;
-  const isRequest = input instanceof Request;
+  // A URL string (what the SDKs pass) is told apart before `instanceof`, which looks the
+  // constructor's Symbol.hasInstance up first (Node's `Request` is a lazy global getter).
+  const isRequest = typeof input !== "string" && input instanceof Request;
   // What the SDKs send: a URL, and an init of method, headers, a string body and a signal. Checked
   // here as fetch would check it; any other request goes through `new Request`, which checks the rest.
   const fast = !isRequest && (absent(body) || typeof body === "string") && common(init);
