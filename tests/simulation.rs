@@ -177,7 +177,9 @@ fn a_session_without_events_decides_the_same() {
     ];
     let session = || Session::new(&c, vec![Route::new("p", c.max_attempts), Route::new("q", c.max_attempts)], true);
     let told = play(session(), &mut Shared::new(&c), script, 0, 0.5);
-    let quiet = play(session().without_events(), &mut Shared::new(&c), script, 0, 0.5);
+    let mut quiet = session();
+    quiet.keep_no_events();
+    let quiet = play(quiet, &mut Shared::new(&c), script, 0, 0.5);
     assert!(told.events.iter().any(|e| matches!(e, Event::Breaker { .. })), "{:?}", told.events);
     assert!(told.events.iter().any(|e| matches!(e, Event::Fallback { .. })), "{:?}", told.events);
     assert!(quiet.events.is_empty(), "{:?}", quiet.events);

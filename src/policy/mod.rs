@@ -62,8 +62,8 @@ impl Headers {
     /// The first value of `name`, if present.
     pub fn get(&self, name: &str) -> Option<&str> {
         // Most responses bring none of the headers the core reads (a success without rate-limit
-        // headers) and the core asks for several names each time: `split`'s searcher for an empty
-        // text cost more than all the rest of a call's lookups (~3,400 instructions a call).
+        // headers) and the core asks for seven names each time: `split`'s searcher over an empty
+        // text cost ~3,000 instructions a call (of ~48,000 over a stub).
         if self.0.is_empty() {
             return None;
         }
