@@ -146,13 +146,14 @@ pub struct Limits {
 /// The rate-limit headers of a response, if it has any. A token limit's reset is read only when
 /// that limit is spent, so a host may leave it out otherwise (`limitHeaders` in values.js does).
 pub fn limits(headers: &Headers, now_ms: u64) -> Option<Limits> {
+    // Each name is looked up once: a success from OpenAI or Anthropic has these read every time.
     let number = |name| headers.get(name).and_then(|v| decimal(v.trim(), 1));
     let until = |v: &str| rfc3339(v).map(|at| ms_until(at, now_ms));
-    let openai = number("x-ratelimit-remaining-requests").is_some() || number("x-ratelimit-remaining-tokens").is_some();
-    let (limit, remaining, reset_ms, spent) = if openai {
+    let openai_remaining = number("x-ratelimit-remaining-requests");
+    let (limit, remaining, reset_ms, spent) = if openai_remaining.is_some() || number(OPENAI_LIMITS[1].0).is_some() {
         let reset = headers.get("x-ratelimit-reset-requests").and_then(duration);
         let spent = spent_reset(headers, &OPENAI_LIMITS[1..], duration);
-        (number("x-ratelimit-limit-requests"), number("x-ratelimit-remaining-requests"), reset, spent)
+        (number("x-ratelimit-limit-requests"), openai_remaining, reset, spent)
     } else if ANTHROPIC_LIMITS.iter().any(|(remaining, _)| headers.get(remaining).is_some()) {
         let reset = headers.get("anthropic-ratelimit-requests-reset").and_then(until);
         let spent = spent_reset(headers, &ANTHROPIC_LIMITS[1..], until);
@@ -388,7 +389,15 @@ fn decimal(s: &str, unit: u64) -> Option<u64> {
     if whole.is_empty() && frac.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let whole = whole.bytes().fold(0u64, |n, b| n.saturating_mul(10).saturating_add(u64::from(b - b'0')));
+    // `saturating_mul(10)` per digit, without the 128-bit multiply that checking a 64-bit product
+    // costs on wasm32 (a call to `__multi3` for each digit).
+    let whole = whole.bytes().fold(0u64, |n, b| {
+        if n > u64::MAX / 10 {
+            u64::MAX
+        } else {
+            (n * 10).saturating_add(u64::from(b - b'0'))
+        }
+    });
     Some(whole.saturating_mul(unit).saturating_add(fraction(frac, unit)?))
 }
 
@@ -420,6 +429,20 @@ mod tests {
 
     fn hint(pairs: &[(&str, &str)], status: u16) -> Option<Hint> {
         wait_hint(&headers(pairs), status, NOW)
+    }
+
+    #[test]
+    fn a_decimal_is_exact_up_to_u64_max_and_saturates_past_it() {
+        for (text, ms) in [
+            ("18446744073709551615", u64::MAX),
+            ("18446744073709551614", u64::MAX - 1),
+            ("18446744073709551610.2", u64::MAX - 4),
+            ("18446744073709551616", u64::MAX),
+            ("184467440737095516150", u64::MAX),
+            ("1844674407370955161", 1_844_674_407_370_955_161),
+        ] {
+            assert_eq!(decimal(text, 1), Some(ms), "{text}");
+        }
     }
 
     #[test]
