@@ -1366,7 +1366,7 @@ fn drive_engine(sc: &Scenario, verbose: bool) -> u64 {
             routes.len()
         );
         match decision {
-            Decision::Attempt { route, attempt, timeout_ms, deadline_ms } => {
+            Decision::Attempt { route, attempt, timeout_ms, deadline_ms, .. } => {
                 // The host's timer: the attempt's own, or (a stream's first token) the deadline.
                 assert!(
                     u128::from(now) + u128::from(deadline_ms) <= deadline_at,

@@ -570,12 +570,15 @@ fn the_default_deadline_never_cuts_an_attempt_in_flight() {
     let c = Config::default();
     let mut s = Session::new(&c, vec![Route::new("p", 4)], false);
     let d = s.next(&mut Shared::new(&c), None, 1_000, 0.5);
-    assert_eq!(d, Decision::Attempt { route: 0, attempt: 1, timeout_ms: None, deadline_ms: 60_000 });
+    assert_eq!(d, Decision::Attempt { route: 0, attempt: 1, timeout_ms: None, deadline_ms: 60_000, limits: true });
     // A deadline the user set bounds the attempt too.
     let c = Config { deadline_ms: 5_000, deadline_cuts_attempts: true, ..Config::default() };
     let mut s = Session::new(&c, vec![Route::new("p", 4)], false);
     let d = s.next(&mut Shared::new(&c), None, 1_000, 0.5);
-    assert_eq!(d, Decision::Attempt { route: 0, attempt: 1, timeout_ms: Some(5_000), deadline_ms: 5_000 });
+    assert_eq!(
+        d,
+        Decision::Attempt { route: 0, attempt: 1, timeout_ms: Some(5_000), deadline_ms: 5_000, limits: true }
+    );
 }
 
 /// A provider's request limit of 20 with 19 left (idle) and with 2 left (busy: over half used).
@@ -648,4 +651,34 @@ fn a_busy_route_with_a_ready_fallback_asks_for_a_slot_now_or_not_at_all() {
     assert!(matches!(s.next(&mut shared, None, 20, 0.5), Decision::Slot { route: 0, .. }));
     s.grant(Some(20));
     assert!(matches!(s.next(&mut shared, None, 20, 0.5), Decision::Attempt { route: 0, .. }));
+}
+
+/// Whether a success's rate-limit headers are asked for: always while the route's provider sends
+/// them, and for a route whose last 64 responses had none, on one response in 8 (a provider that
+/// starts sending them is read within 8); never with pacing off.
+#[test]
+fn a_route_without_rate_limit_headers_is_asked_for_them_on_one_response_in_eight() {
+    let asked = |c: &Config, shared: &mut Shared, headers: &'static [(&'static str, &'static str)], now| {
+        let mut s = Session::new(c, vec![Route::new("p", 4)], false);
+        let Decision::Attempt { limits, .. } = s.next(shared, None, now, 0.5) else { panic!("no attempt") };
+        let seen: Headers = if limits { headers.iter().copied().collect() } else { Headers::new() };
+        let obs = Observation::Response { status: 200, headers: seen, body: None };
+        assert_eq!(s.next(shared, Some(&obs), now, 0.5), Decision::Done(Outcome::Success));
+        limits
+    };
+    let c = Config::default();
+    let mut shared = Shared::new(&c);
+    let first: Vec<bool> = (0..64).map(|i| asked(&c, &mut shared, &[], i)).collect();
+    assert!(first.iter().all(|&a| a), "the first 64 responses are all read");
+    let then: Vec<bool> = (64..88).map(|i| asked(&c, &mut shared, &[], i)).collect();
+    assert_eq!(then.iter().filter(|&&a| a).count(), 3, "{then:?}");
+    assert!(then[0] && then[8] && then[16], "{then:?}");
+    // The provider starts sending them: read on the first response asked, and every one after.
+    let from: Vec<bool> = (88..100).map(|i| asked(&c, &mut shared, QUIET, i)).collect();
+    let learned = from.iter().position(|&a| a).expect("asked again");
+    assert!(learned < 8 && from[learned..].iter().all(|&a| a), "{from:?}");
+    // Pacing off: nothing would read them.
+    let c = Config { pacing: false, ..Config::default() };
+    let mut shared = Shared::new(&c);
+    assert!((0..5).all(|i| !asked(&c, &mut shared, QUIET, i)));
 }

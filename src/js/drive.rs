@@ -143,12 +143,14 @@ pub type AttemptResult = Result<(Observation, Held), JsValue>;
 /// How one attempt is made. Used as `dyn`, so the driver exists once in the wasm.
 pub trait Attempts {
     fn names(&self) -> &Names;
+    /// `limits`: whether a success's rate-limit headers are worth reading (`Decision::Attempt`).
     fn attempt(
         &mut self,
         route: usize,
         attempt: u32,
         timeout_ms: Option<u64>,
         deadline_ms: u64,
+        limits: bool,
     ) -> Pin<Box<dyn Future<Output = AttemptResult> + '_>>;
     /// The held value is superseded by a new attempt: free what it holds.
     fn release(&mut self, _held: Held) {}
@@ -250,9 +252,9 @@ pub async fn resume(
             None => decide(client, &mut session, seen.as_ref(), a),
         };
         match decision {
-            Decision::Attempt { route, attempt, timeout_ms, deadline_ms } => {
+            Decision::Attempt { route, attempt, timeout_ms, deadline_ms, limits } => {
                 a.release(core::mem::replace(&mut held, Held::Nothing));
-                let (obs, h) = match a.attempt(route, attempt, timeout_ms, deadline_ms).await {
+                let (obs, h) = match a.attempt(route, attempt, timeout_ms, deadline_ms, limits).await {
                     Ok(r) => r,
                     Err(e) => {
                         abandon(client, &mut session, a);

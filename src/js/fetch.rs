@@ -45,12 +45,13 @@ pub fn fetch(client: &Rc<Client>, input: &JsValue, init: &JsValue, now: f64) -> 
     }
     let mut session = drive::start(client, &call, idempotent, call.signal.as_ref())?;
     match drive::decide_at(client, &mut session, None, &call, host::ms(now)) {
-        Decision::Attempt { route, timeout_ms: None, deadline_ms, .. } => {
+        Decision::Attempt { route, timeout_ms: None, deadline_ms, limits, .. } => {
             let request = call.request.clone();
             let id = client.parked.park(Box::new(Parked1 { call, session, route, deadline_ms }));
             let transport = client.opts.transport.as_ref();
-            let sent =
-                client.parked.settle_fn(client, |f| values::send_parked(&request, route as u32, transport, id, f));
+            let sent = client
+                .parked
+                .settle_fn(client, |f| values::send_parked(&request, route as u32, transport, id, limits, f));
             Ok(sent.unchecked_into())
         }
         first => Ok(carry(client, Next::Decided { call, session, first, seen: None, held: Held::Nothing })),
@@ -259,8 +260,9 @@ impl Attempts for Call {
         _attempt: u32,
         timeout_ms: Option<u64>,
         deadline_ms: u64,
+        limits: bool,
     ) -> Pin<Box<dyn Future<Output = AttemptResult> + '_>> {
-        Box::pin(self.attempt_once(route, timeout_ms, deadline_ms))
+        Box::pin(self.attempt_once(route, timeout_ms, deadline_ms, limits))
     }
 
     fn release(&mut self, held: Held) {
@@ -285,7 +287,13 @@ impl Call {
         values::send(&self.request, route as u32, signal, self.client.opts.transport.as_ref())
     }
 
-    async fn attempt_once(&mut self, route: usize, timeout_ms: Option<u64>, deadline_ms: u64) -> AttemptResult {
+    async fn attempt_once(
+        &mut self,
+        route: usize,
+        timeout_ms: Option<u64>,
+        deadline_ms: u64,
+        limits: bool,
+    ) -> AttemptResult {
         let timed_out = Rc::new(Cell::new(false));
         let own = match timeout_ms {
             Some(ms) => Some(OwnSignal::new(ms, self.signal.as_ref(), &timed_out)?),
@@ -294,7 +302,7 @@ impl Call {
         let sent = self.send(route, own.as_ref())?;
         let result = JsFuture::from(sent).await;
         // The timer runs on while an event stream is read to its commit point.
-        let r = self.received(result, &timed_out, deadline_ms, route).await;
+        let r = self.received(result, &timed_out, deadline_ms, route, limits).await;
         drop(own);
         r
     }
@@ -306,6 +314,7 @@ impl Call {
         timed_out: &Cell<bool>,
         deadline_ms: u64,
         route: usize,
+        limits: bool,
     ) -> AttemptResult {
         let error = match result {
             // Duck-typed: another fetch implementation's Response is not `instanceof` this one's.
@@ -313,7 +322,7 @@ impl Call {
                 // A success is final whatever its headers say: only its rate-limit headers (for
                 // pacing) are read, in the same call that finds an event stream's body reader.
                 Some(status @ ..400) => {
-                    let seen = values::success(&v);
+                    let seen = values::success(&v, limits);
                     let response: Response = v.unchecked_into();
                     if let Some(headers) = success_headers(&seen) {
                         return Ok((

@@ -171,6 +171,7 @@ impl Attempts for FnCall<'_> {
         attempt: u32,
         timeout_ms: Option<u64>,
         deadline_ms: u64,
+        _limits: bool,
     ) -> Pin<Box<dyn Future<Output = AttemptResult> + '_>> {
         Box::pin(self.attempt_once(route, attempt, timeout_ms, deadline_ms))
     }

@@ -821,10 +821,11 @@ function streamReader(res) {
 }
 
 /** What the wasm needs of a response below 400, in one call: the body reader of a 2xx event
- * stream, or else its rate-limit headers (lines, or undefined when it has none). */
-export function success(res) {
+ * stream, or else its rate-limit headers (lines, or undefined when it has none) when the engine
+ * asks for them (`limits`: pacing is on, and the route's provider sends them). */
+export function success(res, limits) {
   const reader = res.status < 300 ? streamReader(res) : undefined;
-  if (reader !== undefined) return reader;
+  if (reader !== undefined || !limits) return reader;
   try {
     return limitHeaders(res.headers);
   } catch {
@@ -907,7 +908,7 @@ const statusOf = (v) => {
  * `status` -1 for a rejection, 0 for a value that is not a response, THREW when the route's
  * request cannot be built (at once) or fetch refused it; `seen`, below 400, what `success` finds;
  * `now`, `Date.now()` (read here, the wasm crosses out for it once fewer). */
-export const sendParked = (req, route, transport, id, settle) => {
+export const sendParked = (req, route, transport, id, limits, settle) => {
   let sent;
   try {
     sent = send(req, route, req.signal, transport);
@@ -917,7 +918,7 @@ export const sendParked = (req, route, transport, id, settle) => {
   }
   return sent.then((v) => {
     const status = statusOf(v);
-    return settle(id, v, status, status > 0 && status < 400 ? success(v) : undefined, Date.now());
+    return settle(id, v, status, status > 0 && status < 400 ? success(v, limits) : undefined, Date.now());
   }, (e) => settle(id, e, refused(e) ? THREW : -1, undefined, Date.now()));
 };
 

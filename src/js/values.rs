@@ -50,12 +50,14 @@ extern "C" {
     /// Sends a route of the request with its caller's signal; settles through
     /// `settle(id, value, status, seen, now)` (a parked call's first attempt); with status [`THREW`]
     /// when the route's request cannot be built (at once) or fetch refused it. Never throws.
+    /// `limits`: as [`success`]'s.
     #[wasm_bindgen(js_name = sendParked)]
     pub fn send_parked(
         request: &JsValue,
         route: u32,
         transport: Option<&js_sys::Function>,
         id: u32,
+        limits: bool,
         settle: &js_sys::Function,
     ) -> JsValue;
     /// Sends a route of the request with `signal` set on its init, through `transport` (else
@@ -71,9 +73,9 @@ extern "C" {
     #[wasm_bindgen(js_name = refused)]
     pub fn refused(error: &JsValue) -> bool;
     /// For a response below 400: the body reader of a 2xx event stream, else its rate-limit
-    /// headers as `name\nvalue\n` lines (a string) or undefined.
+    /// headers as `name\nvalue\n` lines (a string) or undefined (also when `limits` is false).
     #[wasm_bindgen(js_name = success)]
-    pub fn success(response: &JsValue) -> JsValue;
+    pub fn success(response: &JsValue, limits: bool) -> JsValue;
     /// Resolves to the next chunk (a Uint8Array) or undefined at the end; rejects on a transport error.
     #[wasm_bindgen(js_name = nextChunk)]
     pub fn next_chunk(reader: &JsValue) -> Promise;

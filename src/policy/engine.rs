@@ -248,12 +248,15 @@ pub enum Decision {
     /// deadline also bounds attempts in flight (`deadline_cuts_attempts`); none: bounded only by
     /// the caller and the transport — the default deadline bounds waits and new attempts, never a
     /// healthy attempt in flight. `deadline_ms` is the time left: an event stream's wait for its
-    /// first content event is bounded by it.
+    /// first content event is bounded by it. `limits`: whether a success's rate-limit headers
+    /// are worth reading (pacing is on and the route's provider sends them; see
+    /// [`Pacer::wants_limits`](super::pacing::Pacer::wants_limits)).
     Attempt {
         route: usize,
         attempt: u32,
         timeout_ms: Option<u64>,
         deadline_ms: u64,
+        limits: bool,
     },
     /// Ask the bucket shared with other instances for a send slot on `route`, tell the answer to
     /// [`Session::grant`] (none when the bucket could not answer), then call `next` again.
@@ -681,6 +684,7 @@ impl Session {
             }
             _ => {}
         }
+        let limits = pacing && h.pacer.wants_limits();
         let change = h.breaker.as_mut().and_then(|b| b.admit(now));
         self.note_change(shared, route, change);
         let waited_ms = now.saturating_sub(self.since);
@@ -709,7 +713,7 @@ impl Session {
         self.pending_waited = waited_ms;
         let attempt = self.report.attempts.len() as u32 + 1;
         self.event(Event::Attempt { attempt, route });
-        Decision::Attempt { route, attempt, timeout_ms, deadline_ms }
+        Decision::Attempt { route, attempt, timeout_ms, deadline_ms, limits }
     }
 
     fn observe(
@@ -857,9 +861,11 @@ impl Session {
         let h = shared.health(&self.routes[route].key);
         if pacing {
             if let Some((_, headers, _)) = obs.response() {
-                if let Some(limits) = hints::limits(headers, now) {
-                    h.pacer.observe_limits(&limits, now);
+                let limits = hints::limits(headers, now);
+                if let Some(limits) = &limits {
+                    h.pacer.observe_limits(limits, now);
                 }
+                h.pacer.limits_seen(limits.is_some());
             }
             if rate_limited {
                 h.pacer.rate_limited(now);

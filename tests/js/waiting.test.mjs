@@ -186,6 +186,24 @@ describe("pacing", () => {
     }
   });
 
+  test("a provider that starts sending rate-limit headers after 100 responses without is paced by them within 8 calls", T, async (t) => {
+    // A route whose responses bring no rate-limit headers has them looked for on one in 8 once
+    // 64 in a row had none (each lookup costs the host); this one's limit then runs out.
+    const mock = await mockFor(t, { script: [{ status: 200 }] });
+    const f = createRetryFetch();
+    for (let i = 0; i < 100; i++) assert.equal((await f(mock.url + path, chatInit())).status, 200);
+    // 10 a burst, none left, full again in 200 ms: one request per ~21 ms.
+    const limits = { "x-ratelimit-limit-requests": "10", "x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "200ms" };
+    mock.setScript([{ status: 200, headers: limits }]);
+    for (let i = 0; i < 8; i++) assert.equal((await f(mock.url + path, chatInit())).status, 200);
+    const from = mock.requests.length;
+    const results = await Promise.all(Array.from({ length: 8 }, () => f(mock.url + path, chatInit())));
+    assert.ok(results.every((r) => r.status === 200));
+    const sent = mock.requests.slice(from);
+    const span = sent.at(-1).t - sent[0].t;
+    assert.ok(span >= 7 * 20 - 10, `8 calls spread over ${span.toFixed(0)} ms; gaps ${gaps(sent).map((x) => x.toFixed(0))}`);
+  });
+
   test("pacing: false sends at once", T, async (t) => {
     const limits = { "x-ratelimit-limit-requests": "10", "x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "2s" };
     const mock = await mockFor(t, { script: [{ status: 200, headers: limits }] });
