@@ -186,7 +186,7 @@ pub fn start(
     idempotent: bool,
     signal: Option<&AbortSignal>,
 ) -> Result<Session, JsValue> {
-    if let Some(s) = signal.filter(|s| s.aborted()) {
+    if let Some(s) = signal.filter(|s| values::is_aborted(s)) {
         return Err(s.reason());
     }
     let names = a.names();

@@ -243,7 +243,8 @@ impl Call {
             Some(shape) => Names::from_shape(request.clone(), shape, &client)?,
             None => Names::read(request.clone(), &client)?,
         };
-        let signal: Option<AbortSignal> = names.has_signal.then(|| get(&request, "signal").dyn_into().ok()).flatten();
+        // `values.js` checked it (`instanceof AbortSignal`) before marking the call as having one.
+        let signal: Option<AbortSignal> = names.has_signal.then(|| get(&request, "signal").unchecked_into());
         let idempotent = names.idempotent;
         Ok((Self { client, names, request, signal }, idempotent))
     }
@@ -348,7 +349,7 @@ impl Call {
 
     /// What a transport failure was: the caller's abort, the attempt's timeout, or the network.
     fn failure(&self, timed_out: &Cell<bool>) -> Observation {
-        if self.signal.as_ref().is_some_and(|s| s.aborted()) {
+        if self.signal.as_ref().is_some_and(values::is_aborted) {
             Observation::Aborted
         } else if timed_out.get() {
             Observation::Timeout

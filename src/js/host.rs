@@ -236,7 +236,7 @@ impl<A: Future<Output = ()> + Unpin, B: Future<Output = ()> + Unpin> Race<A, B> 
 /// one decided, a server's hint included. Only a rest that shrinks is slept: a wall clock that
 /// went back, or one a runtime holds still, ends the wait after its timer as before.
 pub async fn sleep(ms: u64, signal: Option<&AbortSignal>, woken: Option<Notified<'_>>) -> Result<(), JsValue> {
-    if let Some(s) = signal.filter(|s| s.aborted()) {
+    if let Some(s) = signal.filter(|s| super::values::is_aborted(s)) {
         return Err(s.reason());
     }
     let end = now_ms().saturating_add(ms);

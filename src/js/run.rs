@@ -88,7 +88,7 @@ impl FnCall<'_> {
 
     /// A rejection: the caller's abort, or an error sorted by its shape.
     fn thrown(&self, e: JsValue) -> AttemptResult {
-        if self.signal.as_ref().is_some_and(|s| s.aborted()) {
+        if self.signal.as_ref().is_some_and(values::is_aborted) {
             return Ok((Observation::Aborted, Held::Error { error: e, has_status: false }));
         }
         classify_error(e)

@@ -69,6 +69,9 @@ extern "C" {
         signal: Option<&AbortSignal>,
         transport: Option<&js_sys::Function>,
     ) -> Result<Promise, JsValue>;
+    /// `signal.aborted`, read through `AbortSignal.prototype`'s getter (see `isAborted`).
+    #[wasm_bindgen(js_name = isAborted)]
+    pub fn is_aborted(signal: &AbortSignal) -> bool;
     /// Whether a transport's rejection is fetch refusing the request itself (the call ends with it).
     #[wasm_bindgen(js_name = refused)]
     pub fn refused(error: &JsValue) -> bool;
