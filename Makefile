@@ -61,13 +61,17 @@ test-wasm: tools
 ## offset, which differs only for a sum that wraps past 2^32 into the bottom 1 KB of memory; nothing
 ## here points there (the stack comes first and reaches its bottom 1 KB only ~1 MB deep): 0.3 KB
 ## gzip. --converge repeats -Oz while it still shrinks the wasm (0.1 KB).
+# Dependencies' source paths as the panic locations carry them, without the builder's home
+# directory (`/root/.cargo/registry/src/…` → `index.crates.io-…/js-sys-…/src/…`): the package holds no
+# path of the machine that built it, and two machines with different homes build the same bytes.
+REMAP := --remap-path-prefix=$(or $(CARGO_HOME),$(HOME)/.cargo)/registry/src/=
 GLUE := target/glue
 ENTRIES := browser node deno workerd edge esbuild
 # The entries that load llm_retry_bg.wasm as a file of its own (all but node.js).
 WASM_FILE_ENTRIES := $(filter-out node,$(ENTRIES))
 
 package: tools
-	cargo build --release --target $(TARGET)
+	RUSTFLAGS="$(REMAP)" cargo build --release --target $(TARGET)
 	rm -rf pkg $(GLUE) && mkdir -p pkg $(GLUE)
 	wasm-bindgen --target web --weak-refs --no-typescript --remove-producers-section \
 		--out-dir $(GLUE) --out-name llm_retry $(WASM)
