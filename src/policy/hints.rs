@@ -146,21 +146,25 @@ pub struct Limits {
 /// The rate-limit headers of a response, if it has any. A token limit's reset is read only when
 /// that limit is spent, so a host may leave it out otherwise (`limitHeaders` in values.js does).
 pub fn limits(headers: &Headers, now_ms: u64) -> Option<Limits> {
-    // Each name is looked up once: a success from OpenAI or Anthropic has these read every time.
+    // A success from OpenAI or Anthropic has these read every time: the request limit's
+    // `remaining`, which tells the family, is looked up once. (Only a response with token limits
+    // alone has a token `remaining` looked up twice.)
     let number = |name| headers.get(name).and_then(|v| decimal(v.trim(), 1));
     let until = |v: &str| rfc3339(v).map(|at| ms_until(at, now_ms));
-    let openai_remaining = number("x-ratelimit-remaining-requests");
+    let openai_remaining = number(OPENAI_LIMITS[0].0);
     let (limit, remaining, reset_ms, spent) = if openai_remaining.is_some() || number(OPENAI_LIMITS[1].0).is_some() {
-        let reset = headers.get("x-ratelimit-reset-requests").and_then(duration);
+        let reset = headers.get(OPENAI_LIMITS[0].1).and_then(duration);
         let spent = spent_reset(headers, &OPENAI_LIMITS[1..], duration);
         (number("x-ratelimit-limit-requests"), openai_remaining, reset, spent)
-    } else if ANTHROPIC_LIMITS.iter().any(|(remaining, _)| headers.get(remaining).is_some()) {
-        let reset = headers.get("anthropic-ratelimit-requests-reset").and_then(until);
-        let spent = spent_reset(headers, &ANTHROPIC_LIMITS[1..], until);
-        let remaining = number("anthropic-ratelimit-requests-remaining");
-        (number("anthropic-ratelimit-requests-limit"), remaining, reset, spent)
     } else {
-        return None;
+        let anthropic_remaining = headers.get(ANTHROPIC_LIMITS[0].0);
+        if anthropic_remaining.is_none() && !ANTHROPIC_LIMITS[1..].iter().any(|(r, _)| headers.get(r).is_some()) {
+            return None;
+        }
+        let reset = headers.get(ANTHROPIC_LIMITS[0].1).and_then(until);
+        let spent = spent_reset(headers, &ANTHROPIC_LIMITS[1..], until);
+        let remaining = anthropic_remaining.and_then(|v| decimal(v.trim(), 1));
+        (number("anthropic-ratelimit-requests-limit"), remaining, reset, spent)
     };
     Some(Limits { limit, remaining, reset_ms, tokens_spent_reset_ms: spent })
 }
@@ -429,6 +433,40 @@ mod tests {
 
     fn hint(pairs: &[(&str, &str)], status: u16) -> Option<Hint> {
         wait_hint(&headers(pairs), status, NOW)
+    }
+
+    #[test]
+    fn rate_limits_are_read_from_either_family_and_token_limits_alone() {
+        let at = |pairs: &[(&str, &str)]| limits(&headers(pairs), NOW);
+        let openai = at(&[
+            ("x-ratelimit-limit-requests", "60"),
+            ("x-ratelimit-remaining-requests", "12"),
+            ("x-ratelimit-reset-requests", "1m0s"),
+            ("x-ratelimit-remaining-tokens", "0"),
+            ("x-ratelimit-reset-tokens", "250ms"),
+        ]);
+        let want =
+            Limits { limit: Some(60), remaining: Some(12), reset_ms: Some(60_000), tokens_spent_reset_ms: Some(250) };
+        assert_eq!(openai, Some(want));
+        let anthropic = at(&[
+            ("anthropic-ratelimit-requests-limit", "50"),
+            ("anthropic-ratelimit-requests-remaining", " 7 "),
+            ("anthropic-ratelimit-requests-reset", "2024-05-01T12:00:30Z"),
+            ("anthropic-ratelimit-output-tokens-remaining", "0"),
+            ("anthropic-ratelimit-output-tokens-reset", "2024-05-01T12:00:02Z"),
+        ]);
+        let want =
+            Limits { limit: Some(50), remaining: Some(7), reset_ms: Some(30_000), tokens_spent_reset_ms: Some(2_000) };
+        assert_eq!(anthropic, Some(want));
+        // Token limits alone: the family is found, no request limit to pace by.
+        let tokens = at(&[
+            ("anthropic-ratelimit-tokens-remaining", "0"),
+            ("anthropic-ratelimit-tokens-reset", "2024-05-01T12:00:01Z"),
+        ]);
+        assert_eq!(tokens, Some(Limits { tokens_spent_reset_ms: Some(1_000), ..Limits::default() }));
+        let tokens = at(&[("x-ratelimit-remaining-tokens", "5"), ("x-ratelimit-reset-tokens", "1s")]);
+        assert_eq!(tokens, Some(Limits::default()));
+        assert_eq!(at(&[("retry-after", "1"), ("x-ratelimit-reset-requests", "1s")]), None);
     }
 
     #[test]

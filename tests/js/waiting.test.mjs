@@ -204,6 +204,28 @@ describe("pacing", () => {
     assert.ok(span >= 7 * 20 - 10, `8 calls spread over ${span.toFixed(0)} ms; gaps ${gaps(sent).map((x) => x.toFixed(0))}`);
   });
 
+  test("a response's rate-limit headers are looked for on every call at first, on one in 8 after 64 without, and never with pacing: false", T, async () => {
+    // What the transport's responses were asked: each rate-limit name looked up, per call.
+    const lookups = [];
+    const transport = async () => {
+      const res = new Response("{}", { status: 200, headers: { "content-type": "application/json" } });
+      const get = res.headers.get.bind(res.headers);
+      let n = 0;
+      res.headers.get = (name) => ((n += /ratelimit/.test(name) ? 1 : 0), get(name));
+      lookups.push(() => n);
+      return res;
+    };
+    const looked = () => lookups.splice(0).map((n) => n() > 0);
+    const f = createRetryFetch({ fetch: transport });
+    for (let i = 0; i < 88; i++) assert.equal((await f("http://127.0.0.1:9" + path, chatInit())).status, 200);
+    const all = looked();
+    assert.ok(all.slice(0, 64).every(Boolean), "each of the first 64 responses was read");
+    assert.deepEqual(all.slice(64).map((l, i) => (l ? i : -1)).filter((i) => i >= 0), [0, 8, 16], "then one in 8");
+    const off = createRetryFetch({ fetch: transport, pacing: false });
+    for (let i = 0; i < 5; i++) assert.equal((await off("http://127.0.0.1:9" + path, chatInit())).status, 200);
+    assert.deepEqual(looked(), [false, false, false, false, false], "pacing off: never");
+  });
+
   test("pacing: false sends at once", T, async (t) => {
     const limits = { "x-ratelimit-limit-requests": "10", "x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "2s" };
     const mock = await mockFor(t, { script: [{ status: 200, headers: limits }] });
