@@ -66,6 +66,12 @@ pub const SHAPE_LEN: usize = 2 + 2 * SHAPE_ROUTES;
 /// A call's shape as `values.js` writes it (`shape`): `[flags, routes, keyId, attempts, …]`.
 pub type Shape = [f64; SHAPE_LEN];
 
+/// Where `values.js` writes `shape` (`readRequest`, `shape`): its index in the wasm's memory seen
+/// as f64s. The address leaves as a number, so the compiler takes the call as writing it.
+pub fn shape_at(shape: &mut Shape) -> u32 {
+    (shape.as_mut_ptr() as usize / core::mem::size_of::<f64>()) as u32
+}
+
 /// A call as `values.js` names it (`readRequest`, `fnCall`): its routes' breaker `keys` and own
 /// `attempts`, the object itself (`js`: its id and each route's model, for events and reports),
 /// its settings when its per-call options override the client's, and whether it is safe to
@@ -83,7 +89,7 @@ impl Names {
     /// The names of a call object, its shape asked for.
     pub fn read(v: JsValue, client: &Client) -> Result<Self, JsValue> {
         let mut shape: Shape = [0.0; SHAPE_LEN];
-        values::shape(&v, &mut shape);
+        values::shape(&v, shape_at(&mut shape));
         Self::from_shape(v, &shape, client)
     }
 

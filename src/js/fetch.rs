@@ -31,7 +31,7 @@ use crate::policy::Headers;
 /// event stream) goes on in the same driver as every other call.
 pub fn fetch(client: &Rc<Client>, input: &JsValue, init: &JsValue, now: f64) -> Result<Promise, JsValue> {
     let mut shape: Shape = [0.0; drive::SHAPE_LEN];
-    let request = values::read_request(input, init, &client.opts.js, &mut shape);
+    let request = values::read_request(input, init, &client.opts.js, drive::shape_at(&mut shape));
     if shape[0] == values::THREW {
         return Err(request);
     }

@@ -255,20 +255,33 @@ const keyId = (options, part, model) => {
 /** Routes a call's shape carries at most; a call with more is read from its object (drive.rs). */
 const SHAPE_ROUTES = 16;
 
+/** The wasm's memory (`setMemory`, once per client), and a view of it as numbers, made again
+ * only when the memory has grown (which detaches the buffer the old view was over): a call's
+ * shape is written through it at an index the wasm gives, where a view made for each call (as
+ * wasm-bindgen hands a slice over) cost an allocation and two builtins' code a call. */
+let memory;
+let numbers;
+export const setMemory = (m) => {
+  memory = m;
+};
+const numbersView = () => (numbers !== undefined && numbers.byteLength !== 0 ? numbers : (numbers = new Float64Array(memory.buffer)));
+
 /**
- * What the wasm needs of a call (from `readRequest` or `fnCall`), as numbers written into `out`
- * (a view of wasm memory, drive.rs `Names::read`), so it is handed over in one call:
- * `[flags, routes, keyId, attempts, keyId, attempts, …]`; flags: 1 idempotent, 2 has a signal,
- * 4 has per-call options, 8 has more routes than `out` holds; attempts NaN for the call's own.
+ * What the wasm needs of a call (from `readRequest` or `fnCall`), as numbers written into wasm
+ * memory from index `at` of a view of it as f64s (drive.rs `Shape`), so it is handed over in one
+ * call: `[flags, routes, keyId, attempts, keyId, attempts, …]`; flags: 1 idempotent, 2 has a
+ * signal, 4 has per-call options, 8 has more routes than a shape holds; attempts NaN for the
+ * call's own.
  */
-export function shape(call, out) {
+export function shape(call, at) {
   const { ids, attempts } = call;
-  out[0] = (call.idempotent ? 1 : 0) | (call.signal !== undefined ? 2 : 0) | (call.call !== undefined ? 4 : 0)
+  const out = numbersView();
+  out[at] = (call.idempotent ? 1 : 0) | (call.signal !== undefined ? 2 : 0) | (call.call !== undefined ? 4 : 0)
     | (ids.length > SHAPE_ROUTES ? 8 : 0);
-  out[1] = ids.length;
+  out[at + 1] = ids.length;
   for (let i = 0; i < ids.length && i < SHAPE_ROUTES; i++) {
-    out[2 + 2 * i] = ids[i];
-    out[3 + 2 * i] = attempts[i] ?? NaN;
+    out[at + 2 + 2 * i] = ids[i];
+    out[at + 3 + 2 * i] = attempts[i] ?? NaN;
   }
 }
 
@@ -609,10 +622,18 @@ const httpUrl = (input) => {
 };
 let lastUrl = [];
 
-/** A header name (an RFC 9110 token), and a value fetch takes as it is (no control character
- * but tab, nothing above U+00FF). */
+/** A header name (an RFC 9110 token). */
 const NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-const VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+/** A header value fetch takes as it is: no control character but tab, nothing above U+00FF.
+ * A loop rather than a pattern: it runs on each value of each call, and a pattern's matcher is
+ * more code to bring back into the CPU's caches (a call's code is cold after a socket's work). */
+const validValue = (v) => {
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (c < 0x20 ? c !== 9 : c === 0x7f || c > 0xff) return false;
+  }
+  return true;
+};
 
 /** Header names found valid already: a client sends mostly the same ones (the same strings,
  * whose hash V8 keeps), and a lookup costs less than the pattern. Bounded. (Values are checked
@@ -643,7 +664,7 @@ function checkHeaders(headers) {
     let ok = true;
     for (const k of Object.keys(headers)) {
       const v = headers[k];
-      if (typeof v !== "string" || !validName(k) || !VALUE.test(v)) {
+      if (typeof v !== "string" || !validName(k) || !validValue(v)) {
         ok = false;
         break;
       }
@@ -665,7 +686,7 @@ const checkMethod = (m) => {
   return m;
 };
 
-/** Written as `out[0]` by `readRequest`, and settled with as the status by `sendParked`, when
+/** Written as the shape's flags by `readRequest`, and settled with as the status by `sendParked`, when
  * what they were given threw: the value is the error (values.rs THREW). Returned rather than
  * thrown, so the wasm calls them with no catching wrapper (a closure and an `arguments` object
  * a call). */
@@ -676,17 +697,17 @@ const THREW = -2;
  * than retrying it). Returns the call's request, which `routeRequest` turns into what each route
  * sends (`ids` and `models` name the routes: breaker keys by number; models for events and reports) — or a
  * promise of it when a body must be read first (anything but a string). The request's `shape`
- * is written into `out` at once; `out[0]` is -1 for a promise. What fetch would reject (a
- * TypeError) is returned, with `out[0]` THREW; the promise rejects with it.
+ * is written at `at` at once; its flags are -1 for a promise. What fetch would reject (a
+ * TypeError) is returned, with the flags THREW; the promise rejects with it.
  */
-export function readRequest(input, init, options, out) {
+export function readRequest(input, init, options, at) {
   try {
     const req = readCall(input, init, options);
-    if (req instanceof Promise) out[0] = -1;
-    else shape(req, out);
+    if (req instanceof Promise) numbersView()[at] = -1;
+    else shape(req, at);
     return req;
   } catch (e) {
-    out[0] = THREW;
+    numbersView()[at] = THREW;
     return e;
   }
 }
@@ -716,7 +737,7 @@ function readCall(input, init, options) {
   const { href, origin } = isRequest ? {} : httpUrl(input);
   if (!fast) return readSlow(input, init, options, call, signal, isRequest, href);
   const method = typeof init.method === "string" ? checkMethod(init.method) : "GET";
-  if (!absent(body) && /^(get|head)$/i.test(method)) {
+  if (!absent(body) && method !== "POST" && /^(get|head)$/i.test(method)) {
     throw new TypeError("Request with GET/HEAD method cannot have body.");
   }
   // Never mutated: each route's init is a copy with method, headers, body and signal set.
@@ -788,7 +809,13 @@ const LIMITS = [
 /** The family found last: looked for first (a process mostly talks to one provider). */
 let lastLimits = 0;
 /** Whether a remaining count may be 0 to the core (which reads "0", "00", "0.0"): no digit 1–9. */
-const mayBeZero = (v) => !/[1-9]/.test(v);
+const mayBeZero = (v) => {
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (c >= 49 && c <= 57) return false;
+  }
+  return true;
+};
 
 /** A response's rate-limit headers for pacing, as lines (see `line`); undefined when it has none.
  * Each lookup costs (Node's `Headers.get` checks and lowercases the name), so the family seen
@@ -823,10 +850,25 @@ export function limitHeaders(h) {
 // (policy/stream.rs decides where that is), holding the chunks; the caller then gets a Response
 // whose body is those chunks and the rest, passed through one chunk at a time.
 
+const EVENT_STREAM = "text/event-stream";
+/** Whether a content type is `text/event-stream` (any case; leading whitespace skipped, then
+ * anything may follow, as a parameter does): `/^\s*text\/event-stream/i` as a loop, since it runs
+ * on every successful call (see `validValue`). */
+function isEventStream(type) {
+  if (typeof type !== "string") return false;
+  const s = type.charCodeAt(0) > 32 && type.charCodeAt(0) < 127 ? type : type.trimStart();
+  if (s.length < EVENT_STREAM.length) return false;
+  for (let i = 0; i < EVENT_STREAM.length; i++) {
+    const c = s.charCodeAt(i);
+    if ((c >= 65 && c <= 90 ? c + 32 : c) !== EVENT_STREAM.charCodeAt(i)) return false;
+  }
+  return true;
+}
+
 /** The body reader of a 2xx event stream; undefined for any other response. */
 function streamReader(res) {
   try {
-    if (!/^\s*text\/event-stream/i.test(res.headers.get("content-type") ?? "") || !res.body || res.body.locked) return undefined;
+    if (!isEventStream(res.headers.get("content-type")) || !res.body || res.body.locked) return undefined;
     return res.body.getReader();
   } catch {
     return undefined;

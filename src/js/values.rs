@@ -36,14 +36,17 @@ extern "C" {
         signal: Option<&AbortSignal>,
     ) -> JsValue;
     // retryFetch's request (fetch.rs).
-    /// The call's request, or a promise of it when a body must be read first (`out[0]` -1), or
-    /// the TypeError for what `fetch` itself would reject (`out[0]` [`THREW`]): returned, not
-    /// thrown, so the happy path needs no catching wrapper.
+    /// Hands `values.js` the wasm's memory, which it writes a call's shape into (once per client).
+    #[wasm_bindgen(js_name = setMemory)]
+    pub fn set_memory(memory: &JsValue);
+    /// The call's request, or a promise of it when a body must be read first (flags -1), or the
+    /// TypeError for what `fetch` itself would reject (flags [`THREW`]): returned, not thrown, so
+    /// the happy path needs no catching wrapper. The shape is written at `at` (`drive::shape_at`).
     #[wasm_bindgen(js_name = readRequest)]
-    pub fn read_request(input: &JsValue, init: &JsValue, options: &JsValue, out: &mut [f64]) -> JsValue;
-    /// What the wasm needs of a call (see `drive::Names`), written into `out`.
+    pub fn read_request(input: &JsValue, init: &JsValue, options: &JsValue, at: u32) -> JsValue;
+    /// What the wasm needs of a call (see `drive::Names`), written at `at` (`drive::shape_at`).
     #[wasm_bindgen(js_name = shape)]
-    pub fn shape(call: &JsValue, out: &mut [f64]);
+    pub fn shape(call: &JsValue, at: u32);
     /// The route key of number `id` in the client of `options`.
     #[wasm_bindgen(js_name = keyName)]
     pub fn key_name(options: &JsValue, id: u32) -> Option<String>;
