@@ -456,13 +456,14 @@ pub fn stalled(deadline: bool) -> (Observation, Held) {
 }
 
 /// What [`values::success`] found of a response below 400: its rate-limit headers (lines, or
-/// undefined for none), or `None` when `seen` is an event stream's body reader. The string is
-/// read first: for the usual success, one crossing.
+/// undefined for none), or `None` when `seen` is an event stream's body reader. Undefined, the
+/// usual success's (no rate-limit headers, or not asked for), is told inside the wasm; only a
+/// string crosses out to be read.
 fn success_headers(seen: &JsValue) -> Option<Headers> {
-    match seen.as_string() {
-        Some(lines) => Some(Headers::from_lines(lines)),
-        None => seen.is_undefined().then(Headers::new),
+    if seen.is_undefined() {
+        return Some(Headers::new());
     }
+    seen.as_string().map(Headers::from_lines)
 }
 
 /// A response's wait-hint and rate-limit headers (read in one crossing).
