@@ -47,7 +47,7 @@ pub fn fetch(client: &Rc<Client>, input: &JsValue, init: &JsValue, now: f64) -> 
     match drive::decide_at(client, &mut session, None, &call, host::ms(now)) {
         Decision::Attempt { route, timeout_ms: None, deadline_ms, limits, .. } => {
             let request = call.request.clone();
-            let id = client.parked.park(Box::new(Parked1 { call, session, route, deadline_ms }));
+            let id = client.parked.park(Box::new(Parked1 { call, session, route, deadline_ms, limits }));
             let transport = client.opts.transport.as_ref();
             let sent = client
                 .parked
@@ -67,8 +67,16 @@ enum Next {
     /// A decision taken, after what was seen.
     Decided { call: Call, session: Session, first: Decision, seen: Option<Observation>, held: Held },
     /// A parked call's response that must be read first: an event stream (`reader` set: to its
-    /// commit point) or a 429 (its body).
-    Read1 { call: Call, session: Session, response: JsValue, reader: Option<JsValue>, route: usize, deadline_ms: u64 },
+    /// commit point; `limits`: its rate-limit headers read then) or a 429 (its body).
+    Read1 {
+        call: Call,
+        session: Session,
+        response: JsValue,
+        reader: Option<JsValue>,
+        route: usize,
+        deadline_ms: u64,
+        limits: bool,
+    },
 }
 
 /// The call, on in the driver, as a promise (one future type for every way there).
@@ -87,10 +95,10 @@ fn carry(client: &Rc<Client>, next: Next) -> Promise {
                 (call, session, None, None, Held::Nothing)
             }
             Next::Decided { call, session, first, seen, held } => (call, session, Some(first), seen, held),
-            Next::Read1 { call, session, response, reader, route, deadline_ms } => {
+            Next::Read1 { call, session, response, reader, route, deadline_ms, limits } => {
                 let response: Response = response.unchecked_into();
                 let (obs, held) = match reader {
-                    Some(reader) => call.watch(response, reader, &Cell::new(false), deadline_ms, route).await,
+                    Some(reader) => call.watch(response, reader, &Cell::new(false), deadline_ms, route, limits).await,
                     None => (observe(&response, 429).await, Held::Value(response.into())),
                 };
                 (call, session, None, Some(obs), held)
@@ -114,8 +122,8 @@ fn settle(client: &Rc<Client>, id: u32, value: JsValue, status: f64, seen: JsVal
         return Promise::reject(&errors::type_error("llm-retry: unknown call")).into();
     };
     let read = |p: Box<Parked1>, response, reader| {
-        let Parked1 { call, session, route, deadline_ms } = *p;
-        Next::Read1 { call, session, response, reader, route, deadline_ms }
+        let Parked1 { call, session, route, deadline_ms, limits } = *p;
+        Next::Read1 { call, session, response, reader, route, deadline_ms, limits }
     };
     let (obs, held) = match status {
         // The route's request failing to build, or fetch refusing it, ends the call, as in the driver.
@@ -160,12 +168,14 @@ fn promise(f: impl Future<Output = Result<JsValue, JsValue>> + 'static) -> Promi
     super::promise(Box::pin(f))
 }
 
-/// A call parked on the fast path: its first attempt is out.
+/// A call parked on the fast path: its first attempt is out (`limits`: whether the engine asked
+/// for its response's rate-limit headers).
 pub struct Parked1 {
     call: Call,
     session: Session,
     route: usize,
     deadline_ms: u64,
+    limits: bool,
 }
 
 /// What a parked call's transport settles through: `(id, value, status, seen, now)` (see [`settle`];
@@ -332,7 +342,7 @@ impl Call {
                         ));
                     }
                     // A 2xx event stream is read up to its commit point, under the attempt's timer.
-                    return Ok(self.watch(response, seen, timed_out, deadline_ms, route).await);
+                    return Ok(self.watch(response, seen, timed_out, deadline_ms, route, limits).await);
                 }
                 Some(status) => {
                     let response: Response = v.unchecked_into();
@@ -360,7 +370,8 @@ impl Call {
 
     /// Reads an event stream until it commits (its first content event), fails in-band, stalls
     /// past `firstTokenTimeoutMs`, or breaks (see `policy::stream`). The chunks read are held:
-    /// the Response the caller may get starts with them.
+    /// the Response the caller may get starts with them. A committed stream's rate-limit headers
+    /// are read when the engine asked for them (`limits`), as a plain success's are.
     async fn watch(
         &self,
         response: Response,
@@ -368,6 +379,7 @@ impl Call {
         timed_out: &Cell<bool>,
         deadline_ms: u64,
         route: usize,
+        limits: bool,
     ) -> (Observation, Held) {
         let cfg = self.names.cfg(&self.client);
         let mut stall = host::first_token(cfg.first_token_timeout_ms, deadline_ms);
@@ -399,13 +411,11 @@ impl Call {
             State::Failed { status, body } => {
                 (Observation::StreamFailed { status, headers: hint_headers(&response), body }, held)
             }
-            // A success: only the rate-limit headers (for pacing) matter.
-            _ => (
-                Observation::Committed {
-                    headers: values::limit_headers(&response.headers()).map(Headers::from_lines).unwrap_or_default(),
-                },
-                held,
-            ),
+            // A success: only the rate-limit headers (for pacing) matter, when asked for.
+            _ => {
+                let lines = if limits { values::limit_headers(&response.headers()) } else { None };
+                (Observation::Committed { headers: lines.map(Headers::from_lines).unwrap_or_default() }, held)
+            }
         }
     }
 }

@@ -205,25 +205,34 @@ describe("pacing", () => {
   });
 
   test("a response's rate-limit headers are looked for on every call at first, on one in 8 after 64 without, and never with pacing: false", T, async () => {
-    // What the transport's responses were asked: each rate-limit name looked up, per call.
-    const lookups = [];
-    const transport = async () => {
-      const res = new Response("{}", { status: 200, headers: { "content-type": "application/json" } });
-      const get = res.headers.get.bind(res.headers);
-      let n = 0;
-      res.headers.get = (name) => ((n += /ratelimit/.test(name) ? 1 : 0), get(name));
-      lookups.push(() => n);
-      return res;
-    };
-    const looked = () => lookups.splice(0).map((n) => n() > 0);
-    const f = createRetryFetch({ fetch: transport });
-    for (let i = 0; i < 88; i++) assert.equal((await f("http://127.0.0.1:9" + path, chatInit())).status, 200);
-    const all = looked();
-    assert.ok(all.slice(0, 64).every(Boolean), "each of the first 64 responses was read");
-    assert.deepEqual(all.slice(64).map((l, i) => (l ? i : -1)).filter((i) => i >= 0), [0, 8, 16], "then one in 8");
-    const off = createRetryFetch({ fetch: transport, pacing: false });
-    for (let i = 0; i < 5; i++) assert.equal((await off("http://127.0.0.1:9" + path, chatInit())).status, 200);
-    assert.deepEqual(looked(), [false, false, false, false, false], "pacing off: never");
+    // What the transport's responses were asked: each rate-limit name looked up, per call; a
+    // JSON answer and an event stream (read up to its first token, then its headers) alike.
+    const content = `data: ${JSON.stringify({ choices: [{ index: 0, delta: { content: "hi" }, finish_reason: null }] })}\n\ndata: [DONE]\n\n`;
+    for (const type of ["application/json", "text/event-stream"]) {
+      const lookups = [];
+      const transport = async () => {
+        const res = new Response(type === "application/json" ? "{}" : content, { status: 200, headers: { "content-type": type } });
+        const get = res.headers.get.bind(res.headers);
+        let n = 0;
+        res.headers.get = (name) => ((n += /ratelimit/.test(name) ? 1 : 0), get(name));
+        lookups.push(() => n);
+        return res;
+      };
+      const looked = () => lookups.splice(0).map((n) => n() > 0);
+      const call = async (f) => {
+        const res = await f("http://127.0.0.1:9" + path, chatInit());
+        assert.equal(res.status, 200, type);
+        if (type !== "application/json") assert.equal(await res.text(), content, "the stream as it came");
+      };
+      const f = createRetryFetch({ fetch: transport });
+      for (let i = 0; i < 88; i++) await call(f);
+      const all = looked();
+      assert.ok(all.slice(0, 64).every(Boolean), `${type}: each of the first 64 responses was read`);
+      assert.deepEqual(all.slice(64).map((l, i) => (l ? i : -1)).filter((i) => i >= 0), [0, 8, 16], `${type}: then one in 8`);
+      const off = createRetryFetch({ fetch: transport, pacing: false });
+      for (let i = 0; i < 5; i++) await call(off);
+      assert.deepEqual(looked(), [false, false, false, false, false], `${type}: pacing off: never`);
+    }
   });
 
   test("pacing: false sends at once", T, async (t) => {
