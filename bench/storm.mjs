@@ -18,6 +18,10 @@
 //   outage     100 new calls/s for 25 s; every request gets 503 from t = 5 s to t = 15 s
 //   burst429   20 concurrent calls; each call's first attempt gets 429 (Retry-After: 1), its
 //              second 200
+//   shared     a limit with room to spare (2,000 requests, refilled at 100/s) shared with another
+//              consumer: 150 new calls/s for 10 s; at 3 s the other consumer takes 1,700 at once
+//              (llm-retry reads a roomy limit's headers on one response in 8: this is where a
+//              sudden drain must still be noticed)
 // then a targets block for llm-retry. Figures, not pass/fail: the script exits 0 unless the
 // harness itself broke.
 //
@@ -26,7 +30,7 @@
 //
 // Knobs (environment variables):
 //   STORM_ONLY=llm-retry,no-retry       clients to run: no-retry, llm-retry, openai, p-retry, cockatiel
-//   STORM_SCENARIOS=overload,outage,burst429
+//   STORM_SCENARIOS=overload,outage,burst429,shared
 //   STORM_SCALE=0.3                     multiplies every duration (load, outage window, waits) for
 //                                       quick runs; rates, Retry-After and the 1 s target do not scale
 //   STORM_ROUNDS=3                      runs each scenario × client this many times (default 1),
@@ -50,7 +54,7 @@ import { pathToFileURL } from "node:url";
 
 // ---- knobs ---------------------------------------------------------------------------------
 const CLIENT_KEYS = ["no-retry", "llm-retry", "openai", "p-retry", "cockatiel"];
-const SCENARIO_KEYS = ["overload", "outage", "burst429"];
+const SCENARIO_KEYS = ["overload", "outage", "burst429", "shared"];
 
 function listKnob(name, all) {
   const raw = process.env[name];
@@ -78,6 +82,8 @@ const PKG_DIR = process.env.PKG ? resolve(process.env.PKG) : new URL("../pkg/", 
 // The provider's limits (not scaled).
 const RATE = 200;
 const BURST = 20;
+// The shared scenario's: a roomy limit, and what the other consumer takes of it, and when.
+const SHARED = { rate: 100, burst: 2000, drain: 1700, drainAtMs: 3000 };
 // Wait for calls at most this long after the last one started; the rest count as "pending".
 const SETTLE_BOUND_MS = 70_000 * SCALE;
 const s = (ms) => ms * SCALE; // a scenario duration, scaled
@@ -320,19 +326,40 @@ function commonFigures(recs, log, health) {
   return f;
 }
 
+/** The shared scenario's other consumer: at `at` (absolute ms), takes SHARED.drain requests of
+ * the limit as fast as 50 connections go (plain fetch). Its request and 429 counts. */
+async function drain(base, at) {
+  await new Promise((r) => setTimeout(r, Math.max(0, at - now())));
+  const url = chatUrl(base);
+  let requests = 0;
+  let rejected = 0;
+  const worker = async () => {
+    while (requests < SHARED.drain) {
+      requests++;
+      const res = await fetch(url, initFor("other"));
+      await res.arrayBuffer();
+      if (res.status === 429) rejected++;
+    }
+  };
+  await Promise.all(Array.from({ length: 50 }, worker));
+  return { requests, rejected };
+}
+
 // ---- one run: a fresh mock, a fresh client, one scenario ------------------------------------
 async function runOnce(scenario, clientKey) {
   const mock = await startMock();
   const loop = monitorEventLoopDelay({ resolution: LOOP_RES_MS });
+  let other = { requests: 0, rejected: 0 }; // the other consumer's (shared)
   try {
     const call = await CLIENTS[clientKey].make(mock.base);
     const t0 = now() + 100; // a moment for the mock to arm
     const outage = scenario === "outage" ? { fromMs: s(5000), toMs: s(15000) } : null;
+    const shared = scenario === "shared";
     await mock.start({
       t0,
       mode: scenario === "burst429" ? "burst429" : "bucket",
-      rate: RATE,
-      burst: BURST,
+      rate: shared ? SHARED.rate : RATE,
+      burst: shared ? SHARED.burst : BURST,
       latencyMs: LATENCY_MS,
       outage,
     });
@@ -342,6 +369,10 @@ async function runOnce(scenario, clientKey) {
       recs = await openLoop({ t0, rate: 300, count: Math.round(300 * s(15)), call });
     } else if (scenario === "outage") {
       recs = await openLoop({ t0, rate: 100, count: Math.round(100 * s(25)), call });
+    } else if (shared) {
+      const drained = drain(mock.base, t0 + s(SHARED.drainAtMs));
+      recs = await openLoop({ t0, rate: 150, count: Math.round(150 * s(10)), call });
+      other = await drained;
     } else {
       // 20 concurrent calls: all due at t0 (the generator starts every overdue call at once).
       recs = await openLoop({ t0, rate: 1e9, count: 20, call });
@@ -349,7 +380,7 @@ async function runOnce(scenario, clientKey) {
     loop.disable();
     const log = await mock.stop();
     const health = { benchLoopP99: Math.max(0, loop.percentile(99) / 1e6 - LOOP_RES_MS) };
-    return figuresOf(scenario, recs, log, health, outage);
+    return figuresOf(scenario, recs, log, health, outage, other);
   } catch (e) {
     try {
       await mock.stop();
@@ -358,19 +389,20 @@ async function runOnce(scenario, clientKey) {
   }
 }
 
-function figuresOf(scenario, recs, log, health, outage) {
+function figuresOf(scenario, recs, log, health, outage, other) {
   const f = commonFigures(recs, log, health);
   const n = recs.length;
   const ok = recs.filter((r) => r.ok);
   const lat = ok.map((r) => r.end - r.start).sort((a, b) => a - b);
   f.calls = n;
   f.succeededPct = pct(ok.length, n);
-  f.requests = log.times.length;
-  f.reqPerCall = n ? log.times.length / n : null;
-  f.rejected = log.statuses.filter((st) => st === 429).length;
+  // The client's own requests and 429s: the other consumer's (shared) are not its.
+  f.requests = log.times.length - other.requests;
+  f.reqPerCall = n ? f.requests / n : null;
+  f.rejected = log.statuses.filter((st) => st === 429).length - other.rejected;
   f.p50 = percentile(lat, 50);
   f.p99 = percentile(lat, 99);
-  if (scenario === "overload") {
+  if (scenario === "overload" || scenario === "shared") {
     const by = s(30_000);
     f.settledBy30Pct = pct(recs.filter((r) => r.kind !== "pending" && r.end <= by).length, n);
     f.succeededBy30Pct = pct(ok.filter((r) => r.end <= by).length, n);
@@ -434,6 +466,15 @@ const ROWS = {
     ["requests per call (all)", "reqPerCall", fmt.ratio],
     ["latency p99 (successes)", "p99", fmt.ms],
   ],
+  shared: [
+    ["calls", "calls", fmt.int],
+    ["succeeded", "succeededPct", fmt.pct],
+    [`succeeded by ${secs(s(30_000))}`, "succeededBy30Pct", fmt.pct],
+    ["requests per call", "reqPerCall", fmt.ratio],
+    ["429s the provider sent it", "rejected", fmt.int],
+    ["latency p50 (successes)", "p50", fmt.ms],
+    ["latency p99 (successes)", "p99", fmt.ms],
+  ],
   burst429: [
     ["succeeded (of 20)", "okCount", fmt.int],
     ["time taken (all settled)", "takenMs", fmt.ms],
@@ -450,6 +491,9 @@ const TITLES = {
   outage: () =>
     `outage — 100 new calls/s for ${secs(s(25_000))}; 503 to everything from ${secs(s(5000))} to ${secs(s(15_000))}`,
   burst429: () => "burst429 — 20 concurrent calls; each call's first attempt 429 (Retry-After: 1), then 200",
+  shared: () =>
+    `shared — 150 new calls/s for ${secs(s(10_000))} against ${SHARED.rate} req/s (burst ${SHARED.burst}); ` +
+    `another consumer takes ${SHARED.drain} at ${secs(s(SHARED.drainAtMs))}`,
 };
 
 function printTable(scenario, byClient) {
@@ -497,6 +541,11 @@ function printTargets(results) {
   if (l("burst429")) {
     const f = l("burst429");
     check(num(f.okCount) >= 20, `burst429: ${fmt.int(f.okCount ?? null)} of 20 succeeded (target 20 of 20)`);
+  }
+  if (l("shared")) {
+    const f = l("shared");
+    check(num(f.succeededPct) >= 99, `shared: ${fmt.pct(f.succeededPct ?? null)} of calls succeeded (target ≥ 99 %)`);
+    check(num(f.reqPerCall) <= 1.2, `shared: ${fmt.ratio(f.reqPerCall ?? null)} requests per call (target ≤ 1.2)`);
   }
   if (!lines.length) return;
   console.log(`\ntargets for llm-retry (defaults)${ROUNDS > 1 ? `, medians of ${ROUNDS} rounds` : ""}:`);

@@ -682,3 +682,56 @@ fn a_route_without_rate_limit_headers_is_asked_for_them_on_one_response_in_eight
     let mut shared = Shared::new(&c);
     assert!((0..5).all(|i| !asked(&c, &mut shared, QUIET, i)));
 }
+
+/// A provider whose count leaves plenty (at least 64 requests and half its limit) has its headers
+/// read on one response in 8; once a read shows less than half left, or a 429 comes, every one.
+#[test]
+fn a_provider_far_from_its_limit_is_read_on_one_response_in_eight() {
+    // 10,000 a minute, 9,000 left, whole again in a minute's tenth: a 6 ms interval, far from busy.
+    const PLENTY: &[(&str, &str)] = &[
+        ("x-ratelimit-limit-requests", "10000"),
+        ("x-ratelimit-remaining-requests", "9000"),
+        ("x-ratelimit-reset-requests", "6s"),
+    ];
+    const HALF_USED: &[(&str, &str)] = &[
+        ("x-ratelimit-limit-requests", "10000"),
+        ("x-ratelimit-remaining-requests", "4000"),
+        ("x-ratelimit-reset-requests", "36s"),
+    ];
+    let call = |c: &Config, shared: &mut Shared, status: u16, headers: &[(&'static str, &'static str)], now| {
+        let mut s = Session::new(c, vec![Route::new("p", 1)], false);
+        let Decision::Attempt { limits, .. } = s.next(shared, None, now, 0.5) else { panic!("no attempt at {now}") };
+        let seen: Headers = if limits || status == 429 { headers.iter().copied().collect() } else { Headers::new() };
+        s.next(shared, Some(&Observation::Response { status, headers: seen, body: None }), now, 0.5);
+        limits
+    };
+    let asked_at = |from: u64, v: Vec<bool>| -> Vec<u64> { (from..).zip(v).filter(|&(_, a)| a).map(|(i, _)| i).collect() };
+    let c = Config::default();
+    let mut shared = Shared::new(&c);
+    // Sends 10 ms apart: slower than the rate, so the route's own sends never make it busy.
+    let plenty: Vec<bool> = (0..24).map(|i| call(&c, &mut shared, 200, PLENTY, i * 10)).collect();
+    assert_eq!(asked_at(0, plenty), [0, 8, 16], "the first, then one in 8");
+    // The next read shows more than half used: every response from there.
+    let half: Vec<bool> = (24..40).map(|i| call(&c, &mut shared, 200, HALF_USED, i * 10)).collect();
+    assert_eq!(asked_at(24, half), (24..40).collect::<Vec<_>>(), "read at its turn, then every one");
+    // A minute on, the bucket has refilled and the count says plenty: sampled again. (Before
+    // then this route's own count still has it over half used, and every response is read.)
+    let again: Vec<bool> = (40..64).map(|i| call(&c, &mut shared, 200, PLENTY, 60_000 + i * 10)).collect();
+    assert_eq!(asked_at(40, again), [40, 48, 56]);
+    // A 429 (read whole) ends the plenty: the next responses are read until a count says plenty.
+    call(&c, &mut shared, 429, &[], 60_640);
+    let after: Vec<bool> = (65..70).map(|i| call(&c, &mut shared, 200, PLENTY, 120_000 + i * 10)).collect();
+    assert_eq!(asked_at(65, after), [65], "read at once; that count says plenty, so sampled after");
+    // Plenty by the provider's count, but this route's own sends (1 ms apart, against a rate of
+    // one every ~300 ms) fill half the bucket within ~50: from there every response is read.
+    const SMALL: &[(&str, &str)] = &[
+        ("x-ratelimit-limit-requests", "200"),
+        ("x-ratelimit-remaining-requests", "150"),
+        ("x-ratelimit-reset-requests", "15s"),
+    ];
+    let mut shared = Shared::new(&c);
+    let fast: Vec<bool> = (0..64).map(|i| call(&c, &mut shared, 200, SMALL, i)).collect();
+    let read = asked_at(0, fast);
+    assert_eq!(read[..4], [0, 8, 16, 24], "{read:?}");
+    assert!(read.ends_with(&(56..64).collect::<Vec<_>>()), "{read:?}");
+}

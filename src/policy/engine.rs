@@ -249,7 +249,8 @@ pub enum Decision {
     /// the caller and the transport — the default deadline bounds waits and new attempts, never a
     /// healthy attempt in flight. `deadline_ms` is the time left: an event stream's wait for its
     /// first content event is bounded by it. `limits`: whether a success's rate-limit headers
-    /// are worth reading (pacing is on and the route's provider sends them; see
+    /// are worth reading (pacing is on, and the route's provider sends them and its last count was
+    /// not far from pacing, or this is a sampled response; see
     /// [`Pacer::wants_limits`](super::pacing::Pacer::wants_limits)).
     Attempt {
         route: usize,
@@ -684,7 +685,7 @@ impl Session {
             }
             _ => {}
         }
-        let limits = pacing && h.pacer.wants_limits();
+        let limits = pacing && h.pacer.wants_limits(now);
         let change = h.breaker.as_mut().and_then(|b| b.admit(now));
         self.note_change(shared, route, change);
         let waited_ms = now.saturating_sub(self.since);

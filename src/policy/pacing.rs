@@ -81,12 +81,18 @@ pub struct Pacer {
     /// Responses since the last that brought the provider's rate-limit headers (see
     /// [`Self::wants_limits`]).
     unseen: u32,
+    /// The provider's last count left plenty (see [`PLENTY`]).
+    plenty: bool,
 }
 
 /// A route whose last this many responses brought no rate-limit headers is asked for them on one
 /// response in [`SAMPLE_EVERY`] (see [`Pacer::wants_limits`]).
 const UNSEEN_LIMIT: u32 = 64;
 const SAMPLE_EVERY: u32 = 8;
+/// A request limit with at least this many requests left, and at least half of it, with no token
+/// limit spent, is far from pacing anything: its headers are read on one response in
+/// [`SAMPLE_EVERY`] while that lasts (see [`Pacer::wants_limits`]).
+const PLENTY: u64 = 64;
 
 impl Pacer {
     /// When a send could go, at the earliest: `now` when nothing holds it.
@@ -99,13 +105,20 @@ impl Pacer {
         at.max(now)
     }
 
-    /// Whether the next response's rate-limit headers are worth reading. Looking for them costs
-    /// the host (Node's `Headers.get` checks and lowercases each name: ~0.3 µs a name, four names
-    /// for a response without them, a third of a successful call's own work over a stub), and a
-    /// provider either sends them on every response or not at all. So a route whose last 64
-    /// responses had none is read on one response in 8: a provider that starts sending them is
-    /// learned from within 8 responses, and a 429 is read whole whatever this says.
-    pub fn wants_limits(&self) -> bool {
+    /// Whether the next response's rate-limit headers, sent at `now`, are worth reading. Looking
+    /// for them costs the host (Node's `Headers.get` checks and lowercases each name: ~0.3 µs a
+    /// name, four names for a response without them, a third of a successful call's own work over
+    /// a stub; reading OpenAI's, ~40 % of it), and a provider either sends them on every response
+    /// or not at all. So a route whose last 64 responses had none is read on one response in 8:
+    /// a provider that starts sending them is learned from within 8 responses. And while the
+    /// provider's last count left plenty ([`PLENTY`]) and this route's own sends have not used
+    /// half the bucket, one response in 8 is read too: at least 64 requests and half the limit
+    /// are not spent by 7 responses' worth of sends (a limit shared with other clients may be,
+    /// and then its 429s say so). A 429 is read whole whatever this says, and ends the plenty.
+    pub fn wants_limits(&self, now: u64) -> bool {
+        if self.plenty && now >= self.busy_until {
+            return (self.unseen + 1) % SAMPLE_EVERY == 0;
+        }
         self.unseen < UNSEEN_LIMIT || self.unseen % SAMPLE_EVERY == 0
     }
 
@@ -135,6 +148,8 @@ impl Pacer {
 
     /// The provider's account of a limit, from a response received at `now`.
     pub fn observe_limits(&mut self, l: &Limits, now: u64) {
+        self.plenty = l.tokens_spent_reset_ms.is_none()
+            && matches!((l.limit, l.remaining), (Some(limit), Some(left)) if left >= PLENTY && left.saturating_mul(2) >= limit);
         let mut hold = |reset: u64| self.hold_until = self.hold_until.max(now.saturating_add(reset));
         if let Some(reset) = l.tokens_spent_reset_ms {
             hold(reset);
@@ -167,6 +182,7 @@ impl Pacer {
 
     /// A 429 at `now`: the limit is spent.
     pub fn rate_limited(&mut self, now: u64) {
+        self.plenty = false;
         if !self.from_headers {
             if self.interval == 0.0 {
                 self.roll(now);

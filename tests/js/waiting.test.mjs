@@ -235,6 +235,28 @@ describe("pacing", () => {
     }
   });
 
+  test("a provider's rate-limit headers are read on one response in 8 while its count leaves plenty, and on each while it does not", T, async () => {
+    const plenty = { "x-ratelimit-limit-requests": "10000", "x-ratelimit-remaining-requests": "9000", "x-ratelimit-reset-requests": "6s" };
+    const halfUsed = { ...plenty, "x-ratelimit-remaining-requests": "4000", "x-ratelimit-reset-requests": "36s" };
+    let headers = plenty;
+    const lookups = [];
+    const transport = async () => {
+      const res = new Response("{}", { status: 200, headers: { "content-type": "application/json", ...headers } });
+      const get = res.headers.get.bind(res.headers);
+      let n = 0;
+      res.headers.get = (name) => ((n += /ratelimit/.test(name) ? 1 : 0), get(name));
+      lookups.push(() => n);
+      return res;
+    };
+    const read = () => lookups.splice(0).flatMap((n, i) => (n() > 0 ? [i] : []));
+    const f = createRetryFetch({ fetch: transport });
+    for (let i = 0; i < 24; i++) assert.equal((await f("http://127.0.0.1:9" + path, chatInit())).status, 200);
+    assert.deepEqual(read(), [0, 8, 16], "plenty left: the first response, then one in 8");
+    headers = halfUsed;
+    for (let i = 0; i < 16; i++) assert.equal((await f("http://127.0.0.1:9" + path, chatInit())).status, 200);
+    assert.deepEqual(read(), [0, ...Array.from({ length: 15 }, (_, i) => i + 1)], "more than half used: read at its turn, then every one");
+  });
+
   test("pacing: false sends at once", T, async (t) => {
     const limits = { "x-ratelimit-limit-requests": "10", "x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "2s" };
     const mock = await mockFor(t, { script: [{ status: 200, headers: limits }] });
