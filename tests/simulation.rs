@@ -705,7 +705,8 @@ fn a_provider_far_from_its_limit_is_read_on_one_response_in_eight() {
         s.next(shared, Some(&Observation::Response { status, headers: seen, body: None }), now, 0.5);
         limits
     };
-    let asked_at = |from: u64, v: Vec<bool>| -> Vec<u64> { (from..).zip(v).filter(|&(_, a)| a).map(|(i, _)| i).collect() };
+    let asked_at =
+        |from: u64, v: Vec<bool>| -> Vec<u64> { (from..).zip(v).filter(|&(_, a)| a).map(|(i, _)| i).collect() };
     let c = Config::default();
     let mut shared = Shared::new(&c);
     // Sends 10 ms apart: slower than the rate, so the route's own sends never make it busy.

@@ -351,10 +351,11 @@ pub fn adopt(client: &Client, flat: &Array) {
 /// Keeps the call's report for `ended` (what it returned or threw), unbuilt: `values.js` ignores
 /// a value that is not an object, and builds the report only when `retryReport` asks.
 pub fn keep_report(a: &dyn Attempts, report: &Report, ended: &JsValue) {
-    let f = errors::flat_report(report);
-    match &f[..] {
-        // The common call: plain numbers, no array to copy out of the wasm.
-        &[wait, duration, route, fallback, first_token, 1.0, a_route, status, reason, waited, in_stream] => {
+    match (&report.attempts[..], &report.skipped[..]) {
+        // The common call: plain numbers, no list made here nor copied out of the wasm.
+        ([attempt], []) => {
+            let [wait, duration, route, fallback, first_token, _] = errors::report_head(report);
+            let [a_route, status, reason, waited, in_stream] = errors::attempt_numbers(attempt);
             values::keep_report1(
                 &a.names().js,
                 ended,
@@ -370,7 +371,7 @@ pub fn keep_report(a: &dyn Attempts, report: &Report, ended: &JsValue) {
                 in_stream,
             )
         }
-        _ => values::keep_report(&a.names().js, &f, ended),
+        _ => values::keep_report(&a.names().js, &errors::flat_report(report), ended),
     }
 }
 

@@ -11,7 +11,7 @@ use wasm_bindgen::prelude::*;
 use super::host::Local;
 use super::values;
 use crate::policy::classify::Reason;
-use crate::policy::engine::{Event, Report, WaitCause};
+use crate::policy::engine::{AttemptRecord, Event, Report, WaitCause};
 
 pub fn type_error(message: &str) -> JsValue {
     js_sys::TypeError::new(message).into()
@@ -111,6 +111,18 @@ pub fn event(e: &Event, names: &JsValue) -> JsValue {
 /// waitedMs, inStream) per attempt, skipped routes…]`, with -1 for none and reasons as
 /// `Reason::ALL` indexes.
 pub fn flat_report(r: &Report) -> Vec<f64> {
+    let mut f = Vec::with_capacity(6 + 5 * r.attempts.len() + r.skipped.len());
+    f.extend(report_head(r));
+    for a in &r.attempts {
+        f.extend(attempt_numbers(a));
+    }
+    f.extend(r.skipped.iter().map(|&i| i as f64));
+    f
+}
+
+/// The report's first six numbers (see [`flat_report`]); `values.js` is told the reasons' names
+/// first, once, since it turns the numbers into an object later.
+pub fn report_head(r: &Report) -> [f64; 6] {
     REASONS_SENT.with(|sent| {
         if !sent.replace(true) {
             let mut list = alloc::string::String::new();
@@ -123,22 +135,30 @@ pub fn flat_report(r: &Report) -> Vec<f64> {
             values::set_reasons(&list);
         }
     });
-    let opt = |v: Option<u64>| v.map_or(-1.0, |v| v as f64);
-    let mut f = Vec::with_capacity(6 + 5 * r.attempts.len() + r.skipped.len());
-    f.extend([
+    [
         r.total_wait_ms as f64,
         r.ended_ms.saturating_sub(r.started_ms) as f64,
         opt(r.served_by.map(|i| i as u64)),
         f64::from(u8::from(r.fallback)),
         opt(r.first_token_ms),
         r.attempts.len() as f64,
-    ]);
-    for a in &r.attempts {
-        let status = opt(a.status.map(u64::from));
-        f.extend([a.route as f64, status, a.reason as u8 as f64, a.waited_ms as f64, f64::from(u8::from(a.in_stream))]);
-    }
-    f.extend(r.skipped.iter().map(|&i| i as f64));
-    f
+    ]
+}
+
+/// An attempt's five numbers in the flat report (see [`flat_report`]).
+pub fn attempt_numbers(a: &AttemptRecord) -> [f64; 5] {
+    [
+        a.route as f64,
+        opt(a.status.map(u64::from)),
+        a.reason as u8 as f64,
+        a.waited_ms as f64,
+        f64::from(u8::from(a.in_stream)),
+    ]
+}
+
+/// A number the flat report may lack: -1 for none.
+fn opt(v: Option<u64>) -> f64 {
+    v.map_or(-1.0, |v| v as f64)
 }
 
 static REASONS_SENT: Local<core::cell::Cell<bool>> = Local::new(|| core::cell::Cell::new(false));

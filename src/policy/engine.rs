@@ -452,7 +452,9 @@ impl Session {
             last_cause: WaitCause::Backoff,
             reserved: None,
             pending_waited: 0,
-            report: Report::default(),
+            // Room for the first attempt's record: most calls make one, and it is then pushed
+            // without the growing path (code a call's first attempt would otherwise bring in).
+            report: Report { attempts: Vec::with_capacity(1), ..Report::default() },
             events: Vec::new(),
             tell: true,
         }
