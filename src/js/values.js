@@ -755,12 +755,17 @@ async function readSlow(input, init, options, call, signal, isRequest, href) {
 }
 
 function request(url, origin, method, headers, body, base, fast, signal, options, call) {
-  const [parsed, idempotencyKey] = checkHeaders(headers);
+  // Read by index: checkHeaders' shared answers are frozen arrays, whose destructuring goes
+  // through the array iterator's builtin rather than being folded away.
+  const checked = checkHeaders(headers);
+  const parsed = checked[0];
+  const idempotencyKey = checked[1];
   const primary = modelOf(body);
   const fallbacks = call?.fallbacks ?? options.fallbacks;
   const models = [primary];
   const ids = [keyId(options, origin, primary)];
-  for (const f of fallbacks) {
+  for (let i = 0; i < fallbacks.length; i++) {
+    const f = fallbacks[i];
     const model = f.model ?? primary;
     models.push(model);
     ids.push(keyId(options, f.origin ?? origin, model));
@@ -944,7 +949,9 @@ export function resumed(res, held, reader, idleMs, options, n, route) {
  * caller's `fetch` option, or the global fetch when undefined). A transport that throws at once
  * rejects, as fetch does; what `routeRequest` throws is thrown (it ends the call). */
 export function send(req, route, signal, transport) {
-  const [url, init] = routeRequest(req, route, signal);
+  const r = routeRequest(req, route, signal);
+  const url = r[0];
+  const init = r[1];
   try {
     return Promise.resolve(transport === undefined ? fetch(url, init) : transport(url, init));
   } catch (e) {
