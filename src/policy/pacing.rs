@@ -117,7 +117,7 @@ impl Pacer {
     /// and then its 429s say so). A 429 is read whole whatever this says, and ends the plenty.
     pub fn wants_limits(&self, now: u64) -> bool {
         if self.plenty && now >= self.busy_until {
-            return (self.unseen + 1) % SAMPLE_EVERY == 0;
+            return self.unseen % SAMPLE_EVERY == SAMPLE_EVERY - 1;
         }
         self.unseen < UNSEEN_LIMIT || self.unseen % SAMPLE_EVERY == 0
     }
@@ -430,5 +430,19 @@ mod tests {
         let mut p = Pacer::default();
         p.rate_limited(5_000);
         assert_eq!(p.reserve(5_000), 5_000);
+    }
+
+    #[test]
+    fn a_roomy_limit_is_sampled_however_long_the_run_without_headers() {
+        let mut p = Pacer::default();
+        p.observe_limits(&openai(10_000, 9_000, 6_000), 0);
+        p.limits_seen(true);
+        let asked: Vec<bool> = (0..16).map(|_| (p.wants_limits(0), p.limits_seen(false)).0).collect();
+        assert_eq!(asked.iter().filter(|&&a| a).count(), 2, "{asked:?}");
+        // The count of responses without headers saturates, and asking does not stop there.
+        p.unseen = u32::MAX;
+        assert!(p.wants_limits(0), "a saturated count still asks");
+        p.limits_seen(false);
+        assert_eq!(p.unseen, u32::MAX);
     }
 }
