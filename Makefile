@@ -153,7 +153,8 @@ bench/node_modules/.stamp: bench/package.json bench/package-lock.json
 ## Figures, not pass/fail: the engine's decision cost natively, retryFetch's happy-path overhead in Node
 ## beside cockatiel, p-retry and the openai SDK (bench/overhead.mjs: stub transport, loopback, 503 → 200,
 ## 1/100/10,000 in flight; BEFORE=dir measures another build beside it), cold start in Node and workerd
-## (bench/coldstart.mjs), a stream, and the storm (bench/storm.mjs: overload, outage and a 429 burst against a loopback mock provider,
+## (bench/coldstart.mjs), a stream, and the storm (bench/storm.mjs: overload, outage, a 429 burst and a roomy limit another
+## consumer drains, against a loopback mock provider,
 ## llm-retry beside plain fetch, the OpenAI SDK, p-retry and cockatiel; ~10 min; STORM_SCALE=0.3 for
 ## a quick run, STORM_ONLY / STORM_SCENARIOS / STORM_ROUNDS / PKG: see its header); then shared health
 ## under an outage (bench/health.mjs: 4 instances, per-instance health beside a memory and a Redis store, ~4 min).
