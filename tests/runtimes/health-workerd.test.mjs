@@ -337,11 +337,13 @@ describe("shared health through a Durable Object (workerd, Miniflare)", () => {
     // (over half of the provider's burst used) and sends on its own.
     assert.ok(shared.rejected <= 8, `shared: ${shared.rejected} requests met a 429`);
     assert.ok(alone.rejected >= Math.max(3 * shared.rejected, 15), `alone: ${alone.rejected} 429s`);
-    // Keeping together costs no throughput: the provider served the shared fleet at least as fast
-    // as the instances alone, whose 429s each hold a call for a second. (Measured against the run
-    // beside it rather than a fixed rate: a CI machine running other suites at once slows both;
-    // one such run served the shared fleet 11.9 a second and the lone instances 9.8.)
-    assert.ok(shared.rate >= 0.9 * alone.rate, `shared: the provider served ${shared.rate} a second, alone ${alone.rate}`);
+    // Keeping together costs next to no throughput: the provider served the shared fleet about as
+    // fast as the instances alone, whose 429s each hold a call for a second (a fleet paced too
+    // slowly, at half the rate say, fails this). Measured against the run beside it rather than a
+    // fixed rate: a CI machine running other suites at once slows both (one such run served the
+    // shared fleet 11.9 a second and the lone instances 9.8; another 14.3 and 13.9; alone, here,
+    // 16.5–18.3 against 10.6–14).
+    assert.ok(shared.rate >= 0.8 * alone.rate, `shared: the provider served ${shared.rate} a second, alone ${alone.rate}`);
     assert.doesNotMatch(shared.log, /health \w+ failed/);
     assert.match(alone.log, /llm-retry health pace failed: Error: health object: does not pace/);
   });
