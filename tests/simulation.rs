@@ -683,8 +683,9 @@ fn a_route_without_rate_limit_headers_is_asked_for_them_on_one_response_in_eight
     assert!((0..5).all(|i| !asked(&c, &mut shared, QUIET, i)));
 }
 
-/// A provider whose count leaves plenty (at least 64 requests and half its limit) has its headers
-/// read on one response in 8; once a read shows less than half left, or a 429 comes, every one.
+/// A provider whose limit has room to spare by the pacer's count (at least 64 requests and half
+/// the limit) has its headers read on one response in 8; once a read shows less than half left,
+/// or a 429 comes, every one until the bucket has refilled.
 #[test]
 fn a_provider_far_from_its_limit_is_read_on_one_response_in_eight() {
     // 10,000 a minute, 9,000 left, whole again in a minute's tenth: a 6 ms interval, far from busy.
@@ -715,14 +716,16 @@ fn a_provider_far_from_its_limit_is_read_on_one_response_in_eight() {
     // The next read shows more than half used: every response from there.
     let half: Vec<bool> = (24..40).map(|i| call(&c, &mut shared, 200, HALF_USED, i * 10)).collect();
     assert_eq!(asked_at(24, half), (24..40).collect::<Vec<_>>(), "read at its turn, then every one");
-    // A minute on, the bucket has refilled and the count says plenty: sampled again. (Before
-    // then this route's own count still has it over half used, and every response is read.)
+    // A minute on, the bucket has refilled at the rate the pacer learned: sampled again, one in 8
+    // counted from the last response read. (Before then this route's own count still has it over
+    // half used, and every response is read.)
     let again: Vec<bool> = (40..64).map(|i| call(&c, &mut shared, 200, PLENTY, 60_000 + i * 10)).collect();
-    assert_eq!(asked_at(40, again), [40, 48, 56]);
-    // A 429 (read whole) ends the plenty: the next responses are read until a count says plenty.
+    assert_eq!(asked_at(40, again), [47, 55, 63]);
+    // A 429 (read whole) counts the bucket spent: every response after it is read, whatever the
+    // provider's next counts say, until the bucket has refilled.
     call(&c, &mut shared, 429, &[], 60_640);
-    let after: Vec<bool> = (65..70).map(|i| call(&c, &mut shared, 200, PLENTY, 120_000 + i * 10)).collect();
-    assert_eq!(asked_at(65, after), [65], "read at once; that count says plenty, so sampled after");
+    let after: Vec<bool> = (65..75).map(|i| call(&c, &mut shared, 200, PLENTY, 60_000 + i * 10)).collect();
+    assert_eq!(asked_at(65, after), (65..75).collect::<Vec<_>>());
     // Plenty by the provider's count, but this route's own sends (1 ms apart, against a rate of
     // one every ~300 ms) fill half the bucket within ~50: from there every response is read.
     const SMALL: &[(&str, &str)] = &[

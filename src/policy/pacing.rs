@@ -81,18 +81,16 @@ pub struct Pacer {
     /// Responses since the last that brought the provider's rate-limit headers (see
     /// [`Self::wants_limits`]).
     unseen: u32,
-    /// The provider's last count left plenty (see [`PLENTY`]).
-    plenty: bool,
 }
 
 /// A route whose last this many responses brought no rate-limit headers is asked for them on one
 /// response in [`SAMPLE_EVERY`] (see [`Pacer::wants_limits`]).
 const UNSEEN_LIMIT: u32 = 64;
 const SAMPLE_EVERY: u32 = 8;
-/// A request limit with at least this many requests left, and at least half of it, with no token
-/// limit spent, is far from pacing anything: its headers are read on one response in
-/// [`SAMPLE_EVERY`] while that lasts (see [`Pacer::wants_limits`]).
-const PLENTY: u64 = 64;
+/// A request limit with at least this many requests left, and at least half of it, is far from
+/// pacing anything: its headers are read on one response in [`SAMPLE_EVERY`] while that lasts
+/// (see [`Pacer::roomy`]).
+const PLENTY: f64 = 64.0;
 
 impl Pacer {
     /// When a send could go, at the earliest: `now` when nothing holds it.
@@ -111,15 +109,28 @@ impl Pacer {
     /// a stub; reading OpenAI's, ~40 % of it), and a provider either sends them on every response
     /// or not at all. So a route whose last 64 responses had none is read on one response in 8:
     /// a provider that starts sending them is learned from within 8 responses. And while the
-    /// provider's last count left plenty ([`PLENTY`]) and this route's own sends have not used
-    /// half the bucket, one response in 8 is read too: at least 64 requests and half the limit
-    /// are not spent by 7 responses' worth of sends (a limit shared with other clients may be,
-    /// and then its 429s say so). A 429 is read whole whatever this says, and ends the plenty.
+    /// limit has room to spare ([`Self::roomy`]), one response in 8 is read too: at least 64
+    /// requests and half the limit are not spent by 7 responses' worth of sends (a limit shared
+    /// with other clients may be, and then its 429s say so). A 429 is read whole whatever this
+    /// says.
     pub fn wants_limits(&self, now: u64) -> bool {
-        if self.plenty && now >= self.busy_until {
+        if self.roomy(now) {
             return self.unseen % SAMPLE_EVERY == SAMPLE_EVERY - 1;
         }
         self.unseen < UNSEEN_LIMIT || self.unseen % SAMPLE_EVERY == 0
+    }
+
+    /// Whether the provider's limit has room to spare by this pacer's count (the provider's last
+    /// count and this route's sends since, refilled at the learned rate): a rate learned from its
+    /// headers, no send held (a spent limit, a token limit's included), the route not busy (over
+    /// half the bucket used in the last few seconds, [`BUSY_MS`]), and at least [`PLENTY`]
+    /// requests left. A 429 counts the bucket spent, so it ends this until the bucket refills.
+    fn roomy(&self, now: u64) -> bool {
+        self.from_headers
+            && self.interval > 0.0
+            && self.hold_until <= now
+            && now >= self.busy_until
+            && self.burst - (self.tat - now as f64).max(0.0) / self.interval >= PLENTY
     }
 
     /// Counts a response toward [`Self::wants_limits`]: `seen`, whether it brought the provider's
@@ -148,8 +159,6 @@ impl Pacer {
 
     /// The provider's account of a limit, from a response received at `now`.
     pub fn observe_limits(&mut self, l: &Limits, now: u64) {
-        self.plenty = l.tokens_spent_reset_ms.is_none()
-            && matches!((l.limit, l.remaining), (Some(limit), Some(left)) if left >= PLENTY && left.saturating_mul(2) >= limit);
         let mut hold = |reset: u64| self.hold_until = self.hold_until.max(now.saturating_add(reset));
         if let Some(reset) = l.tokens_spent_reset_ms {
             hold(reset);
@@ -182,7 +191,6 @@ impl Pacer {
 
     /// A 429 at `now`: the limit is spent.
     pub fn rate_limited(&mut self, now: u64) {
-        self.plenty = false;
         if !self.from_headers {
             if self.interval == 0.0 {
                 self.roll(now);
@@ -439,6 +447,11 @@ mod tests {
         p.limits_seen(true);
         let asked: Vec<bool> = (0..16).map(|_| (p.wants_limits(0), p.limits_seen(false)).0).collect();
         assert_eq!(asked.iter().filter(|&&a| a).count(), 2, "{asked:?}");
+        // A spent token limit holds sends: every response is read until it resets.
+        let mut held = p.clone();
+        held.observe_limits(&Limits { tokens_spent_reset_ms: Some(1_000), ..openai(10_000, 9_000, 6_000) }, 0);
+        assert!((0..8).all(|_| (held.wants_limits(500), held.limits_seen(false)).0));
+        assert!(!held.wants_limits(1_000), "after the reset: sampled again");
         // The count of responses without headers saturates, and asking does not stop there.
         p.unseen = u32::MAX;
         assert!(p.wants_limits(0), "a saturated count still asks");
