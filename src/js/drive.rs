@@ -417,7 +417,7 @@ async fn finish(
         }
     }
     if let Outcome::CircuitOpen { retry_in_ms, reason } = outcome {
-        return Err(values::circuit_open_error(retry_in_ms as f64, reason.as_str(), &report_js()));
+        return Err(errors::circuit_open_error(retry_in_ms, reason, &report_js()));
     }
     match held {
         Held::Value(v) => Ok(v),

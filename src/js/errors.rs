@@ -62,47 +62,56 @@ pub fn obj(fields: &[(&'static str, JsValue)]) -> js_sys::Object {
 }
 
 /// The call failed without a response to hand back (network errors, timeouts, the deadline).
+/// Errors cross as numbers (`values.js` `error`), as events do (see [`event`]).
 pub fn retry_error(reason: Reason, report: &Report, cause: &JsValue, report_js: &JsValue) -> JsValue {
+    send_reasons();
     let status = report.attempts.iter().rev().find_map(|a| a.status);
-    values::retry_error_js(report.attempts.len() as u32, reason.as_str(), status, cause, report_js)
+    let f = [0.0, report.attempts.len() as f64, reason as u8 as f64, opt(status.map(u64::from))];
+    values::error(report_js, &f, cause)
 }
 
-/// The event as `onEvent` gets it; `names` is the call's (its id, each route's model).
+/// Nothing was sent: no route could be tried within the deadline; `reason` is what held the
+/// soonest, `retry_in_ms` when it frees.
+pub fn circuit_open_error(retry_in_ms: u64, reason: Reason, report_js: &JsValue) -> JsValue {
+    send_reasons();
+    values::error(report_js, &[1.0, retry_in_ms as f64, reason as u8 as f64], &JsValue::UNDEFINED)
+}
+
+/// The event as `onEvent` gets it; `names` is the call's (its id, each route's model). One
+/// binding for every kind, as numbers and one string (`values.js` `event`): `[kind, …]` with
+/// reasons as `Reason::ALL` indexes, breaker states as `State` indexes, -1 for no status, 1 for
+/// true; the string is the wait's cause, or a breaker event's key.
 pub fn event(e: &Event, names: &JsValue) -> JsValue {
-    match e {
-        Event::Attempt { attempt, route } => values::attempt_event(names, *route as u32, *attempt),
+    send_reasons();
+    let status = |s: Option<u16>| opt(s.map(u64::from));
+    let hint = |c: &WaitCause| f64::from(u8::from(matches!(c, WaitCause::Hint(_))));
+    let (f, text): ([f64; 7], &str) = match e {
+        Event::Retry { attempt, route, delay_ms, reason, status: s, cause } => (
+            [0.0, *route as f64, f64::from(*attempt), *delay_ms as f64, *reason as u8 as f64, status(*s), hint(cause)],
+            cause.as_str(),
+        ),
+        Event::Attempt { attempt, route } => ([1.0, *route as f64, f64::from(*attempt), 0.0, 0.0, 0.0, 0.0], ""),
         Event::Commit { route, attempt, first_token_ms } => {
-            values::commit_event(names, *route as u32, *attempt, *first_token_ms as f64)
+            ([2.0, *route as f64, f64::from(*attempt), *first_token_ms as f64, 0.0, 0.0, 0.0], "")
         }
-        Event::Wait { route, delay_ms, cause } => values::wait_event(
-            names,
-            *route as u32,
-            *delay_ms as f64,
-            cause.as_str(),
-            matches!(cause, WaitCause::Hint(_)),
-        ),
-        Event::Retry { attempt, route, delay_ms, reason, status, cause } => values::retry_event(
-            names,
-            *route as u32,
-            *attempt,
-            *delay_ms as f64,
-            reason.as_str(),
-            *status,
-            cause.as_str(),
-            matches!(cause, WaitCause::Hint(_)),
-        ),
-        Event::Fallback { from, to, reason, status } => {
-            values::fallback_event(names, *from as u32, *to as u32, reason.as_str(), *status)
+        Event::Wait { route, delay_ms, cause } => {
+            ([3.0, *route as f64, *delay_ms as f64, hint(cause), 0.0, 0.0, 0.0], cause.as_str())
         }
-        Event::Breaker { key, from, to } => values::breaker_event(names, key, from.as_str(), to.as_str()),
+        Event::Fallback { from, to, reason, status: s } => {
+            ([4.0, *from as f64, *to as f64, *reason as u8 as f64, status(*s), 0.0, 0.0], "")
+        }
         Event::Skip { route, retry_in_ms, cause } => {
-            values::skip_event(names, *route as u32, *retry_in_ms as f64, cause.as_str())
+            ([5.0, *route as f64, *retry_in_ms as f64, 0.0, 0.0, 0.0, 0.0], cause.as_str())
         }
-        Event::GiveUp { reason, attempts, status } => values::give_up_event(names, reason.as_str(), *attempts, *status),
+        Event::Breaker { key, from, to } => ([6.0, *from as u8 as f64, *to as u8 as f64, 0.0, 0.0, 0.0, 0.0], key),
+        Event::GiveUp { reason, attempts, status: s } => {
+            ([7.0, *reason as u8 as f64, f64::from(*attempts), status(*s), 0.0, 0.0, 0.0], "")
+        }
         Event::Success { attempts, route, total_ms, fallback } => {
-            values::success_event(names, *route as u32, *attempts, *total_ms as f64, *fallback)
+            ([8.0, *route as f64, f64::from(*attempts), *total_ms as f64, f64::from(u8::from(*fallback)), 0.0, 0.0], "")
         }
-    }
+    };
+    values::event(names, &f, text)
 }
 
 /// The report as flat numbers for `values.js`, which builds the object (`report`) or keeps
@@ -123,18 +132,7 @@ pub fn flat_report(r: &Report) -> Vec<f64> {
 /// The report's first six numbers (see [`flat_report`]); `values.js` is told the reasons' names
 /// first, once, since it turns the numbers into an object later.
 pub fn report_head(r: &Report) -> [f64; 6] {
-    REASONS_SENT.with(|sent| {
-        if !sent.replace(true) {
-            let mut list = alloc::string::String::new();
-            for (i, reason) in Reason::ALL.iter().enumerate() {
-                if i > 0 {
-                    list.push(',');
-                }
-                list.push_str(reason.as_str());
-            }
-            values::set_reasons(&list);
-        }
-    });
+    send_reasons();
     [
         r.total_wait_ms as f64,
         r.ended_ms.saturating_sub(r.started_ms) as f64,
@@ -162,6 +160,23 @@ fn opt(v: Option<u64>) -> f64 {
 }
 
 static REASONS_SENT: Local<core::cell::Cell<bool>> = Local::new(|| core::cell::Cell::new(false));
+
+/// Tells `values.js` the reasons' names, once, before the first report or event that carries
+/// their indexes.
+fn send_reasons() {
+    REASONS_SENT.with(|sent| {
+        if !sent.replace(true) {
+            let mut list = alloc::string::String::new();
+            for (i, reason) in Reason::ALL.iter().enumerate() {
+                if i > 0 {
+                    list.push(',');
+                }
+                list.push_str(reason.as_str());
+            }
+            values::set_reasons(&list);
+        }
+    });
+}
 
 /// The report object, for `onExhausted` and the errors that carry it.
 pub fn report(r: &Report, names: &JsValue) -> JsValue {

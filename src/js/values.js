@@ -1229,31 +1229,52 @@ const clean = (o) => {
 // Every event and report names its call (`callId`, `id`): `n` is the call's names (from
 // `readRequest` or `fnCall`): its id, and each route's model.
 
-export const retryEvent = (n, route, attempt, delayMs, reason, status, wait, hint) =>
+const retryEvent = (n, route, attempt, delayMs, reason, status, wait, hint) =>
   clean({ type: "retry", callId: n.id, attempt, delayMs, reason, status, hint: hint ? wait : undefined, wait, route, model: n.models[route] });
 
-export const attemptEvent = (n, route, attempt) =>
+const attemptEvent = (n, route, attempt) =>
   clean({ type: "attempt", callId: n.id, attempt, route, model: n.models[route] });
 
-export const fallbackEvent = (n, from, to, reason, status) =>
+const fallbackEvent = (n, from, to, reason, status) =>
   clean({ type: "fallback", callId: n.id, from, to, reason, status, fromModel: n.models[from], toModel: n.models[to] });
 
-export const breakerEvent = (n, key, from, to) => ({ type: "breaker", callId: n.id, key, from, to });
+const breakerEvent = (n, key, from, to) => ({ type: "breaker", callId: n.id, key, from, to });
 
 /** `wait`: what held the route — "breaker" (open), "cooling" (a 429's hint) or "pacing". */
-export const skipEvent = (n, route, retryInMs, wait) =>
+const skipEvent = (n, route, retryInMs, wait) =>
   clean({ type: "skip", callId: n.id, route, model: n.models[route], reason: wait === "breaker" ? "circuit-open" : wait, retryInMs });
 
-export const commitEvent = (n, route, attempt, firstTokenMs) =>
+const commitEvent = (n, route, attempt, firstTokenMs) =>
   clean({ type: "commit", callId: n.id, route, model: n.models[route], attempt, firstTokenMs });
 
-export const waitEvent = (n, route, delayMs, wait, hint) =>
+const waitEvent = (n, route, delayMs, wait, hint) =>
   clean({ type: "wait", callId: n.id, delayMs, wait, hint: hint ? wait : undefined, route, model: n.models[route] });
 
-export const giveUpEvent = (n, reason, attempts, status) => clean({ type: "giveUp", callId: n.id, reason, attempts, status });
+const giveUpEvent = (n, reason, attempts, status) => clean({ type: "giveUp", callId: n.id, reason, attempts, status });
 
-export const successEvent = (n, route, attempts, totalMs, fallback) =>
+const successEvent = (n, route, attempts, totalMs, fallback) =>
   clean({ type: "success", callId: n.id, attempts, totalMs, route, model: n.models[route], fallback });
+
+/** Breaker states by the index the wasm sends (policy/breaker.rs `State`, in its order). */
+const STATES = ["closed", "open", "half-open"];
+
+/** An event from the wasm (errors.rs `event`): its kind and fields as numbers in `f` — reasons
+ * and breaker states as indexes, -1 for no status, 1 for true — and `text`, the wait's cause or
+ * a breaker's key. One binding for every kind: each distinct binding signature costs the wasm's
+ * compile at start (V8 builds a wrapper for each). */
+export function event(n, f, text) {
+  switch (f[0]) {
+    case 0: return retryEvent(n, f[1], f[2], f[3], REASONS[f[4]], opt(f[5]), text, f[6] === 1);
+    case 1: return attemptEvent(n, f[1], f[2]);
+    case 2: return commitEvent(n, f[1], f[2], f[3]);
+    case 3: return waitEvent(n, f[1], f[2], text, f[3] === 1);
+    case 4: return fallbackEvent(n, f[1], f[2], REASONS[f[3]], opt(f[4]));
+    case 5: return skipEvent(n, f[1], f[2], text);
+    case 6: return breakerEvent(n, text, STATES[f[1]], STATES[f[2]]);
+    case 7: return giveUpEvent(n, REASONS[f[1]], f[2], opt(f[3]));
+    default: return successEvent(n, f[1], f[2], f[3], f[4] === 1);
+  }
+}
 
 /** The report of each value a call resolved or rejected with (the Response, the error): kept as
  * the call's names and the flat numbers the wasm recorded, and built on first `retryReport`, since
@@ -1327,7 +1348,7 @@ const noteStreamError = (res, streamError) => {
 // (`isRetryError`, `instanceof RetryError` via `Symbol.hasInstance`) work across bundle copies.
 
 /** The call failed without a response to hand back (network errors, timeouts, the deadline). */
-export const retryError = (attempts, reason, status, cause, report) =>
+const retryError = (attempts, reason, status, cause, report) =>
   Object.assign(new Error(`request failed after ${attempts} attempt${attempts === 1 ? "" : "s"}: ${reason}`), {
     name: "RetryError", attempts, reason, status, cause, report,
   });
@@ -1335,7 +1356,12 @@ export const retryError = (attempts, reason, status, cause, report) =>
 const HELD = { "circuit-open": "its circuit breaker is open", cooling: "it is cooling after a rate limit", pacing: "its rate limit has no slot" };
 
 /** Nothing was sent: no route could be tried within the deadline (`reason`: what held the soonest). */
-export const circuitOpenError = (retryInMs, reason, report) =>
+const circuitOpenError = (retryInMs, reason, report) =>
   Object.assign(new Error(`no route can be tried within the deadline (the soonest in ${retryInMs} ms: ${HELD[reason] ?? reason})`), {
     name: "CircuitOpenError", reason, retryInMs, report,
   });
+
+/** An error from the wasm (errors.rs `retry_error`, `circuit_open_error`): its kind and numbers
+ * in `f` (the reason as an index, -1 for no status), as events come (`event`). */
+export const error = (report, f, cause) =>
+  f[0] === 0 ? retryError(f[1], REASONS[f[2]], opt(f[3]), cause, report) : circuitOpenError(f[1], REASONS[f[2]], report);

@@ -131,33 +131,9 @@ extern "C" {
     #[wasm_bindgen(js_name = thrown)]
     pub fn thrown(error: &JsValue, names: &Array) -> Array;
     // What users get (errors.rs): events, reports, errors. `names`: the call's (id, models).
-    #[wasm_bindgen(js_name = retryEvent)]
-    pub fn retry_event(
-        names: &JsValue,
-        route: u32,
-        attempt: u32,
-        delay_ms: f64,
-        reason: &str,
-        status: Option<u16>,
-        wait: &str,
-        hint: bool,
-    ) -> JsValue;
-    #[wasm_bindgen(js_name = fallbackEvent)]
-    pub fn fallback_event(names: &JsValue, from: u32, to: u32, reason: &str, status: Option<u16>) -> JsValue;
-    #[wasm_bindgen(js_name = breakerEvent)]
-    pub fn breaker_event(names: &JsValue, key: &str, from: &str, to: &str) -> JsValue;
-    #[wasm_bindgen(js_name = skipEvent)]
-    pub fn skip_event(names: &JsValue, route: u32, retry_in_ms: f64, cause: &str) -> JsValue;
-    #[wasm_bindgen(js_name = commitEvent)]
-    pub fn commit_event(names: &JsValue, route: u32, attempt: u32, first_token_ms: f64) -> JsValue;
-    #[wasm_bindgen(js_name = waitEvent)]
-    pub fn wait_event(names: &JsValue, route: u32, delay_ms: f64, wait: &str, hint: bool) -> JsValue;
-    #[wasm_bindgen(js_name = giveUpEvent)]
-    pub fn give_up_event(names: &JsValue, reason: &str, attempts: u32, status: Option<u16>) -> JsValue;
-    #[wasm_bindgen(js_name = attemptEvent)]
-    pub fn attempt_event(names: &JsValue, route: u32, attempt: u32) -> JsValue;
-    #[wasm_bindgen(js_name = successEvent)]
-    pub fn success_event(names: &JsValue, route: u32, attempts: u32, total_ms: f64, fallback: bool) -> JsValue;
+    /// The event object of kind `flat[0]` from its numbers and `text` (see `errors::event`).
+    #[wasm_bindgen(js_name = event)]
+    pub fn event(names: &JsValue, flat: &[f64], text: &str) -> JsValue;
     /// The reason names, comma-separated, by `Reason as usize` (once per module instance).
     #[wasm_bindgen(js_name = setReasons)]
     pub fn set_reasons(list: &str);
@@ -187,16 +163,10 @@ extern "C" {
     /// The report kept for a value a call returned or threw.
     #[wasm_bindgen(js_name = reportOf)]
     pub fn report_of(v: &JsValue) -> JsValue;
-    #[wasm_bindgen(js_name = retryError)]
-    pub fn retry_error_js(
-        attempts: u32,
-        reason: &str,
-        status: Option<u16>,
-        cause: &JsValue,
-        report: &JsValue,
-    ) -> JsValue;
-    #[wasm_bindgen(js_name = circuitOpenError)]
-    pub fn circuit_open_error(retry_in_ms: f64, reason: &str, report: &JsValue) -> JsValue;
+    /// A `RetryError` (`flat[0]` 0) or `CircuitOpenError` (1) carrying `report`, from the
+    /// numbers of `errors::retry_error` or `errors::circuit_open_error`.
+    #[wasm_bindgen(js_name = error)]
+    pub fn error(report: &JsValue, flat: &[f64], cause: &JsValue) -> JsValue;
     /// The TypeError for a transport that resolved to something that is not a response.
     #[wasm_bindgen(js_name = notResponse)]
     pub fn not_response(v: &JsValue) -> JsValue;
