@@ -52,7 +52,8 @@ test-wasm: tools
 		cargo test --target $(TARGET) --features std --test wasm
 
 ## The npm package: release wasm → wasm-bindgen (web glue) → short import/export names in both
-## (build/minify-imports.mjs) → panics without their messages (build/trap-panics.mjs) → wasm-opt;
+## (build/minify-imports.mjs) → panics without their messages (build/trap-panics.mjs) → wasm-opt →
+## the panic locations and source paths nothing refers to any more zeroed (build/drop-panic-locations.mjs);
 ## each runtime's entry file bundled with the glue (and its snippet src/js/values.js) and api.js
 ## into one module (esbuild): a runtime loads the .wasm and one JS file.
 ## node.js carries the wasm inside it (esbuild's binary loader), so that a server bundle (Next.js,
@@ -84,6 +85,7 @@ package: tools
 	node build/minify-imports.mjs $(GLUE)/llm_retry_bg.wasm $(GLUE)/llm_retry.js
 	node build/trap-panics.mjs $(GLUE)/llm_retry_bg.wasm
 	$(WASM_OPT) -Oz --low-memory-unused --converge -ocimfs=100 $(WASM_FEATURES) $(GLUE)/llm_retry_bg.wasm -o pkg/llm_retry_bg.wasm
+	node build/drop-panic-locations.mjs $(GLUE)/llm_retry_bg.wasm pkg/llm_retry_bg.wasm
 	cp pkg/llm_retry_bg.wasm $(GLUE)/llm_retry_bg.wasm   # the optimised one, for node.js to carry
 	cp pkg-template/*.js $(GLUE)/
 	for e in $(ENTRIES); do \
