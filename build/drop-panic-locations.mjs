@@ -10,14 +10,15 @@
 // Only what is provably unreferenced goes, by conservative rules (a false reference keeps data,
 // never the reverse):
 //   - a reference is any number a LEB128 at ANY byte of the code section decodes to (every
-//     `i32.const` and every load/store offset is one, among much that is not), and any 4 bytes
-//     at any byte of the data (a pointer stored in data), except inside a record being dropped;
+//     `i32.const` and every load/store offset is one, among much that is not) or of the other
+//     sections but the data (a global's initial value), and any 4 bytes at any byte of the data
+//     (a pointer stored in data), except inside a record being dropped;
 //   - a record counts as a Location only by its shape: 4-aligned, its pointer at the start of a
 //     printable string whose first `len` bytes end in `.rs`, line ≥ 1, column ≥ 1, both small;
 //     and only if the wasm before optimisation referred to its exact address (a panic site
 //     passed it), so it is not, say, an element of a table read by index;
-//   - a record is dropped when nothing refers into its 16 bytes (repeated until no dropped record
-//     was the only reference to another); a path when nothing refers into it or to its end.
+//   - a record is dropped when nothing refers into its 16 bytes, the pointers in the records kept
+//     counted (repeated until that holds); a path when nothing refers into it or to its end.
 // Data addresses do not move in wasm-opt, so the two modules' addresses agree.
 //
 // usage: node build/drop-panic-locations.mjs <wasm before wasm-opt> <wasm after it (rewritten)>
@@ -31,20 +32,24 @@ const fail = (msg) => {
 };
 
 /** Every number a LEB128 (read unsigned, and signed as 32 bits) starting at any byte of `wasm`'s
- * code section decodes to, among those in [lo, hi]. */
-function codeNumbers(wasm, lo, hi) {
+ * code section decodes to, among those in [lo, hi]; with `all`, of every section but the data
+ * and custom ones (a global's or an element's initial value too). */
+function numbers(wasm, lo, hi, all) {
   const r = reader(wasm, fail);
-  const code = r.sections().find((s) => s.id === 10) ?? fail("no code section");
+  const sections = r.sections().filter((s) => (all ? s.id !== 0 && s.id !== 11 : s.id === 10));
+  if (!sections.some((s) => s.id === 10)) fail("no code section");
   const out = new Set();
-  for (let p = code.start; p < code.end; p++) {
-    let u = 0;
-    for (let k = 0, shift = 0; k < 5 && p + k < code.end; k++, shift += 7) {
-      const byte = wasm[p + k];
-      u += (byte & 0x7f) * 2 ** shift;
-      if (byte & 0x80) continue;
-      const signed = byte & 0x40 && shift + 7 < 32 ? (u - 2 ** (shift + 7)) >>> 0 : u;
-      for (const v of [u, signed]) if (v >= lo && v <= hi) out.add(v);
-      break;
+  for (const { start, end } of sections) {
+    for (let p = start; p < end; p++) {
+      let u = 0;
+      for (let k = 0, shift = 0; k < 5 && p + k < end; k++, shift += 7) {
+        const byte = wasm[p + k];
+        u += (byte & 0x7f) * 2 ** shift;
+        if (byte & 0x80) continue;
+        const signed = byte & 0x40 && shift + 7 < 32 ? (u - 2 ** (shift + 7)) >>> 0 : u;
+        for (const v of [u, signed]) if (v >= lo && v <= hi) out.add(v);
+        break;
+      }
     }
   }
   return out;
@@ -92,7 +97,7 @@ for (const [at, start, size] of segments) {
 const stringAt = new Map(strings);
 
 // Location records, by shape, that the wasm before optimisation referred to.
-const before = codeNumbers(readFileSync(beforePath), lo, hi);
+const before = numbers(readFileSync(beforePath), lo, hi, false);
 let records = [];
 for (let a = (lo + 3) & ~3; a + 16 <= hi; a += 4) {
   const [file, len, line, col] = [u32(a), u32(a + 4), u32(a + 8), u32(a + 12)];
@@ -105,9 +110,9 @@ for (let a = (lo + 3) & ~3; a + 16 <= hi; a += 4) {
 }
 if (records.length === 0) fail("no panic location found (a 16-byte record naming a .rs file): has the toolchain changed?");
 
-// References in the optimised wasm: its code's numbers, and pointers in data outside the records
-// being dropped. Drop the records nothing refers into, until that holds.
-const fromCode = codeNumbers(wasm, lo, hi);
+// References in the optimised wasm: the numbers in its sections, and pointers in data outside the
+// records being dropped. Keep the records something refers into, until none is left to keep.
+const fromCode = numbers(wasm, lo, hi, true);
 let references;
 for (;;) {
   const dropped = new Set(records.flatMap((a) => [a, a + 4, a + 8, a + 12])); // their words
