@@ -64,7 +64,6 @@ pub fn obj(fields: &[(&'static str, JsValue)]) -> js_sys::Object {
 /// The call failed without a response to hand back (network errors, timeouts, the deadline).
 /// Errors cross as numbers (`values.js` `error`), as events do (see [`event`]).
 pub fn retry_error(reason: Reason, report: &Report, cause: &JsValue, report_js: &JsValue) -> JsValue {
-    send_reasons();
     let status = report.attempts.iter().rev().find_map(|a| a.status);
     let f = [0.0, report.attempts.len() as f64, reason as u8 as f64, opt(status.map(u64::from))];
     values::error(report_js, &f, cause)
@@ -73,7 +72,6 @@ pub fn retry_error(reason: Reason, report: &Report, cause: &JsValue, report_js: 
 /// Nothing was sent: no route could be tried within the deadline; `reason` is what held the
 /// soonest, `retry_in_ms` when it frees.
 pub fn circuit_open_error(retry_in_ms: u64, reason: Reason, report_js: &JsValue) -> JsValue {
-    send_reasons();
     values::error(report_js, &[1.0, retry_in_ms as f64, reason as u8 as f64], &JsValue::UNDEFINED)
 }
 
@@ -82,7 +80,6 @@ pub fn circuit_open_error(retry_in_ms: u64, reason: Reason, report_js: &JsValue)
 /// reasons as `Reason::ALL` indexes, breaker states as `State` indexes, -1 for no status, 1 for
 /// true; the string is the wait's cause, or a breaker event's key.
 pub fn event(e: &Event, names: &JsValue) -> JsValue {
-    send_reasons();
     let status = |s: Option<u16>| opt(s.map(u64::from));
     let hint = |c: &WaitCause| f64::from(u8::from(matches!(c, WaitCause::Hint(_))));
     let (f, text): ([f64; 7], &str) = match e {
@@ -129,10 +126,8 @@ pub fn flat_report(r: &Report) -> Vec<f64> {
     f
 }
 
-/// The report's first six numbers (see [`flat_report`]); `values.js` is told the reasons' names
-/// first, once, since it turns the numbers into an object later.
+/// The report's first six numbers (see [`flat_report`]).
 pub fn report_head(r: &Report) -> [f64; 6] {
-    send_reasons();
     [
         r.total_wait_ms as f64,
         r.ended_ms.saturating_sub(r.started_ms) as f64,
@@ -161,9 +156,9 @@ fn opt(v: Option<u64>) -> f64 {
 
 static REASONS_SENT: Local<core::cell::Cell<bool>> = Local::new(|| core::cell::Cell::new(false));
 
-/// Tells `values.js` the reasons' names, once, before the first report or event that carries
-/// their indexes.
-fn send_reasons() {
+/// Tells `values.js` the reasons' names, once per module instance, which reports, events and
+/// errors then carry as indexes: called as a client is made, before any of its calls.
+pub fn send_reasons() {
     REASONS_SENT.with(|sent| {
         if !sent.replace(true) {
             let mut list = alloc::string::String::new();

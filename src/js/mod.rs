@@ -54,6 +54,7 @@ impl RetryClient {
     pub fn new(options: JsValue, for_retry: bool) -> Result<RetryClient, JsValue> {
         let opts = options::read(&options, for_retry)?;
         values::set_memory(&wasm_bindgen::memory());
+        errors::send_reasons();
         Ok(RetryClient { inner: Rc::new(Client::new(opts)) })
     }
 

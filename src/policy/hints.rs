@@ -438,6 +438,14 @@ mod tests {
     #[test]
     fn rate_limits_are_read_from_either_family_and_token_limits_alone() {
         let at = |pairs: &[(&str, &str)]| limits(&headers(pairs), NOW);
+        let want = |limit, remaining, reset_ms, spent| {
+            Some(Limits {
+                limit: Some(limit),
+                remaining: Some(remaining),
+                reset_ms: Some(reset_ms),
+                tokens_spent_reset_ms: spent,
+            })
+        };
         let openai = at(&[
             ("x-ratelimit-limit-requests", "60"),
             ("x-ratelimit-remaining-requests", "12"),
@@ -445,9 +453,7 @@ mod tests {
             ("x-ratelimit-remaining-tokens", "0"),
             ("x-ratelimit-reset-tokens", "250ms"),
         ]);
-        let want =
-            Limits { limit: Some(60), remaining: Some(12), reset_ms: Some(60_000), tokens_spent_reset_ms: Some(250) };
-        assert_eq!(openai, Some(want));
+        assert_eq!(openai, want(60, 12, 60_000, Some(250)));
         let anthropic = at(&[
             ("anthropic-ratelimit-requests-limit", "50"),
             ("anthropic-ratelimit-requests-remaining", " 7 "),
@@ -455,9 +461,7 @@ mod tests {
             ("anthropic-ratelimit-output-tokens-remaining", "0"),
             ("anthropic-ratelimit-output-tokens-reset", "2024-05-01T12:00:02Z"),
         ]);
-        let want =
-            Limits { limit: Some(50), remaining: Some(7), reset_ms: Some(30_000), tokens_spent_reset_ms: Some(2_000) };
-        assert_eq!(anthropic, Some(want));
+        assert_eq!(anthropic, want(50, 7, 30_000, Some(2_000)));
         // Token limits alone: the family is found, no request limit to pace by.
         let tokens = at(&[
             ("anthropic-ratelimit-tokens-remaining", "0"),
