@@ -234,20 +234,24 @@ impl<A: Future<Output = ()> + Unpin, B: Future<Output = ()> + Unpin> Race<A, B> 
 /// aborts. No timer outlives it. A host timer may fire up to a millisecond early by the clock
 /// (Node's loop time is cached), so the rest is slept again: a wait is never shorter than the
 /// one decided, a server's hint included. Only a rest that shrinks is slept: a wall clock that
-/// went back, or one a runtime holds still, ends the wait after its timer as before.
+/// went back, or one a runtime holds still, ends the wait after its timer as before. The last
+/// millisecond is the exception, given one more timer if the clock has not ticked over yet: a
+/// 1 ms timer can fire before a clock read in whole milliseconds moves.
 pub async fn sleep(ms: u64, signal: Option<&AbortSignal>, woken: Option<Notified<'_>>) -> Result<(), JsValue> {
     if let Some(s) = signal.filter(|s| super::values::is_aborted(s)) {
         return Err(s.reason());
     }
     let end = now_ms().saturating_add(ms);
     let timer = Box::pin(async move {
-        let mut left = ms;
+        let (mut left, mut spare) = (ms, true);
         loop {
             delay(left).await;
             let rest = end.saturating_sub(now_ms());
-            if rest == 0 || rest >= left {
+            let stalled = rest == left;
+            if rest == 0 || rest > left || stalled && !(left == 1 && spare) {
                 break;
             }
+            spare &= !stalled;
             left = rest;
         }
     });
