@@ -315,9 +315,9 @@ fn tell(client: &Client, shared: &mut Shared) {
     }
     let flat = Array::new();
     for (key, r) in changed {
-        flat.push(&key.into());
+        values::push(&flat, &key.into());
         for t in [r.opened_at, r.open_until, r.closed_at, r.cooled_until] {
-            flat.push(&(t as f64).into());
+            values::push(&flat, &(t as f64).into());
         }
     }
     values::health_tell(&client.opts.js, &flat);

@@ -78,37 +78,42 @@ pub fn circuit_open_error(retry_in_ms: u64, reason: Reason, report_js: &JsValue)
 /// The event as `onEvent` gets it; `names` is the call's (its id, each route's model). One
 /// binding for every kind, as numbers and one string (`values.js` `event`): `[kind, …]` with
 /// reasons as `Reason::ALL` indexes, breaker states as `State` indexes, -1 for no status, 1 for
-/// true; the string is the wait's cause, or a breaker event's key.
+/// true; the text is the wait's cause (made once per cause), or a breaker event's key.
 pub fn event(e: &Event, names: &JsValue) -> JsValue {
     let status = |s: Option<u16>| opt(s.map(u64::from));
     let hint = |c: &WaitCause| f64::from(u8::from(matches!(c, WaitCause::Hint(_))));
-    let (f, text): ([f64; 7], &str) = match e {
+    let cause_js = |c: &WaitCause| with_key(c.as_str(), JsValue::clone);
+    let none = JsValue::UNDEFINED;
+    let (f, text): ([f64; 7], JsValue) = match e {
         Event::Retry { attempt, route, delay_ms, reason, status: s, cause } => (
             [0.0, *route as f64, f64::from(*attempt), *delay_ms as f64, *reason as u8 as f64, status(*s), hint(cause)],
-            cause.as_str(),
+            cause_js(cause),
         ),
-        Event::Attempt { attempt, route } => ([1.0, *route as f64, f64::from(*attempt), 0.0, 0.0, 0.0, 0.0], ""),
+        Event::Attempt { attempt, route } => ([1.0, *route as f64, f64::from(*attempt), 0.0, 0.0, 0.0, 0.0], none),
         Event::Commit { route, attempt, first_token_ms } => {
-            ([2.0, *route as f64, f64::from(*attempt), *first_token_ms as f64, 0.0, 0.0, 0.0], "")
+            ([2.0, *route as f64, f64::from(*attempt), *first_token_ms as f64, 0.0, 0.0, 0.0], none)
         }
         Event::Wait { route, delay_ms, cause } => {
-            ([3.0, *route as f64, *delay_ms as f64, hint(cause), 0.0, 0.0, 0.0], cause.as_str())
+            ([3.0, *route as f64, *delay_ms as f64, hint(cause), 0.0, 0.0, 0.0], cause_js(cause))
         }
         Event::Fallback { from, to, reason, status: s } => {
-            ([4.0, *from as f64, *to as f64, *reason as u8 as f64, status(*s), 0.0, 0.0], "")
+            ([4.0, *from as f64, *to as f64, *reason as u8 as f64, status(*s), 0.0, 0.0], none)
         }
         Event::Skip { route, retry_in_ms, cause } => {
-            ([5.0, *route as f64, *retry_in_ms as f64, 0.0, 0.0, 0.0, 0.0], cause.as_str())
+            ([5.0, *route as f64, *retry_in_ms as f64, 0.0, 0.0, 0.0, 0.0], cause_js(cause))
         }
-        Event::Breaker { key, from, to } => ([6.0, *from as u8 as f64, *to as u8 as f64, 0.0, 0.0, 0.0, 0.0], key),
+        Event::Breaker { key, from, to } => {
+            ([6.0, *from as u8 as f64, *to as u8 as f64, 0.0, 0.0, 0.0, 0.0], JsValue::from_str(key))
+        }
         Event::GiveUp { reason, attempts, status: s } => {
-            ([7.0, *reason as u8 as f64, f64::from(*attempts), status(*s), 0.0, 0.0, 0.0], "")
+            ([7.0, *reason as u8 as f64, f64::from(*attempts), status(*s), 0.0, 0.0, 0.0], none)
         }
-        Event::Success { attempts, route, total_ms, fallback } => {
-            ([8.0, *route as f64, f64::from(*attempts), *total_ms as f64, f64::from(u8::from(*fallback)), 0.0, 0.0], "")
-        }
+        Event::Success { attempts, route, total_ms, fallback } => (
+            [8.0, *route as f64, f64::from(*attempts), *total_ms as f64, f64::from(u8::from(*fallback)), 0.0, 0.0],
+            none,
+        ),
     };
-    values::event(names, &f, text)
+    values::event(names, &f, &text)
 }
 
 /// The report as flat numbers for `values.js`, which builds the object (`report`) or keeps

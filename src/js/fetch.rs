@@ -397,7 +397,7 @@ impl Call {
             let state = if chunk.is_undefined() {
                 watch.ended()
             } else {
-                held.push(&chunk);
+                values::push(&held, &chunk);
                 feed(&mut watch, &js_sys::Uint8Array::new(&chunk))
             };
             if state != State::Pending {

@@ -14,7 +14,7 @@ use alloc::vec::Vec;
 
 use js_sys::{Array, Function, Promise};
 use wasm_bindgen::prelude::*;
-use web_sys::{AbortController, AbortSignal, AddEventListenerOptions};
+use web_sys::{AbortController, AbortSignal};
 
 #[wasm_bindgen]
 extern "C" {
@@ -65,9 +65,7 @@ impl Rng {
 /// The reason an attempt is aborted with when its own timer fires: a `TimeoutError`, as
 /// `AbortSignal.timeout()` uses.
 pub fn timeout_error() -> JsValue {
-    web_sys::DomException::new_with_message_and_name("attempt timed out", "TimeoutError")
-        .map(JsValue::from)
-        .unwrap_or(JsValue::UNDEFINED)
+    super::values::timeout_error()
 }
 
 /// One attempt's signal: aborted by the caller's signal or by the attempt's own controller.
@@ -104,16 +102,14 @@ pub struct Listener {
 
 impl Listener {
     fn add(signal: &AbortSignal, f: &Function) -> Self {
-        let opts = AddEventListenerOptions::new();
-        opts.set_once(true);
-        let _ = signal.add_event_listener_with_callback_and_add_event_listener_options("abort", f, &opts);
+        super::values::listen(signal, f);
         Self { signal: signal.clone(), f: f.clone() }
     }
 }
 
 impl Drop for Listener {
     fn drop(&mut self) {
-        let _ = self.signal.remove_event_listener_with_callback("abort", &self.f);
+        super::values::unlisten(&self.signal, &self.f);
     }
 }
 

@@ -88,11 +88,11 @@ impl RetryClient {
     pub fn export_state(&self) -> Array {
         let flat = Array::new();
         for (key, s) in self.inner.shared.borrow().snapshot() {
-            flat.push(&key.into());
-            flat.push(&s.state.as_str().into());
-            flat.push(&s.failures.into());
-            flat.push(&(s.open_until_ms as f64).into());
-            flat.push(&(s.cooled_until_ms as f64).into());
+            values::push(&flat, &key.into());
+            values::push(&flat, &s.state.as_str().into());
+            values::push(&flat, &s.failures.into());
+            values::push(&flat, &(s.open_until_ms as f64).into());
+            values::push(&flat, &(s.cooled_until_ms as f64).into());
         }
         flat
     }

@@ -31,8 +31,13 @@ use crate::policy::stream::{self, State, Verdict};
 use crate::policy::{hints, Headers};
 
 /// The hint header names, as a JS array (made once).
-pub(super) static NAMES: Local<Array> =
-    Local::new(|| hints::HEADER_NAMES.iter().map(|&n| JsValue::from_str(n)).collect());
+pub(super) static NAMES: Local<Array> = Local::new(|| {
+    let names = Array::new();
+    for n in hints::HEADER_NAMES {
+        values::push(&names, &JsValue::from_str(n));
+    }
+    names
+});
 
 /// `opts`: a `createRetry` call's second argument (its signal and per-call options), checked
 /// with `f` by `values.js` (`fnCall`).
@@ -140,7 +145,7 @@ impl FnCall<'_> {
                 // Ended before any content: broken, unless it was empty.
                 break if held.length() > 0 { State::Failed { status: 502, body: None } } else { State::Commit };
             }
-            held.push(&item.get(1));
+            values::push(&held, &item.get(1));
             let e = values::item_event(&item.get(1));
             let name = e.get(0).as_string().unwrap_or_default().into_bytes();
             let data = e.get(1).as_string().unwrap_or_default().into_bytes();

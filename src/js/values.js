@@ -525,6 +525,27 @@ export function isAborted(signal) {
   }
 }
 
+/** An abort listener, called once (host.rs `Listener`), and its removal. The host's own methods;
+ * a signal that is not a real one (only real ones get here) is left alone. */
+export function listen(signal, f) {
+  try {
+    signal.addEventListener("abort", f, { once: true });
+  } catch {}
+}
+export function unlisten(signal, f) {
+  try {
+    signal.removeEventListener("abort", f);
+  } catch {}
+}
+
+/** The reason an attempt is aborted with when its own timer fires, as `AbortSignal.timeout()`'s. */
+export const timeoutError = () => new DOMException("attempt timed out", "TimeoutError");
+
+/** `a.push(v)`, without its result: the wasm's other bindings of this shape share one wrapper. */
+export function push(a, v) {
+  a.push(v);
+}
+
 /** `p`, or a rejection with the signal's reason when it aborts first. */
 const aborted = (p, signal) =>
   isAborted(signal)

@@ -72,6 +72,20 @@ extern "C" {
         signal: Option<&AbortSignal>,
         transport: Option<&js_sys::Function>,
     ) -> Result<Promise, JsValue>;
+    /// `signal.addEventListener("abort", f, { once: true })` (host.rs `Listener`).
+    #[wasm_bindgen(js_name = listen)]
+    pub fn listen(signal: &AbortSignal, f: &js_sys::Function);
+    /// `signal.removeEventListener("abort", f)`.
+    #[wasm_bindgen(js_name = unlisten)]
+    pub fn unlisten(signal: &AbortSignal, f: &js_sys::Function);
+    /// The reason an attempt is aborted with when its own timer fires: a `TimeoutError`
+    /// `DOMException`, as `AbortSignal.timeout()` uses.
+    #[wasm_bindgen(js_name = timeoutError)]
+    pub fn timeout_error() -> JsValue;
+    /// `array.push(value)`, in place of js-sys's (whose result, the length, gave it a wrapper
+    /// of its own).
+    #[wasm_bindgen(js_name = push)]
+    pub fn push(array: &Array, value: &JsValue);
     /// `signal.aborted`, read through `AbortSignal.prototype`'s getter (see `isAborted`).
     #[wasm_bindgen(js_name = isAborted)]
     pub fn is_aborted(signal: &AbortSignal) -> bool;
@@ -133,7 +147,7 @@ extern "C" {
     // What users get (errors.rs): events, reports, errors. `names`: the call's (id, models).
     /// The event object of kind `flat[0]` from its numbers and `text` (see `errors::event`).
     #[wasm_bindgen(js_name = event)]
-    pub fn event(names: &JsValue, flat: &[f64], text: &str) -> JsValue;
+    pub fn event(names: &JsValue, flat: &[f64], text: &JsValue) -> JsValue;
     /// The reason names, comma-separated, by `Reason as usize` (once per module instance).
     #[wasm_bindgen(js_name = setReasons)]
     pub fn set_reasons(list: &str);
