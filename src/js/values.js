@@ -757,7 +757,8 @@ function readCall(input, init, options) {
   if (isRequest) httpUrl(input.url);
   const { href, origin } = isRequest ? {} : httpUrl(input);
   if (!fast) return readSlow(input, init, options, call, signal, isRequest, href);
-  const method = typeof init.method === "string" ? checkMethod(init.method) : "GET";
+  const m = init.method; // read once, as fetch reads it
+  const method = typeof m === "string" ? checkMethod(m) : "GET";
   if (!absent(body) && method !== "POST" && /^(get|head)$/i.test(method)) {
     throw new TypeError("Request with GET/HEAD method cannot have body.");
   }
@@ -1018,7 +1019,7 @@ export const refused = (e) => e instanceof TypeError && field(field(e, "cause"),
 export function routeRequest(req, route, signal) {
   // The primary route of a request read as it came, with the caller's own signal: the caller's
   // init itself (fetch does not change it).
-  if (route === 0 && req.fast && (signal ?? null) === (req.base.signal ?? null)) return [req.url, req.base];
+  if (route === 0 && req.fast && (signal ?? null) === (req.signal ?? null)) return [req.url, req.base];
   const r = ((req.routes ??= [])[route] ??= build(req, route));
   if (signal !== undefined || r[1].signal !== undefined) r[1].signal = signal;
   return r;
