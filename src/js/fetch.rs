@@ -448,7 +448,7 @@ impl OwnSignal {
         let (flag, ctrl) = (timed_out.clone(), sig.controller.clone());
         let on_timeout = Closure::<dyn FnMut()>::new(move || {
             flag.set(true);
-            ctrl.abort_with_reason(&host::timeout_error());
+            ctrl.abort_with_reason(&values::timeout_error());
         });
         let timer = host::Timer::new(ms, on_timeout.as_ref().unchecked_ref());
         Ok(Self { sig, _timer: timer, _on_timeout: on_timeout })
@@ -459,7 +459,7 @@ impl OwnSignal {
 /// the deadline the end of the call.
 pub fn stalled(deadline: bool) -> (Observation, Held) {
     if deadline {
-        (Observation::Timeout, Held::Error { error: host::timeout_error(), has_status: false })
+        (Observation::Timeout, Held::Error { error: values::timeout_error(), has_status: false })
     } else {
         (Observation::Stalled, Held::Nothing)
     }

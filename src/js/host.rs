@@ -62,12 +62,6 @@ impl Rng {
     }
 }
 
-/// The reason an attempt is aborted with when its own timer fires: a `TimeoutError`, as
-/// `AbortSignal.timeout()` uses.
-pub fn timeout_error() -> JsValue {
-    super::values::timeout_error()
-}
-
 /// One attempt's signal: aborted by the caller's signal or by the attempt's own controller.
 /// `AbortSignal.any` keeps the caller's abort working while the body streams, after headers.
 pub struct AttemptSignal {
@@ -244,7 +238,7 @@ pub async fn sleep(ms: u64, signal: Option<&AbortSignal>, woken: Option<Notified
             delay(left).await;
             let rest = end.saturating_sub(now_ms());
             let stalled = rest == left;
-            if rest == 0 || rest > left || stalled && !(left == 1 && spare) {
+            if rest == 0 || rest > left || (stalled && !(left == 1 && spare)) {
                 break;
             }
             spare &= !stalled;

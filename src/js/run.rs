@@ -103,7 +103,7 @@ impl FnCall<'_> {
     fn stopped(&self, which: Either<(), ()>, sig: &AttemptSignal) -> (Observation, Held) {
         match which {
             Either::Left(()) => {
-                let reason = host::timeout_error();
+                let reason = values::timeout_error();
                 sig.controller.abort_with_reason(&reason);
                 (Observation::Timeout, Held::Error { error: reason, has_status: false })
             }
