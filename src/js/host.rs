@@ -225,23 +225,23 @@ impl<A: Future<Output = ()> + Unpin, B: Future<Output = ()> + Unpin> Race<A, B> 
 /// (Node's loop time is cached), so the rest is slept again: a wait is never shorter than the
 /// one decided, a server's hint included. Only a rest that shrinks is slept: a wall clock that
 /// went back, or one a runtime holds still, ends the wait after its timer as before. The last
-/// millisecond is the exception, given one more timer if the clock has not ticked over yet: a
-/// 1 ms timer can fire before a clock read in whole milliseconds moves.
+/// millisecond is the exception, given up to two more timers while the clock has not ticked
+/// over: a 1 ms timer can fire before a clock read in whole milliseconds moves.
 pub async fn sleep(ms: u64, signal: Option<&AbortSignal>, woken: Option<Notified<'_>>) -> Result<(), JsValue> {
     if let Some(s) = signal.filter(|s| super::values::is_aborted(s)) {
         return Err(s.reason());
     }
     let end = now_ms().saturating_add(ms);
     let timer = Box::pin(async move {
-        let (mut left, mut spare) = (ms, true);
+        let (mut left, mut spares) = (ms, 2u8);
         loop {
             delay(left).await;
             let rest = end.saturating_sub(now_ms());
             let stalled = rest == left;
-            if rest == 0 || rest > left || (stalled && !(left == 1 && spare)) {
+            if rest == 0 || rest > left || (stalled && !(left == 1 && spares > 0)) {
                 break;
             }
-            spare &= !stalled;
+            spares = spares.saturating_sub(u8::from(stalled));
             left = rest;
         }
     });
