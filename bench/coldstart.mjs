@@ -9,8 +9,9 @@
 //         imports the package, in turn; the differences of the medians (time to the first
 //         response) are what the package adds: compiling and instantiating the wasm, and the
 //         first call. Median of WORKER_RUNS.
-// Run: make bench, or node bench/coldstart.mjs after make package. RUNS (default 9),
-// WORKER_RUNS (default 25), PKG=dir.
+// Run: make bench, or node bench/coldstart.mjs after make package. RUNS (default 21),
+// WORKER_RUNS (default 51), PKG=dir. (With 9 and 25, runs within one hour here read 6.3–9.7 ms
+// in Node and 5.8–13.2 ms in workerd; two in a row with these, 7.2 and 6.7, 9.2 and 9.4 ms. ~18 s.)
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -18,9 +19,9 @@ import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { Miniflare } from "miniflare";
 
-const RUNS = Number(process.env.RUNS ?? 9);
-// A Worker starts in ~100 ms, give or take 5: more runs, to split the package's ~20 ms.
-const WORKER_RUNS = Number(process.env.WORKER_RUNS ?? 25);
+const RUNS = Number(process.env.RUNS ?? 21);
+// A Worker starts in ~100 ms, give or take 5: more runs, to split the package's few ms.
+const WORKER_RUNS = Number(process.env.WORKER_RUNS ?? 51);
 const here = new URL(".", import.meta.url).pathname;
 const PKG = resolve(process.env.PKG ?? join(here, "../pkg"));
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
