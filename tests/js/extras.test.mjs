@@ -153,6 +153,41 @@ describe("retryReport", () => {
     assert.equal(mock.requests.length, 2);
   });
 
+  test("a wait's last millisecond is slept again when a 1 ms timer ends before the clock ticks over", T, async (t) => {
+    // A clock of the test's own, moved by the timers that fire: one of n ms moves it n - 1 (it
+    // fires a millisecond early, as Node's cached loop time lets a timer), and one of 1 ms moves it
+    // on every other firing only (a clock read in whole milliseconds that has not ticked over
+    // yet). Each timer runs at once: no real waiting, the same steps every run.
+    const [realNow, realSetTimeout] = [Date.now, globalThis.setTimeout];
+    let clock = 1_700_000_000_000;
+    let ones = 0;
+    const restore = () => {
+      Date.now = realNow;
+      globalThis.setTimeout = realSetTimeout;
+    };
+    t.after(restore);
+    const sent = [];
+    const transport = async () => {
+      sent.push(clock);
+      return sent.length === 1 ? new Response("busy", { status: 503, headers: { "retry-after-ms": "60" } }) : new Response("{}");
+    };
+    const waits = [];
+    const f = createRetryFetch({ fetch: transport, onEvent: (e) => e.type === "wait" && waits.push(e.delayMs) });
+    Date.now = () => clock;
+    globalThis.setTimeout = (fn, ms, ...args) =>
+      realSetTimeout(() => {
+        clock += ms > 1 ? ms - 1 : ones++ % 2;
+        fn(...args);
+      }, 0);
+    const res = await f("http://127.0.0.1:9/v1/chat/completions", chatInit());
+    restore();
+    assert.equal(res.status, 200);
+    assert.equal(sent.length, 2);
+    assert.equal(waits.length, 1);
+    assert.ok(waits[0] >= 60, `decided ${waits[0]} ms for a 60 ms hint`);
+    assert.ok(sent[1] - sent[0] >= waits[0], `sent ${sent[1] - sent[0]} ms after the 503 by the clock, for a wait of ${waits[0]}`);
+  });
+
   test("a wait ends after its timer when the clock stands still or goes back (no rest is slept)", T, async (t) => {
     const realNow = Date.now;
     t.after(() => (Date.now = realNow));
