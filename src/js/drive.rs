@@ -8,7 +8,6 @@ use core::pin::Pin;
 
 use js_sys::{Array, Function, Promise};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::JsFuture;
 use web_sys::AbortSignal;
 
 use super::errors::{self, get};
@@ -170,7 +169,7 @@ pub async fn drive(
     signal: Option<&AbortSignal>,
 ) -> Result<JsValue, JsValue> {
     if let Some(wait) = health_wait(client, a) {
-        let _ = JsFuture::from(wait).await;
+        let _ = host::settled(&wait).await;
     }
     let session = start(client, a, idempotent, signal)?;
     resume(client, a, session, None, None, Held::Nothing, signal).await
@@ -275,7 +274,7 @@ pub async fn resume(
                 let within = ask.within.map(|w| w as f64);
                 let slot = values::health_pace(&client.opts.js, &key, ask.interval, ask.burst, ask.tat, within, signal);
                 let at = match slot.dyn_into::<Promise>() {
-                    Ok(p) => match JsFuture::from(p).await {
+                    Ok(p) => match host::settled(&p).await {
                         Ok(at) => at.as_f64(),
                         Err(reason) => {
                             a.release(held);
@@ -433,6 +432,6 @@ async fn finish(
 async fn last_resort(hook: &Option<Function>, report: &JsValue) -> Result<Option<JsValue>, JsValue> {
     let Some(f) = hook else { return Ok(None) };
     let v = f.call1(&JsValue::UNDEFINED, report)?;
-    let v = JsFuture::from(Promise::resolve(&v)).await?;
+    let v = host::settled(&v).await?;
     Ok((!v.is_undefined() && !v.is_null()).then_some(v))
 }

@@ -11,7 +11,6 @@ use core::pin::Pin;
 
 use js_sys::{Function, Promise};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortSignal, Response};
 
 use super::drive::{self, AttemptResult, Attempts, Client, Held, Names, Shape};
@@ -85,12 +84,12 @@ fn carry(client: &Rc<Client>, next: Next) -> Promise {
     promise(async move {
         let (mut call, session, first, seen, held) = match next {
             Next::Read(p) => {
-                let (mut call, idempotent) = Call::new(client.clone(), JsFuture::from(p).await?, None)?;
+                let (mut call, idempotent) = Call::new(client.clone(), host::settled(&p).await?, None)?;
                 let signal = call.signal.clone();
                 return drive::drive(&client, &mut call, idempotent, signal.as_ref()).await;
             }
             Next::Health { wait, call, idempotent } => {
-                let _ = JsFuture::from(wait).await;
+                let _ = host::settled(&wait).await;
                 let session = drive::start(&client, &call, idempotent, call.signal.as_ref())?;
                 (call, session, None, None, Held::Nothing)
             }
@@ -281,7 +280,7 @@ impl Attempts for Call {
         if let Held::Value(v) = held {
             if let Some(body) = v.dyn_into::<Response>().ok().and_then(|r| r.body()) {
                 if !body.locked() {
-                    host::ignore_rejection(&body.cancel());
+                    values::cancel(&body);
                 }
             }
         }
@@ -311,7 +310,7 @@ impl Call {
             None => None,
         };
         let sent = self.send(route, own.as_ref())?;
-        let result = JsFuture::from(sent).await;
+        let result = host::settled(&sent).await;
         // The timer runs on while an event stream is read to its commit point.
         let r = self.received(result, &timed_out, deadline_ms, route, limits).await;
         drop(own);
@@ -386,9 +385,9 @@ impl Call {
         let held = js_sys::Array::new();
         let mut watch = Watch::default();
         let state = loop {
-            let chunk = match host::race(JsFuture::from(values::next_chunk(&reader)), &mut stall).await {
+            let chunk = match host::race(host::settled(&values::next_chunk(&reader)), &mut stall).await {
                 Either::Right(deadline) => {
-                    values::cancel_reader(&reader);
+                    values::cancel(&reader);
                     return stalled(deadline);
                 }
                 Either::Left(Err(error)) => return (self.failure(timed_out), Held::Error { error, has_status: false }),
@@ -494,7 +493,7 @@ async fn observe(r: &Response, status: u16) -> Observation {
     let mut body = None;
     if status == 429 {
         if let Ok(Ok(text)) = r.clone().map(|c| c.text()) {
-            body = JsFuture::from(text).await.ok().and_then(|t| t.as_string());
+            body = host::settled(&text).await.ok().and_then(|t| t.as_string());
         }
     }
     Observation::Response { status, headers, body }

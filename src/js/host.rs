@@ -12,7 +12,7 @@ use alloc::boxed::Box;
 use alloc::rc::{Rc, Weak};
 use alloc::vec::Vec;
 
-use js_sys::{Array, Function, Promise};
+use js_sys::{Array, Function};
 use wasm_bindgen::prelude::*;
 use web_sys::{AbortController, AbortSignal};
 
@@ -113,7 +113,7 @@ impl Drop for Listener {
 /// (A `JsFuture` on a promise that never settles would keep its callbacks, and the task they
 /// hold, alive for good: one leak per cleared timer.)
 pub struct Until<G> {
-    _guard: G,
+    guard: G,
     _callback: Closure<dyn FnMut()>,
     fired: Rc<Fired>,
 }
@@ -135,7 +135,7 @@ impl<G> Until<G> {
             }
         });
         let guard = arm(callback.as_ref().unchecked_ref());
-        Self { _guard: guard, _callback: callback, fired }
+        Self { guard, _callback: callback, fired }
     }
 }
 
@@ -155,6 +155,33 @@ pub type OnAbort = Until<Listener>;
 
 pub fn on_abort(signal: &AbortSignal) -> OnAbort {
     Until::new(|resolve| Listener::add(signal, resolve))
+}
+
+/// A promise's callback in `values.js` (`hook`), unhooked when dropped: a promise cannot be
+/// un-thened, so a future dropped before its promise settles is simply not called.
+pub struct Hook(JsValue);
+
+impl Drop for Hook {
+    fn drop(&mut self) {
+        super::values::unhook(&self.0);
+    }
+}
+
+/// What `p` settles with (any value, as `await` takes it): its value, or what it rejected with.
+pub struct Settled(Until<Hook>);
+
+pub fn settled(p: &JsValue) -> Settled {
+    Settled(Until::new(|resolve| Hook(super::values::hook(p, resolve))))
+}
+
+impl Future for Settled {
+    type Output = Result<JsValue, JsValue>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match Pin::new(&mut self.0).poll(cx) {
+            Poll::Ready(()) => Poll::Ready(super::values::outcome(&self.0.guard.0)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
 }
 
 pub enum Either<A, B> {
@@ -335,14 +362,4 @@ impl<T> Local<T> {
     pub fn with<R>(&self, f: impl FnOnce(&T) -> R) -> R {
         f(self.cell.get_or_init(self.init))
     }
-}
-
-static IGNORE: Local<Closure<dyn FnMut(JsValue)>> = Local::new(|| Closure::new(|_| {}));
-
-/// Attaches a no-op rejection handler, for promises whose failure is of no interest
-/// (cancelling a body we no longer need) and must not surface as unhandled.
-pub fn ignore_rejection(p: &Promise) {
-    IGNORE.with(|f| {
-        let _ = p.catch(f);
-    });
 }

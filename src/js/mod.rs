@@ -26,6 +26,7 @@ mod fetch;
 mod host;
 mod options;
 mod run;
+mod task;
 mod values;
 
 use alloc::boxed::Box;
@@ -35,7 +36,6 @@ use core::pin::Pin;
 
 use js_sys::{Array, Promise};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::future_to_promise;
 
 use crate::policy::breaker::{Snapshot, State};
 use drive::Client;
@@ -120,7 +120,7 @@ impl RetryClient {
 
 /// One promise adapter for both kinds of call (one copy of the task code in the wasm).
 pub(crate) fn promise(call: Pin<Box<dyn Future<Output = Result<JsValue, JsValue>>>>) -> Promise {
-    future_to_promise(call)
+    task::promise(call)
 }
 
 /// The report of what a call returned or threw: attempts, waits, which route served it.

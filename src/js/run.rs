@@ -19,7 +19,6 @@ use core::pin::Pin;
 
 use js_sys::{Array, Function, Promise};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::JsFuture;
 use web_sys::AbortSignal;
 
 use super::drive::{drive, AttemptResult, Attempts, Client, Held, Names};
@@ -78,7 +77,7 @@ impl FnCall<'_> {
             None => Box::pin(core::future::pending()),
         };
         let mut stop = host::race(timer, aborted);
-        match host::race(JsFuture::from(promise), &mut stop).await {
+        match host::race(host::settled(&promise), &mut stop).await {
             Either::Left(Ok(v)) => {
                 let iter = values::async_iterator(&v);
                 if iter.is_undefined() {
@@ -128,7 +127,7 @@ impl FnCall<'_> {
         let mut stall = host::first_token(self.names.cfg(self.client).first_token_timeout_ms, deadline_ms);
         let held = Array::new();
         let state = loop {
-            let next = JsFuture::from(values::next_item(&iter));
+            let next = host::settled(&values::next_item(&iter));
             let item = match host::race(next, host::race(&mut *stop, &mut stall)).await {
                 Either::Left(Ok(item)) => Array::from(&item),
                 Either::Left(Err(e)) => return self.thrown(e),

@@ -513,6 +513,36 @@ export const healthTell = (options, flat) => options.health?.tell(flat);
 export const healthPace = (options, key, interval, burst, tat, within, signal) => options.health?.pace(key, interval, burst, tat, within, signal);
 
 const abortedOf = Object.getOwnPropertyDescriptor(globalThis.AbortSignal?.prototype ?? {}, "aborted")?.get;
+/** The wasm's tasks (task.rs): each polled in a microtask, its result a promise settled by the
+ * function `deferred` returns (the promise is its `.p`). */
+export const microtask = (f) => queueMicrotask(f);
+export function deferred() {
+  let settle;
+  const p = new Promise((ok, no) => (settle = (y, v) => (y ? ok : no)(v)));
+  settle.p = p;
+  return settle;
+}
+export const promiseOf = (settle) => settle.p;
+export const settle = (s, ok, v) => s(ok, v);
+
+/** A promise's outcome for a wasm future (host.rs `settled`): `f` is called once `p` settles,
+ * unless the future was dropped first (`unhook`: a promise cannot be un-thened). */
+export function hook(p, f) {
+  const h = { f, ok: false, v: undefined };
+  Promise.resolve(p).then(
+    (v) => ((h.ok = true), (h.v = v), h.f?.()),
+    (e) => ((h.v = e), h.f?.()),
+  );
+  return h;
+}
+export const unhook = (h) => {
+  h.f = null;
+};
+export function outcome(h) {
+  if (!h.ok) throw h.v;
+  return h.v;
+}
+
 /** `signal.aborted`, through the prototype's getter: Node 20 gives each AbortSignal a hidden class
  * of its own, so `signal.aborted` misses V8's caches and searches the prototype chain each time
  * (~0.3 µs; the getter called directly ~0.1). Any object that is not a real AbortSignal is read
@@ -918,8 +948,9 @@ export function success(res, limits) {
 /** The next chunk of `reader`: a Uint8Array, or undefined at the end. */
 export const nextChunk = (reader) => reader.read().then((r) => (r.done ? undefined : r.value));
 
-export const cancelReader = (reader) => {
-  reader.cancel().catch(() => {});
+/** Cancels a stream or its reader; nothing waits for the cancel, so its rejection is ignored. */
+export const cancel = (x) => {
+  x.cancel().catch(() => {});
 };
 
 /** The Response the caller gets: `res`'s status and headers; a body of the `held` chunks, then
@@ -937,7 +968,7 @@ export function resumed(res, held, reader, idleMs, options, n, route) {
     });
   const failed = (e) => {
     clearTimeout(timer);
-    cancelReader(reader);
+    cancel(reader);
     const error = text(field(e, "name")) || typeof e;
     if (error !== "AbortError") {
       // Told to onEvent, and kept in the call's report (built by the time a body is read).

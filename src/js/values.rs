@@ -86,6 +86,25 @@ extern "C" {
     /// of its own).
     #[wasm_bindgen(js_name = push)]
     pub fn push(array: &Array, value: &JsValue);
+    // The calls' tasks and promises (task.rs, host.rs `settled`).
+    /// `queueMicrotask(f)`.
+    #[wasm_bindgen(js_name = microtask)]
+    pub fn microtask(f: &js_sys::Function);
+    /// A task's settle function, `(ok, value) => …`, with its promise as `.p`.
+    #[wasm_bindgen(js_name = deferred)]
+    pub fn deferred() -> js_sys::Function;
+    #[wasm_bindgen(js_name = promiseOf)]
+    pub fn promise_of(settle: &js_sys::Function) -> Promise;
+    #[wasm_bindgen(js_name = settle)]
+    pub fn settle(settle: &js_sys::Function, ok: bool, value: &JsValue);
+    /// Calls `f` once `p` settles, unless [`unhook`] came first; the hook holds the outcome.
+    #[wasm_bindgen(js_name = hook)]
+    pub fn hook(p: &JsValue, f: &js_sys::Function) -> JsValue;
+    #[wasm_bindgen(js_name = unhook)]
+    pub fn unhook(hook: &JsValue);
+    /// A settled hook's value, or `Err` with what its promise rejected with.
+    #[wasm_bindgen(js_name = outcome, catch)]
+    pub fn outcome(hook: &JsValue) -> Result<JsValue, JsValue>;
     /// `signal.aborted`, read through `AbortSignal.prototype`'s getter (see `isAborted`).
     #[wasm_bindgen(js_name = isAborted)]
     pub fn is_aborted(signal: &AbortSignal) -> bool;
@@ -99,8 +118,9 @@ extern "C" {
     /// Resolves to the next chunk (a Uint8Array) or undefined at the end; rejects on a transport error.
     #[wasm_bindgen(js_name = nextChunk)]
     pub fn next_chunk(reader: &JsValue) -> Promise;
-    #[wasm_bindgen(js_name = cancelReader)]
-    pub fn cancel_reader(reader: &JsValue);
+    /// `x.cancel()` of a stream or its reader, its rejection ignored (nothing waits for it).
+    #[wasm_bindgen(js_name = cancel)]
+    pub fn cancel(x: &JsValue);
     /// The caller's Response: the held chunks, then the rest of the reader (idle timeout optional).
     #[wasm_bindgen(js_name = resumed)]
     pub fn resumed(
