@@ -110,8 +110,8 @@ impl Drop for Listener {
 /// Resolves when the host calls the function that `arm` handed to something (a timer, a
 /// listener), which it keeps. Dropping it drops that guard first (clearing the timer, removing
 /// the listener) and then the callback, so nothing outlives it — not even when it never fired.
-/// (A `JsFuture` on a promise that never settles would keep its callbacks, and the task they
-/// hold, alive for good: one leak per cleared timer.)
+/// (A timer made into a promise instead would keep its callbacks, and the task they hold, alive
+/// for good once cleared, its promise never settling: one leak per cleared timer.)
 pub struct Until<G> {
     guard: G,
     _callback: Closure<dyn FnMut()>,

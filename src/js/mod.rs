@@ -5,6 +5,7 @@
 //! | `host`    | global `fetch`, timers, `AbortSignal`, clock, crypto randomness  |
 //! | `options` | the checked options → config; cross-option rules                 |
 //! | `drive`   | the loop that executes the engine's decisions                    |
+//! | `task`    | the calls' task queue: each polled in a microtask, its result a promise |
 //! | `fetch`   | `retryFetch`: request replay, fallback routes, credentials       |
 //! | `run`     | `retry(fn)`: errors classified by shape                          |
 //! | `errors`  | `RetryError`, `CircuitOpenError`, events and reports              |
