@@ -11,6 +11,10 @@ TARGET := wasm32-unknown-unknown
 WASM_BINDGEN_VERSION := 0.2.130
 WASM := target/$(TARGET)/release/llm_retry.wasm
 WASM_OPT := build/node_modules/.bin/wasm-opt
+# esbuild bundles and minifies each entry; terser then minifies it again (0.4 KB gzip smaller:
+# names given by use, declarations joined). Arguments that are functions are not wrapped in
+# parentheses, which would make V8 compile them as the module loads rather than when called.
+TERSER := build/node_modules/.bin/terser --module --compress passes=2 --mangle --format wrap_func_args=false
 # The features rustc enables by default for $(TARGET); wasm-opt must be told the same.
 WASM_FEATURES := --enable-bulk-memory --enable-bulk-memory-opt --enable-nontrapping-float-to-int \
 	--enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue
@@ -55,7 +59,7 @@ test-wasm: tools
 ## (build/minify-imports.mjs) → panics without their messages (build/trap-panics.mjs) → wasm-opt →
 ## the panic locations and source paths nothing refers to any more zeroed (build/drop-panic-locations.mjs);
 ## each runtime's entry file bundled with the glue (and its snippet src/js/values.js) and api.js
-## into one module (esbuild): a runtime loads the .wasm and one JS file.
+## into one module (esbuild, then terser): a runtime loads the .wasm and one JS file.
 ## node.js carries the wasm inside it (esbuild's binary loader), so that a server bundle (Next.js,
 ## esbuild --platform=node) needs no file next to it; edge.js imports it as `.wasm?module`.
 ## wasm-opt's --low-memory-unused folds a constant under 1 KB added to an address into the access's
@@ -96,6 +100,7 @@ package: tools
 		esac; \
 		build/node_modules/.bin/esbuild $(GLUE)/$$e.js --bundle --minify --format=esm --log-level=warning \
 			$$wasm --outfile=pkg/$$e.js; \
+		$(TERSER) pkg/$$e.js --output pkg/$$e.js; \
 	done
 	cp pkg-template/{package.json,index.d.ts} README.md LICENSE-MIT LICENSE-APACHE pkg/
 	cp pkg-template/health-{redis,deno-kv,durable-object}.{js,d.ts} pkg-template/health-pace.js pkg/
