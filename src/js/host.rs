@@ -178,7 +178,11 @@ impl Future for Settled {
     type Output = Result<JsValue, JsValue>;
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match Pin::new(&mut self.0).poll(cx) {
-            Poll::Ready(()) => Poll::Ready(super::values::outcome(&self.0.guard.0)),
+            Poll::Ready(()) => {
+                let hook = &self.0.guard.0;
+                let v = super::values::outcome(hook);
+                Poll::Ready(if super::values::fulfilled(hook) { Ok(v) } else { Err(v) })
+            }
             Poll::Pending => Poll::Pending,
         }
     }

@@ -538,10 +538,8 @@ export function hook(p, f) {
 export const unhook = (h) => {
   h.f = null;
 };
-export function outcome(h) {
-  if (!h.ok) throw h.v;
-  return h.v;
-}
+export const outcome = (h) => h.v;
+export const fulfilled = (h) => h.ok;
 
 /** `signal.aborted`, through the prototype's getter: Node 20 gives each AbortSignal a hidden class
  * of its own, so `signal.aborted` misses V8's caches and searches the prototype chain each time

@@ -102,9 +102,12 @@ extern "C" {
     pub fn hook(p: &JsValue, f: &js_sys::Function) -> JsValue;
     #[wasm_bindgen(js_name = unhook)]
     pub fn unhook(hook: &JsValue);
-    /// A settled hook's value, or `Err` with what its promise rejected with.
-    #[wasm_bindgen(js_name = outcome, catch)]
-    pub fn outcome(hook: &JsValue) -> Result<JsValue, JsValue>;
+    /// What a settled hook's promise resolved or rejected with (no throw: a rejection is
+    /// told by [`fulfilled`], and crosses without JavaScript's exception machinery).
+    #[wasm_bindgen(js_name = outcome)]
+    pub fn outcome(hook: &JsValue) -> JsValue;
+    #[wasm_bindgen(js_name = fulfilled)]
+    pub fn fulfilled(hook: &JsValue) -> bool;
     /// `signal.aborted`, read through `AbortSignal.prototype`'s getter (see `isAborted`).
     #[wasm_bindgen(js_name = isAborted)]
     pub fn is_aborted(signal: &AbortSignal) -> bool;
