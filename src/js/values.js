@@ -512,7 +512,6 @@ export const healthTell = (options, flat) => options.health?.tell(flat);
 /** A send slot from the client's shared bucket (see `HealthLink.pace`). */
 export const healthPace = (options, key, interval, burst, tat, within, signal) => options.health?.pace(key, interval, burst, tat, within, signal);
 
-const abortedOf = Object.getOwnPropertyDescriptor(globalThis.AbortSignal?.prototype ?? {}, "aborted")?.get;
 /** The wasm's tasks (task.rs): each polled in a microtask, its result a promise settled by the
  * function `deferred` returns (the promise is its `.p`). */
 export const microtask = (f) => queueMicrotask(f);
@@ -541,6 +540,7 @@ export const unhook = (h) => {
 export const outcome = (h) => h.v;
 export const fulfilled = (h) => h.ok;
 
+const abortedOf = Object.getOwnPropertyDescriptor(globalThis.AbortSignal?.prototype ?? {}, "aborted")?.get;
 /** `signal.aborted`, through the prototype's getter: Node 20 gives each AbortSignal a hidden class
  * of its own, so `signal.aborted` misses V8's caches and searches the prototype chain each time
  * (~0.3 µs; the getter called directly ~0.1). Any object that is not a real AbortSignal is read
