@@ -16,7 +16,7 @@ use web_sys::{AbortSignal, Response};
 use super::drive::{self, AttemptResult, Attempts, Client, Held, Names, Shape};
 use super::errors::{self, get};
 use super::host::{self, AttemptSignal, Either};
-use super::values;
+use super::{task, values};
 use crate::policy::classify::Observation;
 use crate::policy::engine::{Decision, Outcome, Session};
 use crate::policy::stream::{State, Watch};
@@ -81,7 +81,7 @@ enum Next {
 /// The call, on in the driver, as a promise (one future type for every way there).
 fn carry(client: &Rc<Client>, next: Next) -> Promise {
     let client = client.clone();
-    promise(async move {
+    task::promise(Box::pin(async move {
         let (mut call, session, first, seen, held) = match next {
             Next::Read(p) => {
                 let (mut call, idempotent) = Call::new(client.clone(), host::settled(&p).await?, None)?;
@@ -105,7 +105,7 @@ fn carry(client: &Rc<Client>, next: Next) -> Promise {
         };
         let signal = call.signal.clone();
         drive::resume(&client, &mut call, session, first, seen, held, signal.as_ref()).await
-    })
+    }))
 }
 
 /// The transport of parked call `id` settled with `value`: a response of `status`, a value that
@@ -160,11 +160,6 @@ fn settle(client: &Rc<Client>, id: u32, value: JsValue, status: f64, seen: JsVal
     };
     let Parked1 { call, session, .. } = *p;
     carry(client, Next::Decided { call, session, first, seen: Some(obs), held }).into()
-}
-
-/// The driver's task as a promise (one adapter for every kind of call: one copy in the wasm).
-fn promise(f: impl Future<Output = Result<JsValue, JsValue>> + 'static) -> Promise {
-    super::promise(Box::pin(f))
 }
 
 /// A call parked on the fast path: its first attempt is out (`limits`: whether the engine asked

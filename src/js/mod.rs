@@ -32,8 +32,6 @@ mod values;
 
 use alloc::boxed::Box;
 use alloc::rc::Rc;
-use core::future::Future;
-use core::pin::Pin;
 
 use js_sys::{Array, Promise};
 use wasm_bindgen::prelude::*;
@@ -68,7 +66,7 @@ impl RetryClient {
     /// Calls `fn({ attempt, signal, route })` with retries; `opts`: `{ signal, …per-call options }`.
     pub fn run(&self, f: JsValue, opts: JsValue) -> Promise {
         let client = self.inner.clone();
-        promise(Box::pin(async move { run::run(&client, f, opts).await }))
+        task::promise(Box::pin(async move { run::run(&client, f, opts).await }))
     }
 
     /// The link to the health store of `options.health` (`values.js`), or undefined.
@@ -117,11 +115,6 @@ impl RetryClient {
             }
         }
     }
-}
-
-/// One promise adapter for both kinds of call (one copy of the task code in the wasm).
-pub(crate) fn promise(call: Pin<Box<dyn Future<Output = Result<JsValue, JsValue>>>>) -> Promise {
-    task::promise(call)
 }
 
 /// The report of what a call returned or threw: attempts, waits, which route served it.

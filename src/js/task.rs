@@ -70,7 +70,8 @@ fn run() {
     }
 }
 
-/// Runs `call` from the next microtask on; its promise settles as the call ends.
+/// Runs `call` from the next microtask on; its promise settles as the call ends. Every kind of
+/// call comes boxed as one future type, so the wasm holds one copy of the task code.
 pub fn promise(call: Call) -> Promise {
     let settle = values::deferred();
     let p = values::promise_of(&settle);
