@@ -14,7 +14,7 @@ use wasm_bindgen::prelude::*;
 use web_sys::{AbortSignal, Response};
 
 use super::drive::{self, AttemptResult, Attempts, Client, Held, Names, Shape};
-use super::errors::{self, get};
+use super::errors;
 use super::host::{self, AttemptSignal, Either};
 use super::{task, values};
 use crate::policy::classify::Observation;
@@ -247,8 +247,7 @@ impl Call {
             Some(shape) => Names::from_shape(request.clone(), shape, &client)?,
             None => Names::read(request.clone(), &client)?,
         };
-        // `values.js` checked it (`instanceof AbortSignal`) before marking the call as having one.
-        let signal: Option<AbortSignal> = names.has_signal.then(|| get(&request, "signal").unchecked_into());
+        let signal = names.has_signal.then(|| values::signal_of(&request));
         let idempotent = names.idempotent;
         Ok((Self { client, names, request, signal }, idempotent))
     }

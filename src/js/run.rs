@@ -22,7 +22,6 @@ use wasm_bindgen::prelude::*;
 use web_sys::AbortSignal;
 
 use super::drive::{drive, AttemptResult, Attempts, Client, Held, Names};
-use super::errors::get;
 use super::host::{self, AttemptSignal, Either, Local};
 use super::values;
 use crate::policy::classify::Observation;
@@ -42,7 +41,7 @@ pub(super) static NAMES: Local<Array> = Local::new(|| {
 /// with `f` by `values.js` (`fnCall`).
 pub async fn run(client: &Client, f: JsValue, opts: JsValue) -> Result<JsValue, JsValue> {
     let names = Names::read(values::fn_call(&f, &client.opts.js, &opts)?, client)?;
-    let signal = get(&names.js, "signal").dyn_into().ok().or_else(|| client.opts.signal.clone());
+    let signal = names.has_signal.then(|| values::signal_of(&names.js)).or_else(|| client.opts.signal.clone());
     let mut call = FnCall { client, f: f.unchecked_into(), names, signal: signal.clone() };
     drive(client, &mut call, false, signal.as_ref()).await
 }

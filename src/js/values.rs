@@ -111,6 +111,9 @@ extern "C" {
     /// `signal.aborted`, read through `AbortSignal.prototype`'s getter (see `isAborted`).
     #[wasm_bindgen(js_name = isAborted)]
     pub fn is_aborted(signal: &AbortSignal) -> bool;
+    /// The signal of a call object whose shape has flag 2 (`signalOf`; checked in `values.js`).
+    #[wasm_bindgen(js_name = signalOf)]
+    pub fn signal_of(call: &JsValue) -> AbortSignal;
     /// Whether a transport's rejection is fetch refusing the request itself (the call ends with it).
     #[wasm_bindgen(js_name = refused)]
     pub fn refused(error: &JsValue) -> bool;
