@@ -270,13 +270,8 @@ impl Attempts for Call {
     }
 
     fn release(&mut self, held: Held) {
-        // Only a real Response's stream: a custom transport may hand back look-alikes.
         if let Held::Value(v) = held {
-            if let Some(body) = v.dyn_into::<Response>().ok().and_then(|r| r.body()) {
-                if !body.locked() {
-                    values::cancel(&body);
-                }
-            }
+            values::discard(&v);
         }
     }
 }
@@ -476,7 +471,7 @@ fn hint_headers(r: &Response) -> Headers {
 
 /// The status of anything response-like; `None` for something that is not a response.
 fn status_of(v: &JsValue) -> Option<u16> {
-    let s = errors::get(v, "status").as_f64()?;
+    let s = values::status_of(v);
     (100.0..=599.0).contains(&s).then_some(s as u16)
 }
 

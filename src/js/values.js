@@ -956,6 +956,15 @@ export const cancel = (x) => {
   x.cancel().catch(() => {});
 };
 
+/** A superseded attempt's response given back: its body cancelled unless something reads it
+ * already (a real Response's only: a custom transport may hand back look-alikes). One crossing,
+ * where reading the response's type, body and lock from the wasm took four. */
+export const discard = (v) => {
+  if (!(v instanceof Response)) return;
+  const body = v.body;
+  if (body !== null && !body.locked) cancel(body);
+};
+
 /** The Response the caller gets: `res`'s status and headers; a body of the `held` chunks, then
  * the rest of `reader` as it comes. With `idleMs`, a gap longer than that between chunks errors
  * the body with a `TimeoutError` (the SDKs raise it) and cancels the stream. An error after the
@@ -1015,8 +1024,9 @@ export function send(req, route, signal, transport) {
   }
 }
 
-/** A response's status (100 to 599), or 0 for a value that is not a response. */
-const statusOf = (v) => {
+/** A response's status (100 to 599), or 0 for a value that is not a response (duck-typed: another
+ * fetch implementation's Response is not `instanceof` this one's). */
+export const statusOf = (v) => {
   const s = field(v, "status");
   return typeof s === "number" && s >= 100 && s <= 599 ? s : 0;
 };

@@ -127,6 +127,9 @@ extern "C" {
     /// `x.cancel()` of a stream or its reader, its rejection ignored (nothing waits for it).
     #[wasm_bindgen(js_name = cancel)]
     pub fn cancel(x: &JsValue);
+    /// A superseded attempt's response given back: its body cancelled unless locked (`discard`).
+    #[wasm_bindgen(js_name = discard)]
+    pub fn discard(v: &JsValue);
     /// The caller's Response: the held chunks, then the rest of the reader (idle timeout optional).
     #[wasm_bindgen(js_name = resumed)]
     pub fn resumed(
@@ -210,4 +213,7 @@ extern "C" {
     /// The TypeError for a transport that resolved to something that is not a response.
     #[wasm_bindgen(js_name = notResponse)]
     pub fn not_response(v: &JsValue) -> JsValue;
+    /// A response's status (100 to 599), or 0 for a value that is not a response (`statusOf`).
+    #[wasm_bindgen(js_name = statusOf)]
+    pub fn status_of(v: &JsValue) -> f64;
 }

@@ -78,6 +78,39 @@ describe("retryable statuses", () => {
   }
 });
 
+  test("a retried response's body is cancelled, not left to hold its connection; the last one is the caller's", T, async () => {
+    const cancelled = [];
+    // One chunk, then the end; `cancel` notes which response was given back unread.
+    const body = (i) => {
+      let sent = false;
+      return new ReadableStream({
+        pull: (c) => (sent ? c.close() : ((sent = true), c.enqueue(new TextEncoder().encode(`busy ${i}`)))),
+        cancel: () => cancelled.push(i),
+      });
+    };
+    let n = 0;
+    const transport = async () => {
+      const i = n++;
+      return i < 2 ? new Response(body(i), { status: 503 }) : new Response("ok", { status: 200 });
+    };
+    const f = createRetryFetch({ fetch: transport, backoff: FAST });
+    const res = await f("http://127.0.0.1:9/v1/chat/completions", chatInit());
+    assert.equal(res.status, 200);
+    assert.equal(await res.text(), "ok");
+    assert.deepEqual(cancelled, [0, 1], "both 503s' bodies were cancelled");
+
+    // A call that ends on a 503 hands it back unread: its body is the caller's.
+    cancelled.length = 0;
+    n = 0;
+    const last = await createRetryFetch({ fetch: transport, maxAttempts: 2, backoff: FAST })(
+      "http://127.0.0.1:9/v1/chat/completions",
+      chatInit(),
+    );
+    assert.equal(last.status, 503);
+    assert.deepEqual(cancelled, [0], "only the superseded 503 was cancelled");
+    assert.equal(await last.text(), "busy 1");
+  });
+
 describe("not retried", () => {
   for (const status of [400, 401]) {
     test(`3. ${status} → exactly 1 request, the ${status} Response with a readable body`, T, async (t) => {
