@@ -432,7 +432,7 @@ struct OwnSignal {
 
 impl OwnSignal {
     fn new(ms: u64, caller: Option<&AbortSignal>, timed_out: &Rc<Cell<bool>>) -> Result<Self, JsValue> {
-        let sig = AttemptSignal::new(caller)?;
+        let sig = AttemptSignal::new(caller);
         let (flag, ctrl) = (timed_out.clone(), sig.controller.clone());
         let on_timeout = Closure::<dyn FnMut()>::new(move || {
             flag.set(true);

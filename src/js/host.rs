@@ -71,20 +71,20 @@ pub struct AttemptSignal {
 }
 
 impl AttemptSignal {
-    pub fn new(caller: Option<&AbortSignal>) -> Result<Self, JsValue> {
-        let controller = AbortController::new()?;
+    pub fn new(caller: Option<&AbortSignal>) -> Self {
+        let controller = super::values::abort_controller();
         let own = controller.signal();
         let Some(caller) = caller else {
-            return Ok(Self { controller, signal: own, _forward: None });
+            return Self { controller, signal: own, _forward: None };
         };
         if let Ok(signal) = abort_signal_any(&Array::of2(caller, &own)) {
-            return Ok(Self { controller, signal, _forward: None });
+            return Self { controller, signal, _forward: None };
         }
         // Hosts without AbortSignal.any: forward the caller's abort while the attempt lives.
         let (to, from) = (controller.clone(), caller.clone());
         let forward = Closure::<dyn FnMut()>::new(move || to.abort_with_reason(&from.reason()));
         let listener = Listener::add(caller, forward.as_ref().unchecked_ref());
-        Ok(Self { controller, signal: own, _forward: Some((listener, forward)) })
+        Self { controller, signal: own, _forward: Some((listener, forward)) }
     }
 }
 

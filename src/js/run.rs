@@ -17,7 +17,7 @@ use alloc::boxed::Box;
 use core::future::Future;
 use core::pin::Pin;
 
-use js_sys::{Array, Function, Promise};
+use js_sys::{Array, Function};
 use wasm_bindgen::prelude::*;
 use web_sys::AbortSignal;
 
@@ -61,12 +61,8 @@ impl FnCall<'_> {
         timeout_ms: Option<u64>,
         deadline_ms: u64,
     ) -> AttemptResult {
-        let sig = AttemptSignal::new(self.signal.as_ref())?;
-        let ctx = values::fn_context(&self.names.js, route as u32, attempt, &sig.signal);
-        let promise = match self.f.call1(&JsValue::UNDEFINED, &ctx) {
-            Ok(v) => Promise::resolve(&v),
-            Err(e) => Promise::reject(&e),
-        };
+        let sig = AttemptSignal::new(self.signal.as_ref());
+        let promise = values::call_fn(&self.f, &self.names.js, route as u32, attempt, &sig.signal);
         let aborted: Pin<Box<dyn Future<Output = ()>>> = match &self.signal {
             Some(s) => Box::pin(host::on_abort(s)),
             None => Box::pin(core::future::pending()),

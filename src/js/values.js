@@ -558,6 +558,10 @@ export function isAborted(signal) {
  * (`Reflect.get` with a key it made) missed V8's caches. */
 export const signalOf = (call) => call.signal;
 
+/** An attempt's own AbortController. Made here rather than through web-sys, whose binding may
+ * throw and so goes through the glue's catching wrapper (a closure and an arguments object). */
+export const abortController = () => new AbortController();
+
 /** An abort listener, called once (host.rs `Listener`), and its removal. The host's own methods;
  * a signal that is not a real one (only real ones get here) is left alone. */
 export function listen(signal, f) {
@@ -1110,8 +1114,19 @@ function fnRoutes(fallbacks) {
   return { keys, models };
 }
 
+/** `fn` called for an attempt with its context (`fnContext`), as a promise: what it returns, or
+ * what it throws as a rejection. One crossing for what took three (the context, the call through
+ * a catching binding, the promise). */
+export function callFn(fn, call, route, attempt, signal) {
+  try {
+    return Promise.resolve(fn(fnContext(call, route, attempt, signal)));
+  } catch (e) {
+    return Promise.reject(e);
+  }
+}
+
 /** What `fn` is called with: `{ attempt, signal, route: { index, model?, url?, headers? } }`. */
-export function fnContext(call, route, attempt, signal) {
+function fnContext(call, route, attempt, signal) {
   const f = call.fallbacks[route - 1];
   const info = { index: route };
   if (f) {

@@ -2,9 +2,9 @@
 //! the module once).
 
 use alloc::string::String;
-use js_sys::{Array, Promise};
+use js_sys::{Array, Function, Promise};
 use wasm_bindgen::prelude::*;
-use web_sys::AbortSignal;
+use web_sys::{AbortController, AbortSignal};
 
 /// What `readRequest` writes as `out[0]` and `sendParked` settles with as the status when what
 /// it was given threw: the value is the error (`values.js` THREW).
@@ -114,6 +114,9 @@ extern "C" {
     /// The signal of a call object whose shape has flag 2 (`signalOf`; checked in `values.js`).
     #[wasm_bindgen(js_name = signalOf)]
     pub fn signal_of(call: &JsValue) -> AbortSignal;
+    /// `new AbortController()` (`abortController`).
+    #[wasm_bindgen(js_name = abortController)]
+    pub fn abort_controller() -> AbortController;
     /// Whether a transport's rejection is fetch refusing the request itself (the call ends with it).
     #[wasm_bindgen(js_name = refused)]
     pub fn refused(error: &JsValue) -> bool;
@@ -152,8 +155,10 @@ extern "C" {
     /// options; throws a TypeError or RangeError naming a bad `fn` or option.
     #[wasm_bindgen(js_name = fnCall, catch)]
     pub fn fn_call(f: &JsValue, options: &JsValue, opts: &JsValue) -> Result<JsValue, JsValue>;
-    #[wasm_bindgen(js_name = fnContext)]
-    pub fn fn_context(names: &JsValue, route: u32, attempt: u32, signal: &AbortSignal) -> JsValue;
+    /// `fn` called for an attempt with its context `{ attempt, signal, route }`, as a promise:
+    /// what it returns, or what it throws as a rejection (`callFn`).
+    #[wasm_bindgen(js_name = callFn)]
+    pub fn call_fn(f: &Function, names: &JsValue, route: u32, attempt: u32, signal: &AbortSignal) -> Promise;
     /// The async iterator of `fn`'s result (an SDK stream object), or undefined.
     #[wasm_bindgen(js_name = asyncIterator)]
     pub fn async_iterator(v: &JsValue) -> JsValue;
