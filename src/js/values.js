@@ -962,11 +962,14 @@ export const cancel = (x) => {
 
 /** A superseded attempt's response given back: its body cancelled unless something reads it
  * already (a real Response's only: a custom transport may hand back look-alikes). One crossing,
- * where reading the response's type, body and lock from the wasm took four. */
+ * where reading the response's type, body and lock from the wasm took four. Never throws (a
+ * getter that does is a body left alone). */
 export const discard = (v) => {
-  if (!(v instanceof Response)) return;
-  const body = v.body;
-  if (body !== null && !body.locked) cancel(body);
+  try {
+    if (!(v instanceof Response)) return;
+    const body = v.body;
+    if (body !== null && !body.locked) cancel(body);
+  } catch {}
 };
 
 /** The Response the caller gets: `res`'s status and headers; a body of the `held` chunks, then
