@@ -76,7 +76,6 @@ describe("retryable statuses", () => {
       assert.equal(mock.requests.length, 2);
     });
   }
-});
 
   test("a retried response's body is cancelled, not left to hold its connection; the last one is the caller's", T, async () => {
     const cancelled = [];
@@ -110,6 +109,7 @@ describe("retryable statuses", () => {
     assert.deepEqual(cancelled, [0], "only the superseded 503 was cancelled");
     assert.equal(await last.text(), "busy 1");
   });
+});
 
 describe("not retried", () => {
   for (const status of [400, 401]) {
