@@ -58,9 +58,9 @@ fn run() {
     let tasks = QUEUE.with(|q| core::mem::take(&mut *q.borrow_mut()));
     for task in tasks {
         task.queued.set(false);
-        let waker = Waker::from(task.clone());
         let mut call = task.call.borrow_mut();
         let Some(fut) = call.as_mut() else { continue };
+        let waker = Waker::from(task.clone());
         if let core::task::Poll::Ready(r) = fut.as_mut().poll(&mut Context::from_waker(&waker)) {
             *call = None;
             drop(call);

@@ -96,6 +96,7 @@ describe("retryable statuses", () => {
     const res = await f("http://127.0.0.1:9/v1/chat/completions", chatInit());
     assert.equal(res.status, 200);
     assert.equal(await res.text(), "ok");
+    assert.equal(n, 3, "the transport was called three times");
     assert.deepEqual(cancelled, [0, 1], "both 503s' bodies were cancelled");
 
     // A call that ends on a 503 hands it back unread: its body is the caller's.
@@ -106,6 +107,7 @@ describe("retryable statuses", () => {
       chatInit(),
     );
     assert.equal(last.status, 503);
+    assert.equal(n, 2);
     assert.deepEqual(cancelled, [0], "only the superseded 503 was cancelled");
     assert.equal(await last.text(), "busy 1");
   });
