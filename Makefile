@@ -59,7 +59,7 @@ test-wasm: tools
 ## The npm package: release wasm → wasm-bindgen (web glue) → short import/export names in both
 ## (build/minify-imports.mjs) → panics without their messages (build/trap-panics.mjs) → wasm-opt →
 ## the panic locations and source paths nothing refers to any more zeroed (build/drop-panic-locations.mjs);
-## each runtime's entry file bundled with the glue (and its snippet src/js/values.js) and api.js
+## each runtime's entry file bundled with the glue (and its snippets, src/js/*.js) and api.js
 ## into one module (esbuild, then terser): a runtime loads the .wasm and one JS file.
 ## node.js carries the wasm inside it (esbuild's binary loader), so that a server bundle (Next.js,
 ## esbuild --platform=node) needs no file next to it; edge.js imports it as `.wasm?module`.
@@ -119,7 +119,7 @@ pkg/package.json: $(shell find src pkg-template -type f) Cargo.toml build/minify
 ## Node's entry has the wasm inside it, so it is left out of the last line.
 sizes:
 	@gz() { gzip -9 -c "$$1" | wc -c; }; \
-	echo "The wasm, and per runtime its JS glue (wasm-bindgen's, values.js, api.js in one module):"; \
+	echo "The wasm, and per runtime its JS glue (wasm-bindgen's, src/js/*.js, api.js in one module):"; \
 	for f in pkg/llm_retry_bg.wasm $(ENTRIES:%=pkg/%.js); do \
 		printf "%-24s %7d bytes raw %7d bytes gzip -9%s\n" "$$f" "$$(wc -c < $$f)" "$$(gz $$f)" \
 			"$$([[ $$f == pkg/node.js ]] && echo '  (the wasm inside)')"; \

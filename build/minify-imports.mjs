@@ -4,8 +4,11 @@
 // to a short name, in the .wasm's import section and in the glue's import object, and
 // fails if the glue does not hold each name exactly once as a property key. Exports the glue
 // reads as `wasm.<name>` (hashed closure shims among them) get short names the same way.
-// Functions the wasm imports straight from our snippet (src/js/values.js) come as one namespace
-// import per function, all under the same key of the import object; they become one, module "v".
+// Functions the wasm imports straight from our snippets (src/js/*.js) come as one namespace
+// import per function, all under the same key of the import object (the file's path), the
+// namespace itself as the value: a bundler then builds an object of all the file's exports. Each
+// file's become one module, named by a letter ("v", "u", …), and its value an object of only the
+// functions the wasm imports, under short names.
 //
 // usage: node build/minify-imports.mjs pkg/llm_retry_bg.wasm pkg/llm_retry.js
 import { readFileSync, writeFileSync } from "node:fs";
@@ -54,7 +57,11 @@ const imports = new Map();
 /** A glue import's parameter count in the wasm, by its short name. */
 const arity = new Map();
 const modules = new Set();
-const snippets = new Set();
+/** The snippets' short module names, by path, and the functions the wasm imports from each
+ * (export name → short name). */
+const snippets = new Map();
+const snippetFields = new Map();
+const SNIPPET_KEYS = "vutsrqponm";
 parse(2, () => {
   const module = r.name();
   const field = r.name();
@@ -62,8 +69,14 @@ parse(2, () => {
   r.importDesc();
   const desc = wasm.subarray(descStart, r.pos);
   if (module.startsWith("./snippets/")) {
-    snippets.add(module);
-    return Buffer.concat([encodeName("v"), encodeName(field), desc]);
+    if (!snippets.has(module)) {
+      if (snippets.size === SNIPPET_KEYS.length) fail(`more than ${SNIPPET_KEYS.length} snippet modules`);
+      snippets.set(module, SNIPPET_KEYS[snippets.size]);
+      snippetFields.set(module, new Map());
+    }
+    const fields = snippetFields.get(module);
+    if (!fields.has(field)) fields.set(field, shortName(fields.size));
+    return Buffer.concat([encodeName(snippets.get(module)), encodeName(fields.get(field)), desc]);
   }
   if (!module.endsWith("_bg.js")) return Buffer.concat([encodeName(module), encodeName(field), desc]);
   modules.add(module);
@@ -77,7 +90,6 @@ parse(2, () => {
   return Buffer.concat([encodeName("w"), encodeName(short), desc]);
 });
 if (modules.size !== 1) fail(`expected one glue module, found ${[...modules].join(", ")}`);
-if (snippets.size > 1) fail(`expected at most one snippet module, found ${[...snippets].join(", ")}`);
 
 // Exports: those the glue reads as `wasm.<name>` (and never names in quotes) are renamed; the
 // rest keep their names, and so does `memory`, which callers of initSync may read. A glue
@@ -127,8 +139,8 @@ for (const [name, n] of arity) {
   const count = declared[1].trim() === "" ? 0 : declared[1].split(",").length;
   if (count !== n) fail(`glue import ${name} declares ${count} parameters, the wasm passes ${n}`);
 }
-// The snippet: one of its namespace imports and import-object entries kept, keyed "v".
-for (const snippet of snippets) {
+// Each snippet: one of its namespace imports and import-object entries kept, keyed by its letter.
+for (const [snippet, short] of snippets) {
   const key = JSON.stringify(snippet);
   const names = [];
   let lines = glue.split("\n").filter((line) => {
@@ -142,7 +154,9 @@ for (const snippet of snippets) {
   const found = lines.filter((line) => names.some((n) => line === lineOf(n)));
   if (found.length !== names.length) fail(`glue must import ${names.join(", ")} from ${key}, once each`);
   lines = lines.filter((line) => line === lineOf(names[0]) || !found.includes(line));
-  glue = lines.join("\n").replace(`${key}: ${names[0]},`, `"v": ${names[0]},`);
+  const ns = names[0];
+  const entries = [...snippetFields.get(snippet)].map(([field, to]) => `${to}: ${ns}.${field}`);
+  glue = lines.join("\n").replace(`${key}: ${ns},`, `"${short}": { ${entries.join(", ")} },`);
 }
 for (const [from, to] of exports) {
   glue = glue.replace(new RegExp(`\\bwasm\\.${from}\\b`, "g"), `wasm.${to}`);

@@ -28,7 +28,7 @@ pub struct Client {
     breaker_waits: Notify,
     /// `retryFetch` calls whose first attempt is out on the fast path (`fetch.rs`), by id.
     pub parked: super::fetch::Parked,
-    /// Route keys by their number (`values.js` keyId): each kept once, handed to every call.
+    /// Route keys by their number (`names.js` keyId): each kept once, handed to every call.
     keys: RefCell<Vec<Rc<str>>>,
 }
 
@@ -43,7 +43,7 @@ impl Client {
         Self { opts, shared, rng: Rng::default(), breaker_waits: Notify::default(), parked: Default::default(), keys }
     }
 
-    /// The route key of number `id`, asked of `values.js` the first time (an unknown number: "").
+    /// The route key of number `id`, asked of `names.js` the first time (an unknown number: "").
     fn key(&self, id: f64) -> Rc<str> {
         let id = if (0.0..u32::MAX as f64).contains(&id) { id as usize } else { return Rc::from("") };
         let mut keys = self.keys.borrow_mut();
@@ -57,21 +57,21 @@ impl Client {
     }
 }
 
-/// Routes a call's shape carries at most (`values.js` SHAPE_ROUTES).
+/// Routes a call's shape carries at most (`names.js` SHAPE_ROUTES).
 const SHAPE_ROUTES: usize = 16;
 
 pub const SHAPE_LEN: usize = 2 + 2 * SHAPE_ROUTES;
 
-/// A call's shape as `values.js` writes it (`shape`): `[flags, routes, keyId, attempts, …]`.
+/// A call's shape as `names.js` writes it (`shape`): `[flags, routes, keyId, attempts, …]`.
 pub type Shape = [f64; SHAPE_LEN];
 
-/// Where `values.js` writes `shape` (`readRequest`, `shape`): its index in the wasm's memory seen
+/// Where `names.js` writes `shape` (`readRequest`, `shape`): its index in the wasm's memory seen
 /// as f64s. The address leaves as a number, so the compiler takes the call as writing it.
 pub fn shape_at(shape: &mut Shape) -> u32 {
     (shape.as_mut_ptr() as usize / core::mem::size_of::<f64>()) as u32
 }
 
-/// A call as `values.js` names it (`readRequest`, `fnCall`): its routes' breaker `keys` and own
+/// A call as `request.js` and `run.js` name it (`readRequest`, `fnCall`): its routes' breaker `keys` and own
 /// `attempts`, the object itself (`js`: its id and each route's model, for events and reports),
 /// its settings when its per-call options override the client's, and whether it is safe to
 /// repeat and has a signal.
@@ -305,7 +305,7 @@ pub async fn resume(
     }
 }
 
-/// Hands what the breakers learned since last asked to the client's health store (`values.js`
+/// Hands what the breakers learned since last asked to the client's health store (`health.js`
 /// batches and writes it in the background).
 fn tell(client: &Client, shared: &mut Shared) {
     let changed = shared.changed();
@@ -347,7 +347,7 @@ pub fn adopt(client: &Client, flat: &Array) {
     }
 }
 
-/// Keeps the call's report for `ended` (what it returned or threw), unbuilt: `values.js` ignores
+/// Keeps the call's report for `ended` (what it returned or threw), unbuilt: `report.js` ignores
 /// a value that is not an object, and builds the report only when `retryReport` asks.
 pub fn keep_report(a: &dyn Attempts, report: &Report, ended: &JsValue) {
     match (&report.attempts[..], &report.skipped[..]) {

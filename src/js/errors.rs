@@ -1,5 +1,5 @@
 //! The errors the API throws, and the plain objects it hands to `onEvent` and `onExhausted`:
-//! built by `values.js` from what the engine recorded. Events and reports carry no header, body
+//! built by `report.js` from what the engine recorded. Events and reports carry no header, body
 //! or full URL (a breaker key names a route's origin and model only): nothing secret can leak.
 
 use alloc::vec::Vec;
@@ -62,7 +62,7 @@ pub fn obj(fields: &[(&'static str, JsValue)]) -> js_sys::Object {
 }
 
 /// The call failed without a response to hand back (network errors, timeouts, the deadline).
-/// Errors cross as numbers (`values.js` `error`), as events do (see [`event`]).
+/// Errors cross as numbers (`report.js` `error`), as events do (see [`event`]).
 pub fn retry_error(reason: Reason, report: &Report, cause: &JsValue, report_js: &JsValue) -> JsValue {
     let status = report.attempts.iter().rev().find_map(|a| a.status);
     let f = [0.0, report.attempts.len() as f64, reason as u8 as f64, opt(status.map(u64::from))];
@@ -76,7 +76,7 @@ pub fn circuit_open_error(retry_in_ms: u64, reason: Reason, report_js: &JsValue)
 }
 
 /// The event as `onEvent` gets it; `names` is the call's (its id, each route's model). One
-/// binding for every kind, as numbers and one string (`values.js` `event`): `[kind, …]` with
+/// binding for every kind, as numbers and one string (`report.js` `event`): `[kind, …]` with
 /// reasons as `Reason::ALL` indexes, breaker states as `State` indexes, -1 for no status, 1 for
 /// true; the text is the wait's cause (made once per cause), or a breaker event's key.
 pub fn event(e: &Event, names: &JsValue) -> JsValue {
@@ -116,7 +116,7 @@ pub fn event(e: &Event, names: &JsValue) -> JsValue {
     values::event(names, &f, &text)
 }
 
-/// The report as flat numbers for `values.js`, which builds the object (`report`) or keeps
+/// The report as flat numbers for `report.js`, which builds the object (`report`) or keeps
 /// them until `retryReport` asks (`keepReport`): one crossing, no object on the happy path.
 /// `[totalWaitMs, durationMs, route, fallback, firstTokenMs, attempts, (route, status, reason,
 /// waitedMs, inStream) per attempt, skipped routes…]`, with -1 for none and reasons as
@@ -161,7 +161,7 @@ fn opt(v: Option<u64>) -> f64 {
 
 static REASONS_SENT: Local<core::cell::Cell<bool>> = Local::new(|| core::cell::Cell::new(false));
 
-/// Tells `values.js` the reasons' names, once per module instance, which reports, events and
+/// Tells `report.js` the reasons' names, once per module instance, which reports, events and
 /// errors then carry as indexes: called as a client is made, before any of its calls.
 pub fn send_reasons() {
     REASONS_SENT.with(|sent| {

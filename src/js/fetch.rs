@@ -1,4 +1,4 @@
-//! `retryFetch(input, init)`: the request is read once by `values.js` (`readRequest`), which
+//! `retryFetch(input, init)`: the request is read once by `request.js` (`readRequest`), which
 //! also builds what each route sends (`routeRequest`: a fallback's URL, headers and model, and
 //! credentials dropped on the way to another origin); this drives the attempts.
 
@@ -110,7 +110,7 @@ fn carry(client: &Rc<Client>, next: Next) -> Promise {
 
 /// The transport of parked call `id` settled with `value`: a response of `status`, a value that
 /// is not one (0), or a rejection (-1); or the request could not be built (at once) or fetch
-/// refused it ([`values::THREW`]: the call ends with that error). `seen` is what `values.js` found of a response below
+/// refused it ([`values::THREW`]: the call ends with that error). `seen` is what `stream.js` found of a response below
 /// 400 (see [`values::success`]). The engine is asked at once (so breakers, budget and pacing see
 /// outcomes in the order they arrive); a success ends the call here. Anything else goes on in the
 /// driver, as a promise the caller's chains to — and so do the two cases that must read on first:

@@ -1,5 +1,5 @@
 //! Bindings to the host: timers, `AbortSignal`, the clock and crypto-seeded randomness. (The
-//! GLOBAL `fetch` is called from `values.js`, never `window.fetch`, so one build runs in
+//! GLOBAL `fetch` is called from `request.js`, never `window.fetch`, so one build runs in
 //! browsers, Workers, Deno and Node.)
 //! Nothing here runs at module load: Workers forbid timers and randomness at global scope.
 
@@ -157,7 +157,7 @@ pub fn on_abort(signal: &AbortSignal) -> OnAbort {
     Until::new(|resolve| Listener::add(signal, resolve))
 }
 
-/// A promise's callback in `values.js` (`hook`), unhooked when dropped: a promise cannot be
+/// A promise's callback in `host.js` (`hook`), unhooked when dropped: a promise cannot be
 /// un-thened, so a future dropped before its promise settles is simply not called.
 pub struct Hook(JsValue);
 

@@ -9,7 +9,10 @@
 //! | `fetch`   | `retryFetch`: request replay, fallback routes, credentials       |
 //! | `run`     | `retry(fn)`: errors classified by shape                          |
 //! | `errors`  | `RetryError`, `CircuitOpenError`, events and reports              |
-//! | `values.js` | the JS half: option checks, request reading, route requests, the objects users get |
+//! | `values`  | bindings to the JS half, one file per concern beside the Rust it serves:  |
+//! |           | `options.js` checks, `request.js` reads a call's request and builds each route's, |
+//! |           | `headers.js`, `stream.js`, `run.js` (what `fn` threw), `host.js`, `health.js`, |
+//! |           | `names.js` (a call's shape), `report.js` (what users get), `values.js` (readers) |
 //!
 //! The package's entry files (pkg-template) wrap [`RetryClient`] into `createRetryFetch` and
 //! `retry`. Nothing here runs at module load.
@@ -48,7 +51,7 @@ pub struct RetryClient {
 #[wasm_bindgen]
 impl RetryClient {
     /// `options` of `createRetryFetch` (`for_retry` false) or `retry`/`createRetry`; throws a
-    /// TypeError or RangeError naming the option that is wrong (see `values.js` and `Config::validate`).
+    /// TypeError or RangeError naming the option that is wrong (see `options.js` and `Config::validate`).
     #[wasm_bindgen(constructor)]
     pub fn new(options: JsValue, for_retry: bool) -> Result<RetryClient, JsValue> {
         let opts = options::read(&options, for_retry)?;
@@ -69,7 +72,7 @@ impl RetryClient {
         task::promise(Box::pin(async move { run::run(&client, f, opts).await }))
     }
 
-    /// The link to the health store of `options.health` (`values.js`), or undefined.
+    /// The link to the health store of `options.health` (`health.js`), or undefined.
     #[wasm_bindgen(js_name = healthLink)]
     pub fn health_link(&self) -> JsValue {
         errors::get(&self.inner.opts.js, "health")

@@ -1,4 +1,4 @@
-//! The options: checked by `values.js` (types, unknown keys, ranges of single values, each error
+//! The options: checked by `options.js` (types, unknown keys, ranges of single values, each error
 //! naming the option as the user wrote it) and flattened into one plain object, which this reads
 //! into a [`Config`], whose own `validate` checks the rules between options (a `RangeError`
 //! naming the option).
@@ -21,7 +21,7 @@ use crate::text::cat;
 
 pub struct Options {
     pub cfg: Config,
-    /// The checked options object, which `values.js` reads again for each call's routes
+    /// The checked options object, which `request.js` and `run.js` read again for each call's routes
     /// (fallbacks, sensitive headers).
     pub js: JsValue,
     pub transport: Option<Function>,
@@ -35,7 +35,7 @@ pub struct Options {
     pub share_pacing: bool,
 }
 
-/// Checks the user's options (`values.js`) and reads them (`undefined`: all defaults).
+/// Checks the user's options (`options.js`) and reads them (`undefined`: all defaults).
 pub fn read(options: &JsValue, for_retry: bool) -> Result<Options, JsValue> {
     let o = values::check_options(options, for_retry)?;
     let mut opts = Options {
@@ -107,7 +107,7 @@ pub fn read(options: &JsValue, for_retry: bool) -> Result<Options, JsValue> {
     Ok(opts)
 }
 
-/// A call's own settings: the client's `base` with what its per-call options (as `values.js`
+/// A call's own settings: the client's `base` with what its per-call options (as `options.js`
 /// checked them: `callOptions`) override, or `None` when it overrides nothing.
 pub fn per_call(base: &Config, o: &JsValue) -> Result<Option<Config>, JsValue> {
     if !o.is_object() {

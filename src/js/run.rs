@@ -1,5 +1,5 @@
 //! `retry(fn)`: the application-level form. Each attempt calls `fn({ attempt, signal, route })`;
-//! a thrown error is sorted by its shape (`thrown` in `values.js`):
+//! a thrown error is sorted by its shape (`thrown` in `run.js`):
 //!
 //! | error                                                  | treated as                     |
 //! |--------------------------------------------------------|--------------------------------|
@@ -38,7 +38,7 @@ pub(super) static NAMES: Local<Array> = Local::new(|| {
 });
 
 /// `opts`: a `createRetry` call's second argument (its signal and per-call options), checked
-/// with `f` by `values.js` (`fnCall`).
+/// with `f` by `run.js` (`fnCall`).
 pub async fn run(client: &Client, f: JsValue, opts: JsValue) -> Result<JsValue, JsValue> {
     let names = Names::read(values::fn_call(&f, &client.opts.js, &opts)?, client)?;
     let signal = names.has_signal.then(|| values::signal_of(&names.js)).or_else(|| client.opts.signal.clone());

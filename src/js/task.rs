@@ -25,7 +25,7 @@ type Call = Pin<Box<dyn Future<Output = Result<JsValue, JsValue>>>>;
 struct Task {
     /// `None` once settled.
     call: RefCell<Option<Call>>,
-    /// Settles the task's promise (`values.js` `deferred`).
+    /// Settles the task's promise (`host.js` `deferred`).
     settle: Function,
     queued: Cell<bool>,
 }

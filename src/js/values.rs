@@ -1,5 +1,11 @@
-//! Bindings to `values.js`, the wasm layer's JavaScript half (one block, so the glue imports
-//! the module once).
+//! Bindings to the wasm layer's JavaScript half (`src/js/*.js`): one file per concern, each named
+//! after what it does, and one block here per file. What is done there is about JavaScript values
+//! rather than decisions: the option checks, a caller's request read once and what each route
+//! sends, what a `retry(fn)` callback threw, the events, reports and errors users get. The wasm
+//! keeps the policy and the driving: the engine, fetch, timers, signals.
+//!
+//! wasm-bindgen puts a file in the package only when the wasm imports from it, so every file
+//! has a block here (and the files import each other).
 
 use alloc::string::String;
 use js_sys::{Array, Function, Promise};
@@ -7,49 +13,47 @@ use wasm_bindgen::prelude::*;
 use web_sys::{AbortController, AbortSignal};
 
 /// What `readRequest` writes as `out[0]` and `sendParked` settles with as the status when what
-/// it was given threw: the value is the error (`values.js` THREW).
+/// it was given threw: the value is the error (`request.js` THREW).
 pub const THREW: f64 = -2.0;
 
+// Readers of JavaScript values, which the other files share.
 #[wasm_bindgen(module = "/src/js/values.js")]
 extern "C" {
-    // Options (options.rs).
+    /// The TypeError for a transport that resolved to something that is not a response.
+    #[wasm_bindgen(js_name = notResponse)]
+    pub fn not_response(v: &JsValue) -> JsValue;
+}
+
+// Options (options.rs).
+#[wasm_bindgen(module = "/src/js/options.js")]
+extern "C" {
     /// Checks the user's options; throws a TypeError or RangeError naming the option.
     #[wasm_bindgen(js_name = checkOptions, catch)]
     pub fn check_options(options: &JsValue, for_retry: bool) -> Result<JsValue, JsValue>;
-    // Shared health (drive.rs, mod.rs).
-    /// A promise to wait for before a call (a client's first read of its health store), or undefined.
-    #[wasm_bindgen(js_name = healthBefore)]
-    pub fn health_before(options: &JsValue, names: &JsValue) -> JsValue;
-    /// What the breakers learned, `[key, openedAt, openUntil, closedAt, cooledUntil, …]`, for the store.
-    #[wasm_bindgen(js_name = healthTell)]
-    pub fn health_tell(options: &JsValue, flat: &Array);
-    /// A send slot from the shared bucket: a promise of ms since the epoch or undefined, or
-    /// undefined at once; rejects with the caller's reason when `signal` aborts first.
-    #[wasm_bindgen(js_name = healthPace)]
-    pub fn health_pace(
-        options: &JsValue,
-        key: &JsValue,
-        interval: f64,
-        burst: f64,
-        tat: f64,
-        within: Option<f64>,
-        signal: Option<&AbortSignal>,
-    ) -> JsValue;
-    // retryFetch's request (fetch.rs).
-    /// Hands `values.js` the wasm's memory, which it writes a call's shape into (once per client).
+}
+
+// A call's names (drive.rs `Names`).
+#[wasm_bindgen(module = "/src/js/names.js")]
+extern "C" {
+    /// Hands `names.js` the wasm's memory, which it writes a call's shape into (once per client).
     #[wasm_bindgen(js_name = setMemory)]
     pub fn set_memory(memory: &JsValue);
-    /// The call's request, or a promise of it when a body must be read first (flags -1), or the
-    /// TypeError for what `fetch` itself would reject (flags [`THREW`]): returned, not thrown, so
-    /// the happy path needs no catching wrapper. The shape is written at `at` (`drive::shape_at`).
-    #[wasm_bindgen(js_name = readRequest)]
-    pub fn read_request(input: &JsValue, init: &JsValue, options: &JsValue, at: u32) -> JsValue;
     /// What the wasm needs of a call (see `drive::Names`), written at `at` (`drive::shape_at`).
     #[wasm_bindgen(js_name = shape)]
     pub fn shape(call: &JsValue, at: u32);
     /// The route key of number `id` in the client of `options`.
     #[wasm_bindgen(js_name = keyName)]
     pub fn key_name(options: &JsValue, id: u32) -> Option<String>;
+}
+
+// retryFetch's request (fetch.rs).
+#[wasm_bindgen(module = "/src/js/request.js")]
+extern "C" {
+    /// The call's request, or a promise of it when a body must be read first (flags -1), or the
+    /// TypeError for what `fetch` itself would reject (flags [`THREW`]): returned, not thrown, so
+    /// the happy path needs no catching wrapper. The shape is written at `at` (`drive::shape_at`).
+    #[wasm_bindgen(js_name = readRequest)]
+    pub fn read_request(input: &JsValue, init: &JsValue, options: &JsValue, at: u32) -> JsValue;
     /// Sends a route of the request with its caller's signal; settles through
     /// `settle(id, value, status, seen, now)` (a parked call's first attempt); with status [`THREW`]
     /// when the route's request cannot be built (at once) or fetch refused it. Never throws.
@@ -72,54 +76,28 @@ extern "C" {
         signal: Option<&AbortSignal>,
         transport: Option<&js_sys::Function>,
     ) -> Result<Promise, JsValue>;
-    /// `signal.addEventListener("abort", f, { once: true })` (host.rs `Listener`).
-    #[wasm_bindgen(js_name = listen)]
-    pub fn listen(signal: &AbortSignal, f: &js_sys::Function);
-    /// `signal.removeEventListener("abort", f)`.
-    #[wasm_bindgen(js_name = unlisten)]
-    pub fn unlisten(signal: &AbortSignal, f: &js_sys::Function);
-    /// The reason an attempt is aborted with when its own timer fires: a `TimeoutError`
-    /// `DOMException`, as `AbortSignal.timeout()` uses.
-    #[wasm_bindgen(js_name = timeoutError)]
-    pub fn timeout_error() -> JsValue;
-    /// `array.push(value)`, in place of js-sys's (whose result, the length, gave it a wrapper
-    /// of its own).
-    #[wasm_bindgen(js_name = push)]
-    pub fn push(array: &Array, value: &JsValue);
-    // The calls' tasks and promises (task.rs, host.rs `settled`).
-    /// `queueMicrotask(f)`.
-    #[wasm_bindgen(js_name = microtask)]
-    pub fn microtask(f: &js_sys::Function);
-    /// A task's settle function, `(ok, value) => …`, with its promise as `.p`.
-    #[wasm_bindgen(js_name = deferred)]
-    pub fn deferred() -> js_sys::Function;
-    #[wasm_bindgen(js_name = promiseOf)]
-    pub fn promise_of(settle: &js_sys::Function) -> Promise;
-    #[wasm_bindgen(js_name = settle)]
-    pub fn settle(settle: &js_sys::Function, ok: bool, value: &JsValue);
-    /// Calls `f` once `p` settles, unless [`unhook`] came first; the hook holds the outcome.
-    #[wasm_bindgen(js_name = hook)]
-    pub fn hook(p: &JsValue, f: &js_sys::Function) -> JsValue;
-    #[wasm_bindgen(js_name = unhook)]
-    pub fn unhook(hook: &JsValue);
-    /// What a settled hook's promise resolved or rejected with (no throw: a rejection is
-    /// told by [`fulfilled`], and crosses without JavaScript's exception machinery).
-    #[wasm_bindgen(js_name = outcome)]
-    pub fn outcome(hook: &JsValue) -> JsValue;
-    #[wasm_bindgen(js_name = fulfilled)]
-    pub fn fulfilled(hook: &JsValue) -> bool;
-    /// `signal.aborted`, read through `AbortSignal.prototype`'s getter (see `isAborted`).
-    #[wasm_bindgen(js_name = isAborted)]
-    pub fn is_aborted(signal: &AbortSignal) -> bool;
-    /// The signal of a call object whose shape has flag 2 (`signalOf`; checked in `values.js`).
-    #[wasm_bindgen(js_name = signalOf)]
-    pub fn signal_of(call: &JsValue) -> AbortSignal;
-    /// `new AbortController()` (`abortController`).
-    #[wasm_bindgen(js_name = abortController)]
-    pub fn abort_controller() -> AbortController;
     /// Whether a transport's rejection is fetch refusing the request itself (the call ends with it).
     #[wasm_bindgen(js_name = refused)]
     pub fn refused(error: &JsValue) -> bool;
+    /// A response's status (100 to 599), or 0 for a value that is not a response (`statusOf`).
+    #[wasm_bindgen(js_name = statusOf)]
+    pub fn status_of(v: &JsValue) -> f64;
+}
+
+// Response headers for the core (fetch.rs).
+#[wasm_bindgen(module = "/src/js/headers.js")]
+extern "C" {
+    /// A response's headers of `names` (the core's hint headers), as `name\nvalue\n` lines.
+    #[wasm_bindgen(js_name = hintHeaders)]
+    pub fn hint_headers(response: &JsValue, names: &Array) -> String;
+    /// A successful response's rate-limit headers as lines, or none if it has none.
+    #[wasm_bindgen(js_name = limitHeaders)]
+    pub fn limit_headers(headers: &web_sys::Headers) -> Option<String>;
+}
+
+// Event streams (fetch.rs).
+#[wasm_bindgen(module = "/src/js/stream.js")]
+extern "C" {
     /// For a response below 400: the body reader of a 2xx event stream, else its rate-limit
     /// headers as `name\nvalue\n` lines (a string) or undefined (also when `limits` is false).
     #[wasm_bindgen(js_name = success)]
@@ -144,13 +122,11 @@ extern "C" {
         names: &JsValue,
         route: u32,
     ) -> JsValue;
-    /// A response's headers of `names` (the core's hint headers), as `name\nvalue\n` lines.
-    #[wasm_bindgen(js_name = hintHeaders)]
-    pub fn hint_headers(response: &JsValue, names: &Array) -> String;
-    /// A successful response's rate-limit headers as lines, or none if it has none.
-    #[wasm_bindgen(js_name = limitHeaders)]
-    pub fn limit_headers(headers: &web_sys::Headers) -> Option<String>;
-    // retry(fn) (run.rs).
+}
+
+// retry(fn) (run.rs).
+#[wasm_bindgen(module = "/src/js/run.js")]
+extern "C" {
     /// A `retry(fn)` call's names (routes, their attempts, its id), its signal and per-call
     /// options; throws a TypeError or RangeError naming a bad `fn` or option.
     #[wasm_bindgen(js_name = fnCall, catch)]
@@ -175,10 +151,86 @@ extern "C" {
     /// Closes a superseded stream object from `resumed_items`; anything else is left alone.
     #[wasm_bindgen(js_name = releaseItems)]
     pub fn release_items(v: &JsValue);
-    /// `[kind, body, headers]`, the headers as `name\nvalue\n` lines: see `values.js`.
+    /// `[kind, body, headers]`, the headers as `name\nvalue\n` lines: see `run.js`.
     #[wasm_bindgen(js_name = thrown)]
     pub fn thrown(error: &JsValue, names: &Array) -> Array;
-    // What users get (errors.rs): events, reports, errors. `names`: the call's (id, models).
+}
+
+// The calls' tasks and promises, signals and timers (task.rs, host.rs).
+#[wasm_bindgen(module = "/src/js/host.js")]
+extern "C" {
+    /// `signal.addEventListener("abort", f, { once: true })` (host.rs `Listener`).
+    #[wasm_bindgen(js_name = listen)]
+    pub fn listen(signal: &AbortSignal, f: &js_sys::Function);
+    /// `signal.removeEventListener("abort", f)`.
+    #[wasm_bindgen(js_name = unlisten)]
+    pub fn unlisten(signal: &AbortSignal, f: &js_sys::Function);
+    /// The reason an attempt is aborted with when its own timer fires: a `TimeoutError`
+    /// `DOMException`, as `AbortSignal.timeout()` uses.
+    #[wasm_bindgen(js_name = timeoutError)]
+    pub fn timeout_error() -> JsValue;
+    /// `array.push(value)`, in place of js-sys's (whose result, the length, gave it a wrapper
+    /// of its own).
+    #[wasm_bindgen(js_name = push)]
+    pub fn push(array: &Array, value: &JsValue);
+    /// `queueMicrotask(f)`.
+    #[wasm_bindgen(js_name = microtask)]
+    pub fn microtask(f: &js_sys::Function);
+    /// A task's settle function, `(ok, value) => …`, with its promise as `.p`.
+    #[wasm_bindgen(js_name = deferred)]
+    pub fn deferred() -> js_sys::Function;
+    #[wasm_bindgen(js_name = promiseOf)]
+    pub fn promise_of(settle: &js_sys::Function) -> Promise;
+    #[wasm_bindgen(js_name = settle)]
+    pub fn settle(settle: &js_sys::Function, ok: bool, value: &JsValue);
+    /// Calls `f` once `p` settles, unless [`unhook`] came first; the hook holds the outcome.
+    #[wasm_bindgen(js_name = hook)]
+    pub fn hook(p: &JsValue, f: &js_sys::Function) -> JsValue;
+    #[wasm_bindgen(js_name = unhook)]
+    pub fn unhook(hook: &JsValue);
+    /// What a settled hook's promise resolved or rejected with (no throw: a rejection is
+    /// told by [`fulfilled`], and crosses without JavaScript's exception machinery).
+    #[wasm_bindgen(js_name = outcome)]
+    pub fn outcome(hook: &JsValue) -> JsValue;
+    #[wasm_bindgen(js_name = fulfilled)]
+    pub fn fulfilled(hook: &JsValue) -> bool;
+    /// `signal.aborted`, read through `AbortSignal.prototype`'s getter (see `isAborted`).
+    #[wasm_bindgen(js_name = isAborted)]
+    pub fn is_aborted(signal: &AbortSignal) -> bool;
+    /// The signal of a call object whose shape has flag 2 (`signalOf`; checked by `readRequest` and `fnCall`).
+    #[wasm_bindgen(js_name = signalOf)]
+    pub fn signal_of(call: &JsValue) -> AbortSignal;
+    /// `new AbortController()` (`abortController`).
+    #[wasm_bindgen(js_name = abortController)]
+    pub fn abort_controller() -> AbortController;
+}
+
+// Shared health (drive.rs, mod.rs).
+#[wasm_bindgen(module = "/src/js/health.js")]
+extern "C" {
+    /// A promise to wait for before a call (a client's first read of its health store), or undefined.
+    #[wasm_bindgen(js_name = healthBefore)]
+    pub fn health_before(options: &JsValue, names: &JsValue) -> JsValue;
+    /// What the breakers learned, `[key, openedAt, openUntil, closedAt, cooledUntil, …]`, for the store.
+    #[wasm_bindgen(js_name = healthTell)]
+    pub fn health_tell(options: &JsValue, flat: &Array);
+    /// A send slot from the shared bucket: a promise of ms since the epoch or undefined, or
+    /// undefined at once; rejects with the caller's reason when `signal` aborts first.
+    #[wasm_bindgen(js_name = healthPace)]
+    pub fn health_pace(
+        options: &JsValue,
+        key: &JsValue,
+        interval: f64,
+        burst: f64,
+        tat: f64,
+        within: Option<f64>,
+        signal: Option<&AbortSignal>,
+    ) -> JsValue;
+}
+
+// What users get (errors.rs): events, reports, errors. `names`: the call's (id, models).
+#[wasm_bindgen(module = "/src/js/report.js")]
+extern "C" {
     /// The event object of kind `flat[0]` from its numbers and `text` (see `errors::event`).
     #[wasm_bindgen(js_name = event)]
     pub fn event(names: &JsValue, flat: &[f64], text: &JsValue) -> JsValue;
@@ -215,10 +267,4 @@ extern "C" {
     /// numbers of `errors::retry_error` or `errors::circuit_open_error`.
     #[wasm_bindgen(js_name = error)]
     pub fn error(report: &JsValue, flat: &[f64], cause: &JsValue) -> JsValue;
-    /// The TypeError for a transport that resolved to something that is not a response.
-    #[wasm_bindgen(js_name = notResponse)]
-    pub fn not_response(v: &JsValue) -> JsValue;
-    /// A response's status (100 to 599), or 0 for a value that is not a response (`statusOf`).
-    #[wasm_bindgen(js_name = statusOf)]
-    pub fn status_of(v: &JsValue) -> f64;
 }

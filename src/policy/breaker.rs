@@ -47,7 +47,7 @@ impl Default for BreakerConfig {
     }
 }
 
-/// In this order: the wasm layer hands a state to `values.js` as its index (`STATES` there).
+/// In this order: the wasm layer hands a state to `report.js` as its index (`STATES` there).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum State {
     Closed,

@@ -144,7 +144,7 @@ pub struct Limits {
 }
 
 /// The rate-limit headers of a response, if it has any. A token limit's reset is read only when
-/// that limit is spent, so a host may leave it out otherwise (`limitHeaders` in values.js does).
+/// that limit is spent, so a host may leave it out otherwise (`limitHeaders` in src/js/headers.js does).
 pub fn limits(headers: &Headers, now_ms: u64) -> Option<Limits> {
     // A success from OpenAI or Anthropic has these read every time: the request limit's
     // `remaining`, which tells the family, is looked up once. (Only a response with token limits

@@ -42,7 +42,7 @@ impl Headers {
         Self(String::new())
     }
 
-    /// Headers from `name\nvalue\n…` (the host's `values.js` writes them so); an unpaired last
+    /// Headers from `name\nvalue\n…` (the host's `headers.js` writes them so); an unpaired last
     /// line is ignored.
     pub fn from_lines(lines: String) -> Self {
         Self(lines)

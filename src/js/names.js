@@ -1,0 +1,63 @@
+// A call's names as the wasm takes them (drive.rs `Names`): each route's breaker key by number,
+// kept once per client, and the call's shape written into wasm memory in one call; the calls' ids.
+
+/** The number in its client of the route key `key(part, model)`: the wasm keeps each key once, by
+ * number (`keyNames`). Found by its two parts, so a call builds no key string it has seen before. */
+export const keyId = (options, part, model) => {
+  // The key found last, compared first: a call's model is a new string each time, and looking
+  // it up hashes it.
+  const last = options.lastKey;
+  if (part === last[0] && model === last[1]) return last[2];
+  let byModel = options.keyIds.get(part);
+  if (byModel === undefined) options.keyIds.set(part, (byModel = new Map()));
+  let id = byModel.get(model);
+  if (id === undefined) {
+    id = options.keyNames.push(key(part, model)) - 1;
+    byModel.set(model, id);
+  }
+  options.lastKey = [part, model, id];
+  return id;
+};
+
+/** Routes a call's shape carries at most; a call with more is read from its object (drive.rs). */
+const SHAPE_ROUTES = 16;
+
+/** The wasm's memory (`setMemory`, once per client), and a view of it as numbers, made again
+ * only when the memory has grown (which detaches the buffer the old view was over): a call's
+ * shape is written through it at an index the wasm gives, where a view made for each call (as
+ * wasm-bindgen hands a slice over) cost an allocation and two builtins' code a call. */
+let memory;
+let numbers;
+export const setMemory = (m) => {
+  memory = m;
+};
+export const numbersView = () => (numbers !== undefined && numbers.byteLength !== 0 ? numbers : (numbers = new Float64Array(memory.buffer)));
+
+/**
+ * What the wasm needs of a call (from `readRequest` or `fnCall`), as numbers written into wasm
+ * memory from index `at` of a view of it as f64s (drive.rs `Shape`), so it is handed over in one
+ * call: `[flags, routes, keyId, attempts, keyId, attempts, …]`; flags: 1 idempotent, 2 has a
+ * signal, 4 has per-call options, 8 has more routes than a shape holds; attempts NaN for the
+ * call's own.
+ */
+export function shape(call, at) {
+  const { ids, attempts } = call;
+  const out = numbersView();
+  out[at] = (call.idempotent ? 1 : 0) | (call.signal !== undefined ? 2 : 0) | (call.call !== undefined ? 4 : 0)
+    | (ids.length > SHAPE_ROUTES ? 8 : 0);
+  out[at + 1] = ids.length;
+  for (let i = 0; i < ids.length && i < SHAPE_ROUTES; i++) {
+    out[at + 2 + 2 * i] = ids[i];
+    out[at + 3 + 2 * i] = attempts[i] ?? NaN;
+  }
+}
+
+/** The key of number `id` in the client of `options`. */
+export const keyName = (options, id) => options.keyNames[id];
+
+/** Numbers the calls of this module instance, for `callId` in events and `id` in reports. */
+let calls = 0;
+export const callId = () => ++calls;
+
+/** The breaker key of a route: its origin and model. */
+const key = (origin, model) => (model === undefined ? origin : `${origin} ${model}`);
