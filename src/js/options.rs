@@ -113,7 +113,7 @@ pub fn per_call(base: &Config, o: &JsValue) -> Result<Option<Config>, JsValue> {
     if !o.is_object() {
         return Ok(None);
     }
-    let mut c = base.clone();
+    let mut c = *base;
     if let Some(n) = number(o, "maxAttempts") {
         c.max_attempts = n as u32;
     }

@@ -13,7 +13,7 @@ use crate::text::cat;
 
 /// Every setting of a client, with the seeds' defaults: 4 attempts, exponential backoff with
 /// full jitter from 1 s to 30 s, one minute overall.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Config {
     /// Attempts per route, counting the first. Default 4.
     pub max_attempts: u32,

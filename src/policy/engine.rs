@@ -441,7 +441,7 @@ impl Session {
     pub fn new(cfg: &Config, routes: Vec<Route>, idempotent: bool) -> Self {
         Self {
             idempotent: idempotent || cfg.idempotent,
-            cfg: cfg.clone(),
+            cfg: *cfg,
             routes,
             phase: Phase::Start,
             deadline_at: 0,
