@@ -92,7 +92,7 @@ const ANTHROPIC_LIMITS: [(&str, &str); 4] = [
 
 /// The server's requested wait before the next attempt, if it gave a usable one.
 pub fn wait_hint(headers: &Headers, status: u16, now_ms: u64) -> Option<Hint> {
-    let header = |name| headers.get(name).map(str::trim);
+    let header = |name| headers.get(name).map(str::trim_ascii);
     let (ms, source) = if let Some(ms) = header("retry-after-ms").and_then(|v| decimal(v, 1)) {
         (ms, HintSource::RetryAfterMs)
     } else if let Some(ms) = header("retry-after").and_then(|v| retry_after(v, now_ms)) {
@@ -114,7 +114,7 @@ fn reset_hint(headers: &Headers, limits: &[(&str, &str)], reset: impl Fn(&str) -
     let limits: Vec<(bool, Option<u64>)> = limits
         .iter()
         .map(|&(remaining, reset_name)| {
-            let remaining = headers.get(remaining).and_then(|v| decimal(v.trim(), 1));
+            let remaining = headers.get(remaining).and_then(|v| decimal(v.trim_ascii(), 1));
             (remaining == Some(0), headers.get(reset_name).and_then(&reset))
         })
         .collect();
@@ -149,7 +149,7 @@ pub fn limits(headers: &Headers, now_ms: u64) -> Option<Limits> {
     // A success from OpenAI or Anthropic has these read every time: the request limit's
     // `remaining`, which tells the family, is looked up once. (Only a response with token limits
     // alone has a token `remaining` looked up twice.)
-    let number = |name| headers.get(name).and_then(|v| decimal(v.trim(), 1));
+    let number = |name| headers.get(name).and_then(|v| decimal(v.trim_ascii(), 1));
     let until = |v: &str| rfc3339(v).map(|at| ms_until(at, now_ms));
     let openai_remaining = number(OPENAI_LIMITS[0].0);
     let (limit, remaining, reset_ms, spent) = if openai_remaining.is_some() || number(OPENAI_LIMITS[1].0).is_some() {
@@ -163,7 +163,7 @@ pub fn limits(headers: &Headers, now_ms: u64) -> Option<Limits> {
         }
         let reset = headers.get(ANTHROPIC_LIMITS[0].1).and_then(until);
         let spent = spent_reset(headers, &ANTHROPIC_LIMITS[1..], until);
-        let remaining = anthropic_remaining.and_then(|v| decimal(v.trim(), 1));
+        let remaining = anthropic_remaining.and_then(|v| decimal(v.trim_ascii(), 1));
         (number("anthropic-ratelimit-requests-limit"), remaining, reset, spent)
     };
     Some(Limits { limit, remaining, reset_ms, tokens_spent_reset_ms: spent })
@@ -173,14 +173,14 @@ pub fn limits(headers: &Headers, now_ms: u64) -> Option<Limits> {
 fn spent_reset(headers: &Headers, limits: &[(&str, &str)], reset: impl Fn(&str) -> Option<u64>) -> Option<u64> {
     limits
         .iter()
-        .filter(|(remaining, _)| headers.get(remaining).and_then(|v| decimal(v.trim(), 1)) == Some(0))
+        .filter(|(remaining, _)| headers.get(remaining).and_then(|v| decimal(v.trim_ascii(), 1)) == Some(0))
         .filter_map(|(_, reset_name)| headers.get(reset_name).and_then(&reset))
         .max()
 }
 
 /// `x-should-retry: true|false` (case-insensitive, trimmed); anything else → None.
 pub fn should_retry(headers: &Headers) -> Option<bool> {
-    let value = headers.get("x-should-retry")?.trim();
+    let value = headers.get("x-should-retry")?.trim_ascii();
     if value.eq_ignore_ascii_case("true") {
         Some(true)
     } else if value.eq_ignore_ascii_case("false") {
@@ -192,7 +192,7 @@ pub fn should_retry(headers: &Headers) -> Option<bool> {
 
 /// A `Retry-After` value: delta-seconds or an HTTP-date, as ms from `now_ms` (past → 0).
 pub fn retry_after(value: &str, now_ms: u64) -> Option<u64> {
-    let value = value.trim();
+    let value = value.trim_ascii();
     match decimal(value, 1_000) {
         Some(ms) => Some(ms),
         None => http_date(value).map(|at| at.saturating_sub(now_ms)),
@@ -208,13 +208,13 @@ const WEEKDAYS: [&str; 7] = ["Monday", "Tuesday", "Wednesday", "Thursday", "Frid
 /// Names are matched ignoring case and the weekday is not checked against the date. RFC 850's
 /// two-digit years 70–99 are 19xx and 00–69 are 20xx. Dates before 1970 → None.
 pub fn http_date(value: &str) -> Option<u64> {
-    let value = value.trim();
-    let (weekday, (day, month, year), time) = match value.split_once(',') {
+    let value = value.trim_ascii();
+    let (weekday, (day, month, year), time) = match split_once(value, b',') {
         Some((weekday, rest)) => {
-            let (date, time, zone) = match fields(rest.split_whitespace()) {
+            let (date, time, zone) = match fields(rest.split_ascii_whitespace()) {
                 Some([day, month, year, time, zone]) => ((day, month, number(year, 4..=4)?), time, zone),
                 None => {
-                    let [date, time, zone] = fields(rest.split_whitespace())?;
+                    let [date, time, zone] = fields(rest.split_ascii_whitespace())?;
                     (rfc850_date(date)?, time, zone)
                 }
             };
@@ -224,11 +224,11 @@ pub fn http_date(value: &str) -> Option<u64> {
             (weekday, date, time)
         }
         None => {
-            let [weekday, month, day, time, year] = fields(value.split_whitespace())?;
+            let [weekday, month, day, time, year] = fields(value.split_ascii_whitespace())?;
             (weekday, (day, month, number(year, 4..=4)?), time)
         }
     };
-    let weekday = weekday.trim();
+    let weekday = weekday.trim_ascii();
     let is_weekday = |name: &str| {
         weekday.eq_ignore_ascii_case(name) || name.get(..3).is_some_and(|short| weekday.eq_ignore_ascii_case(short))
     };
@@ -236,7 +236,7 @@ pub fn http_date(value: &str) -> Option<u64> {
         return None;
     }
     let month = MONTHS.iter().position(|m| m.eq_ignore_ascii_case(month))?;
-    let [hour, minute, second] = fields(time.split(':'))?;
+    let [hour, minute, second] = fields(split(time, b':'))?;
     let seconds = unix_seconds(
         year,
         u32::try_from(month).ok()? + 1,
@@ -248,7 +248,7 @@ pub fn http_date(value: &str) -> Option<u64> {
 
 /// RFC 850's `06-Nov-94` as (day, month, year), the year widened to four digits.
 fn rfc850_date(date: &str) -> Option<(&str, &str, u32)> {
-    let [day, month, year] = fields(date.split('-'))?;
+    let [day, month, year] = fields(split(date, b'-'))?;
     let year = match (year.len(), number(year, 2..=4)?) {
         (2, yy @ 70..) => 1900 + yy,
         (2, yy) => 2000 + yy,
@@ -265,8 +265,8 @@ fn rfc850_date(date: &str) -> Option<(&str, &str, u32)> {
 /// `µs`, `ms`, `s`, `m`, `h`), an optional leading `+`, and a bare `0`. Negative durations and
 /// unitless numbers → None. Components are summed exactly to the nanosecond, then rounded up.
 pub fn duration(value: &str) -> Option<u64> {
-    let value = value.trim();
-    let value = value.strip_prefix('+').unwrap_or(value);
+    let value = value.trim_ascii();
+    let value = value.strip_prefix("+").unwrap_or(value);
     if value == "0" {
         return Some(0);
     }
@@ -276,11 +276,13 @@ pub fn duration(value: &str) -> Option<u64> {
     let mut rest = value;
     let mut nanos: u64 = 0;
     while !rest.is_empty() {
-        let is_number = |c: char| c.is_ascii_digit() || c == '.';
-        // `split_at_checked`: the indices come from `find`, but the checked form keeps str
+        // By byte: a number's bytes are ASCII, so where one starts or ends is a char boundary.
+        let is_number = |b: &u8| b.is_ascii_digit() || *b == b'.';
+        let end = |s: &str, number: bool| s.bytes().position(|b| is_number(&b) != number).unwrap_or(s.len());
+        // `split_at_checked`: the indices are boundaries, but the checked form keeps str
         // slicing's panic path (and its formatting) out of the wasm.
-        let (num, after) = rest.split_at_checked(rest.find(|c| !is_number(c)).unwrap_or(rest.len()))?;
-        let (unit, next) = after.split_at_checked(after.find(is_number).unwrap_or(after.len()))?;
+        let (num, after) = rest.split_at_checked(end(rest, true))?;
+        let (unit, next) = after.split_at_checked(end(after, false))?;
         let unit_nanos = match unit {
             "ns" => 1,
             "us" | "µs" | "μs" => 1_000,
@@ -303,13 +305,13 @@ pub fn duration(value: &str) -> Option<u64> {
 /// Accepts `T`, `t` or a space between date and time, `Z`, `z` or `±hh:mm` as the offset, and a
 /// fraction of any length, rounded up to a whole ms so a reset is never reported early.
 pub fn rfc3339(value: &str) -> Option<i64> {
-    let value = value.trim();
+    let value = value.trim_ascii();
     let (date, time) = (value.get(..10)?, value.get(11..)?);
     if !matches!(value.as_bytes().get(10), Some(b'T' | b't' | b' ')) {
         return None;
     }
-    let [year, month, day] = fields(date.split('-'))?;
-    let (clock, offset_seconds) = match time.strip_suffix(['Z', 'z']) {
+    let [year, month, day] = fields(split(date, b'-'))?;
+    let (clock, offset_seconds) = match time.strip_suffix("Z").or_else(|| time.strip_suffix("z")) {
         Some(clock) => (clock, 0),
         None => {
             let (clock, offset) = time.split_at_checked(time.len().checked_sub(6)?)?;
@@ -318,7 +320,7 @@ pub fn rfc3339(value: &str) -> Option<i64> {
                 ("-", offset) => (-1, offset),
                 _ => return None,
             };
-            let [hours, minutes] = fields(offset.split(':'))?;
+            let [hours, minutes] = fields(split(offset, b':'))?;
             let (hours, minutes) = (number(hours, 2..=2)?, number(minutes, 2..=2)?);
             if hours > 23 || minutes > 59 {
                 return None;
@@ -326,12 +328,12 @@ pub fn rfc3339(value: &str) -> Option<i64> {
             (clock, sign * i64::from(hours * 3_600 + minutes * 60))
         }
     };
-    let (clock, fraction_ms) = match clock.split_once('.') {
+    let (clock, fraction_ms) = match split_once(clock, b'.') {
         Some((clock, digits)) if !digits.is_empty() => (clock, fraction(digits, 1_000)?),
         Some(_) => return None,
         None => (clock, 0),
     };
-    let [hour, minute, second] = fields(clock.split(':'))?;
+    let [hour, minute, second] = fields(split(clock, b':'))?;
     let seconds = unix_seconds(
         number(year, 4..=4)?,
         number(month, 2..=2)?,
@@ -340,6 +342,24 @@ pub fn rfc3339(value: &str) -> Option<i64> {
     )?;
     let fraction_ms = i64::try_from(fraction_ms).ok()?;
     Some((seconds - offset_seconds) * 1_000 + fraction_ms)
+}
+
+/// `s` around its first `sep` (an ASCII byte), as `str::split_once` with a `char`. By byte: a
+/// `char` pattern's searcher (its UTF-8 encoding, `memchr` over machine words) is ~1 KB of wasm
+/// for fields of a few bytes.
+fn split_once(s: &str, sep: u8) -> Option<(&str, &str)> {
+    let at = s.bytes().position(|b| b == sep)?;
+    Some((s.get(..at)?, s.get(at + 1..)?))
+}
+
+/// The parts of `s` between its `sep` bytes (ASCII), as `str::split` with a `char`.
+fn split(s: &str, sep: u8) -> impl Iterator<Item = &str> {
+    let mut rest = Some(s);
+    core::iter::from_fn(move || {
+        let r = rest?;
+        rest = split_once(r, sep).map(|(_, after)| after);
+        Some(split_once(r, sep).map_or(r, |(part, _)| part))
+    })
 }
 
 /// Exactly `N` items from `items`, or None if there are more or fewer.
@@ -389,7 +409,7 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 
 /// `digits[.digits]` (at least one digit, no sign) times `unit`, rounded up; saturates.
 fn decimal(s: &str, unit: u64) -> Option<u64> {
-    let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
+    let (whole, frac) = split_once(s, b'.').unwrap_or((s, ""));
     if whole.is_empty() && frac.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -497,6 +517,11 @@ mod tests {
         for garbage in ["-5", "+5", "", " ", ".", "5s", "1e3", "abc", "1.2.3", "5 5"] {
             assert_eq!(retry_after(garbage, NOW), None, "{garbage:?}");
         }
+        // Whitespace is HTTP's (tab and space; ASCII's other kinds too), not Unicode's: a
+        // no-break space is part of the value, which is then not a number.
+        assert_eq!(retry_after("\t7\r\n", NOW), Some(7_000));
+        assert_eq!(retry_after("\u{a0}7", NOW), None);
+        assert_eq!(duration("\u{2003}1s"), None);
     }
 
     #[test]
