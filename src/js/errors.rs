@@ -8,7 +8,7 @@ use core::cell::RefCell;
 use js_sys::Reflect;
 use wasm_bindgen::prelude::*;
 
-use super::host::Local;
+use super::host::Global;
 use super::values;
 use crate::policy::classify::Reason;
 use crate::policy::engine::{AttemptRecord, Event, Report, WaitCause};
@@ -23,7 +23,7 @@ pub fn range_error(message: &str) -> JsValue {
 
 /// Keys as JS strings, made once: decoding the same names out of wasm on every report and
 /// event was a measurable part of a call's overhead.
-static KEYS: Local<RefCell<Vec<(*const u8, JsValue)>>> = Local::new(|| RefCell::new(Vec::new()));
+static KEYS: Global<RefCell<Vec<(*const u8, JsValue)>>> = Global::new(RefCell::new(Vec::new()));
 
 /// Runs `f` with `k` as a cached JS string.
 pub fn with_key<R>(k: &'static str, f: impl FnOnce(&JsValue) -> R) -> R {
@@ -159,7 +159,7 @@ fn opt(v: Option<u64>) -> f64 {
     v.map_or(-1.0, |v| v as f64)
 }
 
-static REASONS_SENT: Local<core::cell::Cell<bool>> = Local::new(|| core::cell::Cell::new(false));
+static REASONS_SENT: Global<core::cell::Cell<bool>> = Global::new(core::cell::Cell::new(false));
 
 /// Tells `report.js` the reasons' names, once per module instance, which reports, events and
 /// errors then carry as indexes: called as a client is made, before any of its calls.

@@ -349,6 +349,23 @@ impl Future for Notified<'_> {
 #[cfg(target_feature = "atomics")]
 compile_error!("`Local` assumes one thread: build without the atomics target feature");
 
+/// A value for the module's one thread, made with the module (`thread_local!` with a `const`
+/// value, without std): no first-use check, nor its code for each type.
+pub struct Global<T>(T);
+
+// SAFETY: wasm32 without the atomics feature (checked above) has exactly one thread.
+unsafe impl<T> Sync for Global<T> {}
+
+impl<T> Global<T> {
+    pub const fn new(value: T) -> Self {
+        Self(value)
+    }
+
+    pub fn with<R>(&self, f: impl FnOnce(&T) -> R) -> R {
+        f(&self.0)
+    }
+}
+
 /// A value made on first use, for the module's one thread: `thread_local!` without std.
 pub struct Local<T> {
     cell: OnceCell<T>,

@@ -17,7 +17,7 @@ use core::task::{Context, Waker};
 use js_sys::{Function, Promise};
 use wasm_bindgen::prelude::*;
 
-use super::host::Local;
+use super::host::{Global, Local};
 use super::values;
 
 type Call = Pin<Box<dyn Future<Output = Result<JsValue, JsValue>>>>;
@@ -50,7 +50,7 @@ impl Wake for Task {
     }
 }
 
-static QUEUE: Local<RefCell<Vec<Arc<Task>>>> = Local::new(|| RefCell::new(Vec::new()));
+static QUEUE: Global<RefCell<Vec<Arc<Task>>>> = Global::new(RefCell::new(Vec::new()));
 static RUN: Local<Closure<dyn FnMut()>> = Local::new(|| Closure::new(run));
 
 /// Polls the tasks queued before this microtask.
