@@ -142,9 +142,8 @@ impl Shared {
     }
 
     /// Every breaker that has seen traffic, by key.
-    pub fn snapshot(&self) -> Vec<(String, Snapshot)> {
-        let breakers = self.routes.iter().filter_map(|(k, h)| Some((k, h.breaker.as_ref()?)));
-        breakers.map(|(k, b)| (String::from(&**k), b.snapshot())).collect()
+    pub fn snapshot(&self) -> impl Iterator<Item = (&str, Snapshot)> {
+        self.routes.iter().filter_map(|(k, h)| Some((&**k, h.breaker.as_ref()?.snapshot())))
     }
 
     /// Restores one breaker (ignored when breakers are off).
