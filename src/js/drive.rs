@@ -96,16 +96,23 @@ impl Names {
     pub fn from_shape(v: JsValue, shape: &Shape, client: &Client) -> Result<Self, JsValue> {
         let flags = shape[0] as u32;
         let own = |n: f64| n.is_finite().then(|| (n as u32).clamp(1, MAX_ATTEMPTS));
-        let routes = if flags & 8 == 0 {
-            let routes = (shape[1] as usize).min(SHAPE_ROUTES);
-            (0..routes).map(|i| (client.key(shape[2 + 2 * i]), own(shape[3 + 2 * i]))).collect()
+        // Loops rather than `collect`s: each of those is code of its own for its iterator.
+        let mut routes = Vec::new();
+        if flags & 8 == 0 {
+            let n = (shape[1] as usize).min(SHAPE_ROUTES);
+            routes.reserve_exact(n);
+            for i in 0..n {
+                routes.push((client.key(shape[2 + 2 * i]), own(shape[3 + 2 * i])));
+            }
         } else {
             // More routes than a shape holds: read from the object.
             let array = |k| get(&v, k).dyn_into::<Array>().unwrap_or_else(|_| Array::new());
             let (ids, attempts) = (array("ids"), array("attempts"));
             let at = |a: &Array, i| a.get(i).as_f64().unwrap_or(f64::NAN);
-            (0..ids.length()).map(|i| (client.key(at(&ids, i)), own(at(&attempts, i)))).collect()
-        };
+            for i in 0..ids.length() {
+                routes.push((client.key(at(&ids, i)), own(at(&attempts, i))));
+            }
+        }
         let cfg = match flags & 4 {
             0 => None,
             _ => options::per_call(&client.opts.cfg, &get(&v, "call"))?,
@@ -125,7 +132,11 @@ impl Names {
 
     /// The engine's routes: one per key, with the call's attempts or the fallback's own.
     fn routes(&self, cfg: &Config) -> Vec<Route> {
-        self.routes.iter().map(|(key, own)| Route::new(key.clone(), own.unwrap_or(cfg.max_attempts))).collect()
+        let mut routes = Vec::with_capacity(self.routes.len());
+        for (key, own) in &self.routes {
+            routes.push(Route::new(key.clone(), own.unwrap_or(cfg.max_attempts)));
+        }
+        routes
     }
 }
 

@@ -123,11 +123,14 @@ pub fn event(e: &Event, names: &JsValue) -> JsValue {
 /// `Reason::ALL` indexes.
 pub fn flat_report(r: &Report) -> Vec<f64> {
     let mut f = Vec::with_capacity(6 + 5 * r.attempts.len() + r.skipped.len());
-    f.extend(report_head(r));
+    // From slices and by push: `extend` from an array is code of its own for each length.
+    f.extend_from_slice(&report_head(r));
     for a in &r.attempts {
-        f.extend(attempt_numbers(a));
+        f.extend_from_slice(&attempt_numbers(a));
     }
-    f.extend(r.skipped.iter().map(|&i| i as f64));
+    for &i in &r.skipped {
+        f.push(i as f64);
+    }
     f
 }
 

@@ -26,7 +26,6 @@
 //! Everything here is pure: time comes in as `now_ms`, milliseconds since the Unix epoch.
 
 use super::Headers;
-use alloc::vec::Vec;
 
 /// Where a wait hint came from (for events and reports).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -111,17 +110,23 @@ pub fn wait_hint(headers: &Headers, status: u16, now_ms: u64) -> Option<Hint> {
 
 /// Longest reset among exhausted limits if any is exhausted, else the shortest reset given.
 fn reset_hint(headers: &Headers, limits: &[(&str, &str)], reset: impl Fn(&str) -> Option<u64>) -> Option<u64> {
-    let limits: Vec<(bool, Option<u64>)> = limits
-        .iter()
-        .map(|&(remaining, reset_name)| {
-            let remaining = headers.get(remaining).and_then(|v| decimal(v.trim_ascii(), 1));
-            (remaining == Some(0), headers.get(reset_name).and_then(&reset))
-        })
-        .collect();
-    if limits.iter().any(|&(exhausted, _)| exhausted) {
-        limits.iter().filter(|l| l.0).filter_map(|l| l.1).max()
+    // One pass: the longest reset among the exhausted (`None` < `Some`), the shortest of all.
+    let (mut exhausted, mut longest, mut shortest) = (false, None, None);
+    for &(remaining, reset_name) in limits {
+        let r = headers.get(reset_name).and_then(&reset);
+        if headers.get(remaining).and_then(|v| decimal(v.trim_ascii(), 1)) == Some(0) {
+            exhausted = true;
+            longest = longest.max(r);
+        }
+        shortest = match (shortest, r) {
+            (Some(a), Some(b)) => Some(u64::min(a, b)),
+            (a, b) => a.or(b),
+        };
+    }
+    if exhausted {
+        longest
     } else {
-        limits.iter().filter_map(|l| l.1).min()
+        shortest
     }
 }
 
