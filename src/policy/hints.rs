@@ -98,22 +98,23 @@ pub fn wait_hint(headers: &Headers, status: u16, now_ms: u64) -> Option<Hint> {
         (ms, HintSource::RetryAfter)
     } else if status != 429 {
         return None;
-    } else if let Some(ms) = reset_hint(headers, &OPENAI_LIMITS, duration) {
+    } else if let Some(ms) = reset_hint(headers, &OPENAI_LIMITS, &duration) {
         (ms, HintSource::OpenAiReset)
     } else {
         let until = |v: &str| rfc3339(v).map(|at| ms_until(at, now_ms));
-        let ms = reset_hint(headers, &ANTHROPIC_LIMITS, until)?;
+        let ms = reset_hint(headers, &ANTHROPIC_LIMITS, &until)?;
         (ms, HintSource::AnthropicReset)
     };
     Some(Hint { ms, source })
 }
 
 /// Longest reset among exhausted limits if any is exhausted, else the shortest reset given.
-fn reset_hint(headers: &Headers, limits: &[(&str, &str)], reset: impl Fn(&str) -> Option<u64>) -> Option<u64> {
+/// `reset` reads a reset's value (`dyn`: one copy of this for both families).
+fn reset_hint(headers: &Headers, limits: &[(&str, &str)], reset: &dyn Fn(&str) -> Option<u64>) -> Option<u64> {
     // One pass: the longest reset among the exhausted (`None` < `Some`), the shortest of all.
     let (mut exhausted, mut longest, mut shortest) = (false, None, None);
     for &(remaining, reset_name) in limits {
-        let r = headers.get(reset_name).and_then(&reset);
+        let r = headers.get(reset_name).and_then(reset);
         if headers.get(remaining).and_then(|v| decimal(v.trim_ascii(), 1)) == Some(0) {
             exhausted = true;
             longest = longest.max(r);
@@ -159,7 +160,7 @@ pub fn limits(headers: &Headers, now_ms: u64) -> Option<Limits> {
     let openai_remaining = number(OPENAI_LIMITS[0].0);
     let (limit, remaining, reset_ms, spent) = if openai_remaining.is_some() || number(OPENAI_LIMITS[1].0).is_some() {
         let reset = headers.get(OPENAI_LIMITS[0].1).and_then(duration);
-        let spent = spent_reset(headers, &OPENAI_LIMITS[1..], duration);
+        let spent = spent_reset(headers, &OPENAI_LIMITS[1..], &duration);
         (number("x-ratelimit-limit-requests"), openai_remaining, reset, spent)
     } else {
         let anthropic_remaining = headers.get(ANTHROPIC_LIMITS[0].0);
@@ -167,7 +168,7 @@ pub fn limits(headers: &Headers, now_ms: u64) -> Option<Limits> {
             return None;
         }
         let reset = headers.get(ANTHROPIC_LIMITS[0].1).and_then(until);
-        let spent = spent_reset(headers, &ANTHROPIC_LIMITS[1..], until);
+        let spent = spent_reset(headers, &ANTHROPIC_LIMITS[1..], &until);
         let remaining = anthropic_remaining.and_then(|v| decimal(v.trim_ascii(), 1));
         (number("anthropic-ratelimit-requests-limit"), remaining, reset, spent)
     };
@@ -175,12 +176,14 @@ pub fn limits(headers: &Headers, now_ms: u64) -> Option<Limits> {
 }
 
 /// The longest reset among the spent limits (`remaining` 0), if any is spent.
-fn spent_reset(headers: &Headers, limits: &[(&str, &str)], reset: impl Fn(&str) -> Option<u64>) -> Option<u64> {
-    limits
-        .iter()
-        .filter(|(remaining, _)| headers.get(remaining).and_then(|v| decimal(v.trim_ascii(), 1)) == Some(0))
-        .filter_map(|(_, reset_name)| headers.get(reset_name).and_then(&reset))
-        .max()
+fn spent_reset(headers: &Headers, limits: &[(&str, &str)], reset: &dyn Fn(&str) -> Option<u64>) -> Option<u64> {
+    let mut longest = None;
+    for &(remaining, reset_name) in limits {
+        if headers.get(remaining).and_then(|v| decimal(v.trim_ascii(), 1)) == Some(0) {
+            longest = longest.max(headers.get(reset_name).and_then(reset));
+        }
+    }
+    longest
 }
 
 /// `x-should-retry: true|false` (case-insensitive, trimmed); anything else → None.
@@ -353,8 +356,8 @@ pub fn rfc3339(value: &str) -> Option<i64> {
 /// `char` pattern's searcher (its UTF-8 encoding, `memchr` over machine words) is ~1 KB of wasm
 /// for fields of a few bytes.
 fn split_once(s: &str, sep: u8) -> Option<(&str, &str)> {
-    let at = s.bytes().position(|b| b == sep)?;
-    Some((s.get(..at)?, s.get(at + 1..)?))
+    let (before, after) = s.split_at_checked(s.bytes().position(|b| b == sep)?)?;
+    Some((before, after.get(1..)?))
 }
 
 /// The parts of `s` between its `sep` bytes (ASCII), as `str::split` with a `char`.
