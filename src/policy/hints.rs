@@ -20,8 +20,10 @@
 //!    Otherwise it is the shortest usable reset given. Other statuses ignore these headers: they
 //!    describe the account's budget, not the reason this request failed.
 //!
-//! A header whose value does not parse contributes nothing. Negative numbers are garbage for
-//! the delta forms. Huge values saturate at `u64::MAX`; capping a hint is the caller's policy.
+//! A value is trimmed of ASCII whitespace (HTTP's is tab and space; a Unicode space is part of
+//! the value). A header whose value does not parse contributes nothing. Negative numbers are
+//! garbage for the delta forms. Huge values saturate at `u64::MAX`; capping a hint is the
+//! caller's policy.
 //!
 //! Everything here is pure: time comes in as `now_ms`, milliseconds since the Unix epoch.
 
