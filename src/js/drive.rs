@@ -60,15 +60,25 @@ impl Client {
 /// Routes a call's shape carries at most (`names.js` SHAPE_ROUTES).
 const SHAPE_ROUTES: usize = 16;
 
-pub const SHAPE_LEN: usize = 2 + 2 * SHAPE_ROUTES;
+/// Where a call's own settings start in its shape (when it has any: flag 4).
+const SHAPE_CALL: usize = 2 + 2 * SHAPE_ROUTES;
+pub const SHAPE_LEN: usize = SHAPE_CALL + options::CALL_LEN;
 
-/// A call's shape as `names.js` writes it (`shape`): `[flags, routes, keyId, attempts, …]`.
+/// A call's shape as `names.js` writes it (`shape`): `[flags, routes, keyId, attempts, …]`, then
+/// its own settings (options.rs [`options::CALL_LEN`]).
 pub type Shape = [f64; SHAPE_LEN];
 
 /// Where `names.js` writes `shape` (`readRequest`, `shape`): its index in the wasm's memory seen
-/// as f64s. The address leaves as a number, so the compiler takes the call as writing it.
+/// as f64s.
 pub fn shape_at(shape: &mut Shape) -> u32 {
-    (shape.as_mut_ptr() as usize / core::mem::size_of::<f64>()) as u32
+    slots_at(shape)
+}
+
+/// The index of `slots` in the wasm's memory seen as f64s, where JavaScript writes numbers for
+/// the wasm (a call's shape, the options). The address leaves as a number, so the compiler takes
+/// the call it is passed to as writing them.
+pub fn slots_at(slots: &mut [f64]) -> u32 {
+    (slots.as_mut_ptr() as usize / core::mem::size_of::<f64>()) as u32
 }
 
 /// A call as `request.js` and `run.js` name it (`readRequest`, `fnCall`): its routes' breaker `keys` and own
@@ -115,7 +125,7 @@ impl Names {
         }
         let cfg = match flags & 4 {
             0 => None,
-            _ => options::per_call(&client.opts.cfg, &get(&v, "call"))?,
+            _ => Some(options::per_call(&client.opts.cfg, &shape[SHAPE_CALL..], &v)?),
         };
         Ok(Self { routes, js: v, cfg, idempotent: flags & 1 != 0, has_signal: flags & 2 != 0 })
     }

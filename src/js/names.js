@@ -33,12 +33,15 @@ export const setMemory = (m) => {
 };
 export const numbersView = () => (numbers !== undefined && numbers.byteLength !== 0 ? numbers : (numbers = new Float64Array(memory.buffer)));
 
+/** Where a call's own settings start in its shape (drive.rs SHAPE_CALL). */
+const SHAPE_CALL = 2 + 2 * SHAPE_ROUTES;
+
 /**
  * What the wasm needs of a call (from `readRequest` or `fnCall`), as numbers written into wasm
  * memory from index `at` of a view of it as f64s (drive.rs `Shape`), so it is handed over in one
- * call: `[flags, routes, keyId, attempts, keyId, attempts, …]`; flags: 1 idempotent, 2 has a
- * signal, 4 has per-call options, 8 has more routes than a shape holds; attempts NaN for the
- * call's own.
+ * call: `[flags, routes, keyId, attempts, keyId, attempts, …]`, then at SHAPE_CALL its per-call
+ * options' settings (`callNumbers`); flags: 1 idempotent, 2 has a signal, 4 has per-call
+ * options, 8 has more routes than a shape holds; attempts NaN for the call's own.
  */
 export function shape(call, at) {
   const { ids, attempts } = call;
@@ -50,7 +53,22 @@ export function shape(call, at) {
     out[at + 2 + 2 * i] = ids[i];
     out[at + 3 + 2 * i] = attempts[i] ?? NaN;
   }
+  if (call.call !== undefined) callNumbers(call.call, out, at + SHAPE_CALL);
 }
+
+/** A boolean option as a number: 1, 0, or NaN when not set. */
+export const bit = (v) => (v === undefined ? NaN : v ? 1 : 0);
+
+/** What a call may set of its own (options.js `callOptions`, and the client's options of the
+ * same names), as numbers at `at` of `out` (options.rs CALL_LEN of them; NaN: not set). */
+export const callNumbers = (o, out, at) => {
+  out[at] = o.maxAttempts ?? NaN;
+  out[at + 1] = o.deadlineMs ?? NaN;
+  out[at + 2] = o.attemptTimeoutMs ?? NaN;
+  out[at + 3] = o.firstTokenTimeoutMs ?? NaN;
+  out[at + 4] = o.idleTimeoutMs ?? NaN;
+  out[at + 5] = bit(o.idempotent);
+};
 
 /** The key of number `id` in the client of `options`. */
 export const keyName = (options, id) => options.keyNames[id];

@@ -4,6 +4,7 @@
 // core's own (Config::validate), which throws a RangeError naming the option too.
 
 import { HealthLink } from "./health.js";
+import { bit, callNumbers, numbersView } from "./names.js";
 import { fail, field, plain } from "./values.js";
 
 // The core's own limits (policy/config.rs MAX_MS, MAX_ATTEMPTS), which it checks again.
@@ -123,10 +124,11 @@ const listener = (f) =>
   });
 
 /**
- * The options of `createRetryFetch` (`forRetry` false) or `retry`/`createRetry` (true), checked,
- * as the flat object the wasm reads (options.rs).
+ * The options of `createRetryFetch` (`forRetry` false) or `retry`/`createRetry` (true), checked:
+ * their settings written as numbers into the wasm's memory at index `at` of a view of it as f64s
+ * (options.rs, in its order), the rest returned as one flat object.
  */
-export function checkOptions(options, forRetry) {
+export function checkOptions(options, forRetry, at) {
   const o = options === undefined ? {} : object(options, "options");
   checkKeys(o, "", KEYS);
   const maxAttempts = int(o.maxAttempts, "maxAttempts");
@@ -183,13 +185,17 @@ export function checkOptions(options, forRetry) {
     if (!forRetry) throw new TypeError("signal is not an option of createRetryFetch: pass init.signal with each call");
     if (!(signal instanceof AbortSignal)) fail(TypeError, "signal", "an AbortSignal", signal);
   }
-  // Flat; `budget`/`breaker`: false (off), true (configured) or undefined (defaults).
+  // `budget`/`breaker`: false (off), true (configured) or undefined (defaults).
+  const out = numbersView();
+  callNumbers({ maxAttempts, deadlineMs, attemptTimeoutMs, firstTokenTimeoutMs, idleTimeoutMs, idempotent }, out, at);
+  [
+    backoff?.initialMs, backoff?.maxMs, backoff?.multiplier, backoff?.jitter === undefined ? NaN : JITTERS.indexOf(backoff.jitter), maxRetryAfterMs,
+    bit(retryOn && true), bit(budget && true), budget?.maxTokens, budget?.tokenRatio,
+    bit(breaker && true), breaker?.failureThreshold, breaker?.cooldownMs, breaker?.maxCooldownMs, bit(pacing),
+    bit(health && true), bit(typeof health?.store.pace === "function"),
+  ].forEach((v, i) => (out[at + 6 + i] = v ?? NaN));
   return {
-    maxAttempts, ...backoff, deadlineMs, attemptTimeoutMs, firstTokenTimeoutMs, idleTimeoutMs, maxRetryAfterMs,
-    idempotent, retryOn,
-    budget: budget && true, ...budget, breaker: breaker && true, ...breaker, pacing, health,
-    sharePacing: typeof health?.store.pace === "function",
-    fetch, onEvent, onExhausted, signal,
+    retryOn, health, fetch, onEvent, onExhausted, signal,
     fallbacks, attempts: attemptsOf(fallbacks),
     sensitive: [...SENSITIVE, ...sensitive.map((h) => h.toLowerCase())],
     keyIds: new Map(), keyNames: [], lastKey: [undefined, undefined, 0],

@@ -1,6 +1,7 @@
 //! The options: checked by `options.js` (types, unknown keys, ranges of single values, each error
-//! naming the option as the user wrote it) and flattened into one plain object, which this reads
-//! into a [`Config`], whose own `validate` checks the rules between options (a `RangeError`
+//! naming the option as the user wrote it) and handed over as numbers (the settings) beside one
+//! plain object (the functions, the routes, the health link), which this reads into a [`Config`]
+//! and [`Options`]; the config's own `validate` checks the rules between options (a `RangeError`
 //! naming the option).
 //!
 //! Read defensively all the same: a value of the wrong type counts as absent, never a panic.
@@ -10,7 +11,7 @@ use wasm_bindgen::prelude::*;
 use web_sys::AbortSignal;
 
 use super::errors::{get, range_error};
-use super::values;
+use super::{drive, values};
 use crate::num;
 use crate::policy::backoff::Jitter;
 use crate::policy::breaker::BreakerConfig;
@@ -35,108 +36,123 @@ pub struct Options {
     pub share_pacing: bool,
 }
 
+/// The options as `options.js` writes them into the wasm's memory (`checkOptions`), as numbers:
+/// first what a call may set of its own ([`CALL_LEN`] of them, as a call's shape carries them:
+/// `callNumbers` in names.js), then the client's. NaN where an option is not set; a boolean as
+/// 1 or 0. Read so, the options cross in one call where reading each by name took three (its
+/// name made a string, the read through a catching binding, the number taken out).
+pub const CALL_LEN: usize = 6;
+const LEN: usize = CALL_LEN + 16;
+/// `backoff.jitter` by its index in `options.js` JITTERS.
+const JITTERS: [Jitter; 4] = [Jitter::Full, Jitter::Equal, Jitter::Decorrelated, Jitter::None];
+
 /// Checks the user's options (`options.js`) and reads them (`undefined`: all defaults).
 pub fn read(options: &JsValue, for_retry: bool) -> Result<Options, JsValue> {
-    let o = values::check_options(options, for_retry)?;
+    values::set_memory(&wasm_bindgen::memory());
+    let mut n = [f64::NAN; LEN];
+    let o = values::check_options(options, for_retry, drive::slots_at(&mut n))?;
+    let n = Numbers(&n);
     let mut opts = Options {
         cfg: Config::default(),
         transport: get(&o, "fetch").dyn_into().ok(),
         on_event: get(&o, "onEvent").dyn_into().ok(),
         on_exhausted: get(&o, "onExhausted").dyn_into().ok(),
         signal: get(&o, "signal").dyn_into().ok(),
-        health: get(&o, "health").is_object(),
-        share_pacing: get(&o, "sharePacing").is_truthy(),
+        health: n.flag(CALL_LEN + 14) == Some(true),
+        share_pacing: n.flag(CALL_LEN + 15) == Some(true),
         js: o,
     };
-    let o = &opts.js;
     let c = &mut opts.cfg;
+    n.apply_call(c);
     let b = &mut c.backoff;
-    if let Some(n) = number(o, "maxAttempts") {
-        c.max_attempts = n as u32;
-    }
-    b.initial_ms = ms(o, "initialMs").unwrap_or(b.initial_ms);
+    b.initial_ms = n.ms(CALL_LEN).unwrap_or(b.initial_ms);
     // A lone initialMs above the default cap raises the cap with it.
-    b.max_ms = ms(o, "maxMs").unwrap_or(b.max_ms.max(b.initial_ms));
-    b.multiplier = number(o, "multiplier").unwrap_or(b.multiplier);
-    if let Some(j) = get(o, "jitter").as_string().as_deref().and_then(Jitter::parse) {
+    b.max_ms = n.ms(CALL_LEN + 1).unwrap_or(b.max_ms.max(b.initial_ms));
+    b.multiplier = n.number(CALL_LEN + 2).unwrap_or(b.multiplier);
+    if let Some(&j) = n.number(CALL_LEN + 3).and_then(|i| JITTERS.get(i as usize)) {
         b.jitter = j;
     }
-    if let Some(deadline) = ms(o, "deadlineMs") {
-        c.deadline_ms = deadline;
-        c.deadline_cuts_attempts = true;
-    }
-    c.attempt_timeout_ms = ms(o, "attemptTimeoutMs");
-    c.first_token_timeout_ms = ms(o, "firstTokenTimeoutMs");
-    c.idle_timeout_ms = ms(o, "idleTimeoutMs");
-    c.max_retry_after_ms = ms(o, "maxRetryAfterMs").unwrap_or(c.max_retry_after_ms);
-    c.idempotent = get(o, "idempotent").as_bool().unwrap_or(c.idempotent);
-    let retry_on = get(o, "retryOn");
+    c.max_retry_after_ms = n.ms(CALL_LEN + 4).unwrap_or(c.max_retry_after_ms);
+    let retry_on = if n.flag(CALL_LEN + 5) == Some(true) { get(&opts.js, "retryOn") } else { JsValue::UNDEFINED };
     if Array::is_array(&retry_on) {
         c.retry_on = StatusSet::empty();
         for s in Array::from(&retry_on).iter().filter_map(|s| s.as_f64()) {
             c.retry_on.insert(s as u16);
         }
     }
-    match get(o, "budget").as_bool() {
+    match n.flag(CALL_LEN + 6) {
         Some(false) => c.budget = None,
         Some(true) => {
             let d = BudgetConfig::default();
             c.budget = Some(BudgetConfig {
-                max_tokens: number(o, "maxTokens").unwrap_or(d.max_tokens),
-                token_ratio: number(o, "tokenRatio").unwrap_or(d.token_ratio),
+                max_tokens: n.number(CALL_LEN + 7).unwrap_or(d.max_tokens),
+                token_ratio: n.number(CALL_LEN + 8).unwrap_or(d.token_ratio),
             });
         }
         None => {}
     }
-    match get(o, "breaker").as_bool() {
+    match n.flag(CALL_LEN + 9) {
         Some(false) => c.breaker = None,
         Some(true) => {
             let d = BreakerConfig::default();
-            let cooldown_ms = ms(o, "cooldownMs").unwrap_or(d.cooldown_ms);
+            let cooldown_ms = n.ms(CALL_LEN + 11).unwrap_or(d.cooldown_ms);
             c.breaker = Some(BreakerConfig {
-                failure_threshold: number(o, "failureThreshold").map_or(d.failure_threshold, |n| n as u32),
+                failure_threshold: n.number(CALL_LEN + 10).map_or(d.failure_threshold, |x| x as u32),
                 cooldown_ms,
                 // A lone cooldownMs above the default cap raises the cap with it.
-                max_cooldown_ms: ms(o, "maxCooldownMs").unwrap_or(d.max_cooldown_ms.max(cooldown_ms)),
+                max_cooldown_ms: n.ms(CALL_LEN + 12).unwrap_or(d.max_cooldown_ms.max(cooldown_ms)),
             });
         }
         None => {}
     }
-    c.pacing = get(o, "pacing").as_bool().unwrap_or(c.pacing);
+    c.pacing = n.flag(CALL_LEN + 13).unwrap_or(c.pacing);
     c.validate().map_err(|e| range_error(&e.message))?;
     Ok(opts)
 }
 
-/// A call's own settings: the client's `base` with what its per-call options (as `options.js`
-/// checked them: `callOptions`) override, or `None` when it overrides nothing.
-pub fn per_call(base: &Config, o: &JsValue) -> Result<Option<Config>, JsValue> {
-    if !o.is_object() {
-        return Ok(None);
-    }
+/// A call's own settings: the client's `base` with what its per-call options override (`n`, as
+/// its shape carries them: `callNumbers` in names.js). The call object's `call`, those options as
+/// `options.js` checked them (`callOptions`), is read only to name one out of range.
+pub fn per_call(base: &Config, n: &[f64], v: &JsValue) -> Result<Config, JsValue> {
     let mut c = *base;
-    if let Some(n) = number(o, "maxAttempts") {
-        c.max_attempts = n as u32;
-    }
-    if let Some(deadline) = ms(o, "deadlineMs") {
-        c.deadline_ms = deadline;
-        c.deadline_cuts_attempts = true;
-    }
-    c.attempt_timeout_ms = ms(o, "attemptTimeoutMs").or(c.attempt_timeout_ms);
-    c.first_token_timeout_ms = ms(o, "firstTokenTimeoutMs").or(c.first_token_timeout_ms);
-    c.idle_timeout_ms = ms(o, "idleTimeoutMs").or(c.idle_timeout_ms);
-    c.idempotent = get(o, "idempotent").as_bool().unwrap_or(c.idempotent);
+    Numbers(n).apply_call(&mut c);
     // Only this call's own values can be out of range (the client's were checked): named as the
     // user wrote them (`init.retry.deadlineMs`).
-    let path = get(o, "path").as_string().unwrap_or_default();
-    c.validate().map_err(|e| range_error(&cat!(path, ".", e.message)))?;
-    Ok(Some(c))
+    c.validate().map_err(|e| {
+        range_error(&cat!(get(&get(v, "call"), "path").as_string().unwrap_or_default(), ".", e.message))
+    })?;
+    Ok(c)
 }
 
-fn number(o: &JsValue, k: &'static str) -> Option<f64> {
-    get(o, k).as_f64().filter(|n| n.is_finite())
-}
+/// Options as numbers (see [`CALL_LEN`]); a slot out of reach reads as unset.
+struct Numbers<'a>(&'a [f64]);
 
-/// Milliseconds, rounded up to a whole one; checked against its range by `Config::validate`.
-fn ms(o: &JsValue, k: &'static str) -> Option<u64> {
-    number(o, k).map(|n| num::ceil(n.max(0.0)))
+impl Numbers<'_> {
+    fn number(&self, i: usize) -> Option<f64> {
+        self.0.get(i).copied().filter(|n| n.is_finite())
+    }
+
+    /// Milliseconds, rounded up to a whole one; checked against its range by `Config::validate`.
+    fn ms(&self, i: usize) -> Option<u64> {
+        self.number(i).map(|n| num::ceil(n.max(0.0)))
+    }
+
+    fn flag(&self, i: usize) -> Option<bool> {
+        self.number(i).map(|n| n != 0.0)
+    }
+
+    /// What a call may set of its own: attempts, the deadline, timeouts, idempotency.
+    fn apply_call(&self, c: &mut Config) {
+        if let Some(n) = self.number(0) {
+            c.max_attempts = n as u32;
+        }
+        if let Some(deadline) = self.ms(1) {
+            c.deadline_ms = deadline;
+            c.deadline_cuts_attempts = true;
+        }
+        c.attempt_timeout_ms = self.ms(2).or(c.attempt_timeout_ms);
+        c.first_token_timeout_ms = self.ms(3).or(c.first_token_timeout_ms);
+        c.idle_timeout_ms = self.ms(4).or(c.idle_timeout_ms);
+        c.idempotent = self.flag(5).unwrap_or(c.idempotent);
+    }
 }

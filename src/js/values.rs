@@ -27,9 +27,10 @@ extern "C" {
 // Options (options.rs).
 #[wasm_bindgen(module = "/src/js/options.js")]
 extern "C" {
-    /// Checks the user's options; throws a TypeError or RangeError naming the option.
+    /// Checks the user's options; throws a TypeError or RangeError naming the option. The
+    /// settings are written as numbers at `at` (options.rs, `drive::slots_at`), the rest returned.
     #[wasm_bindgen(js_name = checkOptions, catch)]
-    pub fn check_options(options: &JsValue, for_retry: bool) -> Result<JsValue, JsValue>;
+    pub fn check_options(options: &JsValue, for_retry: bool, at: u32) -> Result<JsValue, JsValue>;
 }
 
 // A call's names (drive.rs `Names`).
