@@ -55,7 +55,6 @@ impl RetryClient {
     #[wasm_bindgen(constructor)]
     pub fn new(options: JsValue, for_retry: bool) -> Result<RetryClient, JsValue> {
         let opts = options::read(&options, for_retry)?;
-        values::set_memory(&wasm_bindgen::memory());
         errors::send_reasons();
         Ok(RetryClient { inner: Rc::new(Client::new(opts)) })
     }

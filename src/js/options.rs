@@ -46,7 +46,9 @@ const LEN: usize = CALL_LEN + 16;
 /// `backoff.jitter` by its index in `options.js` JITTERS.
 const JITTERS: [Jitter; 4] = [Jitter::Full, Jitter::Equal, Jitter::Decorrelated, Jitter::None];
 
-/// Checks the user's options (`options.js`) and reads them (`undefined`: all defaults).
+/// Checks the user's options (`options.js`) and reads them (`undefined`: all defaults). Hands
+/// `names.js` the wasm's memory first, which the settings (and later each call's shape) are
+/// written into.
 pub fn read(options: &JsValue, for_retry: bool) -> Result<Options, JsValue> {
     values::set_memory(&wasm_bindgen::memory());
     let mut n = [f64::NAN; LEN];

@@ -36,7 +36,8 @@ extern "C" {
 // A call's names (drive.rs `Names`).
 #[wasm_bindgen(module = "/src/js/names.js")]
 extern "C" {
-    /// Hands `names.js` the wasm's memory, which it writes a call's shape into (once per client).
+    /// Hands `names.js` the wasm's memory, which it writes a call's shape and the options into
+    /// (as each client's options are read: `options::read`).
     #[wasm_bindgen(js_name = setMemory)]
     pub fn set_memory(memory: &JsValue);
     /// What the wasm needs of a call (see `drive::Names`), written at `at` (`drive::shape_at`).
