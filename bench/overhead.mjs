@@ -3,7 +3,8 @@
 //   1. over a stub transport (an in-memory `fetch` that resolves to a 200 Response): each client's
 //      cost per successful call over the transport alone (target for llm-retry: ≤ 3 µs); and
 //      llm-retry's when the response carries OpenAI's rate-limit headers, as OpenAI's all do
-//      (pacing reads them), over a stub that sends them;
+//      (pacing reads them), over a stub that sends them; and with an attempt timeout (figures,
+//      not the target's: the target is for the defaults);
 //   1b. the same, each call run cold: the CPU's code caches evicted before it, as a socket's work
 //       does (the loopback row's gap without the socket's noise); the median over every call;
 //   2. over loopback (a node:http server on 127.0.0.1): each client against raw fetch, reading
@@ -103,6 +104,11 @@ if (ONLY.includes("stub")) {
       rf("http://127.0.0.1:9/v1/chat/completions", { ...init, signal: new AbortController().signal });
     clients[`${name}, with init.signal (literal)`] = () => rf("http://127.0.0.1:9/v1/chat/completions", literal());
     clients[`${name}, with init.signal (first)`] = () => rf("http://127.0.0.1:9/v1/chat/completions", first());
+    // With an attempt timeout (a common setting for LLM calls): each attempt has a signal and a
+    // timer of its own, its signal following the caller's when there is one.
+    const timed = m.createRetryFetch({ fetch: stub, attemptTimeoutMs: 60_000 });
+    clients[`${name}, attemptTimeoutMs`] = () => timed("http://127.0.0.1:9/v1/chat/completions", init);
+    clients[`${name}, attemptTimeoutMs, init.signal (first)`] = () => timed("http://127.0.0.1:9/v1/chat/completions", first());
   }
   clients[`transport alone${LIMITED}`] = () => limited("http://127.0.0.1:9/v1/chat/completions", init);
   for (const [name, m] of Object.entries(pkgs)) {

@@ -12,7 +12,7 @@ use alloc::boxed::Box;
 use alloc::rc::{Rc, Weak};
 use alloc::vec::Vec;
 
-use js_sys::{Array, Function};
+use js_sys::Function;
 use wasm_bindgen::prelude::*;
 use web_sys::{AbortController, AbortSignal};
 
@@ -22,8 +22,6 @@ extern "C" {
     fn set_timeout(f: &Function, ms: u32) -> JsValue;
     #[wasm_bindgen(js_name = clearTimeout)]
     fn clear_timeout(id: &JsValue);
-    #[wasm_bindgen(js_namespace = AbortSignal, js_name = any, catch)]
-    fn abort_signal_any(signals: &Array) -> Result<AbortSignal, JsValue>;
 }
 
 /// Wall-clock milliseconds since the epoch, read at each decision (Workers advance it only after I/O).
@@ -63,7 +61,8 @@ impl Rng {
 }
 
 /// One attempt's signal: aborted by the caller's signal or by the attempt's own controller.
-/// `AbortSignal.any` keeps the caller's abort working while the body streams, after headers.
+/// Following the caller's (`values::follow_signal`, as `AbortSignal.any` would) keeps the
+/// caller's abort working while the body streams, after headers.
 pub struct AttemptSignal {
     pub controller: AbortController,
     pub signal: AbortSignal,
@@ -77,10 +76,10 @@ impl AttemptSignal {
         let Some(caller) = caller else {
             return Self { controller, signal: own, _forward: None };
         };
-        if let Ok(signal) = abort_signal_any(&Array::of2(caller, &own)) {
+        if let Some(signal) = super::values::follow_signal(caller, &controller) {
             return Self { controller, signal, _forward: None };
         }
-        // Hosts without AbortSignal.any: forward the caller's abort while the attempt lives.
+        // Hosts that can do neither: forward the caller's abort while the attempt lives.
         let (to, from) = (controller.clone(), caller.clone());
         let forward = Closure::<dyn FnMut()>::new(move || to.abort_with_reason(&from.reason()));
         let listener = Listener::add(caller, forward.as_ref().unchecked_ref());

@@ -202,6 +202,10 @@ extern "C" {
     /// The signal of a call object whose shape has flag 2 (`signalOf`; checked by `readRequest` and `fnCall`).
     #[wasm_bindgen(js_name = signalOf)]
     pub fn signal_of(call: &JsValue) -> AbortSignal;
+    /// `controller`'s signal made to follow `caller`'s abort, as `AbortSignal.any` would
+    /// (`followSignal`); undefined when the host can do neither.
+    #[wasm_bindgen(js_name = followSignal)]
+    pub fn follow_signal(caller: &AbortSignal, controller: &AbortController) -> Option<AbortSignal>;
     /// `new AbortController()` (`abortController`).
     #[wasm_bindgen(js_name = abortController)]
     pub fn abort_controller() -> AbortController;

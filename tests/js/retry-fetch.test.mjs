@@ -530,6 +530,68 @@ describe("10. attemptTimeoutMs", () => {
   });
 });
 
+describe("10b. attemptTimeoutMs with the caller's signal", () => {
+  // An attempt with a timeout has a signal of its own that follows the caller's: the caller's
+  // abort must reach the request while it waits for headers and while its body streams after.
+  test("the caller's abort during a hung attempt rejects with its reason; the connection closes", T, async (t) => {
+    const mock = await mockFor(t, { script: [{ hang: true }] });
+    const f = createRetryFetch({ attemptTimeoutMs: 5000, backoff: FAST });
+    const controller = new AbortController();
+    const reason = new Error("stop waiting");
+    const timer = setTimeout(() => controller.abort(reason), 100);
+    t.after(() => clearTimeout(timer));
+    const r = await settle(within(f(`${mock.url}/v1/chat/completions`, chatInit({ signal: controller.signal })), 4000, "call"));
+    assert.equal(r.error, reason, `rejects with the abort reason itself, got ${r.error}`);
+    assert.ok(r.ms < 1000, `settled ${r.ms.toFixed(0)} ms after the call`);
+    assert.equal(mock.requests.length, 1);
+    await within(mock.requests[0].closed, 2000, "server-side close of the aborted request");
+    assert.ok(mock.requests[0].closedEarly, "connection closed before a response");
+  });
+
+  test("the caller's abort while the body streams, after the attempt ended, errors the body and closes the connection", T, async (t) => {
+    const chunks = Array.from({ length: 40 }, (_, i) => `data: ${i}\n\n`);
+    const mock = await mockFor(t, { script: [{ status: 200, chunks, chunkDelayMs: 50 }] });
+    const f = createRetryFetch({ attemptTimeoutMs: 5000, backoff: FAST });
+    const controller = new AbortController();
+    const reason = new Error("stop reading");
+    const res = await f(`${mock.url}/v1/chat/completions`, chatInit({ signal: controller.signal }));
+    assert.equal(res.status, 200);
+    const reader = res.body.getReader();
+    assert.equal((await reader.read()).done, false, "a first chunk arrives");
+    controller.abort(reason);
+    const r = await settle(within((async () => { for (;;) if ((await reader.read()).done) return "ended"; })(), 2000, "body"));
+    assert.equal(r.ok, false, `the body errors rather than ${r.value}`);
+    assert.equal(r.error, reason, `with the abort reason, got ${r.error}`);
+    await within(mock.requests[0].closed, 2000, "server-side close of the aborted stream");
+    assert.ok(mock.requests[0].closedEarly, "connection closed before the stream's end");
+  });
+
+  test("one long-lived signal passed to many calls collects no listeners, and aborts the call in flight", T, async (t) => {
+    const script = [...Array.from({ length: 300 }, () => ({ status: 200 })), { hang: true }];
+    const mock = await mockFor(t, { script });
+    const f = createRetryFetch({ attemptTimeoutMs: 5000, backoff: FAST });
+    const controller = new AbortController();
+    const warnings = [];
+    const onWarning = (w) => warnings.push(w.name);
+    process.on("warning", onWarning);
+    t.after(() => process.off("warning", onWarning));
+    for (let i = 0; i < 300; i++) {
+      const res = await f(`${mock.url}/v1/chat/completions`, chatInit({ signal: controller.signal }));
+      assert.equal(res.status, 200);
+      await res.arrayBuffer();
+    }
+    const { getEventListeners } = await import("node:events");
+    assert.ok(getEventListeners(controller.signal, "abort").length <= 1, "at most one listener, whatever the number of calls");
+    const reason = new Error("shutting down");
+    const timer = setTimeout(() => controller.abort(reason), 100);
+    t.after(() => clearTimeout(timer));
+    const r = await settle(within(f(`${mock.url}/v1/chat/completions`, chatInit({ signal: controller.signal })), 4000, "call"));
+    assert.equal(r.error, reason, `the call in flight rejects with the reason, got ${r.error}`);
+    await sleep(10);
+    assert.deepEqual(warnings.filter((n) => n === "MaxListenersExceededWarning"), []);
+  });
+});
+
 describe("11. deadlineMs", () => {
   test("hang forever, deadlineMs 300 → RetryError within ~300–650 ms", T, async (t) => {
     const mock = await mockFor(t, { script: [{ hang: true }] });
