@@ -22,9 +22,10 @@ use crate::policy::engine::{Decision, Outcome, Session};
 use crate::policy::stream::{State, Watch};
 use crate::policy::Headers;
 
-/// A `retryFetch` call. The common case — a request read at once, a first attempt without a
-/// timeout of its own — takes the fast path: the engine's first decision is asked here, the
-/// request sent, and the call parked until the transport settles, when [`settle`] (through the
+/// A `retryFetch` call. The common case — a request read at once, a first attempt to send at
+/// once — takes the fast path: the engine's first decision is asked here, the request sent (with
+/// a signal and a timer of its own when the attempt has a timeout), and the call parked until the
+/// transport settles, when [`settle`] (through the
 /// client's one callback) asks the engine what it makes of the response. No Rust future, closure
 /// or promise of its own is made for it; anything but a plain success from there (a failure, an
 /// event stream) goes on in the same driver as every other call.
@@ -44,13 +45,15 @@ pub fn fetch(client: &Rc<Client>, input: &JsValue, init: &JsValue, now: f64) -> 
     }
     let mut session = drive::start(client, &call, idempotent, call.signal.as_ref())?;
     match drive::decide_at(client, &mut session, None, &call, host::ms(now)) {
-        Decision::Attempt { route, timeout_ms: None, deadline_ms, limits, .. } => {
+        Decision::Attempt { route, timeout_ms, deadline_ms, limits, .. } => {
+            let own = timeout_ms.map(|ms| Timed::new(ms, call.signal.as_ref()));
             let request = call.request.clone();
-            let id = client.parked.park(Box::new(Parked1 { call, session, route, deadline_ms, limits }));
+            let signal = own.as_ref().map(|t| t.own.sig.signal.clone());
+            let id = client.parked.park(Box::new(Parked1 { call, session, route, deadline_ms, limits, own }));
             let transport = client.opts.transport.as_ref();
-            let sent = client
-                .parked
-                .settle_fn(client, |f| values::send_parked(&request, route as u32, transport, id, limits, f));
+            let sent = client.parked.settle_fn(client, |f| {
+                values::send_parked(&request, route as u32, signal.as_ref(), transport, id, limits, f)
+            });
             Ok(sent.unchecked_into())
         }
         first => Ok(carry(client, Next::Decided { call, session, first, seen: None, held: Held::Nothing })),
@@ -66,7 +69,8 @@ enum Next {
     /// A decision taken, after what was seen.
     Decided { call: Call, session: Session, first: Decision, seen: Option<Observation>, held: Held },
     /// A parked call's response that must be read first: an event stream (`reader` set: to its
-    /// commit point; `limits`: its rate-limit headers read then) or a 429 (its body).
+    /// commit point; `limits`: its rate-limit headers read then) or a 429 (its body), under the
+    /// attempt's timer when it has one (`own`).
     Read1 {
         call: Call,
         session: Session,
@@ -75,6 +79,7 @@ enum Next {
         route: usize,
         deadline_ms: u64,
         limits: bool,
+        own: Option<Timed>,
     },
 }
 
@@ -94,12 +99,15 @@ fn carry(client: &Rc<Client>, next: Next) -> Promise {
                 (call, session, None, None, Held::Nothing)
             }
             Next::Decided { call, session, first, seen, held } => (call, session, Some(first), seen, held),
-            Next::Read1 { call, session, response, reader, route, deadline_ms, limits } => {
+            Next::Read1 { call, session, response, reader, route, deadline_ms, limits, own } => {
                 let response: Response = response.unchecked_into();
+                let never = Cell::new(false);
+                let timed_out = own.as_ref().map_or(&never, |t| &*t.timed_out);
                 let (obs, held) = match reader {
-                    Some(reader) => call.watch(response, reader, &Cell::new(false), deadline_ms, route, limits).await,
+                    Some(reader) => call.watch(response, reader, timed_out, deadline_ms, route, limits).await,
                     None => (observe(&response, 429).await, Held::Value(response.into())),
                 };
+                drop(own);
                 (call, session, None, Some(obs), held)
             }
         };
@@ -121,19 +129,21 @@ fn settle(client: &Rc<Client>, id: u32, value: JsValue, status: f64, seen: JsVal
         return Promise::reject(&errors::type_error("llm-retry: unknown call")).into();
     };
     let read = |p: Box<Parked1>, response, reader| {
-        let Parked1 { call, session, route, deadline_ms, limits } = *p;
-        Next::Read1 { call, session, response, reader, route, deadline_ms, limits }
+        let Parked1 { call, session, route, deadline_ms, limits, own } = *p;
+        Next::Read1 { call, session, response, reader, route, deadline_ms, limits, own }
     };
+    let never = Cell::new(false);
+    let timed_out = p.own.as_ref().map_or(&never, |t| &*t.timed_out);
     let (obs, held) = match status {
         // The route's request failing to build, or fetch refusing it, ends the call, as in the driver.
         s if s == values::THREW => {
             drive::abandon(client, &mut p.session, &p.call);
             return Promise::reject(&value).into();
         }
-        s if s < 0.0 => (p.call.failure(&Cell::new(false)), Held::Error { error: value, has_status: false }),
+        s if s < 0.0 => (p.call.failure(timed_out), Held::Error { error: value, has_status: false }),
         s if !(100.0..=599.0).contains(&s) => {
             let error = values::not_response(&value);
-            (p.call.failure(&Cell::new(false)), Held::Error { error, has_status: false })
+            (p.call.failure(timed_out), Held::Error { error, has_status: false })
         }
         s if s < 400.0 => {
             let Some(headers) = success_headers(&seen) else {
@@ -163,13 +173,27 @@ fn settle(client: &Rc<Client>, id: u32, value: JsValue, status: f64, seen: JsVal
 }
 
 /// A call parked on the fast path: its first attempt is out (`limits`: whether the engine asked
-/// for its response's rate-limit headers).
+/// for its response's rate-limit headers; `own`: its signal and timer, when it has a timeout).
 pub struct Parked1 {
     call: Call,
     session: Session,
     route: usize,
     deadline_ms: u64,
     limits: bool,
+    own: Option<Timed>,
+}
+
+/// A parked attempt's own signal and timer, and whether the timer fired.
+pub struct Timed {
+    own: OwnSignal,
+    timed_out: Rc<Cell<bool>>,
+}
+
+impl Timed {
+    fn new(ms: u64, caller: Option<&AbortSignal>) -> Self {
+        let timed_out = Rc::new(Cell::new(false));
+        Self { own: OwnSignal::new(ms, caller, &timed_out), timed_out }
+    }
 }
 
 /// What a parked call's transport settles through: `(id, value, status, seen, now)` (see [`settle`];
@@ -279,8 +303,8 @@ impl Attempts for Call {
 impl Call {
     /// Sends the request on `route`, with the attempt's own signal when it has one (a timeout).
     fn send(&self, route: usize, own: Option<&OwnSignal>) -> Result<Promise, JsValue> {
-        // Only an attempt with a timeout has a signal of its own (an AbortController, a timer, and
-        // AbortSignal.any with the caller's): without one, the caller's signal (if any) is the
+        // Only an attempt with a timeout has a signal of its own (an AbortController and a timer,
+        // its signal following the caller's): without one, the caller's signal (if any) is the
         // attempt's, which also keeps its abort working while the body streams.
         let signal = own.map(|o| &o.sig.signal).or(self.signal.as_ref());
         values::send(&self.request, route as u32, signal, self.client.opts.transport.as_ref())
@@ -295,7 +319,7 @@ impl Call {
     ) -> AttemptResult {
         let timed_out = Rc::new(Cell::new(false));
         let own = match timeout_ms {
-            Some(ms) => Some(OwnSignal::new(ms, self.signal.as_ref(), &timed_out)?),
+            Some(ms) => Some(OwnSignal::new(ms, self.signal.as_ref(), &timed_out)),
             None => None,
         };
         let sent = self.send(route, own.as_ref())?;
@@ -431,7 +455,7 @@ struct OwnSignal {
 }
 
 impl OwnSignal {
-    fn new(ms: u64, caller: Option<&AbortSignal>, timed_out: &Rc<Cell<bool>>) -> Result<Self, JsValue> {
+    fn new(ms: u64, caller: Option<&AbortSignal>, timed_out: &Rc<Cell<bool>>) -> Self {
         let sig = AttemptSignal::new(caller);
         let (flag, ctrl) = (timed_out.clone(), sig.controller.clone());
         let on_timeout = Closure::<dyn FnMut()>::new(move || {
@@ -439,7 +463,7 @@ impl OwnSignal {
             ctrl.abort_with_reason(&values::timeout_error());
         });
         let timer = host::Timer::new(ms, on_timeout.as_ref().unchecked_ref());
-        Ok(Self { sig, _timer: timer, _on_timeout: on_timeout })
+        Self { sig, _timer: timer, _on_timeout: on_timeout }
     }
 }
 

@@ -263,15 +263,16 @@ export const statusOf = (v) => {
   return typeof s === "number" && s >= 100 && s <= 599 ? s : 0;
 };
 
-/** A parked call's first attempt (fetch.rs): `route` sent with the caller's signal, and what its
+/** A parked call's first attempt (fetch.rs): `route` sent with `signal` (the attempt's own, when it
+ * has a timeout) or else the caller's, and what its
  * transport settles with handed to the wasm in one call, `settle(id, value, status, seen, now)`:
  * `status` -1 for a rejection, 0 for a value that is not a response, THREW when the route's
  * request cannot be built (at once) or fetch refused it; `seen`, below 400, what `success` finds;
  * `now`, `Date.now()` (read here, the wasm crosses out for it once fewer). */
-export const sendParked = (req, route, transport, id, limits, settle) => {
+export const sendParked = (req, route, signal, transport, id, limits, settle) => {
   let sent;
   try {
-    sent = send(req, route, req.signal, transport);
+    sent = send(req, route, signal ?? req.signal, transport);
   } catch (e) {
     // The route's request could not be built (`routeRequest` threw): the call ends with it.
     return settle(id, e, THREW, undefined, Date.now());

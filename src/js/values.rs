@@ -56,14 +56,15 @@ extern "C" {
     /// the happy path needs no catching wrapper. The shape is written at `at` (`drive::shape_at`).
     #[wasm_bindgen(js_name = readRequest)]
     pub fn read_request(input: &JsValue, init: &JsValue, options: &JsValue, at: u32) -> JsValue;
-    /// Sends a route of the request with its caller's signal; settles through
-    /// `settle(id, value, status, seen, now)` (a parked call's first attempt); with status [`THREW`]
-    /// when the route's request cannot be built (at once) or fetch refused it. Never throws.
-    /// `limits`: as [`success`]'s.
+    /// Sends a route of the request with `signal` (the attempt's own, when it has a timeout) or
+    /// else its caller's; settles through `settle(id, value, status, seen, now)` (a parked call's
+    /// first attempt); with status [`THREW`] when the route's request cannot be built (at once)
+    /// or fetch refused it. Never throws. `limits`: as [`success`]'s.
     #[wasm_bindgen(js_name = sendParked)]
     pub fn send_parked(
         request: &JsValue,
         route: u32,
+        signal: Option<&AbortSignal>,
         transport: Option<&js_sys::Function>,
         id: u32,
         limits: bool,

@@ -118,6 +118,23 @@ describe("event streams", () => {
     assert.equal(mock.requests.length, 2);
   });
 
+  test("attemptTimeoutMs runs on while the stream is read to its first token: a stall past it is a timed-out attempt", T, async (t) => {
+    const mock = await mockFor(t, {
+      script: [
+        { status: 200, headers: SSE, chunks: [START, text("late")], chunkDelayMs: 5_000 },
+        { status: 200, headers: SSE, chunks: [START, text("on time"), STOP] },
+      ],
+    });
+    const f = createRetryFetch({ backoff: FAST, attemptTimeoutMs: 200, idempotent: true });
+    const r = await settle(f(mock.url + path, chatInit()));
+    assert.ok(r.ok, `${r.error}`);
+    assert.equal((await read(r.value)).text, "on time");
+    assert.ok(r.ms >= 200 && r.ms < 2_000, `${r.ms} ms`);
+    assert.equal(retryReport(r.value).attempts[0].reason, "timeout");
+    assert.equal(mock.requests.length, 2);
+    assert.ok(mock.requests[0].closedEarly, "the timed-out stream's connection was closed");
+  });
+
   test("an error after the first token is the caller's: one request, nothing replayed", T, async (t) => {
     const mock = await mockFor(t, { script: [{ status: 200, headers: SSE, chunks: [START, text("Hel"), OVERLOADED] }] });
     const res = await createRetryFetch({ backoff: FAST })(mock.url + path, chatInit());
