@@ -25,10 +25,10 @@ use crate::policy::Headers;
 /// A `retryFetch` call. The common case — a request read at once, a first attempt to send at
 /// once — takes the fast path: the engine's first decision is asked here, the request sent (with
 /// a signal and a timer of its own when the attempt has a timeout), and the call parked until the
-/// transport settles, when [`settle`] (through the
-/// client's one callback) asks the engine what it makes of the response. No Rust future, closure
-/// or promise of its own is made for it; anything but a plain success from there (a failure, an
-/// event stream) goes on in the same driver as every other call.
+/// transport settles, when [`settle`] (through the client's one callback) asks the engine what it
+/// makes of the response. No Rust future, closure or promise of its own is made for it; anything
+/// but a plain success from there (a failure, an event stream) goes on in the same driver as
+/// every other call.
 pub fn fetch(client: &Rc<Client>, input: &JsValue, init: &JsValue, now: f64) -> Result<Promise, JsValue> {
     let mut shape: Shape = [0.0; drive::SHAPE_LEN];
     let request = values::read_request(input, init, &client.opts.js, drive::shape_at(&mut shape));
