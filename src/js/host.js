@@ -58,7 +58,7 @@ export const abortController = () => new AbortController();
  * Node 24, against ~0.5). The caller's signal gets one listener, whatever number of attempts
  * follow it, and holds them weakly: a list of `WeakRef`s, swept of the collected ones as it
  * doubles, so a long-lived signal passed to every call collects neither listeners nor entries.
- * A caller's signal that cannot take the list (frozen) is followed through `AbortSignal.any`;
+ * A caller's signal that cannot take the list (not extensible) is followed through `AbortSignal.any`;
  * undefined when neither works (host.rs forwards the abort itself then). */
 export function followSignal(caller, controller) {
   const signal = controller.signal;
@@ -69,13 +69,20 @@ export function followSignal(caller, controller) {
   try {
     let f = caller[FOLLOWERS];
     if (f === undefined) {
-      caller[FOLLOWERS] = f = { refs: [], sweepAt: 16 };
+      const list = { refs: [], sweepAt: 16 };
+      caller[FOLLOWERS] = list; // throws for a signal that is not extensible, before any listener
       const forward = () => {
-        const refs = f.refs;
-        f.refs = [];
+        const refs = list.refs;
+        list.refs = [];
         for (const r of refs) r.deref()?.abort(caller.reason);
       };
-      caller.addEventListener("abort", forward, { once: true });
+      try {
+        caller.addEventListener("abort", forward, { once: true });
+      } catch (e) {
+        delete caller[FOLLOWERS]; // no list without its listener
+        throw e;
+      }
+      f = list;
     }
     if (f.refs.length >= f.sweepAt) {
       f.refs = f.refs.filter((r) => r.deref() !== undefined);

@@ -566,6 +566,19 @@ describe("10b. attemptTimeoutMs with the caller's signal", () => {
     assert.ok(mock.requests[0].closedEarly, "connection closed before the stream's end");
   });
 
+  test("a signal that takes no new properties is followed all the same: its abort reaches a hung timed attempt", T, async (t) => {
+    const mock = await mockFor(t, { script: [{ hang: true }] });
+    const f = createRetryFetch({ attemptTimeoutMs: 5000, backoff: FAST });
+    const controller = new AbortController();
+    Object.preventExtensions(controller.signal); // (a frozen one could not be aborted at all)
+    const reason = new Error("stop");
+    const timer = setTimeout(() => controller.abort(reason), 100);
+    t.after(() => clearTimeout(timer));
+    const r = await settle(within(f(`${mock.url}/v1/chat/completions`, chatInit({ signal: controller.signal })), 4000, "call"));
+    assert.equal(r.error, reason, `rejects with the abort reason itself, got ${r.error}`);
+    assert.ok(r.ms < 1000, `settled ${r.ms.toFixed(0)} ms after the call`);
+  });
+
   test("one long-lived signal passed to many calls collects no listeners, and aborts the call in flight", T, async (t) => {
     const script = [...Array.from({ length: 300 }, () => ({ status: 200 })), { hang: true }];
     const mock = await mockFor(t, { script });
