@@ -533,10 +533,14 @@ describe("10. attemptTimeoutMs", () => {
 describe("10b. attemptTimeoutMs with the caller's signal", () => {
   // An attempt with a timeout has a signal of its own that follows the caller's: the caller's
   // abort must reach the request while it waits for headers and while its body streams after.
-  test("the caller's abort during a hung attempt rejects with its reason; the connection closes", T, async (t) => {
+
+  /** A timed call to a hung mock whose signal (`prepare`d first) is aborted after 100 ms: it
+   * rejects with the abort's reason, promptly. */
+  async function abortedWhileHung(t, prepare = () => {}) {
     const mock = await mockFor(t, { script: [{ hang: true }] });
     const f = createRetryFetch({ attemptTimeoutMs: 5000, backoff: FAST });
     const controller = new AbortController();
+    prepare(controller.signal);
     const reason = new Error("stop waiting");
     const timer = setTimeout(() => controller.abort(reason), 100);
     t.after(() => clearTimeout(timer));
@@ -544,6 +548,11 @@ describe("10b. attemptTimeoutMs with the caller's signal", () => {
     assert.equal(r.error, reason, `rejects with the abort reason itself, got ${r.error}`);
     assert.ok(r.ms < 1000, `settled ${r.ms.toFixed(0)} ms after the call`);
     assert.equal(mock.requests.length, 1);
+    return mock;
+  }
+
+  test("the caller's abort during a hung attempt rejects with its reason; the connection closes", T, async (t) => {
+    const mock = await abortedWhileHung(t);
     await within(mock.requests[0].closed, 2000, "server-side close of the aborted request");
     assert.ok(mock.requests[0].closedEarly, "connection closed before a response");
   });
@@ -567,16 +576,7 @@ describe("10b. attemptTimeoutMs with the caller's signal", () => {
   });
 
   test("a signal that takes no new properties is followed all the same: its abort reaches a hung timed attempt", T, async (t) => {
-    const mock = await mockFor(t, { script: [{ hang: true }] });
-    const f = createRetryFetch({ attemptTimeoutMs: 5000, backoff: FAST });
-    const controller = new AbortController();
-    Object.preventExtensions(controller.signal); // (a frozen one could not be aborted at all)
-    const reason = new Error("stop");
-    const timer = setTimeout(() => controller.abort(reason), 100);
-    t.after(() => clearTimeout(timer));
-    const r = await settle(within(f(`${mock.url}/v1/chat/completions`, chatInit({ signal: controller.signal })), 4000, "call"));
-    assert.equal(r.error, reason, `rejects with the abort reason itself, got ${r.error}`);
-    assert.ok(r.ms < 1000, `settled ${r.ms.toFixed(0)} ms after the call`);
+    await abortedWhileHung(t, (signal) => Object.preventExtensions(signal)); // (a frozen one could not be aborted at all)
   });
 
   test("one long-lived signal passed to many calls collects no listeners, and aborts the call in flight", T, async (t) => {

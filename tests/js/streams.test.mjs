@@ -102,36 +102,31 @@ describe("event streams", () => {
     assert.equal(retryReport(res).route, 1);
   });
 
-  test("a stall before the first token past firstTokenTimeoutMs is a failed attempt", T, async (t) => {
+  /** A first stream that stalls before its first token, then one on time, through a client with
+   * `options` (a 200 ms timeout): the caller reads the second, the first attempt failed for
+   * `reason`; the mock's record. */
+  async function stalledThenOnTime(t, options, reason) {
     const mock = await mockFor(t, {
       script: [
         { status: 200, headers: SSE, chunks: [START, text("late")], chunkDelayMs: 5_000 },
         { status: 200, headers: SSE, chunks: [START, text("on time"), STOP] },
       ],
     });
-    const f = createRetryFetch({ backoff: FAST, firstTokenTimeoutMs: 200 });
-    const r = await settle(f(mock.url + path, chatInit()));
+    const r = await settle(createRetryFetch({ backoff: FAST, ...options })(mock.url + path, chatInit()));
     assert.ok(r.ok, `${r.error}`);
     assert.equal((await read(r.value)).text, "on time");
     assert.ok(r.ms >= 200 && r.ms < 2_000, `${r.ms} ms`);
-    assert.equal(retryReport(r.value).attempts[0].reason, "first-token-timeout");
+    assert.equal(retryReport(r.value).attempts[0].reason, reason);
     assert.equal(mock.requests.length, 2);
+    return mock;
+  }
+
+  test("a stall before the first token past firstTokenTimeoutMs is a failed attempt", T, async (t) => {
+    await stalledThenOnTime(t, { firstTokenTimeoutMs: 200 }, "first-token-timeout");
   });
 
   test("attemptTimeoutMs runs on while the stream is read to its first token: a stall past it is a timed-out attempt", T, async (t) => {
-    const mock = await mockFor(t, {
-      script: [
-        { status: 200, headers: SSE, chunks: [START, text("late")], chunkDelayMs: 5_000 },
-        { status: 200, headers: SSE, chunks: [START, text("on time"), STOP] },
-      ],
-    });
-    const f = createRetryFetch({ backoff: FAST, attemptTimeoutMs: 200, idempotent: true });
-    const r = await settle(f(mock.url + path, chatInit()));
-    assert.ok(r.ok, `${r.error}`);
-    assert.equal((await read(r.value)).text, "on time");
-    assert.ok(r.ms >= 200 && r.ms < 2_000, `${r.ms} ms`);
-    assert.equal(retryReport(r.value).attempts[0].reason, "timeout");
-    assert.equal(mock.requests.length, 2);
+    const mock = await stalledThenOnTime(t, { attemptTimeoutMs: 200, idempotent: true }, "timeout");
     assert.ok(mock.requests[0].closedEarly, "the timed-out stream's connection was closed");
   });
 
