@@ -68,14 +68,8 @@ pub const SHAPE_LEN: usize = SHAPE_CALL + options::CALL_LEN;
 /// its own settings (options.rs [`options::CALL_LEN`]).
 pub type Shape = [f64; SHAPE_LEN];
 
-/// Where `names.js` writes `shape` (`readRequest`, `shape`): its index in the wasm's memory seen
-/// as f64s.
-pub fn shape_at(shape: &mut Shape) -> u32 {
-    slots_at(shape)
-}
-
 /// The index of `slots` in the wasm's memory seen as f64s, where JavaScript writes numbers for
-/// the wasm (a call's shape, the options). The address leaves as a number, so the compiler takes
+/// the wasm (a call's shape: `readRequest`, `shape`; the options: `checkOptions`). The address leaves as a number, so the compiler takes
 /// the call it is passed to as writing them.
 pub fn slots_at(slots: &mut [f64]) -> u32 {
     (slots.as_mut_ptr() as usize / core::mem::size_of::<f64>()) as u32
@@ -98,7 +92,7 @@ impl Names {
     /// The names of a call object, its shape asked for.
     pub fn read(v: JsValue, client: &Client) -> Result<Self, JsValue> {
         let mut shape: Shape = [0.0; SHAPE_LEN];
-        values::shape(&v, shape_at(&mut shape));
+        values::shape(&v, slots_at(&mut shape));
         Self::from_shape(v, &shape, client)
     }
 

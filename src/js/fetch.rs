@@ -31,7 +31,7 @@ use crate::policy::Headers;
 /// every other call.
 pub fn fetch(client: &Rc<Client>, input: &JsValue, init: &JsValue, now: f64) -> Result<Promise, JsValue> {
     let mut shape: Shape = [0.0; drive::SHAPE_LEN];
-    let request = values::read_request(input, init, &client.opts.js, drive::shape_at(&mut shape));
+    let request = values::read_request(input, init, &client.opts.js, drive::slots_at(&mut shape));
     if shape[0] == values::THREW {
         return Err(request);
     }
@@ -46,9 +46,9 @@ pub fn fetch(client: &Rc<Client>, input: &JsValue, init: &JsValue, now: f64) -> 
     let mut session = drive::start(client, &call, idempotent, call.signal.as_ref())?;
     match drive::decide_at(client, &mut session, None, &call, host::ms(now)) {
         Decision::Attempt { route, timeout_ms, deadline_ms, limits, .. } => {
-            let own = timeout_ms.map(|ms| Timed::new(ms, call.signal.as_ref()));
+            let own = timeout_ms.map(|ms| OwnSignal::new(ms, call.signal.as_ref()));
             let request = call.request.clone();
-            let signal = own.as_ref().map(|t| t.own.sig.signal.clone());
+            let signal = own.as_ref().map(|o| o.sig.signal.clone());
             let id = client.parked.park(Box::new(Parked1 { call, session, route, deadline_ms, limits, own }));
             let transport = client.opts.transport.as_ref();
             let sent = client.parked.settle_fn(client, |f| {
@@ -79,7 +79,7 @@ enum Next {
         route: usize,
         deadline_ms: u64,
         limits: bool,
-        own: Option<Timed>,
+        own: Option<OwnSignal>,
     },
 }
 
@@ -102,7 +102,7 @@ fn carry(client: &Rc<Client>, next: Next) -> Promise {
             Next::Read1 { call, session, response, reader, route, deadline_ms, limits, own } => {
                 let response: Response = response.unchecked_into();
                 let never = Cell::new(false);
-                let timed_out = own.as_ref().map_or(&never, |t| &*t.timed_out);
+                let timed_out = own.as_ref().map_or(&never, OwnSignal::timed_out);
                 let (obs, held) = match reader {
                     Some(reader) => call.watch(response, reader, timed_out, deadline_ms, route, limits).await,
                     None => (observe(&response, 429).await, Held::Value(response.into())),
@@ -133,7 +133,7 @@ fn settle(client: &Rc<Client>, id: u32, value: JsValue, status: f64, seen: JsVal
         Next::Read1 { call, session, response, reader, route, deadline_ms, limits, own }
     };
     let never = Cell::new(false);
-    let timed_out = p.own.as_ref().map_or(&never, |t| &*t.timed_out);
+    let timed_out = p.own.as_ref().map_or(&never, OwnSignal::timed_out);
     let (obs, held) = match status {
         // The route's request failing to build, or fetch refusing it, ends the call, as in the driver.
         s if s == values::THREW => {
@@ -180,20 +180,7 @@ pub struct Parked1 {
     route: usize,
     deadline_ms: u64,
     limits: bool,
-    own: Option<Timed>,
-}
-
-/// A parked attempt's own signal and timer, and whether the timer fired.
-pub struct Timed {
-    own: OwnSignal,
-    timed_out: Rc<Cell<bool>>,
-}
-
-impl Timed {
-    fn new(ms: u64, caller: Option<&AbortSignal>) -> Self {
-        let timed_out = Rc::new(Cell::new(false));
-        Self { own: OwnSignal::new(ms, caller, &timed_out), timed_out }
-    }
+    own: Option<OwnSignal>,
 }
 
 /// What a parked call's transport settles through: `(id, value, status, seen, now)` (see [`settle`];
@@ -317,15 +304,13 @@ impl Call {
         deadline_ms: u64,
         limits: bool,
     ) -> AttemptResult {
-        let timed_out = Rc::new(Cell::new(false));
-        let own = match timeout_ms {
-            Some(ms) => Some(OwnSignal::new(ms, self.signal.as_ref(), &timed_out)),
-            None => None,
-        };
+        let own = timeout_ms.map(|ms| OwnSignal::new(ms, self.signal.as_ref()));
+        let never = Cell::new(false);
+        let timed_out = own.as_ref().map_or(&never, OwnSignal::timed_out);
         let sent = self.send(route, own.as_ref())?;
         let result = host::settled(&sent).await;
         // The timer runs on while an event stream is read to its commit point.
-        let r = self.received(result, &timed_out, deadline_ms, route, limits).await;
+        let r = self.received(result, timed_out, deadline_ms, route, limits).await;
         drop(own);
         r
     }
@@ -447,23 +432,31 @@ fn feed(watch: &mut Watch, chunk: &js_sys::Uint8Array) -> State {
     }
 }
 
-/// An attempt's own signal, aborted with a `TimeoutError` when its timer fires (which sets `timed_out`).
+/// An attempt's own signal (following the caller's), aborted with a `TimeoutError` when its
+/// timer fires, which sets its `timed_out` flag; dropped, the timer is cleared.
 struct OwnSignal {
     sig: AttemptSignal,
+    timed_out: Rc<Cell<bool>>,
     _timer: host::Timer,
     _on_timeout: Closure<dyn FnMut()>,
 }
 
 impl OwnSignal {
-    fn new(ms: u64, caller: Option<&AbortSignal>, timed_out: &Rc<Cell<bool>>) -> Self {
+    fn new(ms: u64, caller: Option<&AbortSignal>) -> Self {
         let sig = AttemptSignal::new(caller);
+        let timed_out = Rc::new(Cell::new(false));
         let (flag, ctrl) = (timed_out.clone(), sig.controller.clone());
         let on_timeout = Closure::<dyn FnMut()>::new(move || {
             flag.set(true);
             ctrl.abort_with_reason(&values::timeout_error());
         });
         let timer = host::Timer::new(ms, on_timeout.as_ref().unchecked_ref());
-        Self { sig, _timer: timer, _on_timeout: on_timeout }
+        Self { sig, timed_out, _timer: timer, _on_timeout: on_timeout }
+    }
+
+    /// Whether the timer fired (the attempt timed out, rather than failed or was aborted).
+    fn timed_out(&self) -> &Cell<bool> {
+        &self.timed_out
     }
 }
 

@@ -40,7 +40,7 @@ extern "C" {
     /// (as each client's options are read: `options::read`).
     #[wasm_bindgen(js_name = setMemory)]
     pub fn set_memory(memory: &JsValue);
-    /// What the wasm needs of a call (see `drive::Names`), written at `at` (`drive::shape_at`).
+    /// What the wasm needs of a call (see `drive::Names`), written at `at` (`drive::slots_at`).
     #[wasm_bindgen(js_name = shape)]
     pub fn shape(call: &JsValue, at: u32);
     /// The route key of number `id` in the client of `options`.
@@ -53,7 +53,7 @@ extern "C" {
 extern "C" {
     /// The call's request, or a promise of it when a body must be read first (flags -1), or the
     /// TypeError for what `fetch` itself would reject (flags [`THREW`]): returned, not thrown, so
-    /// the happy path needs no catching wrapper. The shape is written at `at` (`drive::shape_at`).
+    /// the happy path needs no catching wrapper. The shape is written at `at` (`drive::slots_at`).
     #[wasm_bindgen(js_name = readRequest)]
     pub fn read_request(input: &JsValue, init: &JsValue, options: &JsValue, at: u32) -> JsValue;
     /// Sends a route of the request with `signal` (the attempt's own, when it has a timeout) or

@@ -29,16 +29,6 @@ pub enum Jitter {
 }
 
 impl Jitter {
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "none" => Self::None,
-            "full" => Self::Full,
-            "equal" => Self::Equal,
-            "decorrelated" => Self::Decorrelated,
-            _ => return None,
-        })
-    }
-
     pub fn as_str(self) -> &'static str {
         match self {
             Self::None => "none",
