@@ -395,7 +395,12 @@ impl Call {
                 watch.ended()
             } else {
                 values::push(&held, &chunk);
-                feed(&mut watch, &js_sys::Uint8Array::new(&chunk))
+                // A body's chunks are Uint8Arrays, read where they lie; anything else a custom
+                // transport hands back is converted (a copy) as `new Uint8Array` does.
+                match chunk.dyn_ref::<js_sys::Uint8Array>() {
+                    Some(bytes) => feed(&mut watch, bytes),
+                    None => feed(&mut watch, &js_sys::Uint8Array::new(&chunk)),
+                }
             };
             if state != State::Pending {
                 break state;

@@ -83,28 +83,33 @@ export function resumed(res, held, reader, idleMs, options, n, route) {
     const error = text(field(e, "name")) || typeof e;
     if (error !== "AbortError") {
       // Told to onEvent, and kept in the call's report (built by the time a body is read).
-      noteStreamError(out, { phase: "after-commit", error });
+      noteStreamError(response, { phase: "after-commit", error });
       options.onEvent?.(clean({ type: "streamError", callId: n.id, phase: "after-commit", error, route, model: n.models[route] }));
     }
     throw e;
   };
-  // No async function, try or timer per chunk unless an idle timeout asks for one: each chunk
-  // after the commit costs one read and one enqueue.
+  // No async function, closure, try or timer per chunk unless an idle timeout asks for one: each
+  // chunk after the commit costs one read and one enqueue.
+  let out;
+  const passOn = (r) => {
+    clearTimeout(timer);
+    if (r.done) out.close();
+    else out.enqueue(r.value);
+  };
   const body = new ReadableStream({
-    pull(controller) {
-      if (i < held.length) return controller.enqueue(held[i++]);
+    start(controller) {
+      out = controller;
+    },
+    pull() {
+      if (i < held.length) return out.enqueue(held[i++]);
       const next = idleMs === undefined ? reader.read() : Promise.race([reader.read(), idle()]);
-      return next.then((r) => {
-        clearTimeout(timer);
-        if (r.done) controller.close();
-        else controller.enqueue(r.value);
-      }, failed);
+      return next.then(passOn, failed);
     },
     cancel(reason) {
       clearTimeout(timer);
       return reader.cancel(reason);
     },
   }, { highWaterMark: 0 });
-  const out = new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
-  return out;
+  const response = new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
+  return response;
 }

@@ -153,6 +153,35 @@ describe("event streams", () => {
     assert.equal(body, START + pings + text("Hel") + rest + OVERLOADED, "the second: every byte, once");
   });
 
+  test("a custom transport's chunks: a view into a larger buffer is read where it lies, an ArrayBuffer is converted", T, async () => {
+    const enc = new TextEncoder();
+    // Each chunk a view of its own bytes inside a buffer that holds an in-band error either side of
+    // them: were the buffer read rather than the view, the stream would fail before its content.
+    const view = (s) => {
+      const [junk, bytes] = [enc.encode(OVERLOADED), enc.encode(s)];
+      const buf = new Uint8Array(junk.length * 2 + bytes.length);
+      buf.set(junk);
+      buf.set(bytes, junk.length);
+      buf.set(junk, junk.length + bytes.length);
+      return buf.subarray(junk.length, junk.length + bytes.length);
+    };
+    const served = [
+      [START, OVERLOADED].map((s) => enc.encode(s).buffer), // an error before content, in ArrayBuffers
+      [START, text("Hel"), text("lo"), STOP].map(view),
+    ];
+    let sent = 0;
+    const transport = async () => {
+      const chunks = served[sent++];
+      return new Response(new ReadableStream({ pull: (c) => (chunks.length ? c.enqueue(chunks.shift()) : c.close()) }), { headers: SSE });
+    };
+    const res = await createRetryFetch({ fetch: transport, backoff: FAST })("http://127.0.0.1:9" + path, chatInit());
+    const { body, text: got } = await read(res);
+    assert.equal(sent, 2, "the ArrayBuffers' in-band error was seen: retried");
+    assert.equal(got, "Hello");
+    assert.equal(body, START + text("Hel") + text("lo") + STOP, "each view's own bytes, once");
+    assert.deepEqual(retryReport(res).attempts.map((a) => [a.status, a.reason]), [[200, "server-error"], [200, "ok"]]);
+  });
+
   test("after the commit, a gap past idleTimeoutMs errors the body with a TimeoutError", T, async (t) => {
     const mock = await mockFor(t, { script: [{ status: 200, headers: SSE, chunks: [START, text("a"), text("b")], chunkDelayMs: 600 }] });
     const events = [];
