@@ -109,6 +109,12 @@ if (ONLY.includes("stub")) {
     const timed = m.createRetryFetch({ fetch: stub, attemptTimeoutMs: 60_000 });
     clients[`${name}, attemptTimeoutMs`] = () => timed("http://127.0.0.1:9/v1/chat/completions", init);
     clients[`${name}, attemptTimeoutMs, init.signal (first)`] = () => timed("http://127.0.0.1:9/v1/chat/completions", first());
+    // The application-level form over the same transport: fn called with its attempt's context
+    // (a signal of its own, following the caller's when there is one).
+    const r = m.createRetry();
+    clients[`${name}, retry(fn)`] = () => r(() => stub("http://127.0.0.1:9/v1/chat/completions", init));
+    clients[`${name}, retry(fn) with a signal`] = () =>
+      r(() => stub("http://127.0.0.1:9/v1/chat/completions", init), { signal: new AbortController().signal });
   }
   clients[`transport alone${LIMITED}`] = () => limited("http://127.0.0.1:9/v1/chat/completions", init);
   for (const [name, m] of Object.entries(pkgs)) {
