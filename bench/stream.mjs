@@ -7,13 +7,14 @@
 // before the first chunk is the latency, measured on its own (the whole-stream ratio, which
 // counts it twice, is printed beside it).
 // Targets (issue: streams): first chunk +≤ 1 ms, throughput ≥ 0.95× raw.
-// Run: make bench (or node bench/stream.mjs after make package). ROUNDS=N (default 101: a
-// stream takes ~10 ms, so medians need many rounds).
+// Run: make bench (or node bench/stream.mjs after make package). ROUNDS=N (default 1001: a
+// stream takes ~2 ms here, and its CPU figure moves by a tenth from one stream to the next; with
+// 101 rounds the CPU row read 0.77–1.08× in five runs, with 1001 0.85–0.89× in four. ~6 s.)
 import { spawn } from "node:child_process";
 import { once as eventOnce } from "node:events";
 import { createRetryFetch } from "../pkg/node.js";
 
-const ROUNDS = Number(process.env.ROUNDS ?? 101);
+const ROUNDS = Number(process.env.ROUNDS ?? 1001);
 const CHUNKS = 1000;
 
 // The server runs in a process of its own, as a provider does: the CPU figures are the client's
