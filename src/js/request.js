@@ -24,20 +24,62 @@ const page = () => {
   }
 };
 
-/** The top-level `"model"` of a JSON string body, found without parsing the whole prompt: the
- * first `"model"`, then `:` and a string with no escape in it, within 300 characters. Scanned
- * by hand, as every call does this: a pattern's match and a slice are two allocations more. */
+/** The top-level `"model"` of a JSON string body, found without parsing the whole prompt: a
+ * string with no escape in it, within 300 characters of its key. Scanned by hand, as every call
+ * does this (a pattern's match and a slice are two allocations more). A body whose first key is
+ * `model`, as the SDKs send it, is read at its start. Any other is walked back from its end by its
+ * structure, strings skipped whole with `lastIndexOf`, to the last `"model"` key at its top level
+ * (the one `JSON.parse` keeps): one after the prompt costs its distance from the end, not the
+ * prompt's length, and one nested in another value (a tool's schema, metadata) is passed over. */
 const modelOf = (body) => {
-  const at = typeof body === "string" ? body.indexOf('"model"') : -1;
-  if (at < 0) return undefined;
-  let i = skipSpace(body, at + 7);
-  if (body.charCodeAt(i) !== 58) return undefined; // :
-  i = skipSpace(body, i + 1);
-  if (body.charCodeAt(i) !== 34) return undefined; // "
-  const end = body.indexOf('"', i + 1);
+  if (typeof body !== "string") return undefined;
+  const open = skipSpace(body, 0);
+  if (body.charCodeAt(open) !== 123) return undefined; // {
+  const key = skipSpace(body, open + 1);
+  if (body.startsWith('"model"', key)) return modelAt(body, key);
+  let depth = 0;
+  let i = body.length; // walked back to here: outside any string
+  for (let at = body.lastIndexOf('"model"'); at >= 0 && i >= 7; at = body.lastIndexOf('"model"', i - 7)) {
+    while (i > at + 7) {
+      const c = body.charCodeAt(i - 1);
+      if (c === 34) {
+        i = stringStart(body, i - 1);
+        if (i < 0) return undefined;
+      } else {
+        if (c === 125 || c === 93) depth++; // } ]
+        else if (c === 123 || c === 91) depth--; // { [
+        i--;
+      }
+    }
+    if (i < at + 7) continue; // inside a string the walk skipped
+    i = stringStart(body, at + 6);
+    if (i !== at) continue; // the end of a longer string
+    if (depth === 1 && body.charCodeAt(skipSpace(body, at + 7)) === 58) return modelAt(body, at);
+  }
+  return undefined;
+};
+
+/** The string value of the key `"model"` at `at` (its `:` checked), or undefined. */
+const modelAt = (body, at) => {
+  const colon = skipSpace(body, at + 7);
+  if (body.charCodeAt(colon) !== 58) return undefined; // :
+  const q = skipSpace(body, colon + 1);
+  if (body.charCodeAt(q) !== 34) return undefined; // "
+  const end = body.indexOf('"', q + 1);
   if (end < 0 || end >= at + 300) return undefined;
-  const model = body.slice(i + 1, end);
+  const model = body.slice(q + 1, end);
   return model.includes("\\") ? undefined : model;
+};
+
+/** The index of the `"` that opens the string whose closing `"` is at `j`, or -1. */
+const stringStart = (s, j) => {
+  for (let i = s.lastIndexOf('"', j - 1); i >= 0; i = s.lastIndexOf('"', i - 1)) {
+    let k = i - 1;
+    while (k >= 0 && s.charCodeAt(k) === 92) k--; // \
+    if ((i - 1 - k) % 2 === 0) return i; // an even run of backslashes before it: not escaped
+    if (i === 0) break;
+  }
+  return -1;
 };
 
 /** The index of the first character at or after `i` that is not JSON whitespace. */

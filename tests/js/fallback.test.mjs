@@ -338,3 +338,27 @@ describe("the seed article's example: the OpenAI SDK inside retry(fn)", () => {
     assert.deepEqual(ofType(events, "giveUp").map((e) => e.reason), ["attempts-exhausted"]);
   });
 });
+
+describe("the route's model, read from the body", () => {
+  test("the body's top-level \"model\" names the route; one nested in an earlier value is passed over", T, async () => {
+    const events = [];
+    const f = createRetryFetch({ fetch: async () => new Response("{}"), onEvent: (e) => events.push(e) });
+    const cases = [
+      [{ model: "first", messages: MESSAGES }, "first"],
+      [{ metadata: { model: "decoy" }, messages: MESSAGES, model: "real" }, "real"],
+      [{ response_format: { type: "json_schema", json_schema: { schema: { properties: { model: { type: "string" } } } } }, model: "real" }, "real"],
+      [{ tools: [{ type: "function", function: { name: "pick", parameters: { model: "decoy" } } }], model: "real" }, "real"],
+      [{ messages: [{ role: "user", content: 'say "model": "decoy" \\' }], model: "real" }, "real"],
+      [{ name: "model", model: "real" }, "real"],
+      [{ messages: MESSAGES, model: "real", tools: [{ model: "decoy" }] }, "real"],
+      [{ messages: [{ role: "user", content: "hi" }], metadata: { model: "decoy" } }, undefined],
+      [{ model: { name: "not a string" }, messages: MESSAGES }, undefined],
+    ];
+    for (const [body, model] of cases.flatMap(([b, m]) => [[JSON.stringify(b), m], [JSON.stringify(b, null, 2), m]])) {
+      events.length = 0;
+      await f("http://127.0.0.1:9/v1/chat/completions", { method: "POST", body });
+      const attempt = events.find((e) => e.type === "attempt");
+      assert.equal(attempt.model, model, body);
+    }
+  });
+});

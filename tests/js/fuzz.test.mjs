@@ -767,3 +767,35 @@ test("(c) generated per-call options: a TypeError/RangeError naming one, or a wo
   const res = await retryFetch(`${ok.url}/v1/chat/completions`, chatInit());
   assert.equal(res.status, 200, "the client still works");
 });
+
+// (d) Generated JSON bodies: the model a call's events name is the body's top-level "model" as
+//     JSON.parse reads it (a string with no escape, within the scan's 300 characters), whatever
+//     keys come before or after it and whatever nests a "model" of its own; else none.
+test("(d) generated JSON bodies: the route's model is JSON.parse's top-level model, or none", T, async () => {
+  const { int, pick, chance } = prng(SEED ^ 0xd0d1e5);
+  const texts = ["model", "gpt-4o", "x", 'a"b', "\\", '\\"', "mo\\del", '"model"', "", 'model":"decoy', "é", "}", "{", "[", "]", ",", ":"];
+  const value = (d) => {
+    const r = int(0, d > 3 ? 2 : 5);
+    return r === 0 ? pick(texts) : r === 1 ? int(0, 99) : r === 2 ? null : r === 3 ? Array.from({ length: int(0, 2) }, () => value(d + 1)) : object(d + 1);
+  };
+  const object = (d) => {
+    const o = {};
+    for (let n = int(0, 3); n > 0; n--) o[chance(0.3) ? "model" : pick(texts)] = value(d);
+    return o;
+  };
+  const events = [];
+  const f = createRetryFetch({ fetch: async () => new Response("{}"), onEvent: (e) => events.push(e) });
+  const failures = [];
+  for (let n = 0; n < 2000 && failures.length < 10; n++) {
+    const o = object(0);
+    if (chance(0.5)) o.model = pick(texts);
+    const body = JSON.stringify(o, null, chance(0.25) ? 2 : undefined);
+    const parsed = JSON.parse(body).model;
+    const want = typeof parsed === "string" && !JSON.stringify(parsed).slice(1, -1).includes("\\") ? parsed : undefined;
+    events.length = 0;
+    await f("http://127.0.0.1:9/v1/chat/completions", { method: "POST", body });
+    const got = events.find((e) => e.type === "attempt")?.model;
+    if (got !== want) failures.push(`seed ${SEED} case ${n}: ${body} → ${got}, JSON.parse's ${want}`);
+  }
+  assert.deepEqual(failures, []);
+});
