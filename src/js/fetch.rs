@@ -101,10 +101,8 @@ fn carry(client: &Rc<Client>, next: Next) -> Promise {
             Next::Decided { call, session, first, seen, held } => (call, session, Some(first), seen, held),
             Next::Read1 { call, session, response, reader, route, deadline_ms, limits, own } => {
                 let response: Response = response.unchecked_into();
-                let never = Cell::new(false);
-                let timed_out = own.as_ref().map_or(&never, OwnSignal::timed_out);
                 let (obs, held) = match reader {
-                    Some(reader) => call.watch(response, reader, timed_out, deadline_ms, route, limits).await,
+                    Some(reader) => call.watch(response, reader, own.as_ref(), deadline_ms, route, limits).await,
                     None => (observe(&response, 429).await, Held::Value(response.into())),
                 };
                 drop(own);
@@ -132,18 +130,16 @@ fn settle(client: &Rc<Client>, id: u32, value: JsValue, status: f64, seen: JsVal
         let Parked1 { call, session, route, deadline_ms, limits, own } = *p;
         Next::Read1 { call, session, response, reader, route, deadline_ms, limits, own }
     };
-    let never = Cell::new(false);
-    let timed_out = p.own.as_ref().map_or(&never, OwnSignal::timed_out);
     let (obs, held) = match status {
         // The route's request failing to build, or fetch refusing it, ends the call, as in the driver.
         s if s == values::THREW => {
             drive::abandon(client, &mut p.session, &p.call);
             return Promise::reject(&value).into();
         }
-        s if s < 0.0 => (p.call.failure(timed_out), Held::Error { error: value, has_status: false }),
+        s if s < 0.0 => (p.call.failure(p.own.as_ref()), Held::Error { error: value, has_status: false }),
         s if !(100.0..=599.0).contains(&s) => {
             let error = values::not_response(&value);
-            (p.call.failure(timed_out), Held::Error { error, has_status: false })
+            (p.call.failure(p.own.as_ref()), Held::Error { error, has_status: false })
         }
         s if s < 400.0 => {
             let Some(headers) = success_headers(&seen) else {
@@ -305,12 +301,10 @@ impl Call {
         limits: bool,
     ) -> AttemptResult {
         let own = timeout_ms.map(|ms| OwnSignal::new(ms, self.signal.as_ref()));
-        let never = Cell::new(false);
-        let timed_out = own.as_ref().map_or(&never, OwnSignal::timed_out);
         let sent = self.send(route, own.as_ref())?;
         let result = host::settled(&sent).await;
         // The timer runs on while an event stream is read to its commit point.
-        let r = self.received(result, timed_out, deadline_ms, route, limits).await;
+        let r = self.received(result, own.as_ref(), deadline_ms, route, limits).await;
         drop(own);
         r
     }
@@ -319,7 +313,7 @@ impl Call {
     async fn received(
         &self,
         result: Result<JsValue, JsValue>,
-        timed_out: &Cell<bool>,
+        own: Option<&OwnSignal>,
         deadline_ms: u64,
         route: usize,
         limits: bool,
@@ -339,7 +333,7 @@ impl Call {
                         ));
                     }
                     // A 2xx event stream is read up to its commit point, under the attempt's timer.
-                    return Ok(self.watch(response, seen, timed_out, deadline_ms, route, limits).await);
+                    return Ok(self.watch(response, seen, own, deadline_ms, route, limits).await);
                 }
                 Some(status) => {
                     let response: Response = v.unchecked_into();
@@ -351,14 +345,15 @@ impl Call {
             Err(e) if values::refused(&e) => return Err(e),
             Err(e) => e,
         };
-        Ok((self.failure(timed_out), Held::Error { error, has_status: false }))
+        Ok((self.failure(own), Held::Error { error, has_status: false }))
     }
 
-    /// What a transport failure was: the caller's abort, the attempt's timeout, or the network.
-    fn failure(&self, timed_out: &Cell<bool>) -> Observation {
+    /// What a transport failure was: the caller's abort, the attempt's timeout (`own`: its signal
+    /// and timer, when it has one), or the network.
+    fn failure(&self, own: Option<&OwnSignal>) -> Observation {
         if self.signal.as_ref().is_some_and(values::is_aborted) {
             Observation::Aborted
-        } else if timed_out.get() {
+        } else if own.is_some_and(OwnSignal::timed_out) {
             Observation::Timeout
         } else {
             Observation::NetworkError
@@ -373,7 +368,7 @@ impl Call {
         &self,
         response: Response,
         reader: JsValue,
-        timed_out: &Cell<bool>,
+        own: Option<&OwnSignal>,
         deadline_ms: u64,
         route: usize,
         limits: bool,
@@ -388,7 +383,7 @@ impl Call {
                     values::cancel(&reader);
                     return stalled(deadline);
                 }
-                Either::Left(Err(error)) => return (self.failure(timed_out), Held::Error { error, has_status: false }),
+                Either::Left(Err(error)) => return (self.failure(own), Held::Error { error, has_status: false }),
                 Either::Left(Ok(chunk)) => chunk,
             };
             let state = if chunk.is_undefined() {
@@ -460,8 +455,8 @@ impl OwnSignal {
     }
 
     /// Whether the timer fired (the attempt timed out, rather than failed or was aborted).
-    fn timed_out(&self) -> &Cell<bool> {
-        &self.timed_out
+    fn timed_out(&self) -> bool {
+        self.timed_out.get()
     }
 }
 
