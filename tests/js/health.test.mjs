@@ -97,7 +97,7 @@ describe("a store that fails or hangs", () => {
     const mock = await mockFor(t, { script: [{ status: 200 }] });
     const store = { read: () => new Promise(() => {}), write: () => new Promise(() => {}) };
     const f = createRetryFetch({ health: { store, firstReadMs: 100 } });
-    const first = await settle(f(mock.url + chat, chatInit()));
+    const first = await settle(() => f(mock.url + chat, chatInit()));
     assert.equal(first.value.status, 200);
     assert.ok(first.ms >= 90 && first.ms < 600, `first call ${first.ms.toFixed(0)} ms`);
     const second = await settle(f(mock.url + chat, chatInit()));
@@ -166,7 +166,7 @@ describe("a store's pace", () => {
     while (warm === 0 && mock.requests.length < 10) assert.equal((await f(mock.url + chat, chatInit())).status, 200);
     assert.ok(warm > 0 && mock.requests.length >= 5, `busy after ${mock.requests.length} calls`);
     armed = true;
-    return { mock, sent: mock.requests.length, errors, call: (init) => settle(f(mock.url + chat, chatInit(init))) };
+    return { mock, sent: mock.requests.length, errors, call: (init) => settle(() => f(mock.url + chat, chatInit(init))) };
   }
 
   test("the memory store hands out a burst, then one slot an interval, in order, to every client", () => {

@@ -27,11 +27,14 @@ export function sha256(bytes) {
   return createHash("sha256").update(bytes).digest("hex");
 }
 
-/** Awaits `p` and reports how it settled and how long it took from now. */
+/** Awaits `p` and reports how it settled and how long it took from now. Given a function, calls
+ * it and times from before the call: a bound a test asserts from below (a deadline, a wait) is
+ * then measured from where the library measures it, not from after the call returned (which a
+ * busy machine can put milliseconds later). */
 export async function settle(p) {
   const t0 = performance.now();
   try {
-    const value = await p;
+    const value = await (typeof p === "function" ? p() : p);
     return { ok: true, value, ms: performance.now() - t0, at: performance.now() };
   } catch (error) {
     return { ok: false, error, ms: performance.now() - t0, at: performance.now() };

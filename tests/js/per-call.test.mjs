@@ -48,7 +48,7 @@ describe("init.retry: one call's own options", () => {
   test("deadlineMs bounds this call only, the attempt in flight included", T, async (t) => {
     const mock = await mockFor(t, { script: [{ hang: true }] });
     const f = createRetryFetch({ backoff: FAST });
-    const r = await settle(f(mock.url + chat, { ...chatInit(), retry: { deadlineMs: 300 } }));
+    const r = await settle(() => f(mock.url + chat, { ...chatInit(), retry: { deadlineMs: 300 } }));
     assert.equal(r.ok, false);
     assert.ok(isRetryError(r.error), `${r.error}`);
     assert.equal(r.error.reason, "deadline");

@@ -609,7 +609,7 @@ describe("11. deadlineMs", () => {
   test("hang forever, deadlineMs 300 → RetryError within ~300–650 ms", T, async (t) => {
     const mock = await mockFor(t, { script: [{ hang: true }] });
     const f = createRetryFetch({ deadlineMs: 300, backoff: FAST });
-    const r = await settle(within(f(`${mock.url}/v1/models`), 5000, "call"));
+    const r = await settle(() => within(f(`${mock.url}/v1/models`), 5000, "call"));
     assert.equal(r.ok, false, "should reject");
     assert.ok(isRetryError(r.error), `RetryError expected, got ${r.error}`);
     assert.ok(r.ms >= 300 - SLACK, `rejected after ${r.ms.toFixed(0)} ms, not before the deadline`);

@@ -112,7 +112,7 @@ describe("event streams", () => {
         { status: 200, headers: SSE, chunks: [START, text("on time"), STOP] },
       ],
     });
-    const r = await settle(createRetryFetch({ backoff: FAST, ...options })(mock.url + path, chatInit()));
+    const r = await settle(() => createRetryFetch({ backoff: FAST, ...options })(mock.url + path, chatInit()));
     assert.ok(r.ok, `${r.error}`);
     assert.equal((await read(r.value)).text, "on time");
     assert.ok(r.ms >= 200 && r.ms < 2_000, `${r.ms} ms`);
