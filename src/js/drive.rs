@@ -69,8 +69,8 @@ pub const SHAPE_LEN: usize = SHAPE_CALL + options::CALL_LEN;
 pub type Shape = [f64; SHAPE_LEN];
 
 /// The index of `slots` in the wasm's memory seen as f64s, where JavaScript writes numbers for
-/// the wasm (a call's shape: `readRequest`, `shape`; the options: `checkOptions`). The address leaves as a number, so the compiler takes
-/// the call it is passed to as writing them.
+/// the wasm (a call's shape: `readRequest`, `shape`; the options: `checkOptions`). The address
+/// leaves as a number, so the compiler takes the call it is passed to as writing them.
 pub fn slots_at(slots: &mut [f64]) -> u32 {
     (slots.as_mut_ptr() as usize / core::mem::size_of::<f64>()) as u32
 }

@@ -30,7 +30,9 @@ const page = () => {
  * `model`, as the SDKs send it, is read at its start. Any other is walked back from its end by its
  * structure, strings skipped whole with `lastIndexOf`, to the last `"model"` key at its top level
  * (the one `JSON.parse` keeps): one after the prompt costs its distance from the end, not the
- * prompt's length, and one nested in another value (a tool's schema, metadata) is passed over. */
+ * prompt's length, and one nested in another value (a tool's schema, metadata) is passed over.
+ * A body that repeats `model` at its top level (no SDK sends one) is read at its first when that
+ * is its first key: finding a later one would mean reading the whole prompt on every call. */
 const modelOf = (body) => {
   if (typeof body !== "string") return undefined;
   const open = skipSpace(body, 0);
