@@ -12,7 +12,8 @@
 //   3. a 503 then a 200 over the stub with no backoff: the CPU time per call (the wait is idle,
 //      so it is not in it), beside the 200-only call's, for llm-retry and cockatiel;
 //   4. per-call cost with 1, 100 and 10,000 calls in flight through one client (stub transport
-//      held until all have started).
+//      held until all have started), the calls finishing in the order they started and in any
+//      order (what is freed in any order is what a free-list allocator's list grows with).
 // Run: make bench (builds pkg/ first), or node bench/overhead.mjs. Env: ROUNDS (default 15),
 // PKG=dir (the llm-retry package to measure; default ../pkg), BEFORE=dir (a second build measured
 // beside it in the same run, e.g. a copy of pkg/ from another commit), ONLY=stub,cold,loopback,retry,scale.
@@ -260,31 +261,43 @@ if (ONLY.includes("retry")) {
 }
 
 if (ONLY.includes("scale")) {
-  console.log("4. per-call cost with N calls in flight through one client (stub transport held until all started), median of 7 rounds (3 for 10,000)");
+  console.log("4. per-call cost with N calls in flight through one client (the stub transport holds each until all have started), median of 7 rounds (3 for 10,000): the calls finishing in the order they started, and in any order (shuffled, as calls of different lengths do)");
+  let rng = 2026;
+  const random = () => ((rng = (rng * 1103515245 + 12345) & 0x7fffffff) / 0x80000000);
   for (const inFlight of [1, 100, 10_000]) {
     const rs = inFlight === 10_000 ? 3 : Math.min(ROUNDS, 7);
-    const per = Object.fromEntries(["transport alone", ...Object.keys(pkgs)].map((k) => [k, []]));
-    const clients = {};
-    for (const [name, m] of Object.entries(pkgs)) clients[name] = m.createRetryFetch({ fetch: (u, i) => gated() });
-    let gate, open;
-    const gated = () => gate.then(ok);
-    clients["transport alone"] = gated;
-    const batch = Math.max(1, Math.floor(4_000 / inFlight));
-    for (let r = 0; r < rs + 1; r++) {
-      for (const [name, f] of Object.entries(clients)) {
-        const t0 = performance.now();
-        for (let b = 0; b < batch; b++) {
-          gate = new Promise((r) => (open = r));
-          const all = [];
-          for (let i = 0; i < inFlight; i++) all.push(f("http://127.0.0.1:9/v1/chat/completions", init));
-          open();
-          await Promise.all(all);
+    const cells = [];
+    for (const shuffled of [false, true]) {
+      const per = Object.fromEntries(["transport alone", ...Object.keys(pkgs)].map((k) => [k, []]));
+      let held = [];
+      const transport = () => new Promise((r) => held.push(r)).then(ok);
+      const clients = { "transport alone": transport };
+      for (const [name, m] of Object.entries(pkgs)) clients[name] = m.createRetryFetch({ fetch: transport });
+      const batch = Math.max(1, Math.floor(4_000 / inFlight));
+      for (let r = 0; r < rs + 1; r++) {
+        for (const [name, f] of Object.entries(clients)) {
+          const t0 = performance.now();
+          for (let b = 0; b < batch; b++) {
+            const all = [];
+            for (let i = 0; i < inFlight; i++) all.push(f("http://127.0.0.1:9/v1/chat/completions", init));
+            while (held.length < inFlight) await new Promise(setImmediate); // every first attempt sent
+            if (shuffled) {
+              for (let i = held.length - 1; i > 0; i--) {
+                const j = Math.floor(random() * (i + 1));
+                [held[i], held[j]] = [held[j], held[i]];
+              }
+            }
+            for (const open of held) open();
+            held = [];
+            await Promise.all(all);
+          }
+          if (r > 0) per[name].push(((performance.now() - t0) * 1000) / (batch * inFlight)); // round 0 warms up
         }
-        if (r > 0) per[name].push(((performance.now() - t0) * 1000) / (batch * inFlight)); // round 0 warms up
       }
+      const base = median(per["transport alone"]);
+      const costs = Object.keys(pkgs).map((k) => `${k} ${fmt(median(per[k]) - base)} µs`).join(", ");
+      cells.push(`${shuffled ? "any order" : "in order"}: transport alone ${fmt(base)} µs, cost ${costs}`);
     }
-    const base = median(per["transport alone"]);
-    const cells = Object.keys(pkgs).map((k) => `${k} cost ${fmt(median(per[k]) - base)} µs`);
-    console.log(`   ${String(inFlight).padStart(6)} in flight: transport alone ${fmt(base)} µs   ${cells.join("   ")}`);
+    console.log(`   ${String(inFlight).padStart(6)} in flight: ${cells.join("   ")}`);
   }
 }

@@ -195,3 +195,63 @@ fn values_of_the_wrong_type_are_type_errors_naming_the_option() {
         assert!(message.contains(needle), "{json}: {message}");
     }
 }
+
+/// The wasm's allocator (src/js/heap.rs), which every test here runs on: blocks of sizes from 1
+/// byte to 70 KB and alignments to 64, grown, shrunk and freed in a scrambled order, keep what
+/// was written to them (no two overlap), are aligned, and blocks freed are handed out again
+/// before the memory grows.
+#[wasm_bindgen_test]
+fn the_allocator_keeps_each_block_apart_and_reuses_freed_ones() {
+    use std::alloc::{alloc, dealloc, realloc, Layout};
+    let mut seed = 7u32;
+    let mut next = move |n: usize| {
+        seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        (seed >> 8) as usize % n
+    };
+    let intact = |p: *mut u8, len: usize, tag: u8| unsafe { std::slice::from_raw_parts(p, len) }.iter().all(|&b| b == tag);
+    let mut live: Vec<(*mut u8, Layout, u8)> = Vec::with_capacity(1_000);
+    for round in 0..5_000 {
+        let size = 1 + [32, 600, 5_000, 70_000][next(4)];
+        let size = 1 + next(size);
+        let layout = Layout::from_size_align(size, 1 << next(7)).unwrap();
+        let p = unsafe { alloc(layout) };
+        assert!(!p.is_null() && p as usize % layout.align() == 0, "{layout:?} at {p:?}");
+        let tag = round as u8;
+        unsafe { p.write_bytes(tag, size) };
+        live.push((p, layout, tag));
+        if next(4) == 0 {
+            // Grown or shrunk in place or moved: what it held is kept.
+            let i = next(live.len());
+            let (p, l, t) = live[i];
+            let to = 1 + next(8_000);
+            let q = unsafe { realloc(p, l, to) };
+            assert!(!q.is_null() && intact(q, l.size().min(to), t), "realloc {l:?} to {to}");
+            unsafe { q.write_bytes(t, to) };
+            live[i] = (q, Layout::from_size_align(to, l.align()).unwrap(), t);
+        }
+        if live.len() > 900 || next(3) == 0 {
+            let (p, l, t) = live.swap_remove(next(live.len()));
+            assert!(intact(p, l.size(), t), "a block of {l:?} was written over");
+            unsafe { dealloc(p, l) };
+        }
+    }
+    // The blocks left are freed, and the same layouts taken again in another order: each comes
+    // from its class's list (those aligned to ≤ 16 bytes; one aligned more is cut anew), so the
+    // memory does not grow.
+    let mut freed: Vec<Layout> = Vec::with_capacity(live.len());
+    for (p, l, t) in live.drain(..) {
+        assert!(intact(p, l.size(), t), "a block of {l:?} was written over");
+        unsafe { dealloc(p, l) };
+        freed.push(l);
+    }
+    freed.retain(|l| l.align() <= 16);
+    freed.reverse();
+    let mut again = Vec::with_capacity(freed.len());
+    let pages = core::arch::wasm32::memory_size(0);
+    again.extend(freed.iter().map(|&l| (unsafe { alloc(l) }, l)));
+    assert_eq!(core::arch::wasm32::memory_size(0), pages, "the memory grew though freed blocks were there");
+    for (p, l) in again {
+        assert!(!p.is_null());
+        unsafe { dealloc(p, l) };
+    }
+}

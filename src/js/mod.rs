@@ -17,13 +17,12 @@
 //! The package's entry files (pkg-template) wrap [`RetryClient`] into `createRetryFetch` and
 //! `retry`. Nothing here runs at module load.
 
-/// A small free-list allocator: the wasm is single-threaded and allocates little per call, so
-/// dlmalloc's speed is not needed and its 7 KB are.
+/// Size classes, each a free list (`heap.rs`): as fast with 10,000 calls in flight as with one,
+/// in less code than dlmalloc's 7 KB.
 #[global_allocator]
-static ALLOCATOR: lol_alloc::AssumeSingleThreaded<lol_alloc::FreeListAllocator> =
-    // SAFETY: wasm32-unknown-unknown without the atomics feature has exactly one thread.
-    unsafe { lol_alloc::AssumeSingleThreaded::new(lol_alloc::FreeListAllocator::new()) };
+static ALLOCATOR: heap::SizeClasses = heap::SizeClasses::new();
 
+mod heap;
 mod drive;
 mod errors;
 mod fetch;
