@@ -6,6 +6,7 @@
 //! | `options` | the checked options → config; cross-option rules                 |
 //! | `drive`   | the loop that executes the engine's decisions                    |
 //! | `task`    | the calls' task queue: each polled in a microtask, its result a promise |
+//! | `heap`    | the wasm's allocator: size classes, each a free list                |
 //! | `fetch`   | `retryFetch`: request replay, fallback routes, credentials       |
 //! | `run`     | `retry(fn)`: errors classified by shape                          |
 //! | `errors`  | `RetryError`, `CircuitOpenError`, events and reports              |
