@@ -13,10 +13,12 @@
 //      so it is not in it), beside the 200-only call's, for llm-retry and cockatiel;
 //   4. per-call cost with 1, 100 and 10,000 calls in flight through one client (stub transport
 //      held until all have started), the calls finishing in the order they started and in any
-//      order (what is freed in any order is what a free-list allocator's list grows with).
+//      order (what is freed in any order is what a free-list allocator's list grows with);
+//   5. per-call cost when one client has seen 1, 1,000 and 10,000 routes (a gateway passing its
+//      users' models on: one breaker and pacer a model), each call on one of them in turn.
 // Run: make bench (builds pkg/ first), or node bench/overhead.mjs. Env: ROUNDS (default 15),
 // PKG=dir (the llm-retry package to measure; default ../pkg), BEFORE=dir (a second build measured
-// beside it in the same run, e.g. a copy of pkg/ from another commit), ONLY=stub,cold,loopback,retry,scale.
+// beside it in the same run, e.g. a copy of pkg/ from another commit), ONLY=stub,cold,loopback,retry,scale,routes.
 import http from "node:http";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -25,7 +27,7 @@ import pRetry from "p-retry";
 import OpenAI from "openai";
 
 const ROUNDS = Number(process.env.ROUNDS ?? 15);
-const ONLY = (process.env.ONLY ?? "stub,cold,loopback,retry,scale").split(",");
+const ONLY = (process.env.ONLY ?? "stub,cold,loopback,retry,scale,routes").split(",");
 const load = async (dir) => import(pathToFileURL(resolve(dir, "node.js")).href);
 const here = new URL(".", import.meta.url).pathname;
 const pkgs = { "llm-retry": await load(process.env.PKG ?? resolve(here, "../pkg")) };
@@ -299,5 +301,28 @@ if (ONLY.includes("scale")) {
       cells.push(`${shuffled ? "any order" : "in order"}: transport alone ${fmt(base)} µs, cost ${costs}`);
     }
     console.log(`   ${String(inFlight).padStart(6)} in flight: ${cells.join("   ")}`);
+  }
+}
+
+if (ONLY.includes("routes")) {
+  console.log("5. per-call cost when one client has seen N routes (models), each call on one of them in turn (stub transport), median of 7 rounds of 4,000");
+  const modelInit = (model) => ({ ...init, body: `{"model":"${model}","messages":[]}` });
+  for (const routes of [1, 1_000, 10_000]) {
+    const inits = Array.from({ length: routes }, (_, i) => modelInit(`model-${i}`));
+    const clients = { "transport alone": stub };
+    for (const [name, m] of Object.entries(pkgs)) clients[name] = m.createRetryFetch({ fetch: stub });
+    for (const [name, f] of Object.entries(clients)) if (name !== "transport alone") for (const i of inits) await f("http://127.0.0.1:9/v1/chat/completions", i);
+    let k = 0;
+    const per = Object.fromEntries(Object.keys(clients).map((n) => [n, []]));
+    for (let r = 0; r < 7; r++) {
+      for (const [name, f] of Object.entries(clients)) {
+        const t0 = performance.now();
+        for (let i = 0; i < 4_000; i++) await f("http://127.0.0.1:9/v1/chat/completions", inits[(k = (k + 7919) % routes)]);
+        per[name].push(((performance.now() - t0) * 1000) / 4_000);
+      }
+    }
+    const base = median(per["transport alone"]);
+    const cells = Object.keys(pkgs).map((n) => `${n} cost ${fmt(median(per[n]) - base)} µs`);
+    console.log(`   ${String(routes).padStart(6)} routes: transport alone ${fmt(base)} µs   ${cells.join("   ")}`);
   }
 }

@@ -739,3 +739,43 @@ fn a_provider_far_from_its_limit_is_read_on_one_response_in_eight() {
     assert_eq!(read[..4], [0, 8, 16, 24], "{read:?}");
     assert!(read.ends_with(&(56..64).collect::<Vec<_>>()), "{read:?}");
 }
+
+/// A client with many routes (a gateway passing its users' models on makes one a model) keeps
+/// each one's breaker apart: past 16 routes they are found through an index by the keys' hash,
+/// built anew as it fills and when the host seeds the hash (here, half-way). Every third route
+/// fails once and opens; a later call is refused on exactly those, and sent on the rest; the
+/// store is told of each opening once.
+#[test]
+fn a_thousand_routes_keep_their_own_breakers() {
+    use llm_retry::policy::breaker::State;
+    let c = Config {
+        max_attempts: 1,
+        breaker: Some(BreakerConfig { failure_threshold: 1, cooldown_ms: 1_000_000, max_cooldown_ms: 1_000_000 }),
+        ..cfg()
+    };
+    let mut shared = Shared::new(&c);
+    let keys: Vec<String> = (0..1_000).map(|i| format!("https://api.example.com model-{i}")).collect();
+    for (i, key) in keys.iter().enumerate() {
+        if i == 500 {
+            shared.seed(0x9e37_79b9);
+        }
+        let status = if i % 3 == 0 { 503 } else { 200 };
+        let r = run(&c, &mut shared, &[key.as_str()], false, &[Status(status, &[], None)], 10, 0.5);
+        assert_eq!(r.sent.len(), 1, "{key}: its first call is sent");
+    }
+    let mut open: Vec<String> =
+        shared.snapshot().filter(|(_, s)| s.state == State::Open).map(|(k, _)| k.to_string()).collect();
+    open.sort();
+    let mut expected: Vec<String> = keys.iter().step_by(3).cloned().collect();
+    expected.sort();
+    assert_eq!(open, expected);
+    let mut told: Vec<String> = shared.changed().into_iter().map(|(k, _)| k).collect();
+    told.sort();
+    assert_eq!(told, expected, "each opening is told once");
+    assert!(shared.changed().is_empty(), "and not again");
+    for (i, key) in keys.iter().enumerate().rev() {
+        let r = run(&c, &mut shared, &[key.as_str()], false, &[Status(200, &[], None)], 20, 0.5);
+        assert_eq!(r.sent.len(), usize::from(i % 3 != 0), "{key}: refused only when its own breaker is open");
+    }
+    assert_eq!(shared.snapshot().count(), 1_000, "one breaker a route, none made twice");
+}

@@ -208,7 +208,8 @@ fn the_allocator_keeps_each_block_apart_and_reuses_freed_ones() {
         seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
         (seed >> 8) as usize % n
     };
-    let intact = |p: *mut u8, len: usize, tag: u8| unsafe { std::slice::from_raw_parts(p, len) }.iter().all(|&b| b == tag);
+    let intact =
+        |p: *mut u8, len: usize, tag: u8| unsafe { std::slice::from_raw_parts(p, len) }.iter().all(|&b| b == tag);
     let mut live: Vec<(*mut u8, Layout, u8)> = Vec::with_capacity(1_000);
     for round in 0..5_000 {
         let size = 1 + [32, 600, 5_000, 70_000][next(4)];

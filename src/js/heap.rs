@@ -58,7 +58,11 @@ fn block(c: usize) -> usize {
         return ALIGN << c;
     }
     let k = (c + 10) / 2;
-    if c % 2 == 0 { 3 << (k - 2) } else { 1 << k }
+    if c % 2 == 0 {
+        3 << (k - 2)
+    } else {
+        1 << k
+    }
 }
 
 unsafe impl GlobalAlloc for SizeClasses {

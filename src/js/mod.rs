@@ -23,10 +23,10 @@
 #[global_allocator]
 static ALLOCATOR: heap::SizeClasses = heap::SizeClasses::new();
 
-mod heap;
 mod drive;
 mod errors;
 mod fetch;
+mod heap;
 mod host;
 mod options;
 mod run;

@@ -105,6 +105,8 @@ struct Health {
     pacer: Pacer,
     /// What was last told to, or learned from, other instances (see [`Shared::changed`]).
     told: Record,
+    /// Looked up since [`Shared::changed`] last ran (listed in `Shared::touched`).
+    touched: bool,
 }
 
 /// Health state shared by every call through one client: each route's breaker and pacer, and
@@ -116,11 +118,28 @@ pub struct Shared {
     pacing: bool,
     /// Busy routes take their send slots from a bucket shared with other instances.
     share_pacing: bool,
-    /// By key; a client has a handful of routes, so a list beats a map (and is smaller in wasm).
-    /// A key is kept as the first route handed it (a client's calls share their keys' strings), so
-    /// a lookup is mostly a pointer comparison.
+    /// By key. A client mostly has a handful of routes, searched in turn: a key is kept as the
+    /// first route handed it (a client's calls share their keys' strings), so a lookup is mostly
+    /// a pointer comparison. Past [`SCAN`] routes (a gateway passing its users' models on makes
+    /// one per model) they are found through `index` instead, so a call costs the same with
+    /// 10,000 routes as with one.
     routes: Vec<(Rc<str>, Health)>,
+    /// Open addressing over `routes` by the keys' hash (`seed`ed): a slot holds a route's index
+    /// plus one, 0 when empty; at most half the slots are taken. Empty up to [`SCAN`] routes.
+    index: Vec<u32>,
+    seed: u32,
+    /// The routes looked up since [`Shared::changed`] last ran: only they can have news.
+    touched: Vec<u32>,
     epoch: u64,
+}
+
+/// Routes searched in turn before they are indexed.
+const SCAN: usize = 16;
+
+/// FNV-1a over the key's bytes, from `seed` (the host's random number, so that keys made to
+/// collide cannot be chosen from outside).
+fn hash(seed: u32, key: &str) -> u32 {
+    key.bytes().fold(seed ^ 0x811c_9dc5, |h, b| (h ^ b as u32).wrapping_mul(0x0100_0193))
 }
 
 impl Shared {
@@ -131,8 +150,23 @@ impl Shared {
             pacing: cfg.pacing,
             share_pacing: false,
             routes: Vec::new(),
+            index: Vec::new(),
+            seed: 0,
+            touched: Vec::new(),
             epoch: 0,
         }
+    }
+
+    /// Seeds the hash routes are indexed by past [`SCAN`] of them (see `hash`); a seed of 0 is
+    /// none.
+    pub fn seed(&mut self, seed: u32) {
+        self.seed = seed;
+        self.reindex();
+    }
+
+    /// Whether [`Shared::seed`] was given a seed.
+    pub fn seeded(&self) -> bool {
+        self.seed != 0
     }
 
     /// From now on a busy route asks for its send slots ([`Decision::Slot`]): the host has a
@@ -172,7 +206,9 @@ impl Shared {
     /// opening, a closing, a pause), with their record; each is told once.
     pub fn changed(&mut self) -> Vec<(String, Record)> {
         let mut out = Vec::new();
-        for (key, h) in &mut self.routes {
+        while let Some(i) = self.touched.pop() {
+            let Some((key, h)) = self.routes.get_mut(i as usize) else { continue };
+            h.touched = false;
             if let Some(b) = &h.breaker {
                 let now = h.told.join(b.record());
                 if now != h.told {
@@ -191,13 +227,14 @@ impl Shared {
     }
 
     fn health(&mut self, key: &Rc<str>) -> &mut Health {
-        let i = match self.routes.iter().position(|(k, _)| Rc::ptr_eq(k, key) || k == key) {
+        let i = match self.find(key) {
             Some(i) => i,
             None => {
                 let health = Health {
                     breaker: self.breaker_cfg.map(Breaker::new),
                     pacer: Pacer::default(),
                     told: Record::default(),
+                    touched: false,
                 };
                 // Room for just the first: most clients have one route, and one made per
                 // request is kept until it is finalized.
@@ -205,10 +242,64 @@ impl Shared {
                     self.routes.reserve_exact(1);
                 }
                 self.routes.push((key.clone(), health));
+                if self.routes.len() > SCAN {
+                    if self.index.len() < 2 * self.routes.len() {
+                        self.reindex();
+                    } else {
+                        self.place(self.routes.len() - 1);
+                    }
+                }
                 self.routes.len() - 1
             }
         };
-        &mut self.routes[i].1
+        let h = &mut self.routes[i].1;
+        if !h.touched {
+            h.touched = true;
+            self.touched.push(i as u32);
+        }
+        h
+    }
+
+    /// The index of `key`'s route.
+    fn find(&self, key: &Rc<str>) -> Option<usize> {
+        let same = |(k, _): &(Rc<str>, Health)| Rc::ptr_eq(k, key) || k == key;
+        if self.index.is_empty() {
+            return self.routes.iter().position(same);
+        }
+        let mask = self.index.len() - 1;
+        let mut slot = hash(self.seed, key) as usize;
+        loop {
+            let i = *self.index.get(slot & mask)? as usize;
+            if same(self.routes.get(i.checked_sub(1)?)?) {
+                return Some(i - 1);
+            }
+            slot = slot.wrapping_add(1);
+        }
+    }
+
+    /// Puts route `i` into `index`, in the first free slot from its key's hash on.
+    fn place(&mut self, i: usize) {
+        let mask = self.index.len().wrapping_sub(1);
+        let mut slot = self.routes.get(i).map_or(0, |(k, _)| hash(self.seed, k) as usize);
+        while let Some(n) = self.index.get_mut(slot & mask) {
+            if *n == 0 {
+                *n = i as u32 + 1;
+                return;
+            }
+            slot = slot.wrapping_add(1);
+        }
+    }
+
+    /// Builds `index` anew, with four slots a route, once there are more than [`SCAN`].
+    fn reindex(&mut self) {
+        let n = self.routes.len();
+        self.index = Vec::new();
+        if n > SCAN {
+            self.index = alloc::vec![0; (4 * n).next_power_of_two()];
+            for i in 0..n {
+                self.place(i);
+            }
+        }
     }
 }
 
