@@ -250,6 +250,26 @@ describe("circuit breaker per route", () => {
     assert.deepEqual([primary.requests.length, fallback.requests.length], [1, 1], "no request reached either server");
   });
 
+  test("one client, 40 models (past the 16 a client searches in turn): each model's breaker is its own", T, async (t) => {
+    // Every third model's one call gets a 503 and opens its breaker; then each model is called
+    // again: the open ones are refused with no request, the rest are sent.
+    const models = Array.from({ length: 40 }, (_, i) => `model-${i}`);
+    const mock = await mockFor(t, { script: models.map((_, i) => ({ status: i % 3 === 0 ? 503 : 200 })) });
+    // A cooldown far past the deadline: an open breaker refuses at once, however slow the run.
+    const f = createRetryFetch({ maxAttempts: 1, backoff: TINY, deadlineMs: 300, breaker: { failureThreshold: 1, cooldownMs: 60_000 } });
+    const callModel = (model) => f(`${mock.url}/v1/chat/completions`, { method: "POST", body: JSON.stringify({ model, messages: MESSAGES }) });
+    for (const [i, model] of models.entries()) assert.equal((await callModel(model)).status, i % 3 === 0 ? 503 : 200, model);
+    mock.setScript([{ status: 200 }]);
+    const sent = mock.requests.length;
+    for (const [i, model] of [...models.entries()].reverse()) {
+      const r = await settle(callModel(model));
+      if (i % 3 === 0) assert.ok(!r.ok && isCircuitOpenError(r.error), `${model}: CircuitOpenError expected, got ${r.error ?? r.value?.status}`);
+      else assert.equal(r.value?.status, 200, model);
+    }
+    const again = mock.requests.slice(sent).map((r) => r.json.model);
+    assert.deepEqual(again, models.filter((_, i) => i % 3 !== 0).reverse(), "only the models whose breakers are closed were sent");
+  });
+
   test("onExhausted's Response is what the caller gets, also when every route is open", T, async (t) => {
     const { primary, fallback, route } = await twoProviders(t, [{ status: 503 }], [{ status: 503 }]);
     const reports = [];
