@@ -269,9 +269,10 @@ impl Shared {
         let mask = self.index.len() - 1;
         let mut slot = hash(self.seed, key) as usize;
         loop {
-            let i = *self.index.get(slot & mask)? as usize;
-            if same(self.routes.get(i.checked_sub(1)?)?) {
-                return Some(i - 1);
+            // An empty slot (0) ends the search; any other holds a route's index plus one.
+            let i = (*self.index.get(slot & mask)? as usize).checked_sub(1)?;
+            if same(self.routes.get(i)?) {
+                return Some(i);
             }
             slot = slot.wrapping_add(1);
         }
