@@ -47,6 +47,7 @@ impl Client {
     fn key(&self, id: f64) -> Rc<str> {
         let id = if (0.0..u32::MAX as f64).contains(&id) { id as usize } else { return Rc::from("") };
         let mut keys = self.keys.borrow_mut();
+        let new = keys.len() <= id;
         while keys.len() <= id {
             match values::key_name(&self.opts.js, keys.len() as u32) {
                 Some(name) => keys.push(Rc::from(name)),
@@ -54,10 +55,11 @@ impl Client {
             }
         }
         // A client with many routes (a gateway passing its users' models on) indexes them by a
-        // hash, seeded from the host's crypto so that keys made to collide cannot be sent in.
-        if keys.len() > 16 {
+        // hash, seeded from the host's crypto so that keys made to collide cannot be sent in:
+        // asked when a key is new, so a call on a known one pays nothing for it.
+        if new {
             if let Ok(mut shared) = self.shared.try_borrow_mut() {
-                if !shared.seeded() {
+                if shared.needs_seed() {
                     shared.seed((self.rng.next_f64() * 4_294_967_296.0) as u32 | 1);
                 }
             }

@@ -18,8 +18,8 @@
 //! The package's entry files (pkg-template) wrap [`RetryClient`] into `createRetryFetch` and
 //! `retry`. Nothing here runs at module load.
 
-/// Size classes, each a free list (`heap.rs`): as fast with 10,000 calls in flight as with one,
-/// in less code than dlmalloc's 7 KB.
+/// Size classes, each a free list (`heap.rs`): an allocation's cost does not grow with the calls
+/// in flight, in less code than dlmalloc's 7 KB.
 #[global_allocator]
 static ALLOCATOR: heap::SizeClasses = heap::SizeClasses::new();
 

@@ -164,9 +164,10 @@ impl Shared {
         self.reindex();
     }
 
-    /// Whether [`Shared::seed`] was given a seed.
-    pub fn seeded(&self) -> bool {
-        self.seed != 0
+    /// Whether the routes are about to be indexed (as many as [`SCAN`]) and [`Shared::seed`] has
+    /// not been given a seed yet.
+    pub fn needs_seed(&self) -> bool {
+        self.seed == 0 && self.routes.len() >= SCAN
     }
 
     /// From now on a busy route asks for its send slots ([`Decision::Slot`]): the host has a
