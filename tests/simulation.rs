@@ -757,7 +757,7 @@ fn a_thousand_routes_keep_their_own_breakers() {
     let keys: Vec<String> = (0..1_000).map(|i| format!("https://api.example.com model-{i}")).collect();
     for (i, key) in keys.iter().enumerate() {
         // The host is asked for a seed once there are as many routes as it searches in turn.
-        assert_eq!(shared.needs_seed(), i >= 16 && i <= 500, "route {i}");
+        assert_eq!(shared.needs_seed(), (16..=500).contains(&i), "route {i}");
         if i == 500 {
             shared.seed(0x9e37_79b9);
         }
@@ -780,4 +780,74 @@ fn a_thousand_routes_keep_their_own_breakers() {
         assert_eq!(r.sent.len(), usize::from(i % 3 != 0), "{key}: refused only when its own breaker is open");
     }
     assert_eq!(shared.snapshot().count(), 1_000, "one breaker a route, none made twice");
+}
+
+/// A gateway passing its users' models on makes a route each, and a model named once is never
+/// named again: past a few thousand routes those at rest are dropped, so the routes kept stay
+/// bounded however many models the calls name, while every route with something to remember
+/// keeps it — a breaker open, a server's pause in force, a rate learned from the provider's
+/// headers — and a route dropped is made anew, as new, when it is named again.
+#[test]
+fn routes_at_rest_are_dropped_and_the_rest_remembered() {
+    use llm_retry::policy::breaker::State;
+    let c = Config {
+        max_attempts: 1,
+        breaker: Some(BreakerConfig { failure_threshold: 1, cooldown_ms: 50_000_000, max_cooldown_ms: 50_000_000 }),
+        ..cfg()
+    };
+    let limits: &[(&str, &str)] = &[
+        ("x-ratelimit-limit-requests", "4"),
+        ("x-ratelimit-remaining-requests", "2"),
+        ("x-ratelimit-reset-requests", "1s"),
+    ];
+    let mut shared = Shared::new(&c);
+    shared.seed(0x9e37_79b9);
+    let key = |i: usize| format!("https://api.example.com model-{i}");
+    // 0: answered 200; 1: a 503 opens its breaker; 2: a 429 asks for a pause of 50,000 s;
+    // 3: a 200 whose rate-limit headers teach its pacer a rate.
+    let kind = |i: usize| if i % 100 < 3 { i % 100 + 1 } else { 0 };
+    let mut most = 0;
+    for i in 0..20_000 {
+        let script = match kind(i) {
+            1 => Status(503, &[], None),
+            2 => Status(429, &[("retry-after", "50000")], None),
+            3 => Status(200, limits, None),
+            _ => Status(200, &[], None),
+        };
+        let r = run(&c, &mut shared, &[key(i).as_str()], false, &[script], 10_000 + i as u64, 0.5);
+        assert_eq!(r.sent.len(), 1, "{}: its first call is sent", key(i));
+        most = most.max(shared.routes());
+    }
+    // One call a ms: the last 2 s of routes are not at rest yet (their windows of successes).
+    assert!(most < 5_000, "at most {most} routes kept at once, of 20,000 named");
+    // Later, calls a second apart on yet other models: when the routes next reach the bound,
+    // every one at rest is dropped, and only those that remember are kept (and the last two).
+    let remembering = (0..20_000).filter(|&i| kind(i) != 0).count();
+    let later = 100_000;
+    let mut fewest = usize::MAX;
+    for j in 0..6_000 {
+        let other = format!("https://api.example.com other-{j}");
+        run(&c, &mut shared, &[other.as_str()], false, &[Status(200, &[], None)], later + 1_000 * j, 0.5);
+        fewest = fewest.min(shared.routes());
+    }
+    assert_eq!(fewest, remembering + 3, "the routes kept just after they were tidied");
+    let later = later + 6_000_000;
+    let open: Vec<String> = shared.snapshot().filter(|(_, s)| s.state == State::Open).map(|(k, _)| k.into()).collect();
+    assert_eq!(open.len(), 200, "every opened breaker kept");
+    for i in (0..20_000).step_by(7) {
+        let r = run(&c, &mut shared, &[key(i).as_str()], false, &[Status(200, &[], None)], later + 10, 0.5);
+        let refused = matches!(kind(i), 1 | 2);
+        assert_eq!(r.sent.is_empty(), refused, "{}: kind {}", key(i), kind(i));
+        if kind(i) == 3 {
+            // Its pacer still knows the rate (a bucket of 4, one more each 2/3 s): of five sends
+            // at once, a later one waits for a slot (a new route's pacer lets any number go).
+            let waited: Vec<bool> = (0..4)
+                .map(|_| {
+                    let r = run(&c, &mut shared, &[key(i).as_str()], false, &[Status(200, &[], None)], later + 10, 0.5);
+                    r.waits.iter().any(|(_, cause)| *cause == WaitCause::Pacing)
+                })
+                .collect();
+            assert!(!waited[0] && waited.contains(&true), "{}: paced {waited:?}", key(i));
+        }
+    }
 }

@@ -138,6 +138,12 @@ impl Breaker {
         self.state
     }
 
+    /// Whether this breaker counts nothing a new one would not from `now` on: closed, no
+    /// failures, no pause in force. (What it last told other instances is its holder's to weigh.)
+    pub fn at_rest(&self, now_ms: u64) -> bool {
+        self.state == State::Closed && self.failures == 0 && self.cooled_until_ms <= now_ms
+    }
+
     /// The cooldown now: the first, doubled for each failed probe since the breaker opened.
     fn cooldown(&self) -> u64 {
         let grown = self.cfg.cooldown_ms.saturating_mul(1 << self.probes_failed.min(32));

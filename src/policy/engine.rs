@@ -109,6 +109,19 @@ struct Health {
     touched: bool,
 }
 
+impl Health {
+    /// Nothing in it that a route made anew would lack from `now` on, and no opening or closing
+    /// of its breaker left untold (see [`Shared::changed`]): it may be dropped (see
+    /// [`Shared::tidy`]). A pause that is over is no news.
+    fn at_rest(&self, now: u64) -> bool {
+        let told = |b: &Breaker| {
+            let r = b.record();
+            r.opened_at <= self.told.opened_at && r.closed_at <= self.told.closed_at
+        };
+        self.pacer.at_rest(now) && self.breaker.as_ref().is_none_or(|b| b.at_rest(now) && told(b))
+    }
+}
+
 /// Health state shared by every call through one client: each route's breaker and pacer, and
 /// the budget.
 #[derive(Clone, Debug)]
@@ -130,11 +143,16 @@ pub struct Shared {
     seed: u32,
     /// The routes looked up since [`Shared::changed`] last ran: only they can have news.
     touched: Vec<u32>,
+    /// As many routes as [`Shared::tidy`] lets be before it drops those at rest.
+    tidy_at: usize,
     epoch: u64,
 }
 
 /// Routes searched in turn before they are indexed.
 const SCAN: usize = 16;
+
+/// Routes kept before those at rest are dropped (see [`Shared::tidy`]).
+const KEEP: usize = 4_096;
 
 /// FNV-1a over the key's bytes, from `seed` (the host's random number, so that keys made to
 /// collide cannot be chosen from outside).
@@ -153,8 +171,37 @@ impl Shared {
             index: Vec::new(),
             seed: 0,
             touched: Vec::new(),
+            tidy_at: KEEP,
             epoch: 0,
         }
+    }
+
+    /// Drops the routes at rest (their breaker closed with nothing counted, their pacer with
+    /// nothing learned, nothing untold) once there are [`KEEP`] routes, then again each time
+    /// the routes kept have doubled: a client whose calls name ever new models (a gateway passing
+    /// its users' on: a route each) holds the routes that have something to remember, not every
+    /// one it has seen. A route dropped is made anew when next used, as it would be.
+    pub fn tidy(&mut self, now: u64) {
+        if self.routes.len() < self.tidy_at {
+            return;
+        }
+        self.routes.retain(|(_, h)| !h.at_rest(now));
+        if self.routes.len() < self.routes.capacity() / 4 {
+            self.routes.shrink_to_fit();
+        }
+        self.touched.clear();
+        for (i, (_, h)) in self.routes.iter().enumerate() {
+            if h.touched {
+                self.touched.push(i as u32);
+            }
+        }
+        self.reindex();
+        self.tidy_at = KEEP.max(2 * self.routes.len());
+    }
+
+    /// How many routes are kept.
+    pub fn routes(&self) -> usize {
+        self.routes.len()
     }
 
     /// Seeds the hash routes are indexed by past [`SCAN`] of them (see `hash`); a seed of 0 is
@@ -599,6 +646,7 @@ impl Session {
     ) -> Decision {
         match self.phase {
             Phase::Start => {
+                shared.tidy(now_ms);
                 self.report.started_ms = now_ms;
                 self.since = now_ms;
                 self.deadline_at = now_ms.saturating_add(self.cfg.deadline_ms);

@@ -256,6 +256,15 @@ impl Pacer {
         self.busy_until = self.busy_until.max(at.saturating_add(BUSY_MS));
     }
 
+    /// Whether this pacer knows nothing a new one would not from `now` on: no rate learned, no
+    /// hold, not busy, and its windows of successes (for the first 429) too old to count.
+    pub fn at_rest(&self, now: u64) -> bool {
+        self.interval == 0.0
+            && self.hold_until <= now
+            && self.busy_until <= now
+            && now.saturating_sub(self.window_start) >= 2_000
+    }
+
     /// Whether sends are being paced (a learned rate or a hold).
     pub fn is_pacing(&self, now: u64) -> bool {
         self.interval > 0.0 || self.hold_until > now
