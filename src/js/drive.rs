@@ -2,7 +2,7 @@
 //! `fetch` and `retry(fn)` differ only in how one attempt is made ([`Attempts`]).
 
 use alloc::{boxed::Box, rc::Rc, vec::Vec};
-use core::cell::RefCell;
+use core::cell::{Cell, RefCell};
 use core::future::Future;
 use core::pin::Pin;
 
@@ -28,8 +28,10 @@ pub struct Client {
     breaker_waits: Notify,
     /// `retryFetch` calls whose first attempt is out on the fast path (`fetch.rs`), by id.
     pub parked: super::fetch::Parked,
-    /// Route keys by their number (`names.js` keyId): each kept once, handed to every call.
+    /// Route keys by their number (`names.js` keyId) in the client's table `gen` (`keyTable`):
+    /// each kept once, handed to every call.
     keys: RefCell<Vec<Rc<str>>>,
+    gen: Cell<u32>,
 }
 
 impl Client {
@@ -40,16 +42,27 @@ impl Client {
         }
         let shared = RefCell::new(shared);
         let keys = RefCell::default();
-        Self { opts, shared, rng: Rng::default(), breaker_waits: Notify::default(), parked: Default::default(), keys }
+        let gen = Cell::new(0);
+        Self { opts, shared, rng: Rng::default(), breaker_waits: Notify::default(), parked: Default::default(), keys, gen }
     }
 
-    /// The route key of number `id`, asked of `names.js` the first time (an unknown number: "").
-    fn key(&self, id: f64) -> Rc<str> {
+    /// The route key of number `id` in table `gen` of call `call`, asked of `names.js` the first
+    /// time (an unknown number: ""). A newer table than the last forgets the keys of the tables
+    /// before; a call numbered in an older one (its body read while a newer began) is named from
+    /// its own table, its keys not kept.
+    fn key(&self, id: f64, gen: u32, call: &JsValue) -> Rc<str> {
         let id = if (0.0..u32::MAX as f64).contains(&id) { id as usize } else { return Rc::from("") };
-        let mut keys = self.keys.borrow_mut();
+        let Ok(mut keys) = self.keys.try_borrow_mut() else { return Rc::from("") };
+        if gen != self.gen.get() {
+            if gen < self.gen.get() {
+                return values::key_name(call, id as u32).map_or_else(|| Rc::from(""), Rc::from);
+            }
+            self.gen.set(gen);
+            *keys = Vec::new();
+        }
         let new = keys.len() <= id;
         while keys.len() <= id {
-            match values::key_name(&self.opts.js, keys.len() as u32) {
+            match values::key_name(call, keys.len() as u32) {
                 Some(name) => keys.push(Rc::from(name)),
                 None => return Rc::from(""),
             }
@@ -110,6 +123,7 @@ impl Names {
     /// The names of call object `v` whose shape was written already.
     pub fn from_shape(v: JsValue, shape: &Shape, client: &Client) -> Result<Self, JsValue> {
         let flags = shape[0] as u32;
+        let gen = flags >> 4;
         let own = |n: f64| n.is_finite().then(|| (n as u32).clamp(1, MAX_ATTEMPTS));
         // Loops rather than `collect`s: each of those is code of its own for its iterator.
         let mut routes = Vec::new();
@@ -117,7 +131,7 @@ impl Names {
             let n = (shape[1] as usize).min(SHAPE_ROUTES);
             routes.reserve_exact(n);
             for i in 0..n {
-                routes.push((client.key(shape[2 + 2 * i]), own(shape[3 + 2 * i])));
+                routes.push((client.key(shape[2 + 2 * i], gen, &v), own(shape[3 + 2 * i])));
             }
         } else {
             // More routes than a shape holds: read from the object.
@@ -125,7 +139,7 @@ impl Names {
             let (ids, attempts) = (array("ids"), array("attempts"));
             let at = |a: &Array, i| a.get(i).as_f64().unwrap_or(f64::NAN);
             for i in 0..ids.length() {
-                routes.push((client.key(at(&ids, i)), own(at(&attempts, i))));
+                routes.push((client.key(at(&ids, i), gen, &v), own(at(&attempts, i))));
             }
         }
         let cfg = match flags & 4 {

@@ -1,10 +1,10 @@
 // Shared health (policy/health.rs): a client's link to a store that instances share (a Durable
 // Object, Deno KV, Redis, or memory). The store is read in the background, at most every
-// `refreshMs`, for every route the client has met; a call waits for a read only while its client
-// has never read one, and then at most `firstReadMs`. What the breakers learn is written in the
-// background, one batch per turn of the event loop. A read or write is given up after
-// `timeoutMs`. A store that fails or hangs delays no call beyond the first bound, holds up no
-// later read or write, and is told to `onError`.
+// `refreshMs`, for every route the client's calls named in the last minute (READ_FOR_MS); a call
+// waits for a read only while its client has never read one, and then at most `firstReadMs`.
+// What the breakers learn is written in the background, one batch per turn of the event loop. A
+// read or write is given up after `timeoutMs`. A store that fails or hangs delays no call beyond
+// the first bound, holds up no later read or write, and is told to `onError`.
 // A store with `pace` also hands out send slots for busy routes (policy/pacing.rs, Shared): the
 // asks of one turn go as one batch; a failed or late batch is answered "none" (the calls pace on
 // their own) and pacing is not shared again for `refreshMs`.
@@ -14,11 +14,14 @@ import { field } from "./values.js";
 
 const RECORD = ["openedAt", "openUntil", "closedAt", "cooledUntil"];
 const instant = (v) => (typeof v === "number" && Number.isFinite(v) && v > 0 ? v : 0);
+/** A route's record is read for as long after a call named it: a client whose calls name ever
+ * new routes (a gateway passing its users' models on) reads those in use, not every one it met. */
+const READ_FOR_MS = 60_000;
 
 export class HealthLink {
   constructor(store, refreshMs, firstReadMs, timeoutMs, onError) {
     Object.assign(this, { store, refreshMs, firstReadMs, timeoutMs, onError });
-    this.keys = new Set();
+    this.keys = new Map(); // route key → when a call last named it
     this.readAt = -Infinity;
     this.reading = undefined;
     this.read = false; // a read has completed, failed, or was not waited for
@@ -50,8 +53,8 @@ export class HealthLink {
   /** Before a call on routes `keys`: starts a read when one is due; a promise to wait for
    * (bounded) while none has completed yet, else undefined. */
   before(keys) {
-    for (const k of keys) this.keys.add(k);
     const now = Date.now();
+    for (const k of keys) this.keys.set(k, now);
     // A read past its bound is abandoned (a Worker drops what a finished request left running).
     if (this.reading !== undefined && now - this.readAt > this.timeoutMs) this.reading = undefined;
     if (this.reading === undefined && now - this.readAt >= this.refreshMs) this.start(now);
@@ -66,11 +69,12 @@ export class HealthLink {
 
   start(now) {
     this.readAt = now;
+    for (const [k, at] of this.keys) if (now - at > READ_FOR_MS) this.keys.delete(k);
     const reading = (async () => {
       try {
-        const records = await this.bounded(() => this.store.read([...this.keys]));
+        const records = await this.bounded(() => this.store.read([...this.keys.keys()]));
         const flat = [];
-        for (const key of this.keys) {
+        for (const key of this.keys.keys()) {
           const r = field(records, key);
           if (typeof r === "object" && r !== null) flat.push(key, ...RECORD.map((f) => instant(field(r, f))));
         }
@@ -159,7 +163,7 @@ export class HealthLink {
 }
 
 /** Before a call: the client's health link's bounded wait, if any (see `HealthLink.before`). */
-export const healthBefore = (options, names) => options.health?.before(names.ids.map((id) => options.keyNames[id]));
+export const healthBefore = (options, names) => options.health?.before(names.ids.map((id) => names.keyNames[id]));
 
 export const healthTell = (options, flat) => options.health?.tell(flat);
 

@@ -1,6 +1,27 @@
 // A call's names as the wasm takes them (drive.rs `Names`): each route's breaker key by number,
 // kept once per client, and the call's shape written into wasm memory in one call; the calls' ids.
 
+/** Route keys a client numbers before it numbers them anew from 0 (see `keyTable`). */
+const MAX_KEYS = 16_384;
+
+/**
+ * The table of route keys by number a call's routes are numbered in (`keyId`), called as the
+ * call is read, before they are: once the client has numbered MAX_KEYS keys (a gateway passing
+ * its users' models on numbers one a model), it starts a new table, so the keys it holds are
+ * bounded however many models its calls name. The call keeps its table (`keyNames`) and tells
+ * the wasm which it is (`keyGen`, in its shape's flags): the wasm then forgets the keys of the
+ * tables before (drive.rs `Client::key`); its breakers stay, found by the key itself.
+ */
+export const keyTable = (options) => {
+  if (options.keyNames.length >= MAX_KEYS) {
+    options.keyIds = new Map();
+    options.keyNames = [];
+    options.lastKey = [undefined, undefined, 0];
+    options.keyGen++;
+  }
+  return options.keyNames;
+};
+
 /** The number in its client of the route key `key(part, model)`: the wasm keeps each key once, by
  * number (`keyNames`). Found by its two parts, so a call builds no key string it has seen before. */
 export const keyId = (options, part, model) => {
@@ -41,13 +62,14 @@ const SHAPE_CALL = 2 + 2 * SHAPE_ROUTES;
  * memory from index `at` of a view of it as f64s (drive.rs `Shape`), so it is handed over in one
  * call: `[flags, routes, keyId, attempts, keyId, attempts, …]`, then at SHAPE_CALL its per-call
  * options' settings (`callNumbers`); flags: 1 idempotent, 2 has a signal, 4 has per-call
- * options, 8 has more routes than a shape holds; attempts NaN for the call's own.
+ * options, 8 has more routes than a shape holds, then the table its keys are numbered in
+ * (`keyTable`) from bit 4 on; attempts NaN for the call's own.
  */
 export function shape(call, at) {
   const { ids, attempts } = call;
   const out = numbersView();
   out[at] = (call.idempotent ? 1 : 0) | (call.signal !== undefined ? 2 : 0) | (call.call !== undefined ? 4 : 0)
-    | (ids.length > SHAPE_ROUTES ? 8 : 0);
+    | (ids.length > SHAPE_ROUTES ? 8 : 0) | (call.keyGen << 4);
   out[at + 1] = ids.length;
   for (let i = 0; i < ids.length && i < SHAPE_ROUTES; i++) {
     out[at + 2 + 2 * i] = ids[i];
@@ -70,8 +92,8 @@ export const callNumbers = (o, out, at) => {
   out[at + 5] = bit(o.idempotent);
 };
 
-/** The key of number `id` in the client of `options`. */
-export const keyName = (options, id) => options.keyNames[id];
+/** The key of number `id` in the table `call`'s routes were numbered in. */
+export const keyName = (call, id) => call.keyNames[id];
 
 /** Numbers the calls of this module instance, for `callId` in events and `id` in reports. */
 let calls = 0;

@@ -198,7 +198,7 @@ export function checkOptions(options, forRetry, at) {
     retryOn, health, fetch, onEvent, onExhausted, signal,
     fallbacks, attempts: attemptsOf(fallbacks),
     sensitive: [...SENSITIVE, ...sensitive.map((h) => h.toLowerCase())],
-    keyIds: new Map(), keyNames: [], lastKey: [undefined, undefined, 0],
+    keyIds: new Map(), keyNames: [], lastKey: [undefined, undefined, 0], keyGen: 0,
   };
 }
 

@@ -4,7 +4,7 @@
 // into bytes through `new Request(input, init)`, so every attempt sends the same bytes
 // (FormData's multipart boundary included).
 
-import { callId, keyId, numbersView, shape } from "./names.js";
+import { callId, keyId, keyTable, numbersView, shape } from "./names.js";
 import { callOptions, routeAttempts } from "./options.js";
 import { success } from "./stream.js";
 import { field, got, plain } from "./values.js";
@@ -272,6 +272,7 @@ function request(url, origin, method, headers, body, base, fast, signal, options
   const primary = modelOf(body);
   const fallbacks = call?.fallbacks ?? options.fallbacks;
   const models = [primary];
+  const keyNames = keyTable(options);
   const ids = [keyId(options, origin, primary)];
   for (let i = 0; i < fallbacks.length; i++) {
     const f = fallbacks[i];
@@ -282,7 +283,7 @@ function request(url, origin, method, headers, body, base, fast, signal, options
   const idempotent = idempotencyKey || (method !== "POST" && IDEMPOTENT.includes(method.toUpperCase()));
   return {
     url, origin, method, headers, parsed, body, base, fast, signal, idempotent, ids, models, options, routes: undefined,
-    fallbacks, attempts: routeAttempts(options, call), call, id: callId(),
+    fallbacks, attempts: routeAttempts(options, call), call, id: callId(), keyNames, keyGen: options.keyGen,
   };
 }
 

@@ -1,7 +1,7 @@
 // retry(fn): the routes, each attempt's context, and what a thrown error is.
 
 import { line } from "./headers.js";
-import { callId, keyId } from "./names.js";
+import { callId, keyId, keyTable } from "./names.js";
 import { callOptions, object, routeAttempts } from "./options.js";
 import { fail, field, got, text } from "./values.js";
 
@@ -18,10 +18,14 @@ export function fnCall(fn, options, opts) {
   }
   const fallbacks = call?.fallbacks ?? options.fallbacks;
   const { keys, models } = fnRoutes(fallbacks);
+  const keyNames = keyTable(options);
   const ids = keys.map((k) => keyId(options, k, undefined));
   // Written out, not `{ ...routes, ids, … }`: Node 20 builds an object spread followed by more
   // properties through a slow path (3.3 µs here, a third of a retry(fn) call; 0.05 on Node 24).
-  return { keys, models, ids, attempts: routeAttempts(options, call), fallbacks, call, signal, id: callId() };
+  return {
+    keys, models, ids, attempts: routeAttempts(options, call), fallbacks, call, signal, id: callId(), keyNames,
+    keyGen: options.keyGen,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------

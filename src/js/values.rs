@@ -43,9 +43,9 @@ extern "C" {
     /// What the wasm needs of a call (see `drive::Names`), written at `at` (`drive::slots_at`).
     #[wasm_bindgen(js_name = shape)]
     pub fn shape(call: &JsValue, at: u32);
-    /// The route key of number `id` in the client of `options`.
+    /// The route key of number `id` in the table call `call`'s routes were numbered in.
     #[wasm_bindgen(js_name = keyName)]
-    pub fn key_name(options: &JsValue, id: u32) -> Option<String>;
+    pub fn key_name(call: &JsValue, id: u32) -> Option<String>;
 }
 
 // retryFetch's request (fetch.rs).

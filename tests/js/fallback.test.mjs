@@ -270,6 +270,52 @@ describe("circuit breaker per route", () => {
     assert.deepEqual(again, models.filter((_, i) => i % 3 !== 0).reverse(), "only the models whose breakers are closed were sent");
   });
 
+  test("one client, 25,000 models named once each: the routes it keeps stay bounded, and those it must remember it does", { timeout: 60_000 }, async () => {
+    // A gateway passing its users' models on: a route (breaker, pacer) a model. Ten models' breakers
+    // are opened first; 5,000 models are called once; after 2 s (their routes at rest by then)
+    // 20,000 more, past the 16,384 keys a client numbers before it numbers them anew.
+    const sent = [];
+    const stub = async (url, init) => {
+      const { model } = JSON.parse(init.body);
+      sent.push(model);
+      return new Response("{}", { status: model.startsWith("hot-") ? 503 : 200 });
+    };
+    const read = [];
+    const store = { read: (keys) => (read.push(keys), {}), write: () => {} };
+    const f = createRetryFetch({
+      maxAttempts: 1, deadlineMs: 300, fetch: stub, breaker: { failureThreshold: 1, cooldownMs: 60_000 },
+      health: { store, refreshMs: 0, firstReadMs: 0 },
+    });
+    const URL = "http://127.0.0.1:9/v1/chat/completions";
+    const callModel = (model) => f(URL, { method: "POST", body: JSON.stringify({ model, messages: MESSAGES }) });
+    const hot = Array.from({ length: 10 }, (_, i) => `hot-${i}`);
+    for (const model of hot) assert.equal((await callModel(model)).status, 503, model);
+    const batch = (from, n) => Array.from({ length: n }, (_, i) => `m-${from + i}`);
+    for (const model of batch(0, 5_000)) assert.equal((await callModel(model)).status, 200, model);
+    await sleep(2_100);
+    for (const model of batch(5_000, 20_000)) assert.equal((await callModel(model)).status, 200, model);
+    assert.equal(sent.length, 25_010, "every first call was sent");
+
+    const breakers = f.exportState().breakers;
+    for (const model of hot) assert.equal(breakers[`http://127.0.0.1:9 ${model}`]?.state, "open", model);
+    assert.equal(breakers["http://127.0.0.1:9 m-0"], undefined, "a route at rest was dropped");
+    assert.ok(Object.keys(breakers).length <= 20_010, `${Object.keys(breakers).length} routes kept of 25,010`);
+
+    // The open ones, numbered in the first table, are still refused; the others are sent, each
+    // under its own name (the health store is asked for each by its key).
+    for (const model of hot) {
+      const r = await settle(callModel(model));
+      assert.ok(!r.ok && isCircuitOpenError(r.error), `${model}: CircuitOpenError expected, got ${r.error ?? r.value?.status}`);
+    }
+    const again = ["m-0", "m-4999", "m-5000", "m-24999", "m-7"];
+    read.length = 0;
+    sent.length = 0;
+    for (const model of again) assert.equal((await callModel(model)).status, 200, model);
+    assert.deepEqual(sent, again);
+    const asked = new Set(read.flat());
+    for (const model of [...hot, ...again]) assert.ok(asked.has(`http://127.0.0.1:9 ${model}`), `the store read ${model}'s key`);
+  });
+
   test("onExhausted's Response is what the caller gets, also when every route is open", T, async (t) => {
     const { primary, fallback, route } = await twoProviders(t, [{ status: 503 }], [{ status: 503 }]);
     const reports = [];

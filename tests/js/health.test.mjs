@@ -54,6 +54,28 @@ describe("health shared through a store", () => {
     assert.equal(primary.requests.length, before + 1);
   });
 
+  test("a client reads the records of the routes its calls named in the last minute, not of every one it met", T, async (t) => {
+    // A gateway passing its users' models on meets ever new routes: the store is asked for those
+    // in use. The clock is the test's (Date); the client's timers are real.
+    t.mock.timers.enable({ apis: ["Date"], now: 1_700_000_000_000 });
+    const reads = [];
+    const store = { read: (keys) => (reads.push(keys), {}), write: () => {} };
+    const stub = async () => new Response("{}");
+    const f = createRetryFetch({ fetch: stub, health: { store, refreshMs: 0, firstReadMs: 0 } });
+    const url = "http://127.0.0.1:9/v1/chat/completions";
+    const callModel = async (model) => {
+      assert.equal((await f(url, { method: "POST", body: JSON.stringify({ model }) })).status, 200);
+      await sleep(5); // the read it started is done
+      return reads.at(-1).map((k) => k.split(" ")[1]).sort();
+    };
+    assert.deepEqual(await callModel("a"), ["a"]);
+    t.mock.timers.tick(30_000);
+    assert.deepEqual(await callModel("b"), ["a", "b"]);
+    t.mock.timers.tick(31_000);
+    assert.deepEqual(await callModel("c"), ["b", "c"], "a, last named 61 s ago, is no longer read");
+    assert.deepEqual(await callModel("a"), ["a", "b", "c"], "until a call names it again");
+  });
+
   test("a 429's wait hint pauses the route for every instance", T, async (t) => {
     const { primary, backup, fallbacks } = await providers(t, [{ status: 429, headers: { "retry-after": "30" } }, { status: 200 }]);
     const store = memoryHealthStore();
