@@ -43,7 +43,15 @@ impl Client {
         let shared = RefCell::new(shared);
         let keys = RefCell::default();
         let gen = Cell::new(0);
-        Self { opts, shared, rng: Rng::default(), breaker_waits: Notify::default(), parked: Default::default(), keys, gen }
+        Self {
+            opts,
+            shared,
+            rng: Rng::default(),
+            breaker_waits: Notify::default(),
+            parked: Default::default(),
+            keys,
+            gen,
+        }
     }
 
     /// The route key of number `id` in table `gen` of call `call`, asked of `names.js` the first

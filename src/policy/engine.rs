@@ -180,21 +180,26 @@ impl Shared {
     /// nothing learned, nothing untold) once there are [`KEEP`] routes, then again each time
     /// the routes kept have doubled: a client whose calls name ever new models (a gateway passing
     /// its users' on: a route each) holds the routes that have something to remember, not every
-    /// one it has seen. A route dropped is made anew when next used, as it would be.
-    pub fn tidy(&mut self, now: u64) {
+    /// one it has seen. A route dropped is made anew when next used, as it would be. (The list's
+    /// room stays what it was at its longest.)
+    fn tidy(&mut self, now: u64) {
         if self.routes.len() < self.tidy_at {
             return;
         }
-        self.routes.retain(|(_, h)| !h.at_rest(now));
-        if self.routes.len() < self.routes.capacity() / 4 {
-            self.routes.shrink_to_fit();
-        }
+        // The routes kept move to the front, in order; the touched among them are listed anew.
         self.touched.clear();
-        for (i, (_, h)) in self.routes.iter().enumerate() {
-            if h.touched {
-                self.touched.push(i as u32);
+        let mut kept = 0;
+        for i in 0..self.routes.len() {
+            let Some((_, h)) = self.routes.get(i) else { break };
+            if !h.at_rest(now) {
+                if h.touched {
+                    self.touched.push(kept as u32);
+                }
+                self.routes.swap(kept, i);
+                kept += 1;
             }
         }
+        self.routes.truncate(kept);
         self.reindex();
         self.tidy_at = KEEP.max(2 * self.routes.len());
     }

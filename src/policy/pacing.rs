@@ -257,12 +257,10 @@ impl Pacer {
     }
 
     /// Whether this pacer knows nothing a new one would not from `now` on: no rate learned, no
-    /// hold, not busy, and its windows of successes (for the first 429) too old to count.
+    /// hold, not busy. (Its count of the last two seconds' successes, for a first 429 to learn a
+    /// rate from, is not kept: a route made anew counts from there.)
     pub fn at_rest(&self, now: u64) -> bool {
-        self.interval == 0.0
-            && self.hold_until <= now
-            && self.busy_until <= now
-            && now.saturating_sub(self.window_start) >= 2_000
+        self.interval == 0.0 && self.hold_until <= now && self.busy_until <= now
     }
 
     /// Whether sends are being paced (a learned rate or a hold).
