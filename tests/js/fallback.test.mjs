@@ -315,6 +315,52 @@ describe("circuit breaker per route", () => {
     for (const model of [...hot, ...again]) assert.ok(asked.has(`http://127.0.0.1:9 ${model}`), `the store read ${model}'s key`);
   });
 
+  test("a call numbered in a table of keys a later call replaced before the wasm read it is still named in its own", { timeout: 60_000 }, async () => {
+    // A call whose body is read first (bytes) is numbered when the read is done, and handed to the
+    // wasm a few microtasks later; a call made in between may start a new table of keys (every
+    // 16,384). To make one in between deterministically, the read call's resolution is caught by
+    // a `then` on Object.prototype (removed at once) and another call is made there.
+    const sent = [];
+    const stub = async (url, init) => {
+      const { model } = JSON.parse(typeof init.body === "string" ? init.body : new TextDecoder().decode(init.body));
+      sent.push(model ?? "(none)");
+      return new Response("{}", { status: model === undefined ? 503 : 200 });
+    };
+    const f = createRetryFetch({ maxAttempts: 1, deadlineMs: 300, fetch: stub, breaker: { failureThreshold: 1, cooldownMs: 60_000 } });
+    const URL = "http://127.0.0.1:9/v1/chat/completions";
+    const callModel = (model) => f(URL, { method: "POST", body: JSON.stringify({ model }) });
+    // The route with no model (a body of bytes is not read for one) opens: key number 0.
+    assert.equal((await f(URL, { method: "POST", body: "{}" })).status, 503);
+    for (let i = 0; i < 16_382; i++) await callModel(`m-${i}`);
+    let caught = 0;
+    let other;
+    function then(resolve) {
+      delete Object.prototype.then;
+      if (Array.isArray(this?.keyNames) && this.models?.[1] === "fb") {
+        caught++;
+        other = callModel("new-0"); // the 16,385th key: a new table, read by the wasm at once
+        resolve(this);
+      } else {
+        resolve(this);
+        Object.defineProperty(Object.prototype, "then", { value: then, configurable: true, writable: true });
+      }
+    }
+    sent.length = 0;
+    Object.defineProperty(Object.prototype, "then", { value: then, configurable: true, writable: true });
+    let res;
+    try {
+      // Its fallback is the 16,384th key.
+      res = await f(URL, { method: "POST", body: new TextEncoder().encode("{}"), retry: { fallbacks: [{ model: "fb" }] } });
+    } finally {
+      delete Object.prototype.then;
+    }
+    assert.equal(caught, 1, "the call was read while a newer table began");
+    assert.equal(res.status, 200);
+    assert.deepEqual(retryReport(res).skipped, [0], "its open primary, key number 0 of its own table, was skipped");
+    assert.equal((await other).status, 200);
+    assert.deepEqual(sent.sort(), ["fb", "new-0"]);
+  });
+
   test("onExhausted's Response is what the caller gets, also when every route is open", T, async (t) => {
     const { primary, fallback, route } = await twoProviders(t, [{ status: 503 }], [{ status: 503 }]);
     const reports = [];
