@@ -188,6 +188,7 @@ export type BreakerState = "closed" | "open" | "half-open";
 /** Breaker state as plain JSON, to keep in KV or a Durable Object between Worker invocations. */
 export interface RetryState {
   version: 1;
+  /** By route key. A route at rest (closed, nothing counted, no pause) may be left out: restored, it is the same as absent. */
   breakers: Record<string, { state: BreakerState; failures: number; openUntil: number; cooledUntil: number }>;
 }
 
