@@ -850,3 +850,28 @@ fn routes_at_rest_are_dropped_and_the_rest_remembered() {
         }
     }
 }
+
+/// A breaker that closes (its probe succeeded, or another instance told a closing) wakes the
+/// calls waiting in line for that route, and the host is told which: the calls waiting for other
+/// routes sleep on.
+#[test]
+fn a_closing_names_the_route_whose_waits_it_ends() {
+    use llm_retry::policy::health::Record;
+    let c = Config {
+        max_attempts: 1,
+        breaker: Some(BreakerConfig { failure_threshold: 1, cooldown_ms: 100, max_cooldown_ms: 100 }),
+        ..cfg()
+    };
+    let mut shared = Shared::new(&c);
+    for k in ["a", "b"] {
+        run(&c, &mut shared, &[k], false, &[Status(503, &[], None)], 1_000, 0.5);
+    }
+    let woken = |shared: &mut Shared| shared.take_woken().iter().map(|k| k.to_string()).collect::<Vec<_>>();
+    assert!(woken(&mut shared).is_empty(), "an opening wakes no one");
+    let r = run(&c, &mut shared, &["b"], false, &[Status(200, &[], None)], 1_200, 0.5);
+    assert_eq!(r.sent.len(), 1, "b's probe");
+    assert_eq!(woken(&mut shared), ["b"]);
+    assert!(woken(&mut shared).is_empty(), "told once");
+    assert!(shared.adopt("a", Record { closed_at: 1_300, ..Record::default() }, 1_300));
+    assert_eq!(woken(&mut shared), ["a"], "a closing another instance told");
+}

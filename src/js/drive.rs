@@ -266,10 +266,10 @@ pub fn decide_at(
 ) -> Decision {
     let decision = {
         let mut shared = client.shared.borrow_mut();
-        let epoch = shared.epoch();
         let d = session.next(&mut shared, seen, now, || client.rng.next_f64());
-        if shared.epoch() != epoch {
-            client.breaker_waits.notify();
+        let woken = shared.take_woken();
+        if !woken.is_empty() {
+            client.breaker_waits.notify(&woken);
         }
         if client.opts.health {
             tell(client, &mut shared);
@@ -334,7 +334,7 @@ pub async fn resume(
                 session.grant(at.filter(|t| t.is_finite() && *t >= 0.0).map(|t| t as u64));
             }
             Decision::Wait { ms, cause } => {
-                let woken = (cause == WaitCause::Breaker).then(|| client.breaker_waits.wait());
+                let woken = (cause == WaitCause::Breaker).then(|| client.breaker_waits.wait(session.keys()));
                 if let Err(reason) = host::sleep(ms, signal, woken).await {
                     a.release(held);
                     return Err(reason);
@@ -375,8 +375,7 @@ fn tell(client: &Client, shared: &mut Shared) {
 pub fn adopt(client: &Client, flat: &Array) {
     let now = host::now_ms();
     let at = |i| flat.get(i).as_f64().filter(|t| t.is_finite() && *t > 0.0).map_or(0, |t| t as u64);
-    let mut woken = false;
-    {
+    let woken = {
         let mut shared = client.shared.borrow_mut();
         for i in (0..flat.length().saturating_sub(4)).step_by(5) {
             if let Some(key) = flat.get(i).as_string() {
@@ -386,12 +385,13 @@ pub fn adopt(client: &Client, flat: &Array) {
                     closed_at: at(i + 3),
                     cooled_until: at(i + 4),
                 };
-                woken |= shared.adopt(&key, r, now);
+                shared.adopt(&key, r, now);
             }
         }
-    }
-    if woken {
-        client.breaker_waits.notify();
+        shared.take_woken()
+    };
+    if !woken.is_empty() {
+        client.breaker_waits.notify(&woken);
     }
 }
 

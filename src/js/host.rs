@@ -289,58 +289,93 @@ pub async fn sleep(ms: u64, signal: Option<&AbortSignal>, woken: Option<Notified
     }
 }
 
-/// Wakes every [`Notified`] made before [`Notify::notify`]: pure Rust, no JS object per waiter.
+/// Wakes the [`Notified`]s waiting for any of the route keys [`Notify::notify`] is given: pure
+/// Rust, no JS object per waiter. Only those: a call waiting in line for one route's breaker is
+/// not woken when another's closes (with many routes open at once, each closing woke every call
+/// waiting for any of them, to decide again and wait again).
 #[derive(Default)]
 pub struct Notify {
     epoch: Cell<u64>,
-    /// The wakers of pending `Notified`s; a dropped one leaves a dead entry, pruned as it grows.
-    waiters: RefCell<Vec<Weak<Cell<Option<Waker>>>>>,
+    /// The pending `Notified`s; a dropped one leaves a dead entry, pruned as it grows.
+    waiters: RefCell<Vec<Weak<Waiter>>>,
+}
+
+/// A pending [`Notified`]: its keys, and its waker until it is woken.
+struct Waiter {
+    keys: Vec<Rc<str>>,
+    waker: Cell<Option<Waker>>,
+    woken: Cell<bool>,
 }
 
 impl Notify {
-    pub fn notify(&self) {
+    /// Wakes the waits for any of `keys` (a route key is one string, though maybe not one `Rc`).
+    pub fn notify(&self, keys: &[Rc<str>]) {
         self.epoch.set(self.epoch.get().wrapping_add(1));
-        let waiters = core::mem::take(&mut *self.waiters.borrow_mut());
-        for w in waiters.iter().filter_map(Weak::upgrade) {
-            if let Some(waker) = w.take() {
-                waker.wake();
-            }
+        // Woken once the list is let go: a waker may run its task at once.
+        for waker in self.take(keys) {
+            waker.wake();
         }
     }
 
-    /// Resolves at the next `notify`.
-    pub fn wait(&self) -> Notified<'_> {
-        Notified { notify: self, epoch: self.epoch.get(), slot: None }
+    /// Takes the waiters for any of `keys` out of the list (marked woken), and the dropped ones.
+    fn take(&self, keys: &[Rc<str>]) -> Vec<Waker> {
+        let mut woken = Vec::new();
+        let mut waiters = self.waiters.borrow_mut();
+        let mut i = 0;
+        while let Some(w) = waiters.get(i) {
+            match w.upgrade() {
+                Some(w) if !w.keys.iter().any(|k| keys.iter().any(|n| Rc::ptr_eq(k, n) || k == n)) => i += 1,
+                w => {
+                    if let Some(w) = w {
+                        w.woken.set(true);
+                        woken.extend(w.waker.take());
+                    }
+                    waiters.swap_remove(i);
+                }
+            }
+        }
+        woken
+    }
+
+    /// Resolves at the next `notify` of one of `keys` (of any key, until it is first polled).
+    pub fn wait<'a>(&'a self, keys: impl Iterator<Item = &'a Rc<str>>) -> Notified<'a> {
+        let mut mine = Vec::new();
+        for k in keys {
+            mine.push(k.clone());
+        }
+        Notified { notify: self, epoch: self.epoch.get(), keys: mine, slot: None }
     }
 }
 
 pub struct Notified<'a> {
     notify: &'a Notify,
     epoch: u64,
-    slot: Option<Rc<Cell<Option<Waker>>>>,
+    /// The keys waited for, until they move into the waiter at the first poll.
+    keys: Vec<Rc<str>>,
+    slot: Option<Rc<Waiter>>,
 }
 
 impl Future for Notified<'_> {
     type Output = ();
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.notify.epoch.get() != self.epoch {
-            return Poll::Ready(());
-        }
         let slot = match &self.slot {
+            Some(slot) if slot.woken.get() => return Poll::Ready(()),
             Some(slot) => slot.clone(),
+            // A notify since `wait` (before this could be told of one): woken, whatever its keys.
+            None if self.notify.epoch.get() != self.epoch => return Poll::Ready(()),
             None => {
-                let slot = Rc::new(Cell::new(None));
-                let mut waiters = self.notify.waiters.borrow_mut();
-                if waiters.len() >= 64 && waiters.len().is_power_of_two() {
-                    waiters.retain(|w| w.strong_count() > 0);
+                let keys = core::mem::take(&mut self.keys);
+                let slot = Rc::new(Waiter { keys, waker: Cell::new(None), woken: Cell::new(false) });
+                let grown = self.notify.waiters.borrow().len();
+                if grown >= 64 && grown.is_power_of_two() {
+                    self.notify.take(&[]); // prunes the dropped ones
                 }
-                waiters.push(Rc::downgrade(&slot));
-                drop(waiters);
+                self.notify.waiters.borrow_mut().push(Rc::downgrade(&slot));
                 self.slot = Some(slot.clone());
                 slot
             }
         };
-        slot.set(Some(cx.waker().clone()));
+        slot.waker.set(Some(cx.waker().clone()));
         Poll::Pending
     }
 }

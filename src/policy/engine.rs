@@ -146,6 +146,9 @@ pub struct Shared {
     /// As many routes as [`Shared::tidy`] lets be before it drops those at rest.
     tidy_at: usize,
     epoch: u64,
+    /// The routes whose calls waiting for their breaker may go sooner, since last taken (see
+    /// [`Shared::take_woken`]).
+    woken: Vec<Rc<str>>,
 }
 
 /// Routes searched in turn before they are indexed.
@@ -173,6 +176,7 @@ impl Shared {
             touched: Vec::new(),
             tidy_at: KEEP,
             epoch: 0,
+            woken: Vec::new(),
         }
     }
 
@@ -250,7 +254,7 @@ impl Shared {
         h.told = told;
         let closed = b.adopt(&told, now).is_some_and(|(_, to)| to == State::Closed);
         if closed {
-            self.epoch += 1;
+            self.wake(Rc::from(key));
         }
         closed
     }
@@ -274,9 +278,20 @@ impl Shared {
     }
 
     /// Changes whenever a route may admit sooner than the calls waiting for it were told (a
-    /// breaker closed, or its probe was given back): the host wakes `WaitCause::Breaker` waits.
+    /// breaker closed, or its probe was given back; which, [`Shared::take_woken`] tells).
     pub fn epoch(&self) -> u64 {
         self.epoch
+    }
+
+    /// The routes whose breaker closed or gave its probe back since this was last asked: the host
+    /// wakes the `WaitCause::Breaker` waits of the calls on them, and only those.
+    pub fn take_woken(&mut self) -> Vec<Rc<str>> {
+        core::mem::take(&mut self.woken)
+    }
+
+    fn wake(&mut self, key: Rc<str>) {
+        self.epoch += 1;
+        self.woken.push(key);
     }
 
     fn health(&mut self, key: &Rc<str>) -> &mut Health {
@@ -610,6 +625,12 @@ impl Session {
         if let Phase::Slotting { granted, .. } = &mut self.phase {
             *granted = at;
         }
+    }
+
+    /// The breaker keys of this call's routes: a `WaitCause::Breaker` wait ends early when one
+    /// of them is woken (see [`Shared::take_woken`]).
+    pub fn keys(&self) -> impl Iterator<Item = &Rc<str>> {
+        self.routes.iter().map(|r| &r.key)
     }
 
     pub fn report(&self) -> &Report {
@@ -1029,7 +1050,7 @@ impl Session {
                 let released = breaker.state() == State::HalfOpen;
                 breaker.release_probe();
                 if released {
-                    shared.epoch += 1;
+                    shared.wake(self.routes[route].key.clone());
                 }
                 None
             }
@@ -1041,10 +1062,10 @@ impl Session {
 
     fn note_change(&mut self, shared: &mut Shared, route: usize, change: Option<(State, State)>) {
         if let Some((from, to)) = change {
-            if to == State::Closed {
-                shared.epoch += 1;
-            }
             let key = self.routes[route].key.clone();
+            if to == State::Closed {
+                shared.wake(key.clone());
+            }
             self.event(Event::Breaker { key, from, to });
         }
     }

@@ -11,6 +11,37 @@ const path = "/v1/chat/completions";
 const ofType = (events, type) => events.filter((e) => e.type === type);
 
 describe("waiting in line", () => {
+  test("a route's breaker closing wakes the calls waiting in line for it, not those waiting for another's", T, async () => {
+    // Two routes open (restored): a until 1 s from now, b until 0.1 s. b's probe succeeds and closes
+    // it; b's other calls are woken and served. a's calls, waiting for a, are not woken by it: each
+    // is told one wait, and decides nothing more until a's own time comes (a call woken for
+    // nothing decides again and tells another wait; with many routes open, as in a provider's
+    // outage, every closing woke every waiting call).
+    const events = [];
+    const stub = async () => new Response("{}");
+    const f = createRetryFetch({ fetch: stub, maxAttempts: 1, deadlineMs: 5_000, onEvent: (e) => events.push(e) });
+    const url = "http://127.0.0.1:9" + path;
+    const key = (m) => `http://127.0.0.1:9 ${m}`;
+    const now = Date.now();
+    f.restoreState({
+      version: 1,
+      breakers: {
+        [key("a")]: { state: "open", failures: 5, openUntil: now + 1_000, cooledUntil: 0 },
+        [key("b")]: { state: "open", failures: 5, openUntil: now + 100, cooledUntil: 0 },
+      },
+    });
+    const call = (model) => f(url, { method: "POST", body: JSON.stringify({ model }) });
+    const as = Array.from({ length: 5 }, () => call("a"));
+    const bs = Array.from({ length: 5 }, () => call("b"));
+    for (const r of await Promise.all(bs)) assert.equal(r.status, 200);
+    await sleep(50);
+    const waitsOf = (model) => ofType(events, "wait").filter((e) => e.model === model);
+    assert.ok(Date.now() < now + 900, "b was served well before a's breaker lets a probe through");
+    assert.equal(waitsOf("a").length, 5, "each of a's calls told one wait");
+    assert.ok(waitsOf("a").every((e) => e.wait === "breaker"));
+    for (const r of await Promise.all(as)) assert.equal(r.status, 200);
+  });
+
   test("calls that find the route cooling after another call's 429 wait for it, then are served", T, async (t) => {
     const mock = await mockFor(t, { script: [{ status: 429, headers: { "retry-after-ms": "300" } }, { status: 200 }] });
     const events = [];
