@@ -89,6 +89,13 @@ fn cfg() -> Config {
     Config { breaker: None, budget: None, ..Config::default() }
 }
 
+/// One attempt a call, and breakers that open after `failure_threshold` failures for a fixed
+/// `cooldown_ms`.
+fn one_attempt_breaker(failure_threshold: u32, cooldown_ms: u64) -> Config {
+    let breaker = BreakerConfig { failure_threshold, cooldown_ms, max_cooldown_ms: cooldown_ms };
+    Config { max_attempts: 1, breaker: Some(breaker), ..cfg() }
+}
+
 fn once(script: &[Step]) -> Run {
     let c = cfg();
     run(&c, &mut Shared::new(&c), &["p"], false, script, 1_000_000, 0.25)
@@ -357,11 +364,7 @@ fn fallback_after_exhaustion_and_at_once_on_quota() {
 
 #[test]
 fn breaker_opens_skips_then_probes_once() {
-    let c = Config {
-        max_attempts: 1,
-        breaker: Some(BreakerConfig { failure_threshold: 5, cooldown_ms: 10_000, max_cooldown_ms: 10_000 }),
-        ..cfg()
-    };
+    let c = one_attempt_breaker(5, 10_000);
     let mut shared = Shared::new(&c);
     for i in 0..5 {
         let r = run(&c, &mut shared, &["a", "b"], false, &[Status(503, &[], None), Status(200, &[], None)], i, 0.5);
@@ -386,11 +389,7 @@ fn breaker_opens_skips_then_probes_once() {
 fn instances_sharing_health_skip_a_route_another_found_down() {
     use llm_retry::policy::health::Record;
     use std::collections::HashMap;
-    let c = Config {
-        max_attempts: 1,
-        breaker: Some(BreakerConfig { failure_threshold: 3, cooldown_ms: 1_000, max_cooldown_ms: 1_000 }),
-        ..cfg()
-    };
+    let c = one_attempt_breaker(3, 1_000);
     let (mut a, mut b) = (Shared::new(&c), Shared::new(&c));
     let mut store: HashMap<String, Record> = HashMap::new();
     let tell = |from: &mut Shared, store: &mut HashMap<String, Record>| {
@@ -748,11 +747,7 @@ fn a_provider_far_from_its_limit_is_read_on_one_response_in_eight() {
 #[test]
 fn a_thousand_routes_keep_their_own_breakers() {
     use llm_retry::policy::breaker::State;
-    let c = Config {
-        max_attempts: 1,
-        breaker: Some(BreakerConfig { failure_threshold: 1, cooldown_ms: 1_000_000, max_cooldown_ms: 1_000_000 }),
-        ..cfg()
-    };
+    let c = one_attempt_breaker(1, 1_000_000);
     let mut shared = Shared::new(&c);
     let keys: Vec<String> = (0..1_000).map(|i| format!("https://api.example.com model-{i}")).collect();
     for (i, key) in keys.iter().enumerate() {
@@ -790,11 +785,7 @@ fn a_thousand_routes_keep_their_own_breakers() {
 #[test]
 fn routes_at_rest_are_dropped_and_the_rest_remembered() {
     use llm_retry::policy::breaker::State;
-    let c = Config {
-        max_attempts: 1,
-        breaker: Some(BreakerConfig { failure_threshold: 1, cooldown_ms: 50_000_000, max_cooldown_ms: 50_000_000 }),
-        ..cfg()
-    };
+    let c = one_attempt_breaker(1, 50_000_000);
     let limits: &[(&str, &str)] = &[
         ("x-ratelimit-limit-requests", "4"),
         ("x-ratelimit-remaining-requests", "2"),
@@ -857,11 +848,7 @@ fn routes_at_rest_are_dropped_and_the_rest_remembered() {
 #[test]
 fn a_closing_names_the_route_whose_waits_it_ends() {
     use llm_retry::policy::health::Record;
-    let c = Config {
-        max_attempts: 1,
-        breaker: Some(BreakerConfig { failure_threshold: 1, cooldown_ms: 100, max_cooldown_ms: 100 }),
-        ..cfg()
-    };
+    let c = one_attempt_breaker(1, 100);
     let mut shared = Shared::new(&c);
     for k in ["a", "b"] {
         run(&c, &mut shared, &[k], false, &[Status(503, &[], None)], 1_000, 0.5);

@@ -109,7 +109,6 @@ fn fleet(
     let mut queue: BinaryHeap<Reverse<(u64, usize, u64)>> =
         calls.iter().enumerate().map(|(i, c)| Reverse((c.start, i, 0))).collect();
     let mut rng = rands | 1;
-    let mut epochs: Vec<u64> = shared.iter().map(Shared::epoch).collect();
     while let Some(Reverse((now, i, token))) = queue.pop() {
         if calls[i].token != token {
             continue;
@@ -138,14 +137,13 @@ fn fleet(
             }
             Decision::Done(o) => c.end = Some((now, o)),
         }
-        // What the host does: a changed epoch wakes the calls waiting for a breaker.
-        if shared[k].epoch() != epochs[k] {
-            epochs[k] = shared[k].epoch();
-            for (j, c) in calls.iter_mut().enumerate().filter(|(j, c)| c.in_breaker_wait && j % instances == k) {
-                c.token += 1;
-                c.in_breaker_wait = false;
-                queue.push(Reverse((now, j, c.token)));
-            }
+        // What the host does: a route woken wakes the calls waiting for its breaker.
+        let woken = shared[k].take_woken();
+        let on = |c: &Call| c.session.keys().any(|key| woken.contains(key));
+        for (j, c) in calls.iter_mut().enumerate().filter(|(j, c)| c.in_breaker_wait && j % instances == k && on(c)) {
+            c.token += 1;
+            c.in_breaker_wait = false;
+            queue.push(Reverse((now, j, c.token)));
         }
     }
     calls

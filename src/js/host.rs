@@ -257,7 +257,7 @@ impl<A: Future<Output = ()> + Unpin, B: Future<Output = ()> + Unpin> Race<A, B> 
 /// went back, or one a runtime holds still, ends the wait after its timer as before. The last
 /// millisecond is the exception, given up to two more timers while the clock has not ticked
 /// over: a 1 ms timer can fire before a clock read in whole milliseconds moves.
-pub async fn sleep(ms: u64, signal: Option<&AbortSignal>, woken: Option<Notified<'_>>) -> Result<(), JsValue> {
+pub async fn sleep(ms: u64, signal: Option<&AbortSignal>, woken: Option<Notified>) -> Result<(), JsValue> {
     if let Some(s) = signal.filter(|s| super::values::is_aborted(s)) {
         return Err(s.reason());
     }
@@ -295,12 +295,11 @@ pub async fn sleep(ms: u64, signal: Option<&AbortSignal>, woken: Option<Notified
 /// waiting for any of them, to decide again and wait again).
 #[derive(Default)]
 pub struct Notify {
-    epoch: Cell<u64>,
-    /// The pending `Notified`s; a dropped one leaves a dead entry, pruned as it grows.
+    /// The pending `Notified`s; a dropped one leaves a dead entry, pruned as the list grows.
     waiters: RefCell<Vec<Weak<Waiter>>>,
 }
 
-/// A pending [`Notified`]: its keys, and its waker until it is woken.
+/// A pending [`Notified`]: its keys, its waker once polled, and whether it was woken.
 struct Waiter {
     keys: Vec<Rc<str>>,
     waker: Cell<Option<Waker>>,
@@ -310,7 +309,6 @@ struct Waiter {
 impl Notify {
     /// Wakes the waits for any of `keys` (a route key is one string, though maybe not one `Rc`).
     pub fn notify(&self, keys: &[Rc<str>]) {
-        self.epoch.set(self.epoch.get().wrapping_add(1));
         // Woken once the list is let go: a waker may run its task at once.
         for waker in self.take(keys) {
             waker.wake();
@@ -337,45 +335,31 @@ impl Notify {
         woken
     }
 
-    /// Resolves at the next `notify` of one of `keys` (of any key, until it is first polled).
-    pub fn wait<'a>(&'a self, keys: impl Iterator<Item = &'a Rc<str>>) -> Notified<'a> {
+    /// Resolves at the next `notify` of one of `keys`: listed now, so no notify after this is missed.
+    pub fn wait<'a>(&self, keys: impl Iterator<Item = &'a Rc<str>>) -> Notified {
         let mut mine = Vec::new();
         for k in keys {
             mine.push(k.clone());
         }
-        Notified { notify: self, epoch: self.epoch.get(), keys: mine, slot: None }
+        let waiter = Rc::new(Waiter { keys: mine, waker: Cell::new(None), woken: Cell::new(false) });
+        let grown = self.waiters.borrow().len();
+        if grown >= 64 && grown.is_power_of_two() {
+            self.take(&[]); // prunes the dropped ones
+        }
+        self.waiters.borrow_mut().push(Rc::downgrade(&waiter));
+        Notified(waiter)
     }
 }
 
-pub struct Notified<'a> {
-    notify: &'a Notify,
-    epoch: u64,
-    /// The keys waited for, until they move into the waiter at the first poll.
-    keys: Vec<Rc<str>>,
-    slot: Option<Rc<Waiter>>,
-}
+pub struct Notified(Rc<Waiter>);
 
-impl Future for Notified<'_> {
+impl Future for Notified {
     type Output = ();
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let slot = match &self.slot {
-            Some(slot) if slot.woken.get() => return Poll::Ready(()),
-            Some(slot) => slot.clone(),
-            // A notify since `wait` (before this could be told of one): woken, whatever its keys.
-            None if self.notify.epoch.get() != self.epoch => return Poll::Ready(()),
-            None => {
-                let keys = core::mem::take(&mut self.keys);
-                let slot = Rc::new(Waiter { keys, waker: Cell::new(None), woken: Cell::new(false) });
-                let grown = self.notify.waiters.borrow().len();
-                if grown >= 64 && grown.is_power_of_two() {
-                    self.notify.take(&[]); // prunes the dropped ones
-                }
-                self.notify.waiters.borrow_mut().push(Rc::downgrade(&slot));
-                self.slot = Some(slot.clone());
-                slot
-            }
-        };
-        slot.waker.set(Some(cx.waker().clone()));
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0.woken.get() {
+            return Poll::Ready(());
+        }
+        self.0.waker.set(Some(cx.waker().clone()));
         Poll::Pending
     }
 }

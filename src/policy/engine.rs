@@ -41,8 +41,8 @@
 //! route that is ready at once, if there is one; otherwise it waits for the route that can be
 //! tried soonest — within its deadline — instead of failing. Only a call that no route can take
 //! within its deadline fails fast (`CircuitOpen` when nothing was sent). A wait for an open
-//! breaker may end early: [`Shared::epoch`] changes when a probe succeeds, and the host then wakes
-//! those waits, so waiting calls are served as soon as the provider is back.
+//! breaker may end early: [`Shared::take_woken`] names the route when a probe succeeds, and the
+//! host then wakes the waits on it, so waiting calls are served as soon as the provider is back.
 //!
 //! A route whose pacing is shared with other instances ([`Shared::share_pacing`]) and is busy
 //! asks before it sends: [`Decision::Slot`]; the host asks the shared bucket and hands the
@@ -145,7 +145,6 @@ pub struct Shared {
     touched: Vec<u32>,
     /// As many routes as [`Shared::tidy`] lets be before it drops those at rest.
     tidy_at: usize,
-    epoch: u64,
     /// The routes whose calls waiting for their breaker may go sooner, since last taken (see
     /// [`Shared::take_woken`]).
     woken: Vec<Rc<str>>,
@@ -175,7 +174,6 @@ impl Shared {
             seed: 0,
             touched: Vec::new(),
             tidy_at: KEEP,
-            epoch: 0,
             woken: Vec::new(),
         }
     }
@@ -277,20 +275,14 @@ impl Shared {
         out
     }
 
-    /// Changes whenever a route may admit sooner than the calls waiting for it were told (a
-    /// breaker closed, or its probe was given back; which, [`Shared::take_woken`] tells).
-    pub fn epoch(&self) -> u64 {
-        self.epoch
-    }
-
-    /// The routes whose breaker closed or gave its probe back since this was last asked: the host
-    /// wakes the `WaitCause::Breaker` waits of the calls on them, and only those.
+    /// The routes that may admit sooner than the calls waiting for them were told (a breaker
+    /// closed, or its probe was given back) since this was last asked: the host wakes the
+    /// `WaitCause::Breaker` waits of the calls on them, and only those.
     pub fn take_woken(&mut self) -> Vec<Rc<str>> {
         core::mem::take(&mut self.woken)
     }
 
     fn wake(&mut self, key: Rc<str>) {
-        self.epoch += 1;
         self.woken.push(key);
     }
 
@@ -384,7 +376,7 @@ pub enum WaitCause {
     /// The route's pacer has no slot before then.
     Pacing,
     /// The route's breaker is open (or its probe is out). The host ends this wait early when
-    /// [`Shared::epoch`] changes.
+    /// [`Shared::take_woken`] names one of the call's routes.
     Breaker,
 }
 

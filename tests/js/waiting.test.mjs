@@ -18,7 +18,8 @@ describe("waiting in line", () => {
     // nothing decides again and tells another wait; with many routes open, as in a provider's
     // outage, every closing woke every waiting call).
     const events = [];
-    const stub = async () => new Response("{}");
+    const sent = [];
+    const stub = async (_, init) => (sent.push(JSON.parse(init.body).model), new Response("{}"));
     const f = createRetryFetch({ fetch: stub, maxAttempts: 1, deadlineMs: 5_000, onEvent: (e) => events.push(e) });
     const url = "http://127.0.0.1:9" + path;
     const key = (m) => `http://127.0.0.1:9 ${m}`;
@@ -37,9 +38,11 @@ describe("waiting in line", () => {
     await sleep(50);
     const waitsOf = (model) => ofType(events, "wait").filter((e) => e.model === model);
     assert.ok(Date.now() < now + 900, "b was served well before a's breaker lets a probe through");
+    assert.deepEqual(sent, ["b", "b", "b", "b", "b"], "b's probe, then its other calls; nothing on a yet");
     assert.equal(waitsOf("a").length, 5, "each of a's calls told one wait");
     assert.ok(waitsOf("a").every((e) => e.wait === "breaker"));
     for (const r of await Promise.all(as)) assert.equal(r.status, 200);
+    assert.deepEqual(sent.slice(5), ["a", "a", "a", "a", "a"]);
   });
 
   test("calls that find the route cooling after another call's 429 wait for it, then are served", T, async (t) => {
