@@ -1,7 +1,7 @@
 // The public API over the wasm client. The runtime entry files (node.js, browser.js, deno.js,
 // workerd.js, edge.js, esbuild.js) load the wasm first, then re-export this module.
 import { RetryClient, retryReport as reportOf } from "./llm_retry.js";
-import { paceFrom } from "./health-pace.js";
+import { FIELDS, bucketsPace, recordStale, sweeper } from "./health-pace.js";
 
 /** A fetch with retries, backoff, wait hints, breakers and fallback. See index.d.ts. */
 export function createRetryFetch(options) {
@@ -48,25 +48,24 @@ export function createRetry(options) {
 
 /** A store in this process's memory: clients given the same one share health (a test, or one
  * server's several clients). Merges as every store must: per field, the larger value; paces
- * busy routes from one bucket each (health-pace.js). */
+ * busy routes from one bucket each; forgets records and buckets gone stale (health-pace.js). */
 export function memoryHealthStore() {
   const map = new Map();
-  const buckets = new Map();
+  const sweep = sweeper(map, recordStale);
+  const pace = bucketsPace();
   const instant = (v) => (Number.isFinite(v) && v > 0 ? v : 0);
   return {
     read: (keys) => Object.fromEntries(keys.filter((k) => map.has(k)).map((k) => [k, { ...map.get(k) }])),
     write(records) {
       for (const [k, r] of Object.entries(records)) {
         const old = map.get(k) ?? {};
-        map.set(k, Object.fromEntries(HEALTH_FIELDS.map((f) => [f, Math.max(instant(r?.[f]), old[f] ?? 0)])));
+        map.set(k, Object.fromEntries(FIELDS.map((f) => [f, Math.max(instant(r?.[f]), old[f] ?? 0)])));
       }
+      sweep(Date.now());
     },
-    pace: (asks) => paceFrom(buckets, asks, Date.now()),
+    pace: (asks) => pace(asks, Date.now()),
   };
 }
-
-/** A route's shared health record (see index.d.ts, HealthRecord). */
-const HEALTH_FIELDS = ["openedAt", "openUntil", "closedAt", "cooledUntil"];
 
 const STATES = ["closed", "open", "half-open"];
 const count = (v) => (Number.isFinite(v) && v >= 0 ? v : 0);

@@ -9,7 +9,9 @@
 // call, so 2 routes per call; the calls run together).
 // Pacing (health-pace.js): a route's bucket is the entry `[...prefix, <breaker key>, "paceTat"]`
 // (a number); an ask reads it, computes the slots on this process's clock, and commits only if
-// the entry did not change meanwhile (an atomic check), else tries again.
+// the entry did not change meanwhile (an atomic check), else tries again. It expires a day after
+// its last ask (a bucket run out is the same as none); the records' entries, written by `max`
+// mutations, which take no expiry, are kept.
 import { checkAsks, grant } from "./health-pace.js";
 
 const FIELDS = ["openedAt", "openUntil", "closedAt", "cooledUntil"];
@@ -32,6 +34,9 @@ function bounded(p, ms, what) {
     }),
   ]);
 }
+
+/** A bucket's entry expires this long after its last ask, ms. */
+const DAY = 86_400_000;
 
 /** Tries of one ask's check-and-set before it gives up (each lost one means another instance took slots). */
 const PACE_TRIES = 20;
@@ -82,7 +87,7 @@ export function denoKvHealthStore(kv, { prefix = ["llm-retry", "health"], timeou
           try {
             const seen = await kv.get(key);
             const [slots, tat] = grant(typeof seen.value === "number" ? seen.value : 0, ask, Date.now());
-            if ((await kv.atomic().check(seen).set(key, tat).commit()).ok) return slots;
+            if ((await kv.atomic().check(seen).set(key, tat, { expireIn: DAY }).commit()).ok) return slots;
           } catch (e) {
             lost = e; // a local file's KV may be locked by another process's commit ("database is locked")
           }

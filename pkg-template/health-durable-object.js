@@ -7,15 +7,14 @@
 // Its own module: nothing here is loaded by the runtime entries, and it does not import the wasm.
 // The object is called through Workers RPC (methods on a `DurableObject` subclass).
 import { DurableObject } from "cloudflare:workers";
-import { paceFrom } from "./health-pace.js";
+import { FIELDS, bucketsPace, recordStale, sweeper } from "./health-pace.js";
 
-const FIELDS = ["openedAt", "openUntil", "closedAt", "cooledUntil"];
 /** Storage keys are the route keys under this prefix (the object's storage holds nothing else). */
 const PREFIX = "health:";
 /** Storage keys may be 2048 bytes long; a route key (origin and model) is far shorter. */
 const MAX_KEY = 1024;
-/** Entries per storage.put (the key-value API's limit). */
-const PUT_BATCH = 128;
+/** Entries per storage.put or storage.delete (the key-value API's limit). */
+const BATCH = 128;
 
 const instant = (v) => (typeof v === "number" && Number.isFinite(v) && v > 0 ? v : 0);
 
@@ -30,15 +29,20 @@ const checkKey = (k) => {
  * A Durable Object holding the health records of a set of routes: in memory, and in its storage,
  * so a restarted object keeps them. `write` merges per field by keeping the larger value (never
  * overwrites), so writes from any number of instances, in any order, give the same state.
+ * Records a day stale and buckets run out are forgotten as the object grows (health-pace.js).
  */
 export class HealthObject extends DurableObject {
+  #sweep;
+  #pace;
+
   constructor(ctx, env) {
     super(ctx, env);
     /** key → { openedAt, openUntil, closedAt, cooledUntil } */
     this.records = new Map();
-    /** key → when its pacing bucket is full again (memory only: a restart forgets the counts, and
-     * the next asks bring them back). */
-    this.buckets = new Map();
+    this.#sweep = sweeper(this.records, recordStale);
+    /** The pacing buckets (memory only: a restart forgets the counts, and the next asks bring them
+     * back). */
+    this.#pace = bucketsPace();
     ctx.blockConcurrencyWhile(async () => {
       for (const [k, r] of await ctx.storage.list({ prefix: PREFIX })) this.records.set(k.slice(PREFIX.length), r);
     });
@@ -76,8 +80,14 @@ export class HealthObject extends DurableObject {
       this.records.set(k, merged);
       changed.push([PREFIX + k, merged]);
     }
-    for (let i = 0; i < changed.length; i += PUT_BATCH) {
-      await this.ctx.storage.put(Object.fromEntries(changed.slice(i, i + PUT_BATCH)));
+    const gone = this.#sweep(Date.now());
+    for (let i = 0; i < changed.length; i += BATCH) {
+      await this.ctx.storage.put(Object.fromEntries(changed.slice(i, i + BATCH)));
+    }
+    for (let i = 0; i < gone.length; i += BATCH) {
+      // A key written anew meanwhile (by a write that ran while this one awaited) is kept.
+      const keys = gone.slice(i, i + BATCH).filter((k) => !this.records.has(k));
+      if (keys.length > 0) await this.ctx.storage.delete(keys.map((k) => PREFIX + k));
     }
   }
 
@@ -85,7 +95,7 @@ export class HealthObject extends DurableObject {
    * (health-pace.js): `[{ key, n, interval, burst, tat, within? }]` → `[[slot, …], …]`. */
   pace(asks) {
     if (Array.isArray(asks)) for (const a of asks) checkKey(a?.key);
-    return paceFrom(this.buckets, asks, Date.now());
+    return this.#pace(asks, Date.now());
   }
 }
 

@@ -6,7 +6,8 @@
 // optionally `within`: take a slot only if it is no later than that many ms from now (a call with
 // another route ready). The answer has, per ask, n instants (ms since the epoch, on the store's
 // clock), in order; one later than `within` allows is not taken, and says when it would be.
-// Used by memoryHealthStore (api.js) and the Durable Object.
+// Used by memoryHealthStore (api.js) and the Durable Object, which also forget here what has gone
+// stale (`sweeper`), so that what they hold follows the routes in use, not every route ever told.
 
 /** At most this many slots per ask (a batch is one turn's sends). */
 const MAX_N = 10_000;
@@ -48,11 +49,47 @@ export function grant(tat, { n, interval, burst, tat: asked, within }, now) {
   return [slots, tat];
 }
 
-/** Answers `asks` from `buckets` (a Map of key → tat), updating it. */
-export function paceFrom(buckets, asks, now) {
-  return checkAsks(asks).map((ask) => {
-    const [slots, tat] = grant(buckets.get(ask.key) ?? 0, ask, now);
-    buckets.set(ask.key, tat);
-    return slots;
-  });
+/** A store's pace: answers asks from one bucket per route (a Map of key → tat), updating it. A
+ * bucket whose tat is past is the same as none, and is forgotten (`sweeper`). */
+export function bucketsPace() {
+  const buckets = new Map();
+  const sweep = sweeper(buckets, (tat, now) => tat <= now);
+  return (asks, now) => {
+    const out = checkAsks(asks).map((ask) => {
+      const [slots, tat] = grant(buckets.get(ask.key) ?? 0, ask, now);
+      buckets.set(ask.key, tat);
+      return slots;
+    });
+    sweep(now);
+    return out;
+  };
+}
+
+/** A health record's fields (see index.d.ts, HealthRecord). */
+export const FIELDS = ["openedAt", "openUntil", "closedAt", "cooledUntil"];
+
+/** A record every instant of which is a day past tells a client nothing it would act on: no
+ * opening or pause in force, and news it has long had (Redis's keys expire the same way). */
+export const recordStale = (r, now) => FIELDS.every((f) => !(r[f] > now - DAY));
+
+/** Below this many entries a map is never swept. */
+const SWEEP_FROM = 1024;
+
+/** `sweep(now)` for `map`: once it holds SWEEP_FROM entries and twice what the last sweep kept,
+ * drops those `stale(value, now)` finds stale and returns their keys (else none). What the map
+ * holds stays within about twice its live entries, for one pass over it per doubling. */
+export function sweeper(map, stale) {
+  let at = SWEEP_FROM;
+  return (now) => {
+    const gone = [];
+    if (map.size < at) return gone;
+    for (const [k, v] of map) {
+      if (stale(v, now)) {
+        map.delete(k);
+        gone.push(k);
+      }
+    }
+    at = Math.max(SWEEP_FROM, 2 * map.size);
+    return gone;
+  };
 }

@@ -331,7 +331,7 @@ export interface Retry {
 
 /** A fetch with retries: pass it wherever a fetch goes (OpenAI, Anthropic, Vercel AI SDKs). Throws TypeError/RangeError naming a bad option. */
 export function createRetryFetch(options?: RetryOptions): RetryFetch;
-/** A health store in this process's memory: clients given the same one share their routes' health. */
+/** A health store in this process's memory: clients given the same one share their routes' health. Records a day stale and pacing buckets run out are forgotten as it grows. */
 export function memoryHealthStore(): HealthStore;
 /** What `retryInit` returns: a fetch init of only this call's options, so it fits where an SDK's per-request `fetchOptions` go (which may not set body, headers, method or signal). */
 export type RetryInit = Omit<RequestInit, "body" | "headers" | "method" | "signal"> & { retry: RetryCallOptions | false };

@@ -207,6 +207,46 @@ describe("a store's pace", () => {
     assert.throws(() => store.pace({ k: ask }), { name: "TypeError", message: /array/ });
   });
 
+  test("the memory store forgets records a day stale once it holds 1,024, and keeps the rest", () => {
+    const store = memoryHealthStore();
+    const now = Date.now();
+    const day = 86_400_000;
+    const stale = { openedAt: now - 3 * day, openUntil: now - 3 * day + 60_000, closedAt: now - 2 * day, cooledUntil: 0 };
+    const live = {
+      open: { openedAt: now - 2 * day, openUntil: now + 60_000, closedAt: 0, cooledUntil: 0 },
+      closed: { openedAt: now - 2 * day, openUntil: 0, closedAt: now - day + 60_000, cooledUntil: 0 },
+      paused: { openedAt: 0, openUntil: 0, closedAt: 0, cooledUntil: now + 1_000 },
+    };
+    const staleKeys = Array.from({ length: 1_020 }, (_, i) => `stale-${i}`);
+    store.write({ ...live, ...Object.fromEntries(staleKeys.map((k) => [k, stale])) });
+    assert.equal(Object.keys(store.read(staleKeys)).length, 1_020, "below 1,024 records nothing is swept");
+    store.write({ more: live.open });
+    assert.deepEqual(store.read(staleKeys), {}, "at 1,024, every record a day stale is forgotten");
+    assert.deepEqual(store.read(["open", "closed", "paused", "more"]), { ...live, more: live.open }, "the rest are kept whole");
+  });
+
+  test("a store's maps are swept of what is stale once they have doubled, not on every write", async () => {
+    const { sweeper } = await import("../../pkg/health-pace.js");
+    const map = new Map();
+    const sweep = sweeper(map, (v, now) => v <= now);
+    for (let i = 0; i < 1_023; i++) map.set(`old-${i}`, 1);
+    assert.deepEqual(sweep(5), [], "below 1,024 nothing is dropped");
+    map.set("live", 10);
+    assert.equal(sweep(5).length, 1_023, "at 1,024 the stale entries go");
+    assert.deepEqual([...map.keys()], ["live"]);
+    for (let i = 0; i < 1_022; i++) map.set(`again-${i}`, 1);
+    assert.equal(sweep(5).length, 0, "the next sweep waits until the map holds 1,024 again");
+    map.set("last", 1);
+    assert.equal(sweep(5).length, 1_023);
+    for (let i = 0; i < 1_500; i++) map.set(`live-${i}`, 10);
+    assert.equal(sweep(5).length, 0, "nothing stale: the 1,501 live entries stay");
+    for (let i = 0; i < 1_500; i++) map.set(`later-${i}`, 1);
+    assert.equal(sweep(5).length, 0, "with 1,501 kept, the next sweep waits for 3,002");
+    map.set("x", 1);
+    assert.equal(sweep(5).length, 1_501);
+    assert.equal(map.size, 1_501);
+  });
+
   test("a busy route's call asks the store, and sends at the slot it was given", T, async (t) => {
     const asks = [];
     const { mock, sent, call } = await busy(t, (a) => {

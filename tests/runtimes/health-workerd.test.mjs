@@ -273,6 +273,31 @@ describe("shared health through a Durable Object (workerd, Miniflare)", () => {
     assert.equal(primary.requests.length, 0, "the primary, open until a minute from now, got no request");
   });
 
+  test("the object forgets records a day stale once it holds 1,024, in its storage too, and keeps the rest", T, async (t) => {
+    const { primary, backup } = await providers(t, [{ status: 200 }], "error");
+    const persist = mkdtempSync(join(tmpdir(), "llm-retry-health-do-"));
+    t.after(() => rmSync(persist, { recursive: true, force: true }));
+    const now = Date.now();
+    const day = 86_400_000;
+    const stale = { openedAt: now - 3 * day, openUntil: now - 3 * day + 60_000, closedAt: now - 2 * day, cooledUntil: 0 };
+    const open = { openedAt: now - 2 * day, openUntil: now + 60_000, closedAt: 0, cooledUntil: 0 };
+    const staleKeys = Array.from({ length: 1_100 }, (_, i) => `stale-${i}`);
+    const first = startFleet({ primary: primary.url, backup: backup.url, instances: ["a"], persist });
+    try {
+      assert.deepEqual(await first.probe("write", Object.fromEntries(staleKeys.slice(0, 1_000).map((k) => [k, stale]))), { status: 200, json: null });
+      assert.equal(Object.keys((await first.probe("read", staleKeys)).json).length, 1_000, "below 1,024 records nothing is swept");
+      const second = { open, ...Object.fromEntries(staleKeys.slice(1_000).map((k) => [k, stale])) };
+      assert.deepEqual(await first.probe("write", second), { status: 200, json: null });
+      assert.deepEqual((await first.probe("read", [...staleKeys, "open"])).json, { open }, "at 1,024 every record a day stale is forgotten");
+    } finally {
+      await first.dispose();
+    }
+    // A new workerd process: the object starts from its storage, which the sweep emptied too.
+    const again = startFleet({ primary: primary.url, backup: backup.url, instances: ["a"], persist });
+    t.after(() => again.dispose());
+    assert.deepEqual((await again.probe("read", [...staleKeys, "open"])).json, { open });
+  });
+
   // A read the client started in a request that ends before the read comes back may never settle
   // in workerd (its I/O belonged to that request): the client gives such a read up after
   // health.timeoutMs and starts another, so it still learns of the others.
