@@ -388,11 +388,19 @@ mod tests {
     use alloc::vec;
 
     fn events(s: &str) -> Vec<Event> {
+        events_in(&[s.as_bytes()])
+    }
+
+    /// The events of `chunks` fed one after another to one reader.
+    fn events_in(chunks: &[&[u8]]) -> Vec<Event> {
         let mut out = vec![];
-        SseReader::default().feed(s.as_bytes(), &mut |e| {
-            out.push(e);
-            ControlFlow::Continue(())
-        });
+        let mut reader = SseReader::default();
+        for chunk in chunks {
+            reader.feed(chunk, &mut |e| {
+                out.push(e);
+                ControlFlow::Continue(())
+            });
+        }
         out
     }
 
@@ -402,10 +410,25 @@ mod tests {
 
     #[test]
     fn sse_lines_fields_and_comments() {
-        let got = events(
-            ": hi\r\nevent: a\r\ndata: 1\r\ndata:2\r\n\r\ndata: x\n\nevent: lone\n\n\rdata: y\r\rdata: h\u{e9}\n\n",
-        );
+        let stream =
+            ": hi\r\nevent: a\r\ndata: 1\r\ndata:2\r\n\r\ndata: x\n\nevent: lone\n\n\rdata: y\r\rdata: h\u{e9}\n\n";
+        let got = events(stream);
         assert_eq!(got, vec![ev("a", "1\n2"), ev("", "x"), ev("", "y"), ev("", "h\u{e9}")]);
+        // The same events however the bytes are split: in two anywhere (between `\r` and `\n`
+        // too), and one byte at a time.
+        let b = stream.as_bytes();
+        for cut in 0..=b.len() {
+            assert_eq!(events_in(&[&b[..cut], &b[cut..]]), got, "cut at {cut}");
+        }
+        assert_eq!(events_in(&b.chunks(1).collect::<Vec<_>>()), got);
+    }
+
+    #[test]
+    fn a_line_past_the_preamble_bound_is_cut_there() {
+        let long = alloc::format!("data: {}\n\n", "x".repeat(MAX_PREAMBLE));
+        let got = events_in(&[&long.as_bytes()[..1_000], &long.as_bytes()[1_000..]]);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].data.len(), MAX_PREAMBLE - "data: ".len());
     }
 
     #[test]
