@@ -13,10 +13,10 @@ export interface DenoKvLike {
   getMany(keys: readonly (readonly unknown[])[]): Promise<readonly { value: unknown }[]>;
   atomic(): {
     max(key: readonly unknown[], n: bigint): unknown;
-    check(...checks: { key: readonly any[]; versionstamp: string | null }[]): { set(key: readonly any[], value: unknown): { commit(): Promise<{ ok: boolean }> } };
+    check(...checks: { key: readonly any[]; versionstamp: string | null }[]): { set(key: readonly any[], value: unknown, options?: { expireIn?: number }): { commit(): Promise<{ ok: boolean }> } };
     commit(): Promise<{ ok: boolean }>;
   };
 }
 
-/** A health store in Deno KV over an open `Deno.Kv`: writes are one atomic commit of `max` per field (the larger value is kept); reads are `getMany`; it paces busy routes from one bucket each (an atomic check-and-set per ask). */
+/** A health store in Deno KV over an open `Deno.Kv`: writes are one atomic commit of `max` per field (the larger value is kept); reads are `getMany`; it paces busy routes from one bucket each (an atomic check-and-set per ask; a bucket's entry expires a day after its last ask). */
 export function denoKvHealthStore(kv: DenoKvLike, options?: DenoKvHealthStoreOptions): HealthStore;

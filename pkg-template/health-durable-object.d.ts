@@ -3,7 +3,7 @@ import type { HealthRecord, HealthStore, PaceAsk } from "./index.js";
 
 /**
  * A Durable Object keeping the health records of a set of routes, in memory and in its storage (a
- * restarted object keeps them), and pacing their busy routes' sends from one bucket each. Export it from your Worker (`export { HealthObject } from
+ * restarted object keeps them), and pacing their busy routes' sends from one bucket each. Records a day stale (every instant in them a day past) and buckets run out are forgotten as it grows, from its storage too. Export it from your Worker (`export { HealthObject } from
  * "llm-retry/health/durable-object"`), bind it (`[[durable_objects.bindings]]`) and declare it in a
  * migration (`new_sqlite_classes`). Clients reach it through `durableObjectHealthStore`.
  */
