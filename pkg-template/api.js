@@ -1,7 +1,7 @@
 // The public API over the wasm client. The runtime entry files (node.js, browser.js, deno.js,
 // workerd.js, edge.js, esbuild.js) load the wasm first, then re-export this module.
 import { RetryClient, retryReport as reportOf } from "./llm_retry.js";
-import { FIELDS, bucketsPace, recordStale, sweeper } from "./health-pace.js";
+import { bucketsPace, merged, recordStale, sweeper } from "./health-pace.js";
 
 /** A fetch with retries, backoff, wait hints, breakers and fallback. See index.d.ts. */
 export function createRetryFetch(options) {
@@ -53,14 +53,10 @@ export function memoryHealthStore() {
   const map = new Map();
   const sweep = sweeper(map, recordStale);
   const pace = bucketsPace();
-  const instant = (v) => (Number.isFinite(v) && v > 0 ? v : 0);
   return {
     read: (keys) => Object.fromEntries(keys.filter((k) => map.has(k)).map((k) => [k, { ...map.get(k) }])),
     write(records) {
-      for (const [k, r] of Object.entries(records)) {
-        const old = map.get(k) ?? {};
-        map.set(k, Object.fromEntries(FIELDS.map((f) => [f, Math.max(instant(r?.[f]), old[f] ?? 0)])));
-      }
+      for (const [k, r] of Object.entries(records)) map.set(k, merged(map.get(k), r));
       sweep(Date.now());
     },
     pace: (asks) => pace(asks, Date.now()),

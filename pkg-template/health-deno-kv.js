@@ -12,9 +12,8 @@
 // the entry did not change meanwhile (an atomic check), else tries again. It expires a day after
 // its last ask (a bucket run out is the same as none); the records' entries, written by `max`
 // mutations, which take no expiry, are kept.
-import { checkAsks, grant } from "./health-pace.js";
+import { DAY, FIELDS, checkAsks, grant } from "./health-pace.js";
 
-const FIELDS = ["openedAt", "openUntil", "closedAt", "cooledUntil"];
 /** getMany reads at most 10 keys per call: two routes' four fields. */
 const ROUTES_PER_READ = 2;
 /** Routes per atomic commit (4 mutations each), well under KV's limit of mutations per commit. */
@@ -34,9 +33,6 @@ function bounded(p, ms, what) {
     }),
   ]);
 }
-
-/** A bucket's entry expires this long after its last ask, ms. */
-const DAY = 86_400_000;
 
 /** Tries of one ask's check-and-set before it gives up (each lost one means another instance took slots). */
 const PACE_TRIES = 20;

@@ -7,7 +7,7 @@
 // Its own module: nothing here is loaded by the runtime entries, and it does not import the wasm.
 // The object is called through Workers RPC (methods on a `DurableObject` subclass).
 import { DurableObject } from "cloudflare:workers";
-import { FIELDS, bucketsPace, recordStale, sweeper } from "./health-pace.js";
+import { FIELDS, bucketsPace, merged, recordStale, sweeper } from "./health-pace.js";
 
 /** Storage keys are the route keys under this prefix (the object's storage holds nothing else). */
 const PREFIX = "health:";
@@ -15,8 +15,6 @@ const PREFIX = "health:";
 const MAX_KEY = 1024;
 /** Entries per storage.put or storage.delete (the key-value API's limit). */
 const BATCH = 128;
-
-const instant = (v) => (typeof v === "number" && Number.isFinite(v) && v > 0 ? v : 0);
 
 const checkKey = (k) => {
   if (typeof k !== "string" || k.length === 0 || k.length > MAX_KEY) {
@@ -69,16 +67,10 @@ export class HealthObject extends DurableObject {
     const changed = [];
     for (const [k, r] of entries) {
       const old = this.records.get(k);
-      const merged = {};
-      let differs = old === undefined;
-      for (const f of FIELDS) {
-        const was = old?.[f] ?? 0;
-        merged[f] = Math.max(was, instant(r?.[f]));
-        if (merged[f] !== was) differs = true;
-      }
-      if (!differs) continue;
-      this.records.set(k, merged);
-      changed.push([PREFIX + k, merged]);
+      const record = merged(old, r);
+      if (old !== undefined && FIELDS.every((f) => record[f] === (old[f] ?? 0))) continue;
+      this.records.set(k, record);
+      changed.push([PREFIX + k, record]);
     }
     const gone = this.#sweep(Date.now());
     for (let i = 0; i < changed.length; i += BATCH) {

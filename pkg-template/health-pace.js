@@ -6,13 +6,15 @@
 // optionally `within`: take a slot only if it is no later than that many ms from now (a call with
 // another route ready). The answer has, per ask, n instants (ms since the epoch, on the store's
 // clock), in order; one later than `within` allows is not taken, and says when it would be.
-// Used by memoryHealthStore (api.js) and the Durable Object, which also forget here what has gone
-// stale (`sweeper`), so that what they hold follows the routes in use, not every route ever told.
+// Used by memoryHealthStore (api.js) and the Durable Object, which also merge records here and
+// forget what has gone stale (`sweeper`), so that what they hold follows the routes in use, not
+// every route ever told; the other stores take the asks' checks and the fields' names from here.
 
 /** At most this many slots per ask (a batch is one turn's sends). */
 const MAX_N = 10_000;
-/** An interval or count this far out is not a rate limit (a day). */
-const DAY = 86_400_000;
+/** An interval or count this far out is not a rate limit; and a record or bucket this stale is
+ * forgotten (a day). */
+export const DAY = 86_400_000;
 
 const number = (v, what, ok) => {
   if (typeof v !== "number" || !ok(v)) throw new RangeError(`pace: ${what} is out of range: ${v}`);
@@ -65,8 +67,14 @@ export function bucketsPace() {
   };
 }
 
-/** A health record's fields (see index.d.ts, HealthRecord). */
+/** A health record's fields (see index.d.ts, HealthRecord), in the order the stores keep them. */
 export const FIELDS = ["openedAt", "openUntil", "closedAt", "cooledUntil"];
+
+/** A field's value as an instant (ms since the epoch), or 0 (never) for anything else. */
+const instant = (v) => (typeof v === "number" && Number.isFinite(v) && v > 0 ? v : 0);
+
+/** The record `old` (undefined: none) merged with what `r` tells: per field, the larger value. */
+export const merged = (old, r) => Object.fromEntries(FIELDS.map((f) => [f, Math.max(old?.[f] ?? 0, instant(r?.[f]))]));
 
 /** A record every instant of which is a day past tells a client nothing it would act on: no
  * opening or pause in force, and news it has long had (Redis's keys expire the same way). */

@@ -11,9 +11,7 @@
 // is one EVAL that computes the slots on Redis's clock (TIME), as policy/pacing.rs `grant` does.
 // In Redis Cluster, one EVAL must touch one hash slot: give the prefix a hash tag, e.g.
 // "{llm-retry}:health:".
-import { checkAsks } from "./health-pace.js";
-
-const FIELDS = ["openedAt", "openUntil", "closedAt", "cooledUntil"];
+import { FIELDS, checkAsks } from "./health-pace.js";
 
 // A route's hash expires this long after it was last written or paced (a route no longer used —
 // a model retired, a fallback removed — leaves nothing behind), ms. A breaker's opening and a

@@ -40,17 +40,14 @@ impl Client {
         if opts.share_pacing {
             shared.share_pacing();
         }
-        let shared = RefCell::new(shared);
-        let keys = RefCell::default();
-        let gen = Cell::new(0);
         Self {
             opts,
-            shared,
+            shared: RefCell::new(shared),
             rng: Rng::default(),
             breaker_waits: Notify::default(),
             parked: Default::default(),
-            keys,
-            gen,
+            keys: RefCell::default(),
+            gen: Cell::new(0),
         }
     }
 

@@ -307,7 +307,8 @@ struct Waiter {
 }
 
 impl Notify {
-    /// Wakes the waits for any of `keys` (a route key is one string, though maybe not one `Rc`).
+    /// Wakes the waits for any of `keys` (a route key is one string, though maybe not one `Rc`:
+    /// `Rc<str>`'s `==` compares the pointers, then the strings).
     pub fn notify(&self, keys: &[Rc<str>]) {
         // Woken once the list is let go: a waker may run its task at once.
         for waker in self.take(keys) {
@@ -322,7 +323,7 @@ impl Notify {
         let mut i = 0;
         while let Some(w) = waiters.get(i) {
             match w.upgrade() {
-                Some(w) if !w.keys.iter().any(|k| keys.iter().any(|n| Rc::ptr_eq(k, n) || k == n)) => i += 1,
+                Some(w) if !w.keys.iter().any(|k| keys.contains(k)) => i += 1,
                 w => {
                     if let Some(w) = w {
                         w.woken.set(true);

@@ -242,19 +242,18 @@ impl Shared {
         }
     }
 
-    /// What other instances told about `key` (see [`super::health`]), adopted by its breaker;
-    /// true when a breaker closed for it (the host then wakes the calls waiting for it).
-    pub fn adopt(&mut self, key: &str, shared: Record, now: u64) -> bool {
-        let h = self.health(&Rc::from(key));
+    /// What other instances told about `key` (see [`super::health`]), adopted by its breaker; a
+    /// closing names the route to [`Shared::take_woken`].
+    pub fn adopt(&mut self, key: &str, shared: Record, now: u64) {
+        let key = Rc::from(key);
+        let h = self.health(&key);
         h.told = h.told.join(shared);
-        let Some(b) = h.breaker.as_mut() else { return false };
+        let Some(b) = h.breaker.as_mut() else { return };
         let told = h.told.join(b.record());
         h.told = told;
-        let closed = b.adopt(&told, now).is_some_and(|(_, to)| to == State::Closed);
-        if closed {
-            self.wake(Rc::from(key));
+        if b.adopt(&told, now).is_some_and(|(_, to)| to == State::Closed) {
+            self.woken.push(key);
         }
-        closed
     }
 
     /// The routes whose breaker has news for other instances since this was last asked (an
@@ -280,10 +279,6 @@ impl Shared {
     /// `WaitCause::Breaker` waits of the calls on them, and only those.
     pub fn take_woken(&mut self) -> Vec<Rc<str>> {
         core::mem::take(&mut self.woken)
-    }
-
-    fn wake(&mut self, key: Rc<str>) {
-        self.woken.push(key);
     }
 
     fn health(&mut self, key: &Rc<str>) -> &mut Health {
@@ -322,7 +317,8 @@ impl Shared {
 
     /// The index of `key`'s route.
     fn find(&self, key: &Rc<str>) -> Option<usize> {
-        let same = |(k, _): &(Rc<str>, Health)| Rc::ptr_eq(k, key) || k == key;
+        // `==` on `Rc<str>` compares the pointers first, then the strings.
+        let same = |(k, _): &(Rc<str>, Health)| k == key;
         if self.index.is_empty() {
             return self.routes.iter().position(same);
         }
@@ -1042,7 +1038,7 @@ impl Session {
                 let released = breaker.state() == State::HalfOpen;
                 breaker.release_probe();
                 if released {
-                    shared.wake(self.routes[route].key.clone());
+                    shared.woken.push(self.routes[route].key.clone());
                 }
                 None
             }
@@ -1056,7 +1052,7 @@ impl Session {
         if let Some((from, to)) = change {
             let key = self.routes[route].key.clone();
             if to == State::Closed {
-                shared.wake(key.clone());
+                shared.woken.push(key.clone());
             }
             self.event(Event::Breaker { key, from, to });
         }
