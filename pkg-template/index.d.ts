@@ -247,7 +247,7 @@ export interface RetryOptions {
   backoff?: BackoffOptions;
   /** Bounds the call's waits and new attempts, ms: a wait that would end past it is never started; a call that no route can take within it fails fast. Left at its default it never aborts an attempt in flight (only a stream's wait for its first token); set, it bounds the attempt in flight too. [60000] */
   deadlineMs?: number;
-  /** Aborts an attempt whose response headers have not arrived, ms. [none: the deadline bounds it] */
+  /** Aborts an attempt whose response headers have not arrived, ms (`retry(fn)`: until `fn` returns); an event stream's wait for its first token is `firstTokenTimeoutMs`'s. [none: the deadline bounds it] */
   attemptTimeoutMs?: number;
   /** For a 2xx text/event-stream: from its headers to its first content event, ms; a stall past it is a failed attempt (retried, or the next route). [none: the deadline bounds it] */
   firstTokenTimeoutMs?: number;

@@ -304,6 +304,12 @@ pub async fn resume(
         match decision {
             Decision::Attempt { route, attempt, timeout_ms, deadline_ms, limits } => {
                 a.release(core::mem::replace(&mut held, Held::Nothing));
+                // Aborted since the call last waited (by code `onEvent` ran, or while an attempt
+                // whose transport ignored the signal was out): nothing more is sent.
+                if let Some(s) = signal.filter(|s| values::is_aborted(s)) {
+                    abandon(client, &mut session, a);
+                    return Err(s.reason());
+                }
                 let (obs, h) = match a.attempt(route, attempt, timeout_ms, deadline_ms, limits).await {
                     Ok(r) => r,
                     Err(e) => {

@@ -303,7 +303,6 @@ impl Call {
         let own = timeout_ms.map(|ms| OwnSignal::new(ms, self.signal.as_ref()));
         let sent = self.send(route, own.as_ref())?;
         let result = host::settled(&sent).await;
-        // The timer runs on while an event stream is read to its commit point.
         let r = self.received(result, own.as_ref(), deadline_ms, route, limits).await;
         drop(own);
         r
@@ -332,7 +331,7 @@ impl Call {
                             Held::Value(response.into()),
                         ));
                     }
-                    // A 2xx event stream is read up to its commit point, under the attempt's timer.
+                    // A 2xx event stream is read up to its commit point.
                     return Ok(self.watch(response, seen, own, deadline_ms, route, limits).await);
                 }
                 Some(status) => {
@@ -364,6 +363,11 @@ impl Call {
     /// past `firstTokenTimeoutMs`, or breaks (see `policy::stream`). The chunks read are held:
     /// the Response the caller may get starts with them. A committed stream's rate-limit headers
     /// are read when the engine asked for them (`limits`), as a plain success's are.
+    ///
+    /// The headers have arrived, so the attempt's own timer (`own`: `attemptTimeoutMs`, or a
+    /// deadline the caller set) is cleared: from here the wait for the first token is bounded by
+    /// `firstTokenTimeoutMs` and the deadline. The caller's abort ends the wait at once, whether
+    /// or not the transport's body heeds the signal.
     async fn watch(
         &self,
         response: Response,
@@ -373,17 +377,33 @@ impl Call {
         route: usize,
         limits: bool,
     ) -> (Observation, Held) {
+        if let Some(own) = own {
+            own.disarm();
+        }
         let cfg = self.names.cfg(&self.client);
-        let mut stall = host::first_token(cfg.first_token_timeout_ms, deadline_ms);
+        let stall = host::first_token(cfg.first_token_timeout_ms, deadline_ms);
+        let mut stop = host::race(stall, host::abort_of(self.signal.as_ref()));
         let held = js_sys::Array::new();
         let mut watch = Watch::default();
         let state = loop {
-            let chunk = match host::race(host::settled(&values::next_chunk(&reader)), &mut stall).await {
-                Either::Right(deadline) => {
+            let chunk = match host::race(host::settled(&values::next_chunk(&reader)), &mut stop).await {
+                Either::Right(stop) => {
                     values::cancel(&reader);
+                    let Either::Left(deadline) = stop else {
+                        let error = self.signal.as_ref().map_or(JsValue::UNDEFINED, |s| s.reason());
+                        return (Observation::Aborted, Held::Error { error, has_status: false });
+                    };
                     return stalled(deadline);
                 }
-                Either::Left(Err(error)) => return (self.failure(own), Held::Error { error, has_status: false }),
+                // A body that breaks before its first token: as one that ends there, unless the
+                // caller aborted.
+                Either::Left(Err(error)) => {
+                    let obs = match self.failure(None) {
+                        Observation::Aborted => Observation::Aborted,
+                        _ => Observation::StreamFailed { status: 502, headers: hint_headers(&response), body: None },
+                    };
+                    return (obs, Held::Error { error, has_status: false });
+                }
                 Either::Left(Ok(chunk)) => chunk,
             };
             let state = if chunk.is_undefined() {
@@ -437,7 +457,7 @@ fn feed(watch: &mut Watch, chunk: &js_sys::Uint8Array) -> State {
 struct OwnSignal {
     sig: AttemptSignal,
     timed_out: Rc<Cell<bool>>,
-    _timer: host::Timer,
+    timer: Cell<Option<host::Timer>>,
     _on_timeout: Closure<dyn FnMut()>,
 }
 
@@ -451,7 +471,12 @@ impl OwnSignal {
             ctrl.abort_with_reason(&values::timeout_error());
         });
         let timer = host::Timer::new(ms, on_timeout.as_ref().unchecked_ref());
-        Self { sig, timed_out, _timer: timer, _on_timeout: on_timeout }
+        Self { sig, timed_out, timer: Cell::new(Some(timer)), _on_timeout: on_timeout }
+    }
+
+    /// Clears the timer: the signal still follows the caller's.
+    fn disarm(&self) {
+        drop(self.timer.take());
     }
 
     /// Whether the timer fired (the attempt timed out, rather than failed or was aborted).

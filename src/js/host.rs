@@ -156,6 +156,23 @@ pub fn on_abort(signal: &AbortSignal) -> OnAbort {
     Until::new(|resolve| Listener::add(signal, resolve))
 }
 
+/// Resolves when `signal` aborts; never, without one.
+pub struct AbortOf(Option<OnAbort>);
+
+pub fn abort_of(signal: Option<&AbortSignal>) -> AbortOf {
+    AbortOf(signal.map(on_abort))
+}
+
+impl Future for AbortOf {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        match &mut self.0 {
+            Some(a) => Pin::new(a).poll(cx),
+            None => Poll::Pending,
+        }
+    }
+}
+
 /// A promise's callback in `host.js` (`hook`), unhooked when dropped: a promise cannot be
 /// un-thened, so a future dropped before its promise settles is simply not called.
 pub struct Hook(JsValue);
@@ -279,11 +296,7 @@ pub async fn sleep(ms: u64, signal: Option<&AbortSignal>, woken: Option<Notified
         Some(w) => Box::pin(w),
         None => Box::pin(core::future::pending()),
     };
-    let aborted: Pin<Box<dyn Future<Output = ()>>> = match signal {
-        Some(s) => Box::pin(on_abort(s)),
-        None => Box::pin(core::future::pending()),
-    };
-    match race(race(timer, woken), aborted).await {
+    match race(race(timer, woken), abort_of(signal)).await {
         Either::Left(_) => Ok(()),
         Either::Right(()) => Err(signal.map_or(JsValue::UNDEFINED, |s| s.reason())),
     }

@@ -63,22 +63,21 @@ impl FnCall<'_> {
     ) -> AttemptResult {
         let sig = AttemptSignal::new(self.signal.as_ref());
         let promise = values::call_fn(&self.f, &self.names.js, route as u32, attempt, &sig.signal);
-        let aborted: Pin<Box<dyn Future<Output = ()>>> = match &self.signal {
-            Some(s) => Box::pin(host::on_abort(s)),
-            None => Box::pin(core::future::pending()),
-        };
         let timer: Pin<Box<dyn Future<Output = ()>>> = match timeout_ms {
             Some(ms) => Box::pin(host::delay(ms)),
             None => Box::pin(core::future::pending()),
         };
-        let mut stop = host::race(timer, aborted);
-        match host::race(host::settled(&promise), &mut stop).await {
+        // The attempt's timer bounds `fn` until it returns; a stream it returned is then read to
+        // its first content item under `firstTokenTimeoutMs` and the deadline (`peek`).
+        let returned =
+            host::race(host::settled(&promise), host::race(timer, host::abort_of(self.signal.as_ref()))).await;
+        match returned {
             Either::Left(Ok(v)) => {
                 let iter = values::async_iterator(&v);
                 if iter.is_undefined() {
                     return Ok((ok(), Held::Value(v)));
                 }
-                self.peek(v, iter, &mut stop, &sig, deadline_ms).await
+                self.peek(v, iter, &sig, deadline_ms).await
             }
             Either::Left(Err(e)) => self.thrown(e),
             Either::Right(which) => Ok(self.stopped(which, &sig)),
@@ -111,33 +110,26 @@ impl FnCall<'_> {
     /// `fn` returned a stream (an async iterable): its items are read up to the first content
     /// item, as `fetch` reads an event stream (`policy::stream`); an error before it is a failed
     /// attempt. The caller gets the object, whose iteration yields every item once.
-    async fn peek(
-        &self,
-        orig: JsValue,
-        iter: JsValue,
-        stop: &mut (impl Future<Output = Either<(), ()>> + Unpin),
-        sig: &AttemptSignal,
-        deadline_ms: u64,
-    ) -> AttemptResult {
-        let mut stall = host::first_token(self.names.cfg(self.client).first_token_timeout_ms, deadline_ms);
+    async fn peek(&self, orig: JsValue, iter: JsValue, sig: &AttemptSignal, deadline_ms: u64) -> AttemptResult {
+        let stall = host::first_token(self.names.cfg(self.client).first_token_timeout_ms, deadline_ms);
+        let mut stop = host::race(stall, host::abort_of(self.signal.as_ref()));
         let held = Array::new();
         let state = loop {
             let next = host::settled(&values::next_item(&iter));
-            let item = match host::race(next, host::race(&mut *stop, &mut stall)).await {
+            let item = match host::race(next, &mut stop).await {
                 Either::Left(Ok(item)) => Array::from(&item),
                 Either::Left(Err(e)) => return self.thrown(e),
-                Either::Right(Either::Left(which)) => {
+                Either::Right(stop) => {
                     values::close_iterator(&iter);
-                    return Ok(self.stopped(which, sig));
-                }
-                Either::Right(Either::Right(deadline)) => {
-                    values::close_iterator(&iter);
-                    return Ok(super::fetch::stalled(deadline));
+                    return Ok(match stop {
+                        Either::Left(deadline) => super::fetch::stalled(deadline),
+                        Either::Right(()) => self.stopped(Either::Right(()), sig),
+                    });
                 }
             };
             if item.get(0).is_truthy() {
-                // Ended before any content: broken, unless it was empty.
-                break if held.length() > 0 { State::Failed { status: 502, body: None } } else { State::Commit };
+                // Ended before any content (or with none at all): broken.
+                break State::Failed { status: 502, body: None };
             }
             values::push(&held, &item.get(1));
             let e = values::item_event(&item.get(1));

@@ -64,8 +64,8 @@ export const discard = (v) => {
   } catch {}
 };
 
-/** The Response the caller gets: `res`'s status and headers; a body of the `held` chunks, then
- * the rest of `reader` as it comes. With `idleMs`, a gap longer than that between chunks errors
+/** The Response the caller gets: `res`'s status, headers, `url` and `redirected`; a body of the
+ * `held` chunks, then the rest of `reader` as it comes. With `idleMs`, a gap longer than that between chunks errors
  * the body with a `TimeoutError` (the SDKs raise it) and cancels the stream. An error after the
  * commit (a transport error, the idle timeout; not the caller's abort) is the caller's to see;
  * `onEvent` is told (`{ type: "streamError", phase: "after-commit", error }`) and the call's
@@ -111,5 +111,7 @@ export function resumed(res, held, reader, idleMs, options, n, route) {
     },
   }, { highWaterMark: 0 });
   const response = new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
+  // What the constructor cannot be given: where the served attempt's response came from.
+  if (res.url) Object.defineProperties(response, { url: { value: res.url }, redirected: { value: res.redirected === true } });
   return response;
 }

@@ -50,13 +50,27 @@ pub struct SseReader {
     after_cr: bool,
     event: Event,
     has_data: bool,
+    /// How many bytes of a leading byte order mark have been read (3 once past the start).
+    bom: u8,
 }
+
+/// UTF-8's byte order mark, which the spec strips from the start of a stream.
+const BOM: [u8; 3] = [0xEF, 0xBB, 0xBF];
 
 impl SseReader {
     /// Feeds bytes; calls `out` for each event completed by them, and stops reading there when
     /// it answers `Break` (the rest of `bytes` is then not read).
     pub fn feed(&mut self, bytes: &[u8], out: &mut impl FnMut(Event) -> ControlFlow<()>) {
         for &b in bytes {
+            if self.bom < 3 {
+                if BOM.get(usize::from(self.bom)) == Some(&b) {
+                    self.bom += 1;
+                    continue;
+                }
+                // Not a mark: what was taken for its start was the first line's.
+                self.line.extend_from_slice(BOM.get(..usize::from(self.bom)).unwrap_or_default());
+                self.bom = 3;
+            }
             match b {
                 b'\n' if self.after_cr => self.after_cr = false,
                 b'\n' | b'\r' => {
@@ -164,15 +178,14 @@ fn chat_chunk(data: &[u8]) -> Verdict {
     let Some(choices) = field(data, b"choices") else {
         return Verdict::Content; // not a chat chunk: an unknown shape commits
     };
-    let filled = |v: Option<&[u8]>| v.is_some_and(|v| !matches!(v, b"null" | b"\"\"" | b"[]" | b"{}"));
+    let filled = |v: &[u8]| !matches!(v, b"null" | b"\"\"" | b"[]" | b"{}");
+    // Any delta field but the role, when filled: text, tool calls, a refusal, and what this
+    // reader does not know by name — a reasoning model's streamed thinking (`reasoning_content`,
+    // `reasoning`), audio — is output someone may be shown, so it commits (the safe default).
     let content = items(choices).any(|choice| {
-        let delta = field(choice, b"delta");
-        let has = |k: &[u8]| filled(delta.and_then(|d| field(d, k)));
-        has(b"content")
-            || has(b"tool_calls")
-            || has(b"refusal")
-            || has(b"function_call")
-            || filled(field(choice, b"finish_reason"))
+        let delta = field(choice, b"delta").unwrap_or_default();
+        entries(delta).any(|(k, v)| !matches!(k, b"role" | b"obfuscation") && filled(v))
+            || field(choice, b"finish_reason").is_some_and(filled)
     });
     if content {
         Verdict::Content
@@ -231,7 +244,6 @@ pub enum State {
 pub struct Watch {
     reader: SseReader,
     held: usize,
-    events: u32,
 }
 
 impl Watch {
@@ -240,9 +252,7 @@ impl Watch {
     pub fn feed(&mut self, bytes: &[u8]) -> State {
         self.held = self.held.saturating_add(bytes.len());
         let mut state = State::Pending;
-        let mut events = 0;
         self.reader.feed(bytes, &mut |e| {
-            events += 1;
             state = match verdict(&e) {
                 Verdict::Preamble => return ControlFlow::Continue(()),
                 Verdict::Content => State::Commit,
@@ -250,21 +260,16 @@ impl Watch {
             };
             ControlFlow::Break(())
         });
-        self.events += events;
         if state == State::Pending && self.held > MAX_PREAMBLE {
             return State::Commit;
         }
         state
     }
 
-    /// The body ended before the commit: a stream with events but no content is broken
-    /// (a failed attempt); an empty one is delivered as it is.
+    /// The body ended before the commit: broken, however much it held (an empty one too: a
+    /// `200` event stream with no events has shown nothing either), so a failed attempt.
     pub fn ended(&self) -> State {
-        if self.events == 0 && self.held == 0 {
-            State::Commit
-        } else {
-            State::Failed { status: 502, body: None }
-        }
+        State::Failed { status: 502, body: None }
     }
 }
 
@@ -273,34 +278,33 @@ impl Watch {
 
 /// The raw text of `key`'s value in the JSON object `obj`, if it has one.
 fn field<'a>(obj: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
+    entries(obj).find(|(k, _)| *k == key).map(|(_, v)| v)
+}
+
+/// The keys (without their quotes) and raw values of a JSON object's text, up to anything
+/// malformed.
+fn entries(obj: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
     let b = obj;
-    let mut i = ws(b, 0);
-    if b.get(i) != Some(&b'{') {
-        return None;
-    }
-    i += 1;
-    loop {
+    let start = ws(b, 0);
+    let mut i = if b.get(start) == Some(&b'{') { start + 1 } else { b.len() };
+    core::iter::from_fn(move || {
         i = ws(b, i);
-        if b.get(i) == Some(&b'}') {
-            return None;
-        }
         let k_end = skip(b, i, 0)?;
-        let k = obj.get(i + 1..k_end.checked_sub(1)?)?;
-        i = ws(b, k_end);
-        if b.get(i) != Some(&b':') {
+        let k = b.get(i + 1..k_end.checked_sub(1)?)?;
+        let colon = ws(b, k_end);
+        i = b.len();
+        if b.get(colon) != Some(&b':') {
             return None;
         }
-        let v_start = ws(b, i + 1);
+        let v_start = ws(b, colon + 1);
         let v_end = skip(b, v_start, 0)?;
-        if k == key {
-            return obj.get(v_start..v_end);
+        let v = b.get(v_start..v_end)?;
+        let next = ws(b, v_end);
+        if b.get(next) == Some(&b',') {
+            i = next + 1;
         }
-        i = ws(b, v_end);
-        match b.get(i) {
-            Some(b',') => i += 1,
-            _ => return None,
-        }
-    }
+        Some((k, v))
+    })
 }
 
 /// The elements of a JSON array's raw text.
@@ -442,6 +446,12 @@ mod tests {
         assert_eq!(items(a).collect::<Vec<_>>(), vec![&b"1"[..], &br#"{"b":"}"}"#[..]]);
         assert_eq!(field(b"{\"a\":", b"a"), None);
         assert_eq!(field(b"[]", b"a"), None);
+        let keys = |o: &'static [u8]| entries(o).map(|(k, _)| k).collect::<Vec<_>>();
+        assert_eq!(keys(j), vec![&b"a"[..], b"type", b"c", b"e"]);
+        assert_eq!(keys(b"{}"), Vec::<&[u8]>::new());
+        // Up to what is malformed: a key with no value, a value with no key.
+        assert_eq!(keys(br#"{"a":1,"b"}"#), vec![&b"a"[..]]);
+        assert_eq!(keys(br#"{"a":1 "b":2}"#), vec![&b"a"[..]]);
     }
 
     #[test]
@@ -514,6 +524,43 @@ mod tests {
         let mut w = Watch::default();
         assert_eq!(w.feed(b"event: message_start\ndata: {\"type\":\"message_start\"}\n\n"), State::Pending);
         assert_eq!(w.ended(), State::Failed { status: 502, body: None });
-        assert_eq!(Watch::default().ended(), State::Commit);
+        // A 200 event stream with an empty body showed nothing either.
+        assert_eq!(Watch::default().ended(), State::Failed { status: 502, body: None });
+    }
+
+    #[test]
+    fn a_leading_byte_order_mark_is_not_part_of_the_first_line() {
+        let error = "\u{feff}data: {\"error\":{\"type\":\"server_error\"}}\n\n";
+        for cut in 0..=3 {
+            let mut w = Watch::default();
+            let state = [&error.as_bytes()[..cut], &error.as_bytes()[cut..]].iter().map(|c| w.feed(c)).last();
+            assert_eq!(state, Some(State::Failed { status: 500, body: None }), "cut at {cut}");
+        }
+        // Only at the start, and only a whole mark: a partial one is the line's own bytes.
+        assert_eq!(events_in(&[b"\xef\xbb", b"data: x\n\n"]), vec![]);
+        assert_eq!(events("\u{feff}\u{feff}data: x\n\n"), vec![]);
+        assert_eq!(events("data: \u{feff}x\n\n"), vec![ev("", "\u{feff}x")]);
+    }
+
+    #[test]
+    fn a_reasoning_delta_commits_a_role_alone_does_not() {
+        use Verdict::*;
+        let chunk = |delta: &str| format!(r#"{{"choices":[{{"index":0,"delta":{delta},"finish_reason":null}}]}}"#);
+        for delta in [
+            r#"{"role":"assistant","content":null,"reasoning_content":"Let me think"}"#,
+            r#"{"reasoning":"Hmm"}"#,
+            r#"{"content":"","audio":{"id":"a1","data":"UklGR"}}"#,
+            r#"{ "content" : "hi" }"#,
+        ] {
+            assert_eq!(verdict(&ev("", &chunk(delta))), Content, "{delta}");
+        }
+        for delta in [
+            r#"{"role":"assistant","content":"","refusal":null}"#,
+            r#"{"role":"assistant","reasoning_content":"","tool_calls":[]}"#,
+            r#"{"role":"assistant","obfuscation":"x1y2"}"#,
+            r#"{}"#,
+        ] {
+            assert_eq!(verdict(&ev("", &chunk(delta))), Preamble, "{delta}");
+        }
     }
 }

@@ -448,6 +448,22 @@ describe("9. abort", () => {
     assert.equal(mock.requests.length, 0);
   });
 
+  test("aborted from onEvent with no wait before the retry → nothing more is sent, even by a transport that ignores the signal", T, async () => {
+    const controller = new AbortController();
+    const reason = new Error("enough");
+    let sent = 0;
+    const f = createRetryFetch({
+      backoff: { initialMs: 0, maxMs: 0 },
+      budget: false,
+      fetch: async () => (sent++, new Response("busy", { status: 503 })),
+      onEvent: (e) => e.type === "retry" && controller.abort(reason),
+    });
+    const r = await settle(within(f("https://api.example/v1/models", { signal: controller.signal }), 2000, "call"));
+    assert.equal(r.ok, false);
+    assert.equal(r.error, reason);
+    assert.equal(sent, 1);
+  });
+
   test("signal on a Request input is honoured", T, async (t) => {
     const mock = await mockFor(t, { script: [{ status: 503, headers: { "retry-after": "5" } }] });
     const f = createRetryFetch({ backoff: FAST });

@@ -125,9 +125,81 @@ describe("event streams", () => {
     await stalledThenOnTime(t, { firstTokenTimeoutMs: 200 }, "first-token-timeout");
   });
 
-  test("attemptTimeoutMs runs on while the stream is read to its first token: a stall past it is a timed-out attempt", T, async (t) => {
-    const mock = await stalledThenOnTime(t, { attemptTimeoutMs: 200, idempotent: true }, "timeout");
-    assert.ok(mock.requests[0].closedEarly, "the timed-out stream's connection was closed");
+  test("attemptTimeoutMs ends at the headers: a POST whose first token comes later is served, one request", T, async (t) => {
+    const mock = await mockFor(t, { script: [{ status: 200, headers: SSE, chunks: [START, text("late"), STOP], chunkDelayMs: 300 }] });
+    const f = createRetryFetch({ backoff: FAST, attemptTimeoutMs: 150, firstTokenTimeoutMs: 5_000 });
+    const r = await settle(() => f(mock.url + path, chatInit()));
+    assert.ok(r.ok, `${r.error}`);
+    assert.equal((await read(r.value)).text, "late");
+    assert.ok(retryReport(r.value).firstTokenMs >= 250, "the first token came after the attempt's timeout");
+    assert.equal(mock.requests.length, 1);
+  });
+
+  test("an empty 200 event stream is a failed attempt: retried, the caller reads the second", T, async (t) => {
+    const mock = await mockFor(t, {
+      script: [{ status: 200, headers: SSE, chunks: [] }, { status: 200, headers: SSE, chunks: [START, text("second"), STOP] }],
+    });
+    const res = await createRetryFetch({ backoff: FAST })(mock.url + path, chatInit());
+    assert.equal((await read(res)).text, "second");
+    assert.equal(mock.requests.length, 2);
+    assert.deepEqual(
+      retryReport(res).attempts.map((a) => [a.status, a.inStream]),
+      [[200, true], [200, undefined]],
+    );
+  });
+
+  test("a body that breaks before the first token is a failed attempt of a 200 stream in the report", T, async () => {
+    let n = 0;
+    const enc = new TextEncoder();
+    const broken = () =>
+      new ReadableStream({
+        start(c) {
+          c.enqueue(enc.encode(START));
+        },
+        pull(c) {
+          c.error(new TypeError("terminated"));
+        },
+      });
+    const transport = async () =>
+      new Response(++n === 1 ? broken() : START + text("ok") + STOP, { status: 200, headers: SSE });
+    const res = await createRetryFetch({ backoff: FAST, fetch: transport })("https://api.example/v1/messages", chatInit());
+    assert.equal((await read(res)).text, "ok");
+    assert.equal(n, 2);
+    const [first] = retryReport(res).attempts;
+    assert.equal(first.status, 200);
+    assert.equal(first.inStream, true);
+  });
+
+  test("a reasoning model's streamed thinking is content: it commits, and firstTokenTimeoutMs does not cut it", T, async (t) => {
+    const thinking = chat({ content: null, reasoning_content: "Let me think." });
+    const mock = await mockFor(t, {
+      script: [
+        {
+          status: 200,
+          headers: SSE,
+          chunks: [chat({ role: "assistant", content: "" }), thinking, thinking, thinking, thinking, chat({ content: "Hi" }, "stop")],
+          chunkDelayMs: 100,
+        },
+      ],
+    });
+    const f = createRetryFetch({ backoff: FAST, firstTokenTimeoutMs: 250 });
+    const r = await settle(() => f(mock.url + "/v1/chat/completions", chatInit()));
+    assert.ok(r.ok, `${r.error}`);
+    const body = await r.value.text();
+    assert.equal(body.split("Let me think.").length - 1, 4);
+    assert.ok(body.includes('"Hi"'));
+    assert.equal(mock.requests.length, 1);
+    assert.ok(retryReport(r.value).firstTokenMs < 250, "committed at the first thought, not the first text");
+  });
+
+  test("a served stream keeps the url it came from and whether it was redirected", T, async (t) => {
+    const mock = await mockFor(t, {
+      script: [{ status: 307, headers: { location: "/v1/messages?moved" }, body: "" }, { status: 200, headers: SSE, chunks: [START, text("x"), STOP] }],
+    });
+    const res = await createRetryFetch({ backoff: FAST })(mock.url + path, chatInit());
+    assert.equal(res.url, mock.url + "/v1/messages?moved");
+    assert.equal(res.redirected, true);
+    assert.equal((await read(res)).text, "x");
   });
 
   test("an error after the first token is the caller's: one request, nothing replayed", T, async (t) => {
@@ -212,6 +284,30 @@ describe("event streams", () => {
     const r = await settle(createRetryFetch()(mock.url + path, chatInit({ signal: controller.signal })));
     assert.equal(r.error, reason);
     assert.ok(r.ms < 1_000);
+  });
+
+  test("aborting during the preamble rejects at once even when the transport's body ignores the signal", T, async () => {
+    let cancelled = false;
+    const transport = async (url, init) => {
+      if (init.signal?.aborted) throw init.signal.reason;
+      const body = new ReadableStream({
+        start(c) {
+          c.enqueue(new TextEncoder().encode(START));
+        },
+        pull: () => new Promise(() => {}), // never another chunk, whatever the signal says
+        cancel() {
+          cancelled = true;
+        },
+      });
+      return new Response(body, { status: 200, headers: SSE });
+    };
+    const controller = new AbortController();
+    const reason = new Error("stop");
+    setTimeout(() => controller.abort(reason), 100);
+    const r = await settle(createRetryFetch({ fetch: transport })("https://api.example/v1/messages", chatInit({ signal: controller.signal })));
+    assert.equal(r.error, reason);
+    assert.ok(r.ms < 1_000, `${r.ms} ms`);
+    assert.equal(cancelled, true, "the transport's body was cancelled");
   });
 
   test("a JSON (non-stream) 200 is untouched", T, async (t) => {
@@ -315,6 +411,27 @@ describe("retry(fn) with a stream object", () => {
     await assert.rejects(async () => {
       for await (const _ of s);
     }, /already been iterated/);
+  });
+
+  test("attemptTimeoutMs bounds fn until it returns: a stream whose first item comes later is served, fn called once", T, async () => {
+    let calls = 0;
+    const s = await retry(() => (++calls, streamOf([START_ITEM, TEXT("late")], { delayMs: 150 })), {
+      backoff: FAST,
+      attemptTimeoutMs: 100,
+    });
+    const got = [];
+    for await (const item of s) if (item.delta) got.push(item.delta.text);
+    assert.deepEqual(got, ["late"]);
+    assert.equal(calls, 1);
+  });
+
+  test("a stream object that ends with no item at all is a failed attempt", T, async () => {
+    let calls = 0;
+    const s = await retry(() => (++calls === 1 ? streamOf([]) : streamOf([TEXT("ok")])), { backoff: FAST });
+    const got = [];
+    for await (const item of s) got.push(item.delta.text);
+    assert.deepEqual(got, ["ok"]);
+    assert.equal(calls, 2);
   });
 
   test("a stream that stalls before its first content item past firstTokenTimeoutMs is retried", T, async () => {
