@@ -74,8 +74,14 @@ export function asyncIterator(v) {
   }
 }
 
-/** The next item, as `[done, value]`. */
-export const nextItem = (iter) => Promise.resolve(iter.next()).then((r) => [r?.done === true, r?.value]);
+/** The next item, as `[done, value]`; what `next` throws (or a `next` that is missing) rejects. */
+export function nextItem(iter) {
+  try {
+    return Promise.resolve(iter.next()).then((r) => [r?.done === true, r?.value]);
+  } catch (e) {
+    return Promise.reject(e);
+  }
+}
 
 export const closeIterator = (iter) => {
   try {

@@ -2,6 +2,7 @@
 // sent twice or lost, and during an outage the retry budget keeps the load near one request per
 // call instead of maxAttempts per call.
 import { test } from "node:test";
+import { spawnSync } from "node:child_process";
 import assert from "node:assert/strict";
 import { createRetryFetch } from "llm-retry";
 import { T, mockFor, chatInit } from "./helpers.mjs";
@@ -84,3 +85,21 @@ test("the budget's own settings are the ones used: a larger bucket allows more r
   assert.equal(large, 120, "maxTokens 1000: every call makes its 3 attempts");
   assert.ok(small < defaults && defaults < large, `requests: maxTokens 4 → ${small}, default 100 → ${defaults}, 1000 → ${large}`);
 });
+
+test("10,000 calls at once through a stub transport, three rounds: all served, the process alive", T, () => {
+  // In a process of its own: Node 20's V8 aborted the process here (an optimised caller of the
+  // wasm deoptimized mid-call), which would take the test runner down with it.
+  const script = `
+    import { createRetryFetch } from "llm-retry";
+    const f = createRetryFetch({ fetch: async () => new Response("ok") });
+    let served = 0;
+    for (let round = 0; round < 3; round++) {
+      const all = Array.from({ length: 10000 }, () => f("https://api.example/v1/chat/completions", { method: "POST", body: "{}" }));
+      for (const r of await Promise.all(all)) served += r.status === 200;
+    }
+    console.log(served);`;
+  const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], { cwd: import.meta.dirname, encoding: "utf8" });
+  assert.equal(r.status, 0, r.stderr.slice(0, 2000));
+  assert.equal(r.stdout.trim(), "30000");
+});
+

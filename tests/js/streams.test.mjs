@@ -425,6 +425,13 @@ describe("retry(fn) with a stream object", () => {
     assert.equal(calls, 1);
   });
 
+  test("an iterator whose next() throws at once, or that has none, rejects the call with that error", T, async () => {
+    const boom = new Error("boom");
+    const throwing = { [Symbol.asyncIterator]: () => ({ next() { throw boom; } }) };
+    await assert.rejects(retry(() => throwing, { backoff: FAST }), (e) => e === boom);
+    await assert.rejects(retry(() => ({ [Symbol.asyncIterator]: () => ({}) }), { backoff: FAST }), TypeError);
+  });
+
   test("a stream object that ends with no item at all is a failed attempt", T, async () => {
     let calls = 0;
     const s = await retry(() => (++calls === 1 ? streamOf([]) : streamOf([TEXT("ok")])), { backoff: FAST });
