@@ -103,6 +103,7 @@ impl RetryClient {
     #[wasm_bindgen(js_name = restoreState)]
     pub fn restore_state(&self, flat: Array) {
         let field = |i| flat.get(i).as_f64().filter(|x| x.is_finite() && *x >= 0.0).unwrap_or(0.0);
+        let now = host::now_ms();
         let mut shared = self.inner.shared.borrow_mut();
         for i in (0..flat.length().saturating_sub(4)).step_by(5) {
             let state = flat.get(i + 1).as_string().and_then(|s| State::parse(&s));
@@ -113,7 +114,7 @@ impl RetryClient {
                     open_until_ms: field(i + 3) as u64,
                     cooled_until_ms: field(i + 4) as u64,
                 };
-                shared.restore(key, snapshot);
+                shared.restore(key, snapshot, now);
             }
         }
     }

@@ -53,7 +53,7 @@ use super::breaker::{Admit, Breaker, BreakerConfig, Refusal, Snapshot, State};
 use super::budget::Budget;
 use super::classify::{classify, Class, Observation, Reason};
 use super::config::{Config, MAX_MS};
-use super::health::Record;
+use super::health::{until_told, Record};
 use super::hints::{self, HintSource};
 use super::pacing::{Ask, Pacer};
 
@@ -236,8 +236,13 @@ impl Shared {
     }
 
     /// Restores one breaker (ignored when breakers are off).
-    pub fn restore(&mut self, key: String, snapshot: Snapshot) {
+    pub fn restore(&mut self, key: String, snapshot: Snapshot, now: u64) {
         if let Some(cfg) = self.breaker_cfg {
+            let snapshot = Snapshot {
+                open_until_ms: until_told(snapshot.open_until_ms, now),
+                cooled_until_ms: until_told(snapshot.cooled_until_ms, now),
+                ..snapshot
+            };
             self.health(&Rc::from(key)).breaker = Some(Breaker::restore(cfg, snapshot));
         }
     }
@@ -245,6 +250,7 @@ impl Shared {
     /// What other instances told about `key` (see [`super::health`]), adopted by its breaker; a
     /// closing names the route to [`Shared::take_woken`].
     pub fn adopt(&mut self, key: &str, shared: Record, now: u64) {
+        let shared = shared.sane(now);
         let key = Rc::from(key);
         let h = self.health(&key);
         h.told = h.told.join(shared);

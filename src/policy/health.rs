@@ -17,6 +17,8 @@
 //! was last opened after it was last closed; the later `open_until` wins. Failures are counted per
 //! instance: an instance opens its breaker on its own failures, and the others adopt the opening.
 
+use super::config::MAX_MS;
+
 /// What instances tell each other about one route. Instants are ms since the Unix epoch; 0: never.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Record {
@@ -30,7 +32,35 @@ pub struct Record {
     pub cooled_until: u64,
 }
 
+/// How far ahead of this instance's clock another's may run (an opening or a closing told from
+/// up to this far in the future is still believed).
+const SKEW_MS: u64 = 60_000;
+
+/// An instant told from outside (a store, another instance, a saved state) that ends an opening
+/// or a pause, read at `now`: past a day ahead (more than a breaker's cooldown or a wait hint can
+/// be) it is read as never, so a record a store or a clock got wrong cannot hold a route shut.
+pub fn until_told(t: u64, now: u64) -> u64 {
+    if t > now.saturating_add(MAX_MS + SKEW_MS) {
+        0
+    } else {
+        t
+    }
+}
+
 impl Record {
+    /// The record as told from outside, read at `now`: an opening or closing more than a minute
+    /// ahead is read as never, and so is an end past a day ahead ([`until_told`]).
+    #[must_use]
+    pub fn sane(self, now: u64) -> Self {
+        let at = |t: u64| if t > now.saturating_add(SKEW_MS) { 0 } else { t };
+        Self {
+            opened_at: at(self.opened_at),
+            open_until: until_told(self.open_until, now),
+            closed_at: at(self.closed_at),
+            cooled_until: until_told(self.cooled_until, now),
+        }
+    }
+
     /// The merge of two records: the later of each instant.
     #[must_use]
     pub fn join(self, other: Self) -> Self {
@@ -55,6 +85,17 @@ mod tests {
 
     fn r(opened_at: u64, open_until: u64, closed_at: u64, cooled_until: u64) -> Record {
         Record { opened_at, open_until, closed_at, cooled_until }
+    }
+
+    #[test]
+    fn what_no_instance_could_have_told_reads_as_never() {
+        let now = 1_000_000_000;
+        let day = MAX_MS;
+        let told = r(now + 30_000, now + day, now - 5, now + day + SKEW_MS);
+        assert_eq!(told.sane(now), told, "a clock a little ahead, a day's cooldown: believed");
+        let wrong = r(now + 61_000, u64::MAX, now + 3_600_000, now + day + SKEW_MS + 1);
+        assert_eq!(wrong.sane(now), r(0, 0, 0, 0));
+        assert_eq!(r(now, u64::MAX, 0, 0).sane(now).open_until(now), None, "not held open for good");
     }
 
     #[test]

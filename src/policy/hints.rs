@@ -27,6 +27,7 @@
 //!
 //! Everything here is pure: time comes in as `now_ms`, milliseconds since the Unix epoch.
 
+use super::config::MAX_MS;
 use super::Headers;
 
 /// Where a wait hint came from (for events and reports).
@@ -174,7 +175,10 @@ pub fn limits(headers: &Headers, now_ms: u64) -> Option<Limits> {
         let remaining = anthropic_remaining.and_then(|v| decimal(v.trim_ascii(), 1));
         (number("anthropic-ratelimit-requests-limit"), remaining, reset, spent)
     };
-    Some(Limits { limit, remaining, reset_ms, tokens_spent_reset_ms: spent })
+    // A reset past a day is no limit's (a daily one resets within it): a header gone wrong, read
+    // as none rather than holding the route's sends for as long as it says.
+    let sane = |ms: Option<u64>| ms.filter(|&ms| ms <= MAX_MS);
+    Some(Limits { limit, remaining, reset_ms: sane(reset_ms), tokens_spent_reset_ms: sane(spent) })
 }
 
 /// The longest reset among the spent limits (`remaining` 0), if any is spent.
@@ -501,6 +505,16 @@ mod tests {
         let tokens = at(&[("x-ratelimit-remaining-tokens", "5"), ("x-ratelimit-reset-tokens", "1s")]);
         assert_eq!(tokens, Some(Limits::default()));
         assert_eq!(at(&[("retry-after", "1"), ("x-ratelimit-reset-requests", "1s")]), None);
+        // A reset past a day is read as none; a day is kept.
+        let spent = |reset| at(&[("x-ratelimit-remaining-tokens", "0"), ("x-ratelimit-reset-tokens", reset)]);
+        assert_eq!(spent("99999999999h"), Some(Limits::default()));
+        assert_eq!(spent("24h0m1s"), Some(Limits::default()));
+        assert_eq!(spent("24h"), Some(Limits { tokens_spent_reset_ms: Some(MAX_MS), ..Limits::default() }));
+        let anthropic = at(&[
+            ("anthropic-ratelimit-requests-remaining", "0"),
+            ("anthropic-ratelimit-requests-reset", "9999-01-01T00:00:00Z"),
+        ]);
+        assert_eq!(anthropic, Some(Limits { remaining: Some(0), ..Limits::default() }));
     }
 
     #[test]

@@ -307,4 +307,21 @@ describe("createRetry, signal, onExhausted, state", () => {
     assert.ok(isCircuitOpenError(r.error), `CircuitOpenError expected, got ${r.error}`);
     assert.equal(mock.requests.length, 1, "nothing sent while the restored breaker is open");
   });
+
+  test("an instant past a day ahead holds no route shut: a saved state's, or a spent limit's reset", T, async () => {
+    let sent = 0;
+    const headers = { "x-ratelimit-remaining-tokens": "0", "x-ratelimit-reset-tokens": "99999999999h" };
+    const transport = async () => (sent++, new Response("{}", { headers }));
+    const opts = { fetch: transport, backoff: FAST, deadlineMs: 5_000, maxRetryAfterMs: 1_000 };
+    const url = "https://api.example/v1/chat/completions";
+    const a = createRetryFetch(opts);
+    for (let i = 0; i < 3; i++) assert.equal((await a(url, chatInit())).status, 200);
+    assert.equal(sent, 3, "the spent limit's absurd reset held nothing back");
+    const b = createRetryFetch(opts);
+    const state = JSON.parse(JSON.stringify(a.exportState()));
+    for (const v of Object.values(state.breakers)) Object.assign(v, { state: "open", openUntil: 1e300, cooledUntil: Date.now() + 1e15 });
+    b.restoreState(state);
+    assert.equal((await b(url, chatInit())).status, 200);
+    assert.equal(sent, 4);
+  });
 });
