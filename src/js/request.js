@@ -34,6 +34,7 @@ const page = () => {
  * A body that repeats `model` at its top level (no SDK sends one) is read at its first when that
  * is its first key: finding a later one would mean reading the whole prompt on every call. */
 const modelOf = (body) => {
+  if (body instanceof Uint8Array) body = jsonText(body);
   if (typeof body !== "string") return undefined;
   const open = skipSpace(body, 0);
   if (body.charCodeAt(open) !== 123) return undefined; // {
@@ -102,6 +103,19 @@ const withModel = (body, model, i) => {
   json.model = model;
   return JSON.stringify(json);
 };
+
+/** A body read into bytes (a Request's, a Blob, a stream, a typed array) as text, when it may
+ * be a JSON object (its first byte past any whitespace is `{`) and is UTF-8: where its model is. */
+function jsonText(bytes) {
+  let i = 0;
+  while (bytes[i] === 32 || bytes[i] === 9 || bytes[i] === 10 || bytes[i] === 13) i++;
+  if (bytes[i] !== 123) return undefined;
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    return undefined;
+  }
+}
 
 /** The init keys of the fast path; any other (redirect, mode, credentials, …) takes `new Request`. */
 const COMMON = ["method", "headers", "body", "signal"];
@@ -257,10 +271,25 @@ function readCall(input, init, options) {
 async function readSlow(input, init, options, call, signal, isRequest, href) {
   const req = new Request(isRequest ? input : href, init);
   const base = isRequest && init.redirect === undefined ? { ...init, redirect: req.redirect } : init;
-  const body = req.body ? new Uint8Array(await req.arrayBuffer()) : undefined;
+  // A streamed body may take a while: the caller's abort ends the wait for it.
+  const body = req.body ? new Uint8Array(await whileLive(req.arrayBuffer(), req.signal)) : undefined;
   signal ??= isRequest ? req.signal : undefined;
   const { url, method, headers } = req;
   return request(url, new URL(url).origin, method, headers, body, base, false, signal, options, call);
+}
+
+/** `p`, or a rejection with `signal`'s reason the moment it aborts. */
+function whileLive(p, signal) {
+  if (signal.aborted) {
+    p.catch(() => {});
+    return Promise.reject(signal.reason);
+  }
+  let stop;
+  const aborted = new Promise((_, reject) => {
+    stop = () => reject(signal.reason);
+    signal.addEventListener("abort", stop, { once: true });
+  });
+  return Promise.race([p, aborted]).finally(() => signal.removeEventListener("abort", stop));
 }
 
 function request(url, origin, method, headers, body, base, fast, signal, options, call) {

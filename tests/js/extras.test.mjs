@@ -118,6 +118,27 @@ describe("fallbacks", () => {
 });
 
 describe("retryReport", () => {
+  test("the request's model is read however its body or init comes: bytes, a Blob, a Request, more init keys", T, async () => {
+    const f = createRetryFetch({ fetch: async () => new Response("{}") });
+    const url = "https://api.example/v1/chat/completions";
+    const json = ' \n{"messages":[{"role":"user","content":"h\u00e9"}],"model":"gpt-4o"}';
+    const bytes = new TextEncoder().encode(json);
+    const forms = {
+      "a string": [url, { method: "POST", body: json }],
+      "a Uint8Array": [url, { method: "POST", body: bytes }],
+      "an ArrayBuffer": [url, { method: "POST", body: bytes.buffer }],
+      "a Blob": [url, { method: "POST", body: new Blob([json]) }],
+      "a Request": [new Request(url, { method: "POST", body: json })],
+      "a redirect key": [url, { method: "POST", body: json, redirect: "follow" }],
+    };
+    for (const [form, args] of Object.entries(forms)) {
+      assert.equal(retryReport(await f(...args)).model, "gpt-4o", form);
+    }
+    for (const body of [new Uint8Array([0x7b, 0xff, 0xfe]), new TextEncoder().encode("model=gpt-4o")]) {
+      assert.equal(retryReport(await f(url, { method: "POST", body })).model, undefined);
+    }
+  });
+
   test("records each attempt's status, reason and wait", T, async (t) => {
     const mock = await mockFor(t, { script: [{ status: 503 }, { status: 200 }] });
     const f = createRetryFetch({ backoff: { initialMs: 30, jitter: "none" } });

@@ -464,6 +464,19 @@ describe("9. abort", () => {
     assert.equal(sent, 1);
   });
 
+  test("abort while a streamed request body is still being read → rejects promptly, nothing sent", T, async () => {
+    let sent = 0;
+    const f = createRetryFetch({ fetch: async () => (sent++, new Response("{}")) });
+    const controller = new AbortController();
+    const reason = new Error("gave up");
+    setTimeout(() => controller.abort(reason), 100);
+    const body = new ReadableStream({ pull: () => new Promise(() => {}) }); // never ends
+    const r = await settle(within(f("https://api.example/v1/chat/completions", { method: "POST", body, duplex: "half", signal: controller.signal }), 2000, "call"));
+    assert.equal(r.error, reason);
+    assert.ok(r.ms < 1_000, `${r.ms} ms`);
+    assert.equal(sent, 0);
+  });
+
   test("signal on a Request input is honoured", T, async (t) => {
     const mock = await mockFor(t, { script: [{ status: 503, headers: { "retry-after": "5" } }] });
     const f = createRetryFetch({ backoff: FAST });
