@@ -5,7 +5,7 @@
 
 import { HealthLink } from "./health.js";
 import { bit, callNumbers, numbersView } from "./names.js";
-import { fail, field, plain } from "./values.js";
+import { NAME, fail, field, plain } from "./values.js";
 
 // The core's own limits (policy/config.rs MAX_MS, MAX_ATTEMPTS), which it checks again.
 const MAX_MS = 86_400_000; // a day: longer is almost surely a unit mistake
@@ -100,6 +100,14 @@ const fallback = (v, i, list = "fallbacks") => {
     } catch {
       throw new TypeError(`${path}.url must be an absolute URL (got "${href}")`);
     }
+    // What the request's own URL may be (request.js), checked here rather than at the outage
+    // that first sends to it; the message leaves any password out.
+    if (url.protocol !== "http:" && url.protocol !== "https:") {
+      throw new TypeError(`${path}.url must be an http: or https: URL (got ${url.protocol})`);
+    }
+    if (url.username || url.password) {
+      throw new TypeError(`${path}.url may not include credentials (user:password@); send them in its headers`);
+    }
   }
   let headers = [];
   if (r.headers !== undefined) {
@@ -179,7 +187,7 @@ export function checkOptions(options, forRetry, at) {
   const [fetch, onEvent, onExhausted] = [fn("fetch"), listener(fn("onEvent")), fn("onExhausted")];
   const fallbacks = o.fallbacks === undefined ? [] : array(o.fallbacks, "fallbacks").map((r, i) => fallback(r, i));
   const sensitive = o.sensitiveHeaders === undefined ? [] : array(o.sensitiveHeaders, "sensitiveHeaders");
-  sensitive.forEach((h, i) => typeof h === "string" || fail(TypeError, `sensitiveHeaders[${i}]`, "a string", h));
+  sensitive.forEach((h, i) => (typeof h === "string" && NAME.test(h)) || fail(TypeError, `sensitiveHeaders[${i}]`, "a header name", h));
   const signal = o.signal;
   if (signal !== undefined) {
     if (!forRetry) throw new TypeError("signal is not an option of createRetryFetch: pass init.signal with each call");

@@ -7,7 +7,7 @@
 import { callId, keyId, keyTable, numbersView, shape } from "./names.js";
 import { callOptions, routeAttempts } from "./options.js";
 import { success } from "./stream.js";
-import { field, got, plain } from "./values.js";
+import { NAME, field, got, plain } from "./values.js";
 
 /** Methods that are safe to repeat after a timeout (RFC 9110 §9.2.2). */
 const IDEMPOTENT = ["GET", "HEAD", "OPTIONS", "PUT", "DELETE"];
@@ -144,8 +144,6 @@ const httpUrl = (input) => {
 };
 let lastUrl = [];
 
-/** A header name (an RFC 9110 token). */
-const NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 /** A header value fetch takes as it is: no control character but tab, nothing above U+00FF.
  * A loop rather than a pattern: it runs on each value of each call, and a pattern's matcher is
  * more code to bring back into the CPU's caches (a call's code is cold after a socket's work). */
@@ -194,8 +192,28 @@ function checkHeaders(headers) {
     }
     if (ok) return PLAIN[+idempotent];
   }
-  const parsed = new Headers(headers);
+  let parsed;
+  try {
+    parsed = new Headers(headers);
+  } catch (e) {
+    throw headersError(headers, e);
+  }
   return [parsed, parsed.has("idempotency-key")];
+}
+
+/** What `new Headers(headers)` threw, without the value it quotes (an API key, often): the
+ * header named instead, when it can be found. */
+function headersError(headers, e) {
+  const pairs = Array.isArray(headers) ? headers : plain(headers) ? Object.entries(headers) : [];
+  for (const p of pairs) {
+    const [k, v] = Array.isArray(p) ? p : [];
+    if (typeof k !== "string") continue;
+    if (!NAME.test(k)) return new TypeError(`init.headers: "${k}" is not a header name`);
+    if (typeof v === "string" && !validValue(v.trim())) {
+      return new TypeError(`init.headers: the value of "${k}" has a character fetch rejects (a control character or one above U+00FF)`);
+    }
+  }
+  return new TypeError(`init.headers: fetch rejects them (${field(e, "name") === "TypeError" ? "an invalid name or value" : "not headers"})`);
 }
 
 /** A method token that fetch accepts (RFC 9110 token; not CONNECT, TRACE or TRACK). The usual

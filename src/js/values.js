@@ -32,6 +32,9 @@ export const got = (v) =>
   : typeof v === "object" && !plain(v) ? `got ${text(field(field(v, "constructor"), "name")) || "object"}`
   : `got ${typeof v}`;
 
+/** A header name (an RFC 9110 token). */
+export const NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
 export const fail = (Class, path, rule, v) => {
   throw new Class(`${path} must be ${rule} (${got(v)})`);
 };

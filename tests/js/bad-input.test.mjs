@@ -89,6 +89,32 @@ test("what fetch would reject is rejected at once with a TypeError, sending noth
   assert.equal(res.status, 200);
 });
 
+test("a header value fetch refuses is named in the error, never quoted (it may be a key)", T, async () => {
+  const retryFetch = createRetryFetch({ fetch: async () => new Response("{}") });
+  const secret = "sk-live-0123456789";
+  for (const headers of [
+    { authorization: `Bearer ${secret}\u0000x` },
+    { "x-api-key": `${secret}\nx-evil: 1` },
+    [["x-a", "b"], ["authorization", `Bearer ${secret}\r\nx`]],
+  ]) {
+    const e = await retryFetch("https://api.example/v1/chat/completions", { method: "POST", body: "{}", headers }).then(() => null, (e) => e);
+    assert.ok(e instanceof TypeError, `${e}`);
+    assert.ok(!`${e.message} ${e.cause ?? ""}`.includes(secret), e.message);
+    assert.match(e.message, /init\.headers: the value of "(authorization|x-api-key)"/);
+  }
+});
+
+test("sensitiveHeaders and fallback URLs fetch could never use are refused when the client is made", () => {
+  for (const [options, pattern] of [
+    [{ sensitiveHeaders: ["x api key"] }, /^sensitiveHeaders\[0\] must be a header name/],
+    [{ sensitiveHeaders: ["x-ok", ""] }, /^sensitiveHeaders\[1\] must be a header name/],
+    [{ fallbacks: [{ url: "ftp://backup.example/v1" }] }, /^fallbacks\[0\]\.url must be an http: or https: URL/],
+    [{ fallbacks: [{ model: "m" }, { url: "https://user:hunter2@backup.example/v1" }] }, /^fallbacks\[1\]\.url may not include credentials/],
+  ]) {
+    assert.throws(() => createRetryFetch(options), (e) => e instanceof TypeError && pattern.test(e.message) && !e.message.includes("hunter2"), JSON.stringify(options));
+  }
+});
+
 test("what Node's fetch refuses only as it sends ends the call at once with fetch's own error", T, async (t) => {
   const mock = await mockFor(t, { script: [{ status: 200 }] });
   const url = `${mock.url}/v1/chat/completions`;
