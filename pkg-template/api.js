@@ -64,7 +64,14 @@ export function memoryHealthStore() {
 }
 
 const STATES = ["closed", "open", "half-open"];
-const count = (v) => (Number.isFinite(v) && v >= 0 ? v : 0);
+/** A saved breaker's number: absent is 0; anything but a number ≥ 0 is a TypeError naming it. */
+const count = (v, key, name) => {
+  if (v === undefined) return 0;
+  if (typeof v !== "number" || !(v >= 0)) {
+    throw new TypeError(`restoreState: breakers["${key}"].${name} must be a number ≥ 0 (got ${typeof v === "number" ? v : typeof v})`);
+  }
+  return v;
+};
 
 /** Adds `exportState()`/`restoreState(state)`: the breakers as JSON-safe data, e.g. for Workers KV
  * (the wasm hands them over flat: key, state, failures, openUntil, cooledUntil per breaker). */
@@ -82,12 +89,14 @@ function withState(f, client) {
     if (typeof state !== "object" || state === null) throw new TypeError("restoreState: state must be an object");
     const { breakers } = state;
     if (typeof breakers !== "object" || breakers === null) throw new TypeError("restoreState: state.breakers must be an object");
+    // A state of another version (a later release's) is not read as this one's.
+    if (state.version !== undefined && state.version !== 1) throw new TypeError("restoreState: state.version must be 1");
     // Checked whole before any of it is applied.
     const flat = Object.entries(breakers).flatMap(([key, b]) => {
       if (!STATES.includes(b?.state)) {
         throw new TypeError(`restoreState: breakers["${key}"].state must be "closed", "open" or "half-open"`);
       }
-      return [key, b.state, count(b.failures), count(b.openUntil), count(b.cooledUntil)];
+      return [key, b.state, count(b.failures, key, "failures"), count(b.openUntil, key, "openUntil"), count(b.cooledUntil, key, "cooledUntil")];
     });
     client.restoreState(flat);
   };

@@ -57,7 +57,9 @@ impl Piece for usize {
     }
 }
 
-/// As JavaScript would print it for whole numbers; others to at most six decimals.
+/// As JavaScript would print it for whole numbers below 10^18; others to at most nine decimals;
+/// from 10^18 up and below a millionth in exponent form (`1e+20`, `1e-10`), the mantissa to six
+/// significant digits. For messages: close to JavaScript's, never misleading by much.
 impl Piece for f64 {
     fn push_to(&self, out: &mut String) {
         let v = *self;
@@ -71,24 +73,41 @@ impl Piece for f64 {
         if a.is_infinite() {
             return out.push_str("Infinity");
         }
-        if a >= 1e18 {
-            ((a / 1e18) as u64).push_to(out);
-            return out.push_str("e18+");
+        if a >= 1e18 || (a > 0.0 && a < 1e-6) {
+            let (mut m, mut e) = (a, 0i32);
+            while m >= 10.0 {
+                (m, e) = (m / 10.0, e + 1);
+            }
+            while m < 1.0 {
+                (m, e) = (m * 10.0, e - 1);
+            }
+            // Six significant digits, carried into the exponent when they round up to 10.
+            let mut digits = (m * 1e5 + 0.5) as u64;
+            if digits >= 1_000_000 {
+                (digits, e) = (digits / 10, e + 1);
+            }
+            push_fraction(out, digits / 100_000, digits % 100_000, 10_000);
+            out.push_str(if e < 0 { "e-" } else { "e+" });
+            return e.unsigned_abs().push_to(out);
         }
         let mut whole = a as u64;
-        let mut micros = ((a - whole as f64) * 1e6 + 0.5) as u64;
-        if micros == 1_000_000 {
-            (whole, micros) = (whole + 1, 0);
+        let mut nanos = ((a - whole as f64) * 1e9 + 0.5) as u64;
+        if nanos == 1_000_000_000 {
+            (whole, nanos) = (whole + 1, 0);
         }
-        whole.push_to(out);
-        if micros > 0 {
-            out.push('.');
-            let mut div = 100_000;
-            while micros > 0 {
-                out.push((b'0' + (micros / div) as u8) as char);
-                micros %= div;
-                div /= 10;
-            }
+        push_fraction(out, whole, nanos, 100_000_000);
+    }
+}
+
+/// `whole`, then the digits of `frac` (`div` the place of its first) without trailing zeros.
+fn push_fraction(out: &mut String, whole: u64, mut frac: u64, mut div: u64) {
+    whole.push_to(out);
+    if frac > 0 {
+        out.push('.');
+        while frac > 0 && div > 0 {
+            out.push((b'0' + (frac / div) as u8) as char);
+            frac %= div;
+            div /= 10;
         }
     }
 }
@@ -113,12 +132,21 @@ mod tests {
             (3.0, "3"),
             (-2.5, "-2.5"),
             (0.1, "0.1"),
-            (1.9999999, "2"),
+            (1.9999999, "1.9999999"),
+            (1.9999999999, "2"),
+            (100.0000001, "100.0000001"),
             (0.000001, "0.000001"),
             (12.0625, "12.0625"),
             (f64::NAN, "NaN"),
             (f64::NEG_INFINITY, "-Infinity"),
-            (2e18, "2e18+"),
+            (2e18, "2e+18"),
+            (1e20, "1e+20"),
+            (1e30, "1e+30"),
+            (1.5e300, "1.5e+300"),
+            (1e-10, "1e-10"),
+            (-2.5e-7, "-2.5e-7"),
+            (9.9999999e-8, "1e-7"),
+            (123_456_789_012_345_680.0, "123456789012345680"),
         ] {
             assert_eq!(cat!(v), s);
         }

@@ -10,7 +10,7 @@
 // their own) and pacing is not shared again for `refreshMs`.
 
 import { isAborted } from "./host.js";
-import { field } from "./values.js";
+import { field, got } from "./values.js";
 
 const RECORD = ["openedAt", "openUntil", "closedAt", "cooledUntil"];
 const instant = (v) => (typeof v === "number" && Number.isFinite(v) && v > 0 ? v : 0);
@@ -73,6 +73,9 @@ export class HealthLink {
     const reading = (async () => {
       try {
         const records = await this.bounded(() => this.store.read([...this.keys.keys()]));
+        if (typeof records !== "object" || records === null || Array.isArray(records)) {
+          throw new TypeError(`health.store.read resolved to ${got(records)}, not an object of records by route key`);
+        }
         const flat = [];
         for (const key of this.keys.keys()) {
           const r = field(records, key);
@@ -134,6 +137,7 @@ export class HealthLink {
     const batch = [...asks.values()].map(({ key, n, interval, burst, tat, within }) => (within === undefined ? { key, n, interval, burst, tat } : { key, n, interval, burst, tat, within }));
     this.bounded(() => this.store.pace(batch)).then(
       (slots) => {
+        if (!Array.isArray(slots)) this.error(new TypeError(`health.store.pace resolved to ${got(slots)}, not an array of slots per ask`), "pace");
         // A slot is an instant; one more than a day away is no answer (the call paces on its own).
         const latest = Date.now() + 86_400_000;
         const slot = (v) => (instant(v) > 0 && v < latest ? v : undefined);

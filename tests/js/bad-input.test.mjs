@@ -182,9 +182,16 @@ test("junk to the other entry points: clean TypeErrors", T, async () => {
     await assert.rejects(retry(fn), TypeError);
   }
   const retryFetch = createRetryFetch();
-  for (const state of [5, null, { breakers: 5 }, { breakers: { k: { state: "ajar" } } }, { breakers: { k: null } }]) {
+  for (const state of [
+    5, null, { breakers: 5 }, { breakers: { k: { state: "ajar" } } }, { breakers: { k: null } },
+    { version: 2, breakers: {} }, { breakers: { k: { state: "open", openUntil: "9999999999999" } } },
+    { breakers: { k: { state: "closed", failures: -1 } } }, { breakers: { k: { state: "open", cooledUntil: NaN } } },
+  ]) {
     assert.throws(() => retryFetch.restoreState(state), TypeError, JSON.stringify(state));
   }
+  // What exportState gives, and a state with the numbers left out, are taken.
+  retryFetch.restoreState(retryFetch.exportState());
+  retryFetch.restoreState({ breakers: { "https://api.example gpt-4o": { state: "closed" } } });
   assert.throws(() => createRetryFetch({ fallbacks: [{ url: "/relative" }] }), /fallbacks\[0\]\.url must be an absolute URL/);
   assert.equal(retryReport(5), undefined);
   assert.equal(retryReport({}), undefined);

@@ -115,6 +115,17 @@ describe("a store that fails or hangs", () => {
     assert.deepEqual(errors, [["read", "store down"], ["write", "store down"], ["write", "store down"]]);
   });
 
+  test("a read that resolves to what is not records is told to onError; the call goes on", T, async () => {
+    for (const answer of [null, "records", [], 5]) {
+      const errors = [];
+      const store = { read: async () => answer, write: async () => {} };
+      const f = createRetryFetch({ fetch: async () => new Response("{}"), health: { store, onError: (e, op) => errors.push([op, e.name]) } });
+      assert.equal((await f("https://api.example/v1/chat/completions", chatInit())).status, 200);
+      await f.flushHealth();
+      assert.deepEqual(errors, [["read", "TypeError"]], JSON.stringify(answer));
+    }
+  });
+
   test("a store that never answers delays the first call at most firstReadMs, and no later call", T, async (t) => {
     const mock = await mockFor(t, { script: [{ status: 200 }] });
     const store = { read: () => new Promise(() => {}), write: () => new Promise(() => {}) };
@@ -287,8 +298,8 @@ describe("a store's pace", () => {
     assert.deepEqual(errors.filter(([op]) => op === "pace"), [["pace", "TimeoutError"]]);
   });
 
-  for (const [what, answer] of [
-    ["no list", () => 5],
+  for (const [what, answer, told = []] of [
+    ["no list", () => 5, [["pace", "TypeError"]]],
     ["a list of the wrong things", (a) => a.map(() => "soon")],
     ["slots out of range", (a) => a.map(() => [1e300, NaN, -5])],
     ["too few lists", () => []],
@@ -298,7 +309,7 @@ describe("a store's pace", () => {
       const r = await call();
       assert.equal(r.value?.status, 200);
       assert.ok(r.ms < 1_000, `${r.ms.toFixed(0)} ms`);
-      assert.deepEqual(errors, []);
+      assert.deepEqual(errors, told, "what is not a list is told to onError");
     });
   }
 
