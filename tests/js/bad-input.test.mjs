@@ -115,6 +115,17 @@ test("sensitiveHeaders and fallback URLs fetch could never use are refused when 
   }
 });
 
+test("a number out of range is printed in the message as given, however large or small", () => {
+  for (const [options, shown] of [
+    [{ backoff: { multiplier: 1e20 } }, "(got 1e+20)"],
+    [{ backoff: { multiplier: 100.0000001 } }, "(got 100.0000001)"],
+    [{ budget: { maxTokens: 1e30 } }, "(got 1e+30)"],
+    [{ budget: { maxTokens: 10, tokenRatio: -1e-10 } }, "(got -1e-10)"],
+  ]) {
+    assert.throws(() => createRetryFetch(options), (e) => e instanceof RangeError && e.message.endsWith(shown), JSON.stringify(options));
+  }
+});
+
 test("what Node's fetch refuses only as it sends ends the call at once with fetch's own error", T, async (t) => {
   const mock = await mockFor(t, { script: [{ status: 200 }] });
   const url = `${mock.url}/v1/chat/completions`;
