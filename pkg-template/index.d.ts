@@ -251,7 +251,7 @@ export interface RetryOptions {
   attemptTimeoutMs?: number;
   /** For a 2xx text/event-stream: from its headers to its first content event, ms; a stall past it is a failed attempt (retried, or the next route). [none: the deadline bounds it] */
   firstTokenTimeoutMs?: number;
-  /** For a committed stream: the longest gap between chunks, ms; past it the body errors with a TimeoutError. [none] */
+  /** For a committed stream: the longest gap between chunks, ms; past it the body errors with a TimeoutError (`retry(fn)`: between a stream object's items, its request aborted too). [none] */
   idleTimeoutMs?: number;
   /** Statuses worth retrying. [408, 409, 429, 500, 502, 503, 504, 529] */
   retryOn?: number[];

@@ -398,9 +398,10 @@ impl Call {
                 // A body that breaks before its first token: as one that ends there, unless the
                 // caller aborted.
                 Either::Left(Err(error)) => {
-                    let obs = match self.failure(None) {
-                        Observation::Aborted => Observation::Aborted,
-                        _ => Observation::StreamFailed { status: 502, headers: hint_headers(&response), body: None },
+                    let obs = if self.signal.as_ref().is_some_and(values::is_aborted) {
+                        Observation::Aborted
+                    } else {
+                        Observation::StreamFailed { status: 502, headers: hint_headers(&response), body: None }
                     };
                     return (obs, Held::Error { error, has_status: false });
                 }

@@ -34,8 +34,10 @@ const page = () => {
  * A body that repeats `model` at its top level (no SDK sends one) is read at its first when that
  * is its first key: finding a later one would mean reading the whole prompt on every call. */
 const modelOf = (body) => {
-  if (body instanceof Uint8Array) body = jsonText(body);
-  if (typeof body !== "string") return undefined;
+  if (typeof body !== "string") {
+    body = body instanceof Uint8Array ? jsonText(body) : undefined;
+    if (body === undefined) return undefined;
+  }
   const open = skipSpace(body, 0);
   if (body.charCodeAt(open) !== 123) return undefined; // {
   const key = skipSpace(body, open + 1);
@@ -95,7 +97,7 @@ const skipSpace = (s, i) => {
 const withModel = (body, model, i) => {
   let json;
   try {
-    json = JSON.parse(typeof body === "string" ? body : new TextDecoder("utf-8", { fatal: true }).decode(body));
+    json = JSON.parse(typeof body === "string" ? body : jsonText(body));
   } catch {}
   if (typeof json !== "object" || json === null || Array.isArray(json)) {
     throw new TypeError(`fallbacks[${i}].model needs a JSON object request body`);

@@ -102,8 +102,10 @@ export function itemEvent(item) {
  * its iteration resumed — those items, then the rest, each once. Its own methods iterate through
  * it too (the OpenAI and Anthropic SDKs' `Stream` builds `toReadableStream` on its
  * `Symbol.asyncIterator` and `tee` on its `iterator` member, so both are resumed), and its
- * private state stays its own. An object that cannot take them (frozen) is stood in for. */
-export function resumedItems(orig, held, iter) {
+ * private state stays its own. An object that cannot take them (frozen) is stood in for. With
+ * `idleMs`, an item that takes longer than that to come ends the iteration with a TimeoutError
+ * and aborts the attempt's request (`attempt`, the controller of the signal fn was given). */
+export function resumedItems(orig, held, iter, idleMs, attempt) {
   let used = false;
   const items = () => {
     if (used) throw new TypeError("this stream has already been iterated");
@@ -113,7 +115,7 @@ export function resumedItems(orig, held, iter) {
       try {
         yield* held;
         for (;;) {
-          const r = await iter.next();
+          const r = await (idleMs === undefined ? iter.next() : idle(iter.next(), idleMs, attempt));
           if (r.done) {
             done = true;
             return r.value;
@@ -128,6 +130,20 @@ export function resumedItems(orig, held, iter) {
   const out = resumedObject(orig, items);
   RESUMED.set(out, iter);
   return out;
+}
+
+/** `next`, or past `ms` (`idleTimeoutMs`) a TimeoutError, the attempt's request aborted with it
+ * (closing an iteration whose `next` is pending would wait for it). */
+function idle(next, ms, attempt) {
+  let timer;
+  const late = new Promise((_, reject) => {
+    timer = setTimeout(() => {
+      const e = new DOMException(`no item for ${ms} ms (idleTimeoutMs)`, "TimeoutError");
+      attempt.abort(e);
+      reject(e);
+    }, ms);
+  });
+  return Promise.race([next, late]).finally(() => clearTimeout(timer));
 }
 
 /** The stream objects handed back by `resumedItems`, with the iteration each was read from. */
@@ -173,10 +189,11 @@ const NETWORK_MESSAGES = ["fetch failed", "failed to fetch", "networkerror", "lo
  * JSON body for the quota check), 0 a timeout, 1 a network error, -1 anything else (rethrown as is).
  */
 export function thrown(e, names) {
-  const status = field(e, "status");
+  // The Vercel AI SDK's APICallError says `statusCode` and `responseHeaders`.
+  const status = field(e, "status") ?? field(e, "statusCode");
   if (typeof status === "number" && status >= 100 && status <= 599) {
     const out = [status, bodyOf(e), ""];
-    const h = field(e, "headers");
+    const h = field(e, "headers") ?? field(e, "responseHeaders");
     if (typeof h !== "object" || h === null) return out;
     const get = field(h, "get");
     if (typeof get === "function") {
@@ -194,14 +211,16 @@ export function thrown(e, names) {
     }
     return out;
   }
-  const name = text(field(e, "name"));
+  // By its class's name too: the OpenAI SDK's APIConnectionError and APIConnectionTimeoutError
+  // leave `name` as "Error".
+  const name = `${text(field(e, "name"))} ${text(field(field(e, "constructor"), "name"))}`;
   const message = text(field(e, "message")).toLowerCase();
   const code = text(field(e, "code"));
   const causeCode = text(field(field(e, "cause"), "code"));
   if (name.includes("Timeout") || code === "UND_ERR_CONNECT_TIMEOUT") return [0];
   if (
     name.includes("Connection") || NETWORK_CODES.includes(code) || NETWORK_CODES.includes(causeCode)
-    || (name === "TypeError" && NETWORK_MESSAGES.some((m) => message.includes(m)))
+    || (name.startsWith("TypeError ") && NETWORK_MESSAGES.some((m) => message.includes(m)))
   ) {
     return [1];
   }
@@ -217,8 +236,11 @@ export function thrown(e, names) {
   return [-1];
 }
 
-/** An SDK error's body as the classifier reads it: its `code`, `type` and `error` as JSON. */
+/** An SDK error's body as the classifier reads it: its `code`, `type` and `error` as JSON (the AI
+ * SDK's `responseBody`, the body as it came). */
 const bodyOf = (e) => {
+  const raw = field(e, "responseBody");
+  if (typeof raw === "string") return raw;
   try {
     return JSON.stringify({ code: field(e, "code"), type: field(e, "type"), error: field(e, "error") });
   } catch {

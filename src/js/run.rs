@@ -120,9 +120,14 @@ impl FnCall<'_> {
                 Either::Left(Ok(item)) => Array::from(&item),
                 Either::Left(Err(e)) => return self.thrown(e),
                 Either::Right(stop) => {
+                    // Given up: its request is aborted too (the attempt's signal, which fn handed
+                    // its SDK), since closing an iteration whose `next` is pending waits for it.
                     values::close_iterator(&iter);
                     return Ok(match stop {
-                        Either::Left(deadline) => super::fetch::stalled(deadline),
+                        Either::Left(deadline) => {
+                            sig.controller.abort_with_reason(&values::timeout_error());
+                            super::fetch::stalled(deadline)
+                        }
                         Either::Right(()) => self.stopped(Either::Right(()), sig),
                     });
                 }
@@ -141,7 +146,8 @@ impl FnCall<'_> {
                 Verdict::Failed { status, body } => break State::Failed { status, body },
             }
         };
-        let held = Held::Value(values::resumed_items(&orig, &held, &iter));
+        let idle = self.names.cfg(self.client).idle_timeout_ms.map(|ms| ms as f64);
+        let held = Held::Value(values::resumed_items(&orig, &held, &iter, idle, &sig.controller));
         Ok(match state {
             State::Failed { status, body } => {
                 (Observation::StreamFailed { status, headers: Headers::new(), body }, held)

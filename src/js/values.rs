@@ -150,7 +150,13 @@ extern "C" {
     #[wasm_bindgen(js_name = itemEvent)]
     pub fn item_event(item: &JsValue) -> Array;
     #[wasm_bindgen(js_name = resumedItems)]
-    pub fn resumed_items(orig: &JsValue, held: &Array, iter: &JsValue) -> JsValue;
+    pub fn resumed_items(
+        orig: &JsValue,
+        held: &Array,
+        iter: &JsValue,
+        idle_ms: Option<f64>,
+        attempt: &AbortController,
+    ) -> JsValue;
     /// Closes a superseded stream object from `resumed_items`; anything else is left alone.
     #[wasm_bindgen(js_name = releaseItems)]
     pub fn release_items(v: &JsValue);

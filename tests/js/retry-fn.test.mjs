@@ -139,8 +139,11 @@ describe("retry(fn)", () => {
       ["code ECONNRESET (Node socket)", coded("ECONNRESET"), 2],
       ["cause.code ENOTFOUND", Object.assign(new Error("x"), { cause: { code: "ENOTFOUND" } }), 2],
       ["name APIConnectionError (SDK)", named("APIConnectionError"), 2],
+      // The OpenAI SDK's classes leave `name` as "Error": known by the class's own name.
+      ["class APIConnectionError (OpenAI SDK)", new (class APIConnectionError extends Error {})("Connection error."), 2],
       ["TypeError 'NetworkError when attempting to fetch resource.' (Firefox)", new TypeError("NetworkError when attempting to fetch resource."), 2],
       ["name APIConnectionTimeoutError (SDK)", named("APIConnectionTimeoutError"), 1],
+      ["class APIConnectionTimeoutError (OpenAI SDK)", new (class APIConnectionTimeoutError extends Error {})("Request timed out."), 1],
       ["code UND_ERR_CONNECT_TIMEOUT (undici)", coded("UND_ERR_CONNECT_TIMEOUT"), 1],
       ["a TypeError of another kind", new TypeError("x is not a function"), 1],
       ["a Proxy that throws on every read", hostile, 1],
@@ -162,6 +165,29 @@ describe("retry(fn)", () => {
       assert.equal(result.reason, "timeout-not-idempotent");
       assert.equal((await calls(thrown, { idempotent: true })).n, 2, `${title} with idempotent: true is retried`);
     }
+  });
+
+  test("the Vercel AI SDK's APICallError (statusCode, responseHeaders, responseBody) is classified as an HTTP error", T, async () => {
+    const apiCallError = (statusCode, responseHeaders = {}, responseBody = "{}") =>
+      Object.assign(new Error(`status ${statusCode}`), { name: "AI_APICallError", statusCode, responseHeaders, responseBody });
+    const times = [];
+    let n = 0;
+    const out = await retry(() => {
+      times.push(performance.now());
+      if (++n === 1) throw apiCallError(503, { "retry-after-ms": "60" });
+      return "ok";
+    }, { backoff: TINY });
+    assert.equal(out, "ok");
+    assert.ok(times[1] - times[0] >= 60 - SLACK, `waited ${(times[1] - times[0]).toFixed(0)} ms for its hint`);
+    const quota = apiCallError(429, {}, JSON.stringify({ error: { code: "insufficient_quota", type: "insufficient_quota" } }));
+    const routes = [];
+    const r = await retry(({ route }) => {
+      routes.push(route.model);
+      if (routes.length === 1) throw quota;
+      return "fallback";
+    }, { backoff: TINY, fallbacks: [{ model: "other" }] });
+    assert.equal(r, "fallback");
+    assert.deepEqual(routes, [undefined, "other"], "the quota sent the call to the next route at once");
   });
 
   test("plain Error('bug') without status → not retried, rethrown untouched", T, async () => {

@@ -432,6 +432,38 @@ describe("retry(fn) with a stream object", () => {
     await assert.rejects(retry(() => ({ [Symbol.asyncIterator]: () => ({}) }), { backoff: FAST }), TypeError);
   });
 
+  test("a stream given up on before its first item has its request aborted through the attempt's signal", T, async () => {
+    const signals = [];
+    const s = await retry(({ signal }) => {
+      signals.push(signal);
+      return signals.length === 1 ? streamOf([START_ITEM, TEXT("late")], { delayMs: 3_000 }) : streamOf([TEXT("ok")]);
+    }, { backoff: FAST, firstTokenTimeoutMs: 100 });
+    for await (const _ of s);
+    assert.equal(signals.length, 2);
+    assert.equal(signals[0].aborted, true, "the stalled attempt's request was aborted");
+    assert.equal(signals[0].reason?.name, "TimeoutError");
+    assert.equal(signals[1].aborted, false);
+  });
+
+  test("idleTimeoutMs: a served stream object silent past it ends with a TimeoutError, its request aborted", T, async () => {
+    let signal;
+    const silent = {
+      async *[Symbol.asyncIterator]() {
+        yield TEXT("first");
+        await new Promise(() => {}); // never another item
+      },
+    };
+    const s = await retry((ctx) => ((signal = ctx.signal), silent), { backoff: FAST, idleTimeoutMs: 100 });
+    const got = [];
+    const started = performance.now();
+    await assert.rejects(async () => {
+      for await (const item of s) got.push(item.delta.text);
+    }, { name: "TimeoutError" });
+    assert.deepEqual(got, ["first"]);
+    assert.ok(performance.now() - started < 1_000);
+    assert.equal(signal.aborted, true);
+  });
+
   test("a stream object that ends with no item at all is a failed attempt", T, async () => {
     let calls = 0;
     const s = await retry(() => (++calls === 1 ? streamOf([]) : streamOf([TEXT("ok")])), { backoff: FAST });
