@@ -9,7 +9,7 @@ import OpenAI from "openai";
 import Anthropic from "@anthropic-ai/sdk";
 import { generateText } from "ai";
 import { createOpenAI } from "@ai-sdk/openai";
-import { createRetryFetch, retryReport, isRetryError, isCircuitOpenError, retryErrorOf } from "llm-retry";
+import { createRetryFetch, retry, retryReport, isRetryError, isCircuitOpenError, retryErrorOf } from "llm-retry";
 import { getClosedPort } from "../js/mock-provider.mjs";
 import { T, SLACK, mockFor, gaps } from "./harness.mjs";
 
@@ -169,5 +169,24 @@ describe("errors through the SDKs: ours found along the cause chain", () => {
     assert.ok(e instanceof Error, `${e}`);
     assert.equal(isRetryError(e), true, `${e?.name}: ${e?.message}`);
     assert.equal(retryReport(e)?.attempts.length, 2);
+  });
+});
+
+// retry(fn) around the real SDKs' own errors.
+describe("retry(fn) with the SDKs' errors", () => {
+  test("OpenAI: an APIConnectionError (its name is 'Error') is retried, then the fallback on another provider answers", T, async (t) => {
+    const dead = `http://127.0.0.1:${await getClosedPort()}/v1`;
+    const mock = await mockFor(t, { script: [{ status: 200 }] });
+    const routes = [];
+    const out = await retry(async ({ route, signal }) => {
+      routes.push(route.url ?? "primary");
+      const baseURL = route.url ?? dead;
+      const client = new OpenAI({ apiKey: "sk-test", baseURL, maxRetries: 0 });
+      const c = await client.chat.completions.create({ model: route.model ?? "gpt-4o", messages: [{ role: "user", content: "hi" }] }, { signal });
+      return c.choices[0].message.content;
+    }, { maxAttempts: 2, backoff: FAST, fallbacks: [{ url: `${mock.url}/v1`, model: "other" }] });
+    assert.equal(out, "ok");
+    assert.deepEqual(routes, ["primary", "primary", `${mock.url}/v1`], "two attempts on the dead primary, then the fallback");
+    assert.equal(mock.requests.length, 1);
   });
 });
