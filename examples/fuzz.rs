@@ -1447,7 +1447,7 @@ fn drive_engine(sc: &Scenario, verbose: bool) -> u64 {
                 let late = if sc.late_timers { r.skewed(2_000) } else { 0 };
                 c.wake = vt.saturating_add(ms).saturating_add(late);
             }
-            Decision::Slot { route, ask } => {
+            Decision::Slot { route, ask, .. } => {
                 assert!(
                     route < routes.len() && ask.interval > 0.0 && ask.burst >= 1.0,
                     "call {i}: asked {ask:?} on {route}"

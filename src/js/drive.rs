@@ -11,7 +11,7 @@ use wasm_bindgen::prelude::*;
 use web_sys::AbortSignal;
 
 use super::errors::{self, get};
-use super::host::{self, Notify, Rng};
+use super::host::{self, Either, Notify, Rng};
 use super::options::{self, Options};
 use super::values;
 use crate::policy::classify::Observation;
@@ -320,17 +320,19 @@ pub async fn resume(
                 seen = Some(obs);
                 held = h;
             }
-            Decision::Slot { route, ask } => {
+            Decision::Slot { route, ask, wait_ms } => {
                 let key = a.names().key_js(route);
                 let within = ask.within.map(|w| w as f64);
                 let slot = values::health_pace(&client.opts.js, &key, ask.interval, ask.burst, ask.tat, within, signal);
                 let at = match slot.dyn_into::<Promise>() {
-                    Ok(p) => match host::settled(&p).await {
-                        Ok(at) => at.as_f64(),
-                        Err(reason) => {
+                    Ok(p) => match host::race(host::settled(&p), host::delay(wait_ms)).await {
+                        Either::Left(Ok(at)) => at.as_f64(),
+                        Either::Left(Err(reason)) => {
                             a.release(held);
                             return Err(reason);
                         }
+                        // The store too slow for this call's deadline: its own pacer decides.
+                        Either::Right(()) => None,
                     },
                     Err(_) => None,
                 };

@@ -413,10 +413,13 @@ pub enum Decision {
         limits: bool,
     },
     /// Ask the bucket shared with other instances for a send slot on `route`, tell the answer to
-    /// [`Session::grant`] (none when the bucket could not answer), then call `next` again.
+    /// [`Session::grant`] (none when the bucket could not answer, or not within `wait_ms`: half
+    /// the time left before the deadline, so that a slow store leaves the call the other half to
+    /// send at this instance's own slot), then call `next` again.
     Slot {
         route: usize,
         ask: Ask,
+        wait_ms: u64,
     },
     /// Sleep, then call `next` again.
     Wait {
@@ -713,7 +716,8 @@ impl Session {
                                 (route + 1..self.routes.len()).any(|r| self.check(shared, r, now).is_ok());
                             ask.within = other_ready.then_some(0);
                             self.phase = Phase::Slotting { from, moved, route, within: ask.within, granted: None };
-                            return Decision::Slot { route, ask };
+                            let wait_ms = self.deadline_at.saturating_sub(now) / 2;
+                            return Decision::Slot { route, ask, wait_ms };
                         }
                         None => return self.send(shared, from, route, moved, now),
                     },

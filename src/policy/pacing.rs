@@ -24,10 +24,15 @@
 //!   is unknown), or a spent request limit without the numbers to learn a rate from, holds every
 //!   send until its reset.
 //! - **A 429 without such headers**: the interval becomes the one at which the route served
-//!   successes over the last second (what the provider was taking), and further 429s cut the
-//!   rate by 30 %, once a second at most; successes raise it again, doubling it over a second of
-//!   sending (multiplicative decrease and increase, as TCP and AWS's adaptive retry mode pace).
-//!   A route that sees no 429 for a minute stops pacing.
+//!   successes over the last second (what the provider was taking). A further 429, once a second
+//!   at most, sets the rate to what was served over the last second again (never raising it; by
+//!   30 % when nothing was served), and remembers it as the limit. Successes raise the rate, doubling
+//!   it over a second of sending while it is below nine tenths of that limit (or none is known
+//!   yet: a first estimate from the instant before a 429 may be low), by a tenth over a second
+//!   near it. So a route over its limit settles at what the provider serves, a few 429s as it
+//!   probes above it (doubling all the way, as this did, kept it at twice the limit: half of
+//!   what was sent met a 429), and a stray 429 from a gateway costs only the share it stands
+//!   for. A route that sees no 429 for a minute stops pacing.
 //! - Nothing at all: nothing is paced, and the happy path is one comparison.
 //!
 //! # Shared
@@ -46,14 +51,16 @@ use super::hints::Limits;
 
 /// How long a rate learned from 429s alone stays in force without another 429.
 const FORGET_MS: u64 = 60_000;
-/// A 429 (with no headers to learn from) keeps this share of the rate, once a second at most
-/// (the 429s of the sends already out say the same thing)...
+/// A 429 (with no headers to learn from) sets the rate to what was served over the last second,
+/// once a second at most (the 429s of the sends already out say the same thing), or keeps this
+/// share of it when nothing was served...
 const DECREASE: f64 = 0.7;
 const DECREASE_EVERY_MS: u64 = 1_000;
-/// ...and successes double it over a second of sending: a rate cut by a burst of 429s comes
-/// back within a second or two, so 429s that are not about the rate (a few in every hundred,
-/// as some gateways send) cannot starve the route.
-const INCREASE_PER_SEC: f64 = 1.0;
+/// ...so 429s that are not about the rate (a few in every hundred, as some gateways send) cut it
+/// by only as much, and cannot starve the route. Successes raise it by this share over a second of sending near the
+/// limit last found, and double it over a second below nine tenths of it.
+const INCREASE_PER_SEC: f64 = 0.05;
+const NEAR_LIMIT: f64 = 0.9;
 /// A route found busy (over half its bucket used) keeps asking a shared bucket this long after:
 /// calls released together (after a pause, or in a burst) must not each find it idle.
 const BUSY_MS: u64 = 5_000;
@@ -72,6 +79,8 @@ pub struct Pacer {
     from_headers: bool,
     /// The last 429 that taught the rate (when not from headers).
     last_limited: u64,
+    /// The interval the provider served at when a 429 last said stop (0: not known yet).
+    limit: f64,
     /// Successes in the current one-second window and the one before, for the first 429.
     window_start: u64,
     this_window: u32,
@@ -205,7 +214,16 @@ impl Pacer {
                 self.burst = 1.0;
                 self.last_limited = now;
             } else if now.saturating_sub(self.last_limited) >= DECREASE_EVERY_MS {
-                self.interval /= DECREASE;
+                self.roll(now);
+                let served = self.this_window + self.last_window;
+                let span = now.saturating_sub(self.window_start) + if self.last_window > 0 { 1_000 } else { 0 };
+                // What was served, never a raise; with nothing served, a cut by 30 %.
+                self.interval = if served > 0 {
+                    self.interval.max(span.max(1_000) as f64 / served as f64)
+                } else {
+                    self.interval / DECREASE
+                };
+                self.limit = self.interval;
                 self.last_limited = now;
             }
         }
@@ -215,15 +233,26 @@ impl Pacer {
 
     /// A success at `now`.
     pub fn succeeded(&mut self, now: u64) {
-        if self.interval == 0.0 {
-            self.roll(now);
-            self.this_window = self.this_window.saturating_add(1);
-        } else if !self.from_headers {
+        if self.from_headers {
+            return;
+        }
+        if self.interval > 0.0 {
             if now.saturating_sub(self.last_limited) > FORGET_MS {
                 *self = Self::default();
                 return;
             }
-            self.interval /= 1.0 + INCREASE_PER_SEC * self.interval / 1_000.0;
+            let near = self.limit > 0.0 && self.interval < self.limit / NEAR_LIMIT;
+            let share = if near { INCREASE_PER_SEC } else { 1.0 };
+            self.interval /= 1.0 + share * self.interval / 1_000.0;
+        }
+        self.roll(now);
+        self.this_window = self.this_window.saturating_add(1);
+        // Successes of sends at the rate of a while ago (reserved before it rose) say nothing of a
+        // rate far above it: the rate stays within twice what was served in a second, so slots
+        // reserved now for later are not booked at a rate nothing has shown.
+        // (Served: the last whole second's count.)
+        if self.interval > 0.0 && self.last_window >= 2 {
+            self.interval = self.interval.max(500.0 / f64::from(self.last_window));
         }
     }
 
@@ -256,11 +285,21 @@ impl Pacer {
         self.busy_until = self.busy_until.max(at.saturating_add(BUSY_MS));
     }
 
-    /// Whether this pacer knows nothing a new one would not from `now` on: no rate learned, no
-    /// hold, not busy. (Its count of the last two seconds' successes, for a first 429 to learn a
-    /// rate from, is not kept: a route made anew counts from there.)
+    /// Whether this pacer knows nothing a new one would not soon learn again from `now` on: no
+    /// hold, not busy, and no rate learned — or one the provider's headers gave whose bucket is
+    /// full again (the next response's headers teach it anew: a provider that sends them sends
+    /// them on every response, so keeping it would keep every route ever named), or one learned
+    /// from 429s that has gone a minute without one. (Its count of the last two seconds'
+    /// successes, for a first 429 to learn a rate from, is not kept: a route made anew counts
+    /// from there.)
     pub fn at_rest(&self, now: u64) -> bool {
-        self.interval == 0.0 && self.hold_until <= now && self.busy_until <= now
+        let learned = self.interval > 0.0
+            && if self.from_headers {
+                self.tat > now as f64
+            } else {
+                now.saturating_sub(self.last_limited) <= FORGET_MS
+            };
+        !learned && self.hold_until <= now && self.busy_until <= now
     }
 
     /// Whether sends are being paced (a learned rate or a hold).
@@ -383,6 +422,7 @@ mod tests {
         p.rate_limited(2_100);
         let (c, d) = (p.reserve(2_100), p.reserve(2_100));
         assert_eq!(d - c, 10, "a second 429 within the second cuts nothing more");
+        // No success counted since 2_000: the next 429 (a second on) cuts by 30 %.
         p.rate_limited(3_000);
         let (e, f) = (p.reserve(3_000), p.reserve(3_000));
         assert!(e > 3_000 && (14..=15).contains(&(f - e)), "cut by 30 %: {e} {f}");
@@ -390,9 +430,80 @@ mod tests {
             p.succeeded(3_100 + t * 14);
         }
         let (g, h) = (p.reserve(4_100), p.reserve(4_100));
-        assert!(h - g <= 8, "a second of successes doubles the rate: {g} {h}");
-        p.succeeded(3_000 + FORGET_MS + 1);
-        assert!(!p.is_pacing(3_000 + FORGET_MS + 1));
+        assert!(
+            (13..=14).contains(&(h - g)),
+            "near the limit a 429 found, a second of successes raises the rate a little: {g} {h}"
+        );
+        // A 429 after a second served at ~70 a second: the rate is what was served, not cut more.
+        p.rate_limited(4_100);
+        let (i, j) = (p.reserve(4_100), p.reserve(4_100));
+        assert!((14..=16).contains(&(j - i)), "about the rate served: {i} {j}");
+        p.succeeded(4_100 + FORGET_MS + 1);
+        assert!(!p.is_pacing(4_100 + FORGET_MS + 1));
+    }
+
+    /// A provider without rate-limit headers that serves `capacity` a second (a bucket of 5),
+    /// offered `offered` calls a second for 20 s, each sent at its pacing slot and sent again
+    /// through the pacer after a 429 (20 ms to answer); `stray`: one request in this many meets a
+    /// 429 whatever the load. Per second from the 5th on: (requests, 429s).
+    fn without_headers(capacity: f64, offered: f64, stray: u64) -> Vec<(u32, u32)> {
+        use alloc::collections::BinaryHeap;
+        use core::cmp::Reverse;
+        const LATENCY: u64 = 20;
+        let mut p = Pacer::default();
+        let mut events = BinaryHeap::new(); // (time, kind: 0 arrival / 1 send / 2 answer, ok)
+        let mut t = 0.0;
+        while t < 20_000.0 {
+            events.push(Reverse((t as u64, 0u8, false)));
+            t += 1_000.0 / offered;
+        }
+        let (mut tokens, mut filled_at, mut sent) = (5.0f64, 0u64, 0u64);
+        let mut seconds = alloc::vec![(0u32, 0u32); 21];
+        while let Some(Reverse((now, kind, ok))) = events.pop() {
+            match kind {
+                0 => events.push(Reverse((p.reserve(now), 1, false))),
+                1 => {
+                    tokens = (tokens + (now - filled_at) as f64 * capacity / 1_000.0).min(5.0);
+                    filled_at = now;
+                    sent += 1;
+                    let ok = tokens >= 1.0 && sent % stray != 0;
+                    if ok {
+                        tokens -= 1.0;
+                    }
+                    let s = &mut seconds[(now / 1_000).min(20) as usize];
+                    s.0 += 1;
+                    s.1 += u32::from(!ok);
+                    events.push(Reverse((now + LATENCY, 2, ok)));
+                }
+                _ if ok => p.succeeded(now),
+                _ => {
+                    p.rate_limited(now);
+                    events.push(Reverse((p.reserve(now), 1, false)));
+                }
+            }
+        }
+        seconds[5..20].to_vec()
+    }
+
+    #[test]
+    fn over_its_limit_without_headers_a_route_settles_at_what_is_served() {
+        // Offered twice what the provider serves: it sends about what is served, and once the
+        // calls booked while it was finding the limit are sent, a 429 or two a second. (Doubling
+        // all the way, it sent twice the limit: half met a 429.)
+        let seconds = without_headers(20.0, 40.0, u64::MAX);
+        let share = |s: &[(u32, u32)]| {
+            let (sent, limited) = s.iter().fold((0, 0), |(a, b), s| (a + s.0, b + s.1));
+            f64::from(limited) / f64::from(sent)
+        };
+        assert!(share(&seconds) < 0.2, "{seconds:?}");
+        assert!(share(&seconds[7..]) < 0.1, "{seconds:?}");
+        let served: u32 = seconds.iter().map(|s| s.0 - s.1).sum();
+        assert!(f64::from(served) > 0.9 * 20.0 * 15.0, "{served} served in 15 s: {seconds:?}");
+        // Ample room, but one request in 50 meets a 429 anyway (a gateway's): the route is not
+        // starved of its rate.
+        let seconds = without_headers(1_000.0, 40.0, 50);
+        let sent: u32 = seconds.iter().map(|s| s.0).sum();
+        assert!(f64::from(sent) > 0.9 * 40.0 * 15.0, "{sent} sent in 15 s: {seconds:?}");
     }
 
     /// A shared bucket is asked only for a rate the headers gave, while the route is busy (over

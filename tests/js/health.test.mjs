@@ -313,6 +313,16 @@ describe("a store's pace", () => {
     });
   }
 
+  test("a store too slow for a call's deadline: the call sends at its own slot within it", T, async (t) => {
+    const { mock, sent, call } = await busy(t, () => new Promise(() => {}), { timeoutMs: 5_000 });
+    const results = await Promise.all(Array.from({ length: 4 }, () => call({ retry: { deadlineMs: 400 } })));
+    for (const r of results) {
+      assert.equal(r.value?.status, 200, `${r.error}`);
+      assert.ok(r.ms < 450, `${r.ms.toFixed(0)} ms, not the store's 5 s`);
+    }
+    assert.equal(mock.requests.length, sent + 4);
+  });
+
   test("a call waiting for its slot ends at once when its signal aborts, sending nothing", T, async (t) => {
     const { mock, sent, call } = await busy(t, () => new Promise(() => {}), { timeoutMs: 10_000 });
     const ac = new AbortController();
