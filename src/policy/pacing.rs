@@ -26,13 +26,15 @@
 //! - **A 429 without such headers**: the interval becomes the one at which the route served
 //!   successes over the last second (what the provider was taking). A further 429, once a second
 //!   at most, sets the rate to what was served over the last second again (never raising it; by
-//!   30 % when nothing was served), and remembers it as the limit. Successes raise the rate, doubling
-//!   it over a second of sending while it is below nine tenths of that limit (or none is known
-//!   yet: a first estimate from the instant before a 429 may be low), by a tenth over a second
-//!   near it. So a route over its limit settles at what the provider serves, a few 429s as it
-//!   probes above it (doubling all the way, as this did, kept it at twice the limit: half of
-//!   what was sent met a 429), and a stray 429 from a gateway costs only the share it stands
-//!   for. A route that sees no 429 for a minute stops pacing.
+//!   30 % when nothing was served), and remembers it as the limit. Successes raise the rate,
+//!   doubling it over a second of sending while it is below nine tenths of that limit (or none
+//!   is known yet: a first estimate from the instant before a 429 may be low), by a twentieth
+//!   over a second near it, and never past twice what was served in the last whole second (so
+//!   slots booked ahead are not booked at a rate nothing has shown). So a route over its limit
+//!   settles at what the provider serves, a 429 or two a second as it probes above it (doubling
+//!   all the way, as it did before, kept it at twice the limit: half of what was sent met a
+//!   429), and a stray 429 from a gateway costs only the share it stands for. A route that sees
+//!   no 429 for a minute stops pacing.
 //! - Nothing at all: nothing is paced, and the happy path is one comparison.
 //!
 //! # Shared
@@ -57,8 +59,8 @@ const FORGET_MS: u64 = 60_000;
 const DECREASE: f64 = 0.7;
 const DECREASE_EVERY_MS: u64 = 1_000;
 /// ...so 429s that are not about the rate (a few in every hundred, as some gateways send) cut it
-/// by only as much, and cannot starve the route. Successes raise it by this share over a second of sending near the
-/// limit last found, and double it over a second below nine tenths of it.
+/// by only as much, and cannot starve the route. Successes raise it by this share over a second
+/// of sending near the limit last found, and double it over a second below nine tenths of it.
 const INCREASE_PER_SEC: f64 = 0.05;
 const NEAR_LIMIT: f64 = 0.9;
 /// A route found busy (over half its bucket used) keeps asking a shared bucket this long after:
