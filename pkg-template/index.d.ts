@@ -337,7 +337,7 @@ export function memoryHealthStore(): HealthStore;
 export type RetryInit = Omit<RequestInit, "body" | "headers" | "method" | "signal"> & { retry: RetryCallOptions | false };
 /** `{ retry: options }`: a fetch init carrying one call's own options, typed for an SDK's per-request `fetchOptions`. */
 export function retryInit(options: RetryCallOptions | false): RetryInit;
-/** Calls fn until it succeeds or the policy gives up. When the call ends on an HTTP error (an error with a numeric `status`, as the OpenAI and Anthropic SDKs throw), that error is rethrown untouched, so the SDK's typed errors keep working; otherwise (network errors, timeouts, the deadline) it rejects with a RetryError. Other errors (bugs in fn) are rethrown at once, untouched. */
+/** Calls fn until it succeeds or the policy gives up. When the call ends on an HTTP error (an error with a numeric `status`, as the OpenAI and Anthropic SDKs throw, or `statusCode`, as the Vercel AI SDK's APICallError has), that error is rethrown untouched, so the SDK's typed errors keep working; otherwise (network errors, timeouts, the deadline) it rejects with a RetryError. Other errors (bugs in fn) are rethrown at once, untouched. */
 export function retry<T>(fn: (ctx: AttemptContext) => T | Promise<T>, options?: RetryFnOptions): Promise<T>;
 /** A reusable retry whose breakers and budget persist across calls. */
 export function createRetry(options?: Omit<RetryFnOptions, "signal">): Retry;
