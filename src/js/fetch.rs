@@ -382,18 +382,17 @@ impl Call {
         }
         let cfg = self.names.cfg(&self.client);
         let stall = host::first_token(cfg.first_token_timeout_ms, deadline_ms);
-        let mut stop = host::race(stall, host::abort_of(self.signal.as_ref()));
+        let mut stop = host::race(stall, host::aborted(self.signal.as_ref()));
         let held = js_sys::Array::new();
         let mut watch = Watch::default();
         let state = loop {
             let chunk = match host::race(host::settled(&values::next_chunk(&reader)), &mut stop).await {
                 Either::Right(stop) => {
                     values::cancel(&reader);
-                    let Either::Left(deadline) = stop else {
-                        let error = self.signal.as_ref().map_or(JsValue::UNDEFINED, |s| s.reason());
-                        return (Observation::Aborted, Held::Error { error, has_status: false });
+                    return match stop {
+                        Either::Left(deadline) => stalled(deadline),
+                        Either::Right(error) => (Observation::Aborted, Held::Error { error, has_status: false }),
                     };
-                    return stalled(deadline);
                 }
                 // A body that breaks before its first token: as one that ends there, unless the
                 // caller aborted.
@@ -401,6 +400,7 @@ impl Call {
                     let obs = if self.signal.as_ref().is_some_and(values::is_aborted) {
                         Observation::Aborted
                     } else {
+                        // 502: what `Watch::ended` says of a stream that ends before its first token.
                         Observation::StreamFailed { status: 502, headers: hint_headers(&response), body: None }
                     };
                     return (obs, Held::Error { error, has_status: false });

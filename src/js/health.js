@@ -9,7 +9,7 @@
 // asks of one turn go as one batch; a failed or late batch is answered "none" (the calls pace on
 // their own) and pacing is not shared again for `refreshMs`.
 
-import { isAborted } from "./host.js";
+import { untilAborted } from "./host.js";
 import { field, got } from "./values.js";
 
 const RECORD = ["openedAt", "openUntil", "closedAt", "cooledUntil"];
@@ -127,7 +127,7 @@ export class HealthLink {
       this.asking = true;
       queueMicrotask(() => this.ask());
     }
-    return signal ? aborted(slot, signal) : slot;
+    return signal ? untilAborted(slot, signal) : slot;
   }
 
   ask() {
@@ -174,12 +174,3 @@ export const healthTell = (options, flat) => options.health?.tell(flat);
 /** A send slot from the client's shared bucket (see `HealthLink.pace`). */
 export const healthPace = (options, key, interval, burst, tat, within, signal) => options.health?.pace(key, interval, burst, tat, within, signal);
 
-/** `p`, or a rejection with the signal's reason when it aborts first. */
-const aborted = (p, signal) =>
-  isAborted(signal)
-    ? Promise.reject(signal.reason)
-    : new Promise((resolve, reject) => {
-        const abort = () => reject(signal.reason);
-        signal.addEventListener("abort", abort, { once: true });
-        p.then(resolve).finally(() => signal.removeEventListener("abort", abort));
-      });

@@ -42,6 +42,20 @@ export function isAborted(signal) {
   }
 }
 
+/** `p`, or a rejection with `signal`'s reason the moment it aborts (what `p` does then is
+ * ignored): a shared pace answer, a request body being read. */
+export function untilAborted(p, signal) {
+  if (isAborted(signal)) {
+    p.catch(() => {});
+    return Promise.reject(signal.reason);
+  }
+  return new Promise((resolve, reject) => {
+    const abort = () => reject(signal.reason);
+    signal.addEventListener("abort", abort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener("abort", abort));
+  });
+}
+
 /** The signal of a call object (`readRequest`, `fnCall`: each checked that it is an AbortSignal
  * and flagged it in the call's shape): a plain property read, where the wasm's own lookup by name
  * (`Reflect.get` with a key it made) missed V8's caches. */

@@ -149,25 +149,19 @@ impl<G> Future for Until<G> {
     }
 }
 
-/// Resolves when `signal` aborts.
-pub type OnAbort = Until<Listener>;
+/// Resolves with `signal`'s reason when it aborts; never, without one. Dropped, its listener is
+/// removed.
+pub struct Aborted(Option<(Until<Listener>, AbortSignal)>);
 
-pub fn on_abort(signal: &AbortSignal) -> OnAbort {
-    Until::new(|resolve| Listener::add(signal, resolve))
+pub fn aborted(signal: Option<&AbortSignal>) -> Aborted {
+    Aborted(signal.map(|s| (Until::new(|resolve| Listener::add(s, resolve)), s.clone())))
 }
 
-/// Resolves when `signal` aborts; never, without one.
-pub struct AbortOf(Option<OnAbort>);
-
-pub fn abort_of(signal: Option<&AbortSignal>) -> AbortOf {
-    AbortOf(signal.map(on_abort))
-}
-
-impl Future for AbortOf {
-    type Output = ();
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        match &mut self.0 {
-            Some(a) => Pin::new(a).poll(cx),
+impl Future for Aborted {
+    type Output = JsValue;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<JsValue> {
+        match &mut self.get_mut().0 {
+            Some((until, signal)) => Pin::new(until).poll(cx).map(|()| signal.reason()),
             None => Poll::Pending,
         }
     }
@@ -296,9 +290,9 @@ pub async fn sleep(ms: u64, signal: Option<&AbortSignal>, woken: Option<Notified
         Some(w) => Box::pin(w),
         None => Box::pin(core::future::pending()),
     };
-    match race(race(timer, woken), abort_of(signal)).await {
+    match race(race(timer, woken), aborted(signal)).await {
         Either::Left(_) => Ok(()),
-        Either::Right(()) => Err(signal.map_or(JsValue::UNDEFINED, |s| s.reason())),
+        Either::Right(reason) => Err(reason),
     }
 }
 

@@ -4,6 +4,7 @@
 // into bytes through `new Request(input, init)`, so every attempt sends the same bytes
 // (FormData's multipart boundary included).
 
+import { untilAborted } from "./host.js";
 import { callId, keyId, keyTable, numbersView, shape } from "./names.js";
 import { callOptions, routeAttempts } from "./options.js";
 import { success } from "./stream.js";
@@ -292,24 +293,10 @@ async function readSlow(input, init, options, call, signal, isRequest, href) {
   const req = new Request(isRequest ? input : href, init);
   const base = isRequest && init.redirect === undefined ? { ...init, redirect: req.redirect } : init;
   // A streamed body may take a while: the caller's abort ends the wait for it.
-  const body = req.body ? new Uint8Array(await whileLive(req.arrayBuffer(), req.signal)) : undefined;
+  const body = req.body ? new Uint8Array(await untilAborted(req.arrayBuffer(), req.signal)) : undefined;
   signal ??= isRequest ? req.signal : undefined;
   const { url, method, headers } = req;
   return request(url, new URL(url).origin, method, headers, body, base, false, signal, options, call);
-}
-
-/** `p`, or a rejection with `signal`'s reason the moment it aborts. */
-function whileLive(p, signal) {
-  if (signal.aborted) {
-    p.catch(() => {});
-    return Promise.reject(signal.reason);
-  }
-  let stop;
-  const aborted = new Promise((_, reject) => {
-    stop = () => reject(signal.reason);
-    signal.addEventListener("abort", stop, { once: true });
-  });
-  return Promise.race([p, aborted]).finally(() => signal.removeEventListener("abort", stop));
 }
 
 function request(url, origin, method, headers, body, base, fast, signal, options, call) {

@@ -3,6 +3,7 @@
 import { line } from "./headers.js";
 import { callId, keyId, keyTable } from "./names.js";
 import { callOptions, object, routeAttempts } from "./options.js";
+import { idle } from "./stream.js";
 import { fail, field, got, text } from "./values.js";
 
 /** A `retry(fn)` call: `fn` checked, and its routes named, with a createRetry call's `opts`
@@ -115,7 +116,7 @@ export function resumedItems(orig, held, iter, idleMs, attempt) {
       try {
         yield* held;
         for (;;) {
-          const r = await (idleMs === undefined ? iter.next() : idle(iter.next(), idleMs, attempt));
+          const r = await (idleMs === undefined ? iter.next() : idle(iter.next(), idleMs, (e) => attempt.abort(e)));
           if (r.done) {
             done = true;
             return r.value;
@@ -130,20 +131,6 @@ export function resumedItems(orig, held, iter, idleMs, attempt) {
   const out = resumedObject(orig, items);
   RESUMED.set(out, iter);
   return out;
-}
-
-/** `next`, or past `ms` (`idleTimeoutMs`) a TimeoutError, the attempt's request aborted with it
- * (closing an iteration whose `next` is pending would wait for it). */
-function idle(next, ms, attempt) {
-  let timer;
-  const late = new Promise((_, reject) => {
-    timer = setTimeout(() => {
-      const e = new DOMException(`no item for ${ms} ms (idleTimeoutMs)`, "TimeoutError");
-      attempt.abort(e);
-      reject(e);
-    }, ms);
-  });
-  return Promise.race([next, late]).finally(() => clearTimeout(timer));
 }
 
 /** The stream objects handed back by `resumedItems`, with the iteration each was read from. */

@@ -70,7 +70,7 @@ impl FnCall<'_> {
         // The attempt's timer bounds `fn` until it returns; a stream it returned is then read to
         // its first content item under `firstTokenTimeoutMs` and the deadline (`peek`).
         let returned =
-            host::race(host::settled(&promise), host::race(timer, host::abort_of(self.signal.as_ref()))).await;
+            host::race(host::settled(&promise), host::race(timer, host::aborted(self.signal.as_ref()))).await;
         match returned {
             Either::Left(Ok(v)) => {
                 let iter = values::async_iterator(&v);
@@ -92,18 +92,15 @@ impl FnCall<'_> {
         classify_error(e)
     }
 
-    /// The attempt's timer fired (`Left`) or the caller aborted (`Right`).
-    fn stopped(&self, which: Either<(), ()>, sig: &AttemptSignal) -> (Observation, Held) {
+    /// The attempt's timer fired (`Left`) or the caller aborted (`Right`, with its reason).
+    fn stopped(&self, which: Either<(), JsValue>, sig: &AttemptSignal) -> (Observation, Held) {
         match which {
             Either::Left(()) => {
                 let reason = values::timeout_error();
                 sig.controller.abort_with_reason(&reason);
                 (Observation::Timeout, Held::Error { error: reason, has_status: false })
             }
-            Either::Right(()) => {
-                let reason = self.signal.as_ref().map_or(JsValue::UNDEFINED, |s| s.reason());
-                (Observation::Aborted, Held::Error { error: reason, has_status: false })
-            }
+            Either::Right(reason) => (Observation::Aborted, Held::Error { error: reason, has_status: false }),
         }
     }
 
@@ -112,7 +109,7 @@ impl FnCall<'_> {
     /// attempt. The caller gets the object, whose iteration yields every item once.
     async fn peek(&self, orig: JsValue, iter: JsValue, sig: &AttemptSignal, deadline_ms: u64) -> AttemptResult {
         let stall = host::first_token(self.names.cfg(self.client).first_token_timeout_ms, deadline_ms);
-        let mut stop = host::race(stall, host::abort_of(self.signal.as_ref()));
+        let mut stop = host::race(stall, host::aborted(self.signal.as_ref()));
         let held = Array::new();
         let state = loop {
             let next = host::settled(&values::next_item(&iter));
@@ -128,7 +125,7 @@ impl FnCall<'_> {
                             sig.controller.abort_with_reason(&values::timeout_error());
                             super::fetch::stalled(deadline)
                         }
-                        Either::Right(()) => self.stopped(Either::Right(()), sig),
+                        Either::Right(reason) => self.stopped(Either::Right(reason), sig),
                     });
                 }
             };

@@ -64,6 +64,20 @@ export const discard = (v) => {
   } catch {}
 };
 
+/** `next` (a stream's next chunk or item), or past `ms` (`idleTimeoutMs`) a TimeoutError, told to
+ * `late` first (which aborts what `next` waits on: a pending read cannot be closed). */
+export function idle(next, ms, late) {
+  let timer;
+  const gap = new Promise((_, reject) => {
+    timer = setTimeout(() => {
+      const e = new DOMException(`no data for ${ms} ms (idleTimeoutMs)`, "TimeoutError");
+      late?.(e);
+      reject(e);
+    }, ms);
+  });
+  return Promise.race([next, gap]).finally(() => clearTimeout(timer));
+}
+
 /** The Response the caller gets: `res`'s status, headers, `url` and `redirected`; a body of the
  * `held` chunks, then the rest of `reader` as it comes. With `idleMs`, a gap longer than that between chunks errors
  * the body with a `TimeoutError` (the SDKs raise it) and cancels the stream. An error after the
@@ -72,13 +86,7 @@ export const discard = (v) => {
  * report gets `streamError: { phase, error }`. `n`: the call's names. */
 export function resumed(res, held, reader, idleMs, options, n, route) {
   let i = 0;
-  let timer;
-  const idle = () =>
-    new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new DOMException(`no data for ${idleMs} ms (idleTimeoutMs)`, "TimeoutError")), idleMs);
-    });
   const failed = (e) => {
-    clearTimeout(timer);
     cancel(reader);
     const error = text(field(e, "name")) || typeof e;
     if (error !== "AbortError") {
@@ -92,7 +100,6 @@ export function resumed(res, held, reader, idleMs, options, n, route) {
   // chunk after the commit costs one read and one enqueue.
   let out;
   const passOn = (r) => {
-    clearTimeout(timer);
     if (r.done) out.close();
     else out.enqueue(r.value);
   };
@@ -102,11 +109,10 @@ export function resumed(res, held, reader, idleMs, options, n, route) {
     },
     pull() {
       if (i < held.length) return out.enqueue(held[i++]);
-      const next = idleMs === undefined ? reader.read() : Promise.race([reader.read(), idle()]);
+      const next = idleMs === undefined ? reader.read() : idle(reader.read(), idleMs);
       return next.then(passOn, failed);
     },
     cancel(reason) {
-      clearTimeout(timer);
       return reader.cancel(reason);
     },
   }, { highWaterMark: 0 });

@@ -204,26 +204,17 @@ impl Pacer {
     pub fn rate_limited(&mut self, now: u64) {
         if !self.from_headers {
             if self.interval == 0.0 {
-                self.roll(now);
-                let served = self.this_window + self.last_window;
-                if served < 2 {
+                let Some(served) = self.served_interval(now) else {
                     return; // nothing to learn a rate from: the hint alone governs
-                }
-                // Over the part of the last two windows that has passed, and at least a second:
-                // what the provider served in a second, not in the instant before the 429.
-                let span = now.saturating_sub(self.window_start) + if self.last_window > 0 { 1_000 } else { 0 };
-                self.interval = span.max(1_000) as f64 / served as f64;
+                };
+                self.interval = served;
                 self.burst = 1.0;
                 self.last_limited = now;
             } else if now.saturating_sub(self.last_limited) >= DECREASE_EVERY_MS {
-                self.roll(now);
-                let served = self.this_window + self.last_window;
-                let span = now.saturating_sub(self.window_start) + if self.last_window > 0 { 1_000 } else { 0 };
                 // What was served, never a raise; with nothing served, a cut by 30 %.
-                self.interval = if served > 0 {
-                    self.interval.max(span.max(1_000) as f64 / served as f64)
-                } else {
-                    self.interval / DECREASE
+                self.interval = match self.served_interval(now) {
+                    Some(served) => self.interval.max(served),
+                    None => self.interval / DECREASE,
                 };
                 self.limit = self.interval;
                 self.last_limited = now;
@@ -307,6 +298,16 @@ impl Pacer {
     /// Whether sends are being paced (a learned rate or a hold).
     pub fn is_pacing(&self, now: u64) -> bool {
         self.interval > 0.0 || self.hold_until > now
+    }
+
+    /// The interval at which the route was served over the part of the last two one-second
+    /// windows that has passed, and at least a second (what the provider served in a second, not
+    /// in the instant before a 429); none from fewer than two successes.
+    fn served_interval(&mut self, now: u64) -> Option<f64> {
+        self.roll(now);
+        let served = self.this_window + self.last_window;
+        let span = now.saturating_sub(self.window_start) + if self.last_window > 0 { 1_000 } else { 0 };
+        (served >= 2).then(|| span.max(1_000) as f64 / f64::from(served))
     }
 
     fn roll(&mut self, now: u64) {

@@ -119,7 +119,8 @@ describe("fallbacks", () => {
 
 describe("retryReport", () => {
   test("the request's model is read however its body or init comes: bytes, a Blob, a Request, more init keys", T, async () => {
-    const f = createRetryFetch({ fetch: async () => new Response("{}") });
+    const client = () => createRetryFetch({ fetch: async () => new Response("{}") });
+    const f = client();
     const url = "https://api.example/v1/chat/completions";
     const json = ' \n{"messages":[{"role":"user","content":"h\u00e9"}],"model":"gpt-4o"}';
     const bytes = new TextEncoder().encode(json);
@@ -132,7 +133,10 @@ describe("retryReport", () => {
       "a redirect key": [url, { method: "POST", body: json, redirect: "follow" }],
     };
     for (const [form, args] of Object.entries(forms)) {
-      assert.equal(retryReport(await f(...args)).model, "gpt-4o", form);
+      // Its own client: the route the call kept its breaker under is the model's.
+      const g = client();
+      assert.equal(retryReport(await g(...args)).model, "gpt-4o", form);
+      assert.deepEqual(Object.keys(g.exportState().breakers), ["https://api.example gpt-4o"], form);
     }
     for (const body of [new Uint8Array([0x7b, 0xff, 0xfe]), new TextEncoder().encode("model=gpt-4o")]) {
       assert.equal(retryReport(await f(url, { method: "POST", body })).model, undefined);
