@@ -1036,8 +1036,8 @@ impl Session {
             }
             if rate_limited {
                 h.pacer.rate_limited(now);
-            } else if class == Class::Success {
-                h.pacer.succeeded(now);
+            } else if obs.response().is_some() {
+                h.pacer.served(now);
             }
         }
         let Some(breaker) = h.breaker.as_mut() else {

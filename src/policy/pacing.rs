@@ -23,18 +23,21 @@
 //!   share the limit) moves the bucket down to it. A spent token limit (whose cost per request
 //!   is unknown), or a spent request limit without the numbers to learn a rate from, holds every
 //!   send until its reset.
-//! - **A 429 without such headers**: the interval becomes the one at which the route served
-//!   successes over the last second (what the provider was taking). A further 429, once a second
-//!   at most, sets the rate to what was served over the last second again (never raising it; by
-//!   30 % when nothing was served), and remembers it as the limit. Successes raise the rate,
-//!   doubling it over a second of sending while it is below nine tenths of that limit (or none
-//!   is known yet: a first estimate from the instant before a 429 may be low), by a twentieth
-//!   over a second near it, and never past twice what was served in the last whole second (so
-//!   slots booked ahead are not booked at a rate nothing has shown). So a route over its limit
-//!   settles at what the provider serves, a 429 or two a second as it probes above it (doubling
-//!   all the way, as it did before, kept it at twice the limit: half of what was sent met a
-//!   429), and a stray 429 from a gateway costs only the share it stands for. A route that sees
-//!   no 429 for a minute stops pacing.
+//! - **A 429 without such headers**: the interval becomes the one at which the route was served
+//!   over the last second — every answer but a 429 counts (a 503 passed the provider's limit as a
+//!   200 does); a route that began answering less than a second ago counts since then (the rate
+//!   of its first moments, not so many a second). A further 429, once a second at most, sets the
+//!   rate to what was served over the last second again (never raising it; by 30 % when nothing
+//!   was served), and when 429s were a tenth of the answers or more, remembers it as the limit.
+//!   Successes raise the rate, doubling it over a second of sending while it is below nine
+//!   tenths of that limit (or none is known: a first estimate may be low, and 429s below a
+//!   tenth — a gateway's strays, or a rate just past the limit — do not say where the limit is),
+//!   by a twentieth over a second near it, and never past twice what was served in the last
+//!   whole second (so slots booked ahead are not booked at a rate nothing has shown). So a route
+//!   over its limit settles at what the provider serves, a 429 or two a second as it probes above
+//!   it (doubling all the way, as it did before, kept it at twice the limit: half of what was
+//!   sent met a 429), and stray 429s cost only the share they stand for. A route that sees no
+//!   429 for a minute stops pacing.
 //! - Nothing at all: nothing is paced, and the happy path is one comparison.
 //!
 //! # Shared
@@ -63,6 +66,8 @@ const DECREASE_EVERY_MS: u64 = 1_000;
 /// of sending near the limit last found, and double it over a second below nine tenths of it.
 const INCREASE_PER_SEC: f64 = 0.05;
 const NEAR_LIMIT: f64 = 0.9;
+/// The shortest time a served rate is measured over (see [`Pacer::served_interval`]).
+const MIN_SPAN_MS: u64 = 100;
 /// A route found busy (over half its bucket used) keeps asking a shared bucket this long after:
 /// calls released together (after a pause, or in a burst) must not each find it idle.
 const BUSY_MS: u64 = 5_000;
@@ -83,10 +88,13 @@ pub struct Pacer {
     last_limited: u64,
     /// The interval the provider served at when a 429 last said stop (0: not known yet).
     limit: f64,
-    /// Successes in the current one-second window and the one before, for the first 429.
+    /// Answers let through (see [`Self::served`]) and 429s in the current one-second window and
+    /// the one before: what the provider served, and whether its 429s say it is at its limit.
     window_start: u64,
     this_window: u32,
     last_window: u32,
+    limited_this: u32,
+    limited_last: u32,
     /// Until when the route counts as busy (see [`Self::shared_ask`]).
     busy_until: u64,
     /// Responses since the last that brought the provider's rate-limit headers (see
@@ -203,6 +211,8 @@ impl Pacer {
     /// A 429 at `now`: the limit is spent.
     pub fn rate_limited(&mut self, now: u64) {
         if !self.from_headers {
+            self.roll(now);
+            self.limited_this = self.limited_this.saturating_add(1);
             if self.interval == 0.0 {
                 let Some(served) = self.served_interval(now) else {
                     return; // nothing to learn a rate from: the hint alone governs
@@ -216,7 +226,12 @@ impl Pacer {
                     Some(served) => self.interval.max(served),
                     None => self.interval / DECREASE,
                 };
-                self.limit = self.interval;
+                // 429s that are not a tenth of the answers (a gateway's strays, or a rate just over
+                // the limit) cut only their share: where the limit is, they do not say.
+                let answers = self.this_window + self.last_window + self.limited_this + self.limited_last;
+                if f64::from(self.limited_this + self.limited_last) >= (1.0 - NEAR_LIMIT) * f64::from(answers) {
+                    self.limit = self.interval;
+                }
                 self.last_limited = now;
             }
         }
@@ -224,8 +239,9 @@ impl Pacer {
         self.mark_busy(now);
     }
 
-    /// A success at `now`.
-    pub fn succeeded(&mut self, now: u64) {
+    /// An answer at `now` that the provider's limit let through: any but a 429 (a 503 or a 400
+    /// counts toward a provider's request limit as a 200 does, and says nothing about it).
+    pub fn served(&mut self, now: u64) {
         if self.from_headers {
             return;
         }
@@ -283,7 +299,7 @@ impl Pacer {
     /// full again (the next response's headers teach it anew: a provider that sends them sends
     /// them on every response, so keeping it would keep every route ever named), or one learned
     /// from 429s that has gone a minute without one. (Its count of the last two seconds'
-    /// successes, for a first 429 to learn a rate from, is not kept: a route made anew counts
+    /// answers, for a first 429 to learn a rate from, is not kept: a route made anew counts
     /// from there.)
     pub fn at_rest(&self, now: u64) -> bool {
         let learned = self.interval > 0.0
@@ -301,20 +317,24 @@ impl Pacer {
     }
 
     /// The interval at which the route was served over the part of the last two one-second
-    /// windows that has passed, and at least a second (what the provider served in a second, not
-    /// in the instant before a 429); none from fewer than two successes.
+    /// windows that has passed — or, when it began answering less than a second ago (new, or
+    /// after a pause), since then, and over a tenth of a second at least (a route that meets its
+    /// first 429 a moment after it started sending was served at the rate of that moment, not at
+    /// so many a second); none from fewer than two answers.
     fn served_interval(&mut self, now: u64) -> Option<f64> {
         self.roll(now);
         let served = self.this_window + self.last_window;
         let span = now.saturating_sub(self.window_start) + if self.last_window > 0 { 1_000 } else { 0 };
-        (served >= 2).then(|| span.max(1_000) as f64 / f64::from(served))
+        (served >= 2).then(|| span.max(MIN_SPAN_MS) as f64 / f64::from(served))
     }
 
     fn roll(&mut self, now: u64) {
         if now.saturating_sub(self.window_start) >= 1_000 {
             let adjacent = now.saturating_sub(self.window_start) < 2_000;
             self.last_window = if adjacent { self.this_window } else { 0 };
+            self.limited_last = if adjacent { self.limited_this } else { 0 };
             self.this_window = 0;
+            self.limited_this = 0;
             self.window_start = now;
         }
     }
@@ -376,7 +396,7 @@ mod tests {
         let mut p = Pacer::default();
         assert_eq!(p.reserve(100), 100);
         assert_eq!(p.reserve(100), 100);
-        p.succeeded(100);
+        p.served(100);
         assert!(!p.is_pacing(100));
     }
 
@@ -415,7 +435,7 @@ mod tests {
     fn learns_from_429s_without_headers_then_forgets() {
         let mut p = Pacer::default();
         for t in 0..100 {
-            p.succeeded(1_000 + t * 10); // 100 a second
+            p.served(1_000 + t * 10); // 100 a second
         }
         p.rate_limited(2_000);
         assert!(p.is_pacing(2_000));
@@ -430,7 +450,7 @@ mod tests {
         let (e, f) = (p.reserve(3_000), p.reserve(3_000));
         assert!(e > 3_000 && (14..=15).contains(&(f - e)), "cut by 30 %: {e} {f}");
         for t in 0..70 {
-            p.succeeded(3_100 + t * 14);
+            p.served(3_100 + t * 14);
         }
         let (g, h) = (p.reserve(4_100), p.reserve(4_100));
         assert!(
@@ -441,7 +461,7 @@ mod tests {
         p.rate_limited(4_100);
         let (i, j) = (p.reserve(4_100), p.reserve(4_100));
         assert!((14..=16).contains(&(j - i)), "about the rate served: {i} {j}");
-        p.succeeded(4_100 + FORGET_MS + 1);
+        p.served(4_100 + FORGET_MS + 1);
         assert!(!p.is_pacing(4_100 + FORGET_MS + 1));
     }
 
@@ -450,21 +470,28 @@ mod tests {
     /// through the pacer after a 429 (20 ms to answer); `stray`: one request in this many meets a
     /// 429 whatever the load. Per second from the 5th on: (requests, 429s).
     fn without_headers(capacity: f64, offered: f64, stray: u64) -> Vec<(u32, u32)> {
+        sim(capacity, offered, stray, 0.0)
+    }
+
+    /// As [`without_headers`], and this share of the answers the provider's limit let through
+    /// are 503s.
+    fn sim(capacity: f64, offered: f64, stray: u64, failing: f64) -> Vec<(u32, u32)> {
         use alloc::collections::BinaryHeap;
         use core::cmp::Reverse;
         const LATENCY: u64 = 20;
         let mut p = Pacer::default();
-        let mut events = BinaryHeap::new(); // (time, kind: 0 arrival / 1 send / 2 answer, ok)
+        // (time, kind: 0 arrival / 1 send / 2 answer, answer: 0 a 200 / 1 a 429 / 2 a 503)
+        let mut events = BinaryHeap::new();
         let mut t = 0.0;
         while t < 20_000.0 {
-            events.push(Reverse((t as u64, 0u8, false)));
+            events.push(Reverse((t as u64, 0u8, 0u8)));
             t += 1_000.0 / offered;
         }
         let (mut tokens, mut filled_at, mut sent) = (5.0f64, 0u64, 0u64);
         let mut seconds = alloc::vec![(0u32, 0u32); 21];
-        while let Some(Reverse((now, kind, ok))) = events.pop() {
+        while let Some(Reverse((now, kind, answer))) = events.pop() {
             match kind {
-                0 => events.push(Reverse((p.reserve(now), 1, false))),
+                0 => events.push(Reverse((p.reserve(now), 1, 0))),
                 1 => {
                     tokens = (tokens + (now - filled_at) as f64 * capacity / 1_000.0).min(5.0);
                     filled_at = now;
@@ -476,13 +503,15 @@ mod tests {
                     let s = &mut seconds[(now / 1_000).min(20) as usize];
                     s.0 += 1;
                     s.1 += u32::from(!ok);
-                    events.push(Reverse((now + LATENCY, 2, ok)));
+                    let draw = (sent.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as f64 / (1u64 << 24) as f64;
+                    let answer = if !ok { 1 } else if draw < failing { 2 } else { 0 };
+                    events.push(Reverse((now + LATENCY, 2, answer)));
                 }
-                _ if ok => p.succeeded(now),
-                _ => {
+                _ if answer == 1 => {
                     p.rate_limited(now);
-                    events.push(Reverse((p.reserve(now), 1, false)));
+                    events.push(Reverse((p.reserve(now), 1, 0)));
                 }
+                _ => p.served(now),
             }
         }
         seconds[5..20].to_vec()
@@ -509,6 +538,17 @@ mod tests {
         assert!(f64::from(sent) > 0.9 * 40.0 * 15.0, "{sent} sent in 15 s: {seconds:?}");
     }
 
+    #[test]
+    fn failures_and_stray_429s_do_not_starve_a_route_from_its_first_second() {
+        // Ample room, but nearly half the answers are 503s and one request in 25 meets a 429 (the
+        // first 60 ms in): the 503s were let through (they count as served), and 429s at a 25th
+        // of the answers do not mark a limit. (Counting only successes, and the first moment's
+        // count as a second's, each 429 cut the rate to half of it: 0.5 % of the offer was sent.)
+        let seconds = sim(10_000.0, 400.0, 25, 0.45);
+        let sent: u32 = seconds.iter().map(|s| s.0).sum();
+        assert!(f64::from(sent) > 0.9 * 400.0 * 15.0, "{sent} sent in 15 s: {seconds:?}");
+    }
+
     /// A shared bucket is asked only for a rate the headers gave, while the route is busy (over
     /// half its bucket used), and for some seconds after: calls released together after a pause
     /// must not each find it idle.
@@ -525,7 +565,7 @@ mod tests {
         // A rate learned from this instance's 429s is its own share: never asked for.
         let mut q = Pacer::default();
         for t in 0..100 {
-            q.succeeded(1_000 + t * 10);
+            q.served(1_000 + t * 10);
         }
         q.rate_limited(2_000);
         assert!(q.is_pacing(2_000) && q.shared_ask(2_000).is_none());
