@@ -17,6 +17,7 @@
 //   rate, burst,   // token bucket: tokens per second, capacity (200, 20)
 //   latencyMs,     // fixed latency of a 200 (5)
 //   outage,        // null or { fromMs, toMs }: 503 to every request in [t0+fromMs, t0+toMs)
+//   limitHeaders,  // false: no x-ratelimit-* headers (a provider that tells only by its 429s)
 // }
 //
 // Each response's time (ms since t0, taken when the request arrived) and status are logged
@@ -79,6 +80,7 @@ class Mock {
 
   /** The OpenAI-style rate-limit headers, describing the bucket after this request. */
   limitHeaders() {
+    if (this.c.limitHeaders === false) return {};
     const resetMs = ((this.c.burst - this.tokens) * 1000) / this.c.rate;
     return {
       "x-ratelimit-limit-requests": String(this.c.burst),

@@ -15,6 +15,8 @@
 // Scenarios (one table each, a column per client):
 //   overload   300 new calls/s for 15 s (1.5× capacity); calls still running are waited for
 //              (reported: how many had settled by 30 s)
+//   bare       the same, from a provider that sends no rate-limit headers (as many gateways and
+//              self-hosted servers): only its 429s tell a client where the limit is
 //   outage     100 new calls/s for 25 s; every request gets 503 from t = 5 s to t = 15 s
 //   burst429   20 concurrent calls; each call's first attempt gets 429 (Retry-After: 1), its
 //              second 200
@@ -30,7 +32,7 @@
 //
 // Knobs (environment variables):
 //   STORM_ONLY=llm-retry,no-retry       clients to run: no-retry, llm-retry, openai, p-retry, cockatiel
-//   STORM_SCENARIOS=overload,outage,burst429,shared
+//   STORM_SCENARIOS=overload,bare,outage,burst429,shared
 //   STORM_SCALE=0.3                     multiplies every duration (load, outage window, waits) for
 //                                       quick runs; rates, Retry-After and the 1 s target do not scale
 //   STORM_ROUNDS=3                      runs each scenario × client this many times (default 1),
@@ -54,7 +56,7 @@ import { pathToFileURL } from "node:url";
 
 // ---- knobs ---------------------------------------------------------------------------------
 const CLIENT_KEYS = ["no-retry", "llm-retry", "openai", "p-retry", "cockatiel"];
-const SCENARIO_KEYS = ["overload", "outage", "burst429", "shared"];
+const SCENARIO_KEYS = ["overload", "bare", "outage", "burst429", "shared"];
 
 function listKnob(name, all) {
   const raw = process.env[name];
@@ -362,10 +364,11 @@ async function runOnce(scenario, clientKey) {
       burst: shared ? SHARED.burst : BURST,
       latencyMs: LATENCY_MS,
       outage,
+      limitHeaders: scenario !== "bare",
     });
     loop.enable();
     let recs;
-    if (scenario === "overload") {
+    if (scenario === "overload" || scenario === "bare") {
       recs = await openLoop({ t0, rate: 300, count: Math.round(300 * s(15)), call });
     } else if (scenario === "outage") {
       recs = await openLoop({ t0, rate: 100, count: Math.round(100 * s(25)), call });
@@ -402,7 +405,7 @@ function figuresOf(scenario, recs, log, health, outage, other) {
   f.rejected = log.statuses.filter((st) => st === 429).length - other.rejected;
   f.p50 = percentile(lat, 50);
   f.p99 = percentile(lat, 99);
-  if (scenario === "overload" || scenario === "shared") {
+  if (scenario === "overload" || scenario === "bare" || scenario === "shared") {
     const by = s(30_000);
     f.settledBy30Pct = pct(recs.filter((r) => r.kind !== "pending" && r.end <= by).length, n);
     f.succeededBy30Pct = pct(ok.filter((r) => r.end <= by).length, n);
@@ -481,6 +484,7 @@ const ROWS = {
     ["requests", "requests", fmt.int],
   ],
 };
+ROWS.bare = ROWS.overload;
 const HEALTH_ROWS = [
   ["harness: start lag p99 / max", (f) => `${fmt.int(f.lagP99)} / ${fmt.int(f.lagMax)} ms`],
   ["harness: loop delay bench/mock", (f) => `${fmt.int(f.benchLoopP99)} / ${fmt.int(f.mockLoopP99)} ms`],
@@ -488,6 +492,7 @@ const HEALTH_ROWS = [
 
 const TITLES = {
   overload: () => `overload — 300 new calls/s for ${secs(s(15_000))} against 200 req/s (burst ${BURST})`,
+  bare: () => `bare — the overload from a provider that sends no rate-limit headers, only 429s (Retry-After: 1)`,
   outage: () =>
     `outage — 100 new calls/s for ${secs(s(25_000))}; 503 to everything from ${secs(s(5000))} to ${secs(s(15_000))}`,
   burst429: () => "burst429 — 20 concurrent calls; each call's first attempt 429 (Retry-After: 1), then 200",
@@ -531,6 +536,11 @@ function printTargets(results) {
     const f = l("overload");
     check(num(f.succeededPct) >= 99, `overload: ${fmt.pct(f.succeededPct ?? null)} of calls succeeded (target ≥ 99 %)`);
     check(num(f.reqPerCall) <= 1.2, `overload: ${fmt.ratio(f.reqPerCall ?? null)} requests per call (target ≤ 1.2)`);
+  }
+  if (l("bare")) {
+    const f = l("bare");
+    check(num(f.succeededPct) >= 99, `bare: ${fmt.pct(f.succeededPct ?? null)} of calls succeeded (target ≥ 99 %)`);
+    check(num(f.reqPerCall) <= 1.2, `bare: ${fmt.ratio(f.reqPerCall ?? null)} requests per call (target ≤ 1.2)`);
   }
   if (l("outage")) {
     const f = l("outage");

@@ -571,6 +571,31 @@ fn a_call_woken_before_its_pacing_slot_keeps_it() {
     assert!(matches!(a.next(&mut shared, None, 5 + wa, 0.5), Decision::Attempt { .. }), "sent at its own slot");
 }
 
+/// Without rate-limit headers, a 429 paces the route at the rate the provider answered it: every
+/// answer its limit let through counts (a 503 as a 200), over the time it has been answering.
+#[test]
+fn a_429_after_503s_paces_at_the_rate_every_answer_came() {
+    let c = Config { max_attempts: 1, ..cfg() };
+    let mut shared = Shared::new(&c);
+    // A call every 5 ms, half answered 503, then a 429 without a hint 200 ms on: the route was
+    // answered at 200 a second.
+    let t = 1_000_000;
+    for i in 0..40 {
+        let status = if i % 2 == 0 { 200 } else { 503 };
+        run(&c, &mut shared, &["p"], false, &[Status(status, &[], None)], t + i * 5, 0.5);
+    }
+    run(&c, &mut shared, &["p"], false, &[Status(429, &[], None)], t + 200, 0.5);
+    let slots: Vec<u64> = (0..3)
+        .map(|_| match Session::new(&c, vec![Route::new("p", 1)], false).next(&mut shared, None, t + 210, 0.5) {
+            Decision::Attempt { .. } => 0,
+            Decision::Wait { ms, cause: WaitCause::Pacing } => ms,
+            d => panic!("{d:?}"),
+        })
+        .collect();
+    // 5 ms apart (counting the 200s alone, over a whole second: 50 ms apart).
+    assert_eq!(slots, [0, 5, 10]);
+}
+
 #[test]
 fn the_default_deadline_never_cuts_an_attempt_in_flight() {
     // Defaults: no timer on the attempt (the SDK's own timeout bounds a slow answer); the time
