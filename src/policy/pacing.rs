@@ -23,21 +23,18 @@
 //!   share the limit) moves the bucket down to it. A spent token limit (whose cost per request
 //!   is unknown), or a spent request limit without the numbers to learn a rate from, holds every
 //!   send until its reset.
-//! - **A 429 without such headers**: the interval becomes the one at which the route was served
-//!   over the last second — every answer but a 429 counts (a 503 passed the provider's limit as a
-//!   200 does); a route that began answering less than a second ago counts since then (the rate
-//!   of its first moments, not so many a second). A further 429, once a second at most, sets the
-//!   rate to what was served over the last second again (never raising it; by 30 % when nothing
-//!   was served), and when 429s were a tenth of the answers or more, remembers it as the limit.
-//!   Successes raise the rate, doubling it over a second of sending while it is below nine
-//!   tenths of that limit (or none is known: a first estimate may be low, and 429s below a
-//!   tenth — a gateway's strays, or a rate just past the limit — do not say where the limit is),
-//!   by a twentieth over a second near it, and never past twice what was served in the last
-//!   whole second (so slots booked ahead are not booked at a rate nothing has shown). So a route
-//!   over its limit settles at what the provider serves, a 429 or two a second as it probes above
-//!   it (doubling all the way, as it did before, kept it at twice the limit: half of what was
-//!   sent met a 429), and stray 429s cost only the share they stand for. A route that sees no
-//!   429 for a minute stops pacing.
+//! - **A 429 without such headers**, once 429s are a tenth of the answers over the last second
+//!   (fewer are strays, as far as they tell: the hint alone governs): the interval becomes the
+//!   one at which the route was served over the last second — every answer but a 429 counts (a
+//!   503 passed the provider's limit as a 200 does). A further 429, once a second at most, sets
+//!   the rate to what was served over the last second again (never raising it; by 30 % when
+//!   nothing was served), and when 429s were a tenth of the answers or more, remembers it as the
+//!   limit. Successes raise the rate, doubling it over a second of sending while it is below
+//!   nine tenths of that limit (or none is known), by a twentieth over a second near it, and
+//!   never past twice what was served in the last whole second (so slots booked ahead are not
+//!   booked at a rate nothing has shown). So a route over its limit settles at what the
+//!   provider serves, a 429 or two a second as it probes above it, and stray 429s cost only the
+//!   share they stand for. A route that sees no 429 for a minute stops pacing.
 //! - Nothing at all: nothing is paced, and the happy path is one comparison.
 //!
 //! # Shared
@@ -66,8 +63,6 @@ const DECREASE_EVERY_MS: u64 = 1_000;
 /// of sending near the limit last found, and double it over a second below nine tenths of it.
 const INCREASE_PER_SEC: f64 = 0.05;
 const NEAR_LIMIT: f64 = 0.9;
-/// The shortest time a served rate is measured over (see [`Pacer::served_interval`]).
-const MIN_SPAN_MS: u64 = 100;
 /// A route found busy (over half its bucket used) keeps asking a shared bucket this long after:
 /// calls released together (after a pause, or in a burst) must not each find it idle.
 const BUSY_MS: u64 = 5_000;
@@ -214,8 +209,10 @@ impl Pacer {
             self.roll(now);
             self.limited_this = self.limited_this.saturating_add(1);
             if self.interval == 0.0 {
-                let Some(served) = self.served_interval(now) else {
-                    return; // nothing to learn a rate from: the hint alone governs
+                // Nothing to learn a rate from, or 429s under a tenth of the answers (strays, as
+                // far as they tell): the hint alone governs.
+                let (Some(served), true) = (self.served_interval(now), self.limited_often()) else {
+                    return;
                 };
                 self.interval = served;
                 self.burst = 1.0;
@@ -228,8 +225,7 @@ impl Pacer {
                 };
                 // 429s that are not a tenth of the answers (a gateway's strays, or a rate just over
                 // the limit) cut only their share: where the limit is, they do not say.
-                let answers = self.this_window + self.last_window + self.limited_this + self.limited_last;
-                if f64::from(self.limited_this + self.limited_last) >= (1.0 - NEAR_LIMIT) * f64::from(answers) {
+                if self.limited_often() {
                     self.limit = self.interval;
                 }
                 self.last_limited = now;
@@ -317,15 +313,20 @@ impl Pacer {
     }
 
     /// The interval at which the route was served over the part of the last two one-second
-    /// windows that has passed — or, when it began answering less than a second ago (new, or
-    /// after a pause), since then, and over a tenth of a second at least (a route that meets its
-    /// first 429 a moment after it started sending was served at the rate of that moment, not at
-    /// so many a second); none from fewer than two answers.
+    /// windows that has passed, and at least a second (what the provider served in a second, not
+    /// in the instant before a 429); none from fewer than two answers.
     fn served_interval(&mut self, now: u64) -> Option<f64> {
         self.roll(now);
         let served = self.this_window + self.last_window;
         let span = now.saturating_sub(self.window_start) + if self.last_window > 0 { 1_000 } else { 0 };
-        (served >= 2).then(|| span.max(MIN_SPAN_MS) as f64 / f64::from(served))
+        (served >= 2).then(|| span.max(1_000) as f64 / f64::from(served))
+    }
+
+    /// Whether 429s were a tenth of the answers or more over the last two one-second windows.
+    fn limited_often(&self) -> bool {
+        let limited = self.limited_this + self.limited_last;
+        let answers = self.this_window + self.last_window + limited;
+        f64::from(limited) >= (1.0 - NEAR_LIMIT) * f64::from(answers)
     }
 
     fn roll(&mut self, now: u64) {
@@ -438,6 +439,10 @@ mod tests {
             p.served(1_000 + t * 10); // 100 a second
         }
         p.rate_limited(2_000);
+        assert!(!p.is_pacing(2_000), "one 429 in 101 answers: a stray, as far as it tells");
+        for _ in 0..12 {
+            p.rate_limited(2_000);
+        }
         assert!(p.is_pacing(2_000));
         let a = p.reserve(2_000);
         let b = p.reserve(2_000);
@@ -504,7 +509,11 @@ mod tests {
                     s.0 += 1;
                     s.1 += u32::from(!ok);
                     let draw = (sent.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as f64 / (1u64 << 24) as f64;
-                    let answer = if !ok { 1 } else if draw < failing { 2 } else { 0 };
+                    let answer = match (ok, draw < failing) {
+                        (false, _) => 1,
+                        (true, true) => 2,
+                        (true, false) => 0,
+                    };
                     events.push(Reverse((now + LATENCY, 2, answer)));
                 }
                 _ if answer == 1 => {
@@ -521,14 +530,17 @@ mod tests {
     fn over_its_limit_without_headers_a_route_settles_at_what_is_served() {
         // Offered twice what the provider serves: it sends about what is served, and once the
         // calls booked while it was finding the limit are sent, a 429 or two a second. (Doubling
-        // all the way, it sent twice the limit: half met a 429.)
+        // all the way, it sent twice the limit: half met a 429.) Measured: 21 % of sends in s 5–19
+        // while it finds the limit, 5 % from s 14 on — two seconds later than when its first 429
+        // taught a rate at once (16 % in s 5–19, 6 % from s 12): a 429 now teaches once 429s are
+        // a tenth of the answers, so that strays (the next test) do not.
         let seconds = without_headers(20.0, 40.0, u64::MAX);
         let share = |s: &[(u32, u32)]| {
             let (sent, limited) = s.iter().fold((0, 0), |(a, b), s| (a + s.0, b + s.1));
             f64::from(limited) / f64::from(sent)
         };
-        assert!(share(&seconds) < 0.2, "{seconds:?}");
-        assert!(share(&seconds[7..]) < 0.1, "{seconds:?}");
+        assert!(share(&seconds) < 0.25, "{seconds:?}");
+        assert!(share(&seconds[9..]) < 0.1, "{seconds:?}");
         let served: u32 = seconds.iter().map(|s| s.0 - s.1).sum();
         assert!(f64::from(served) > 0.9 * 20.0 * 15.0, "{served} served in 15 s: {seconds:?}");
         // Ample room, but one request in 50 meets a 429 anyway (a gateway's): the route is not
@@ -567,7 +579,9 @@ mod tests {
         for t in 0..100 {
             q.served(1_000 + t * 10);
         }
-        q.rate_limited(2_000);
+        for _ in 0..12 {
+            q.rate_limited(2_000);
+        }
         assert!(q.is_pacing(2_000) && q.shared_ask(2_000).is_none());
     }
 
