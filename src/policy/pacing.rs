@@ -63,6 +63,8 @@ const DECREASE_EVERY_MS: u64 = 1_000;
 /// of sending near the limit last found, and double it over a second below nine tenths of it.
 const INCREASE_PER_SEC: f64 = 0.05;
 const NEAR_LIMIT: f64 = 0.9;
+/// The fewest answers in the last second a first rate is learned from.
+const LEARN_FROM: u32 = 8;
 /// A route found busy (over half its bucket used) keeps asking a shared bucket this long after:
 /// calls released together (after a pause, or in a burst) must not each find it idle.
 const BUSY_MS: u64 = 5_000;
@@ -209,9 +211,11 @@ impl Pacer {
             self.roll(now);
             self.limited_this = self.limited_this.saturating_add(1);
             if self.interval == 0.0 {
-                // Nothing to learn a rate from, or 429s under a tenth of the answers (strays, as
-                // far as they tell): the hint alone governs.
-                let (Some(served), true) = (self.served_interval(now), self.limited_often()) else {
+                // Too few answers to learn a rate from (a route that sent a handful is not over a
+                // rate), or 429s under a tenth of the answers (strays, as far as they tell): the
+                // hint alone governs.
+                let enough = self.this_window + self.last_window >= LEARN_FROM;
+                let (Some(served), true) = (self.served_interval(now), enough && self.limited_often()) else {
                     return;
                 };
                 self.interval = served;
