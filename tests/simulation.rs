@@ -598,6 +598,45 @@ fn a_429_after_503s_paces_at_the_rate_every_answer_came() {
     assert_eq!((slots[1] - slots[0], slots[2] - slots[1]), (25, 25), "{slots:?}");
 }
 
+/// A rate learned from 429s: a call far back in line sleeps at most half a second at a time and
+/// asks again (its place moves with the rate), saying its wait once; a 429 whose hint pauses the
+/// route teaches the rate however rare it is.
+#[test]
+fn a_call_in_line_for_a_rate_from_429s_asks_again_and_says_its_wait_once() {
+    let c = Config { max_attempts: 1, ..Config::default() };
+    let mut shared = Shared::new(&c);
+    let t = 1_000_000;
+    for i in 0..20 {
+        run(&c, &mut shared, &["p"], false, &[Status(200, &[], None)], t + i * 50, 0.5);
+    }
+    // One 429 in 21 answers, but its hint pauses the route for 100 ms: the rate is 20 a second.
+    run(&c, &mut shared, &["p"], false, &[Status(429, &[("retry-after-ms", "100")], None)], t + 1_000, 0.5);
+    let mut line: Vec<Session> = (0..16).map(|_| Session::new(&c, vec![Route::new("p", 1)], false)).collect();
+    let mut said = vec![];
+    let slept: Vec<u64> = line
+        .iter_mut()
+        .map(|s| {
+            let d = s.next(&mut shared, None, t + 1_200, 0.5);
+            while let Some(e) = s.poll_event() {
+                if let Event::Wait { delay_ms, .. } = e {
+                    said.push(delay_ms);
+                }
+            }
+            match d {
+                Decision::Attempt { .. } => 0,
+                Decision::Wait { ms, cause: WaitCause::Pacing } => ms,
+                d => panic!("{d:?}"),
+            }
+        })
+        .collect();
+    assert_eq!(said.windows(2).map(|w| w[1] - w[0]).collect::<Vec<_>>(), [50; 14], "{said:?}");
+    assert_eq!(slept[15], 500, "the last sleeps half a second, not {}", said[14]);
+    // Half a second on it asks again: still in line, nothing said.
+    let last = &mut line[15];
+    assert!(matches!(last.next(&mut shared, None, t + 1_700, 0.5), Decision::Wait { cause: WaitCause::Pacing, .. }));
+    assert!(last.poll_event().is_none());
+}
+
 #[test]
 fn the_default_deadline_never_cuts_an_attempt_in_flight() {
     // Defaults: no timer on the attempt (the SDK's own timeout bounds a slow answer); the time

@@ -55,7 +55,7 @@ use super::classify::{classify, Class, Observation, Reason};
 use super::config::{Config, MAX_MS};
 use super::health::{until_told, Record};
 use super::hints::{self, HintSource};
-use super::pacing::{Ask, Pacer};
+use super::pacing::{Ask, Pacer, Slot};
 
 /// A random number in `[0, 1)` for [`Session::next`]: a number, or a function called only when
 /// the step draws a wait (most steps do not), so a host whose randomness is costly to start
@@ -79,6 +79,17 @@ impl<F: FnOnce() -> f64> Random for F {
 /// A hinted wait gets up to this share of itself added at random, so that calls told the same
 /// instant do not all come back at it...
 const HINT_JITTER: f64 = 0.1;
+/// A call in line for a pacing slot asks again at least this often: the rate it was given may
+/// have risen (or fallen) since, and its place in line moves with it.
+const IN_LINE_ASK_MS: u64 = 500;
+
+/// How long a call in line for `slot`, `ms` from its turn, sleeps before it asks again.
+fn in_line(slot: Slot, ms: u64) -> u64 {
+    match slot {
+        Slot::InLine { .. } => ms.min(IN_LINE_ASK_MS),
+        Slot::At(_) => ms,
+    }
+}
 /// ...and never more than this.
 const HINT_JITTER_MAX_MS: u64 = 1_000;
 
@@ -580,8 +591,8 @@ pub struct Session {
     since: u64,
     /// What the last wait was for.
     last_cause: WaitCause,
-    /// A pacing slot this call holds: (route, time).
-    reserved: Option<(usize, u64)>,
+    /// A pacing slot this call holds: (route, its place in line).
+    reserved: Option<(usize, Slot)>,
     /// The wait before the attempt that is out, for its record.
     pending_waited: u64,
     report: Report,
@@ -685,10 +696,12 @@ impl Session {
                 let slot = match granted {
                     // Later than asked for: not taken, so another route ready now goes first; or
                     // past the deadline: never used.
-                    Some(at) if within.is_some_and(|w| at > now_ms.saturating_add(w)) || at >= self.deadline_at => at,
+                    Some(at) if within.is_some_and(|w| at > now_ms.saturating_add(w)) || at >= self.deadline_at => {
+                        Slot::At(at)
+                    }
                     Some(at) => {
                         pacer.granted(at);
-                        at
+                        Slot::At(at)
                     }
                     None => pacer.reserve(now_ms),
                 };
@@ -732,18 +745,22 @@ impl Session {
         }
         match soonest {
             Some((route, ms, cause)) if now.saturating_add(ms) < self.deadline_at => {
-                let ms = match (cause, self.reserved) {
-                    (WaitCause::Pacing, Some((r, _))) if r == route => ms,
+                // (The wait said, and the wait slept.)
+                let (said, ms) = match (cause, self.reserved) {
+                    // Still in line, asked again as the last wait ended: said once.
+                    (WaitCause::Pacing, Some((r, slot))) if r == route => (None, in_line(slot, ms)),
                     // Held (a spent limit) while its slots are shared: the slot is asked for after.
-                    (WaitCause::Pacing, _) if self.shared_ask(shared, route, now).is_some() => ms,
+                    (WaitCause::Pacing, _) if self.shared_ask(shared, route, now).is_some() => (Some(ms), ms),
                     (WaitCause::Pacing, _) => {
-                        let slot = shared.health(&self.routes[route].key).pacer.reserve(now);
+                        let pacer = &mut shared.health(&self.routes[route].key).pacer;
+                        let slot = pacer.reserve(now);
                         self.reserved = Some((route, slot));
-                        slot - now
+                        let ms = pacer.slot_of(slot, now) - now;
+                        (Some(ms), in_line(slot, ms))
                     }
-                    _ => ms,
+                    _ => (Some(ms), ms),
                 };
-                self.wait(from, moved, route, ms, cause)
+                self.wait(from, moved, route, said, ms, cause)
             }
             _ if self.report.attempts.is_empty() && (soonest.is_some() || cooling_long.is_some()) => {
                 let (retry_in_ms, cause) = match (soonest, cooling_long) {
@@ -771,22 +788,29 @@ impl Session {
     }
 
     /// Whether `route` can take a request now, or in how long and why not. Changes nothing, but
-    /// that a pacing slot held for a route that is now cooling or open is void.
+    /// that a pacing slot held for a route that is now open is void, and a cooling route's
+    /// pacing waits for the cooling's end (see [`Pacer::pause`]).
     fn check(&mut self, shared: &mut Shared, route: usize, now: u64) -> Result<(), (u64, WaitCause)> {
         let (pacing, share) = (shared.pacing, shared.share_pacing);
         let h = shared.health(&self.routes[route].key);
         if let Some(Admit::No { retry_in_ms, why }) = h.breaker.as_ref().map(|b| b.check(now)) {
-            if self.reserved.is_some_and(|(r, _)| r == route) {
+            // A place in line (a rate learned from 429s) waits out the cooling; a time is void.
+            let in_line = matches!(self.reserved, Some((r, Slot::InLine { .. })) if r == route);
+            if why == Refusal::Cooling && in_line {
+                h.pacer.pause(now.saturating_add(retry_in_ms), now);
+            } else if self.reserved.is_some_and(|(r, _)| r == route) {
                 self.reserved = None;
             }
             let cause = if why == Refusal::Cooling { WaitCause::Cooling } else { WaitCause::Breaker };
             return Err((retry_in_ms, cause));
         }
-        match self.reserved {
-            Some((r, slot)) if r == route && slot <= now => return Ok(()),
-            // Woken a little early (host timers round): the slot held is still the one to wait for.
-            Some((r, slot)) if r == route => return Err((slot - now, WaitCause::Pacing)),
-            _ => {}
+        if let Some((r, slot)) = self.reserved {
+            if r == route {
+                // Woken a little early (host timers round), or the rate changed: the place in
+                // line held is still the one to wait for.
+                let at = h.pacer.slot_of(slot, now);
+                return if at <= now { Ok(()) } else { Err((at - now, WaitCause::Pacing)) };
+            }
         }
         let slot = match () {
             _ if !pacing => now,
@@ -983,7 +1007,7 @@ impl Session {
             let why = if cause == WaitCause::Backoff { Reason::Deadline } else { Reason::HintTooLong };
             return move_on(self, shared, why);
         }
-        let waiting = self.wait(route, None, route, ms, cause);
+        let waiting = self.wait(route, None, route, Some(ms), ms, cause);
         // A wait of 0 (a backoff of 0, `Retry-After: 0`) is no wait: its event is told, and the
         // next step is decided now rather than after a host timer of 0, which still costs a turn
         // of the event loop (1 ms in Node, up to 4 in a browser). `seek` decides a send, a wait
@@ -999,11 +1023,14 @@ impl Session {
         from: usize,
         moved: Option<(usize, Reason)>,
         route: usize,
+        said: Option<u64>,
         ms: u64,
         cause: WaitCause,
     ) -> Decision {
         self.last_cause = cause;
-        self.event(Event::Wait { route, delay_ms: ms, cause });
+        if let Some(delay_ms) = said {
+            self.event(Event::Wait { route, delay_ms, cause });
+        }
         self.phase = Phase::Waiting { from, moved };
         Decision::Wait { ms, cause }
     }
@@ -1035,7 +1062,8 @@ impl Session {
                 h.pacer.limits_seen(limits.is_some());
             }
             if rate_limited {
-                h.pacer.rate_limited(now);
+                let pause = obs.response().and_then(|(status, headers, _)| hints::wait_hint(headers, status, now));
+                h.pacer.rate_limited(now, pause.map_or(0, |p| p.ms));
             } else if obs.response().is_some() {
                 h.pacer.served(now);
             }

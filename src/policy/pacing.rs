@@ -13,8 +13,12 @@
 //! A token bucket in its virtual-scheduling form (GCRA): `tat` is the time at which the bucket
 //! would be full again. A send is admitted at `max(now, tat - tolerance)`, where the tolerance
 //! lets `burst` sends through at once, and pushes `tat` one `interval` on. A call told to wait
-//! holds a *reservation*: it sends at its slot without asking again, so calls released from a
-//! wait go one interval apart, in the order they asked, instead of as a stampede.
+//! holds a *reservation* ([`Slot`]), so calls released from a wait go one interval apart, in the
+//! order they asked, instead of as a stampede. `tat` is kept on the pacer's own clock, which
+//! counts sends at the learned rate: for a rate learned from 429s a reservation is a place in
+//! line on that clock, so a rate that changes re-spaces every call waiting (they ask again at
+//! least every half second), and a pause a 429 asks for stops the clock; a rate from headers,
+//! re-estimated on every response, keeps each reservation's time.
 //!
 //! What it learns, and from what:
 //! - **The provider's headers** (any response): the refill interval is `reset / (limit -
@@ -24,7 +28,8 @@
 //!   is unknown), or a spent request limit without the numbers to learn a rate from, holds every
 //!   send until its reset.
 //! - **A 429 without such headers**, once 429s are a tenth of the answers over the last second
-//!   (fewer are strays, as far as they tell: the hint alone governs): the interval becomes the
+//!   or its hint pauses the route for [`STOP_MS`] or more (fewer, with short hints, are strays
+//!   as far as they tell: the hint alone governs): the interval becomes the
 //!   one at which the route was served over the last second — every answer but a 429 counts (a
 //!   503 passed the provider's limit as a 200 does). A further 429, once a second at most, sets
 //!   the rate to what was served over the last second again (never raising it; by 30 % when
@@ -65,6 +70,9 @@ const INCREASE_PER_SEC: f64 = 0.05;
 const NEAR_LIMIT: f64 = 0.9;
 /// The fewest answers in the last second a first rate is learned from.
 const LEARN_FROM: u32 = 8;
+/// A 429 whose hint pauses the route this long or more says "stop" whatever the share of 429s:
+/// each one costs the route that much of its sending.
+const STOP_MS: u64 = 100;
 /// A route found busy (over half its bucket used) keeps asking a shared bucket this long after:
 /// calls released together (after a pause, or in a burst) must not each find it idle.
 const BUSY_MS: u64 = 5_000;
@@ -75,8 +83,14 @@ pub struct Pacer {
     interval: f64,
     /// Sends the provider takes at once (its bucket), ≥ 1.
     burst: f64,
-    /// When the bucket would be full again.
+    /// When the bucket would be full again, in sends of the pacer's clock (see [`Self::v_at`]):
+    /// a rate that changes re-spaces the sends booked ahead, not only those booked after.
     tat: f64,
+    /// The pacer's clock, which counts one send per `interval`: at `anchor_ms` it read
+    /// `anchor_v`. `clock` names it (when it started), so a slot booked on another is void.
+    anchor_ms: f64,
+    anchor_v: f64,
+    clock: u64,
     /// No send before this (a spent limit's reset).
     hold_until: u64,
     /// The interval came from the provider's headers (else from 429s).
@@ -92,6 +106,10 @@ pub struct Pacer {
     last_window: u32,
     limited_this: u32,
     limited_last: u32,
+    /// The last pause a 429's hint asked for: the route served nothing then, which is not a
+    /// rate (see [`Self::open_ms`]).
+    paused_from: u64,
+    paused_until: u64,
     /// Until when the route counts as busy (see [`Self::shared_ask`]).
     busy_until: u64,
     /// Responses since the last that brought the provider's rate-limit headers (see
@@ -113,8 +131,7 @@ impl Pacer {
     pub fn next_slot(&self, now: u64) -> u64 {
         let mut at = self.hold_until;
         if self.interval > 0.0 {
-            let tolerance = (self.burst - 1.0) * self.interval;
-            at = at.max(ceil_ms(self.tat - tolerance));
+            at = at.max(ceil_ms(self.ms_at(self.tat - (self.burst - 1.0))));
         }
         at.max(now)
     }
@@ -146,7 +163,7 @@ impl Pacer {
             && self.interval > 0.0
             && self.hold_until <= now
             && now >= self.busy_until
-            && self.burst - (self.tat - now as f64).max(0.0) / self.interval >= PLENTY
+            && self.burst - (self.tat - self.v_at(now)).max(0.0) >= PLENTY
     }
 
     /// Counts a response toward [`Self::wants_limits`]: `seen`, whether it brought the provider's
@@ -155,20 +172,79 @@ impl Pacer {
         self.unseen = if seen { 0 } else { self.unseen.saturating_add(1) };
     }
 
-    /// Takes the next slot (see [`Self::next_slot`]) and returns it.
-    pub fn reserve(&mut self, now: u64) -> u64 {
-        let slot = self.next_slot(now);
-        if self.interval > 0.0 {
-            self.tat = self.tat.max(slot as f64) + self.interval;
-        }
+    /// Takes the next slot (see [`Self::next_slot`]) and returns it: a place in line, whose time
+    /// [`Self::slot_of`] tells (it moves as the rate does).
+    pub fn reserve(&mut self, now: u64) -> Slot {
+        let slot = if self.interval > 0.0 {
+            let v = self.v_at(self.hold_until.max(now)).max(self.tat - (self.burst - 1.0));
+            self.tat = self.tat.max(v) + 1.0;
+            if self.from_headers {
+                Slot::At(ceil_ms(self.ms_at(v)).max(self.hold_until).max(now))
+            } else {
+                Slot::InLine { clock: self.clock, v }
+            }
+        } else {
+            Slot::At(self.next_slot(now))
+        };
         self.mark_busy(now);
         slot
+    }
+
+    /// When a send with `slot` can go, as the rate stands at `now` (at the earliest `now`).
+    pub fn slot_of(&self, slot: Slot, now: u64) -> u64 {
+        let at = match slot {
+            Slot::InLine { clock, v } if clock == self.clock && self.interval > 0.0 => ceil_ms(self.ms_at(v)),
+            // Booked on a clock that has stopped (no rate now): nothing but a hold to wait for.
+            Slot::InLine { .. } => 0,
+            Slot::At(at) => at,
+        };
+        at.max(self.hold_until).max(now)
+    }
+
+    /// The pacer's clock at `t` (ms): sends counted at the learned rate (none while it is
+    /// paused: see [`Self::pause`]).
+    fn v_at(&self, t: u64) -> f64 {
+        self.anchor_v + (t as f64 - self.anchor_ms).max(0.0) / self.interval
+    }
+
+    /// When the pacer's clock reads `v`.
+    fn ms_at(&self, v: f64) -> f64 {
+        self.anchor_ms + (v - self.anchor_v) * self.interval
+    }
+
+    /// Sets the rate from `now` on: the clock goes on from where it reads, or starts. A rate
+    /// learned from 429s re-spaces the sends booked ahead (they keep their places in line, at
+    /// the new rate); one from the provider's headers, re-estimated on every response, keeps
+    /// their times (see [`Self::reserve`]).
+    fn set_interval(&mut self, interval: f64, now: u64) {
+        if self.interval == 0.0 {
+            (self.anchor_v, self.anchor_ms, self.tat, self.clock) = (0.0, now as f64, 0.0, now.max(1));
+            self.interval = interval;
+            return;
+        }
+        let tat_ms = self.ms_at(self.tat);
+        if now as f64 > self.anchor_ms {
+            (self.anchor_v, self.anchor_ms) = (self.v_at(now), now as f64);
+        } // (else paused: the new rate counts from the pause's end)
+        self.interval = interval;
+        if self.from_headers {
+            self.tat = self.anchor_v + (tat_ms - self.anchor_ms) / interval;
+        }
+    }
+
+    /// The route takes nothing until `until` (a 429's wait hint cools it): the clock stops
+    /// until then, so the calls in line keep their places and their spacing after it, instead
+    /// of all going at its end.
+    pub fn pause(&mut self, until: u64, now: u64) {
+        if self.interval > 0.0 && !self.from_headers && until as f64 > self.anchor_ms {
+            (self.anchor_v, self.anchor_ms) = (self.v_at(now), until as f64);
+        }
     }
 
     /// Whether more than half of the bucket is used, by the provider's count or this pacer's
     /// sends; notes it (see [`BUSY_MS`]).
     fn mark_busy(&mut self, now: u64) {
-        if self.interval > 0.0 && self.tat > now as f64 + self.burst * self.interval / 2.0 {
+        if self.interval > 0.0 && self.tat > self.v_at(now) + self.burst / 2.0 {
             self.busy_until = now.saturating_add(BUSY_MS);
         }
     }
@@ -193,20 +269,22 @@ impl Pacer {
         // `remaining` is the whole tokens left: the used share is up to one less than it says.
         let interval = reset as f64 / if used > 1 { used as f64 - 0.5 } else { 1.0 };
         // The estimate is best when much of the limit is used (the reset is rounded to a ms).
-        self.interval = if self.from_headers && used.saturating_mul(4) < limit {
+        let interval = if self.from_headers && used.saturating_mul(4) < limit {
             (3.0 * self.interval + interval) / 4.0
         } else {
             interval
         };
         self.from_headers = true;
+        self.set_interval(interval, now);
         self.burst = limit as f64;
         // The provider's count: nothing here may assume more is left than it says.
-        self.tat = self.tat.max(now as f64 + used as f64 * self.interval);
+        self.tat = self.tat.max(self.v_at(now) + used as f64);
         self.mark_busy(now);
     }
 
-    /// A 429 at `now`: the limit is spent.
-    pub fn rate_limited(&mut self, now: u64) {
+    /// A 429 at `now`, whose hint pauses the route `pause_ms` (0: none): the limit is spent.
+    pub fn rate_limited(&mut self, now: u64, pause_ms: u64) {
+        let stop = pause_ms >= STOP_MS;
         if !self.from_headers {
             self.roll(now);
             self.limited_this = self.limited_this.saturating_add(1);
@@ -215,27 +293,37 @@ impl Pacer {
                 // rate), or 429s under a tenth of the answers (strays, as far as they tell): the
                 // hint alone governs.
                 let enough = self.this_window + self.last_window >= LEARN_FROM;
-                let (Some(served), true) = (self.served_interval(now), enough && self.limited_often()) else {
-                    return;
+                let (Some(served), true) = (self.served_interval(now), enough && (stop || self.limited_often())) else {
+                    return self.paused(now, pause_ms);
                 };
-                self.interval = served;
+                self.set_interval(served, now);
                 self.burst = 1.0;
                 self.last_limited = now;
             } else if now.saturating_sub(self.last_limited) >= DECREASE_EVERY_MS {
                 // What was served, never a raise; with nothing served, a cut by 30 %.
-                self.interval = match self.served_interval(now) {
+                let interval = match self.served_interval(now) {
+                    // A pause asked for: below what was served, which the provider refused.
+                    Some(served) if stop => self.interval.max(served) / NEAR_LIMIT,
                     Some(served) => self.interval.max(served),
                     None => self.interval / DECREASE,
                 };
+                self.set_interval(interval, now);
                 // 429s that are not a tenth of the answers (a gateway's strays, or a rate just over
                 // the limit) cut only their share: where the limit is, they do not say.
-                if self.limited_often() {
+                if stop || self.limited_share() >= 1.0 - NEAR_LIMIT {
                     self.limit = self.interval;
                 }
                 self.last_limited = now;
+            } else if self.limit == 0.0 && self.limited_share() >= 0.5 {
+                // Most of what was sent refused (a burst past the limit): the rate just learned is
+                // the limit, not a first guess to double from.
+                self.limit = self.interval;
             }
+            self.paused(now, pause_ms);
         }
-        self.tat = self.tat.max(now as f64 + self.burst * self.interval);
+        if self.interval > 0.0 {
+            self.tat = self.tat.max(self.v_at(now) + self.burst);
+        }
         self.mark_busy(now);
     }
 
@@ -251,8 +339,13 @@ impl Pacer {
                 return;
             }
             let near = self.limit > 0.0 && self.interval < self.limit / NEAR_LIMIT;
-            let share = if near { INCREASE_PER_SEC } else { 1.0 };
-            self.interval /= 1.0 + share * self.interval / 1_000.0;
+            let share = match () {
+                // A limit a pause was asked at: each 429 past it costs the pause.
+                _ if near && self.paused_until > 0 => INCREASE_PER_SEC / 5.0,
+                _ if near => INCREASE_PER_SEC,
+                _ => 1.0,
+            };
+            self.set_interval(self.interval / (1.0 + share * self.interval / 1_000.0), now);
         }
         self.roll(now);
         self.this_window = self.this_window.saturating_add(1);
@@ -261,7 +354,8 @@ impl Pacer {
         // reserved now for later are not booked at a rate nothing has shown.
         // (Served: the last whole second's count.)
         if self.interval > 0.0 && self.last_window >= 2 {
-            self.interval = self.interval.max(500.0 / f64::from(self.last_window));
+            let open = self.open_ms(1_000, self.window_start);
+            self.set_interval(self.interval.max(open as f64 / 2.0 / f64::from(self.last_window)), now);
         }
     }
 
@@ -274,7 +368,7 @@ impl Pacer {
         (self.from_headers && self.interval > 0.0 && now < self.busy_until).then_some(Ask {
             interval: self.interval,
             burst: self.burst,
-            tat: self.tat,
+            tat: self.ms_at(self.tat),
             within: None,
         })
     }
@@ -289,7 +383,7 @@ impl Pacer {
     /// paces from there should the store fail).
     pub fn granted(&mut self, at: u64) {
         if self.interval > 0.0 {
-            self.tat = self.tat.max(at as f64 + self.interval);
+            self.tat = self.tat.max(self.v_at(at) + 1.0);
         }
         self.busy_until = self.busy_until.max(at.saturating_add(BUSY_MS));
     }
@@ -304,7 +398,7 @@ impl Pacer {
     pub fn at_rest(&self, now: u64) -> bool {
         let learned = self.interval > 0.0
             && if self.from_headers {
-                self.tat > now as f64
+                self.tat > self.v_at(now)
             } else {
                 now.saturating_sub(self.last_limited) <= FORGET_MS
             };
@@ -323,14 +417,34 @@ impl Pacer {
         self.roll(now);
         let served = self.this_window + self.last_window;
         let span = now.saturating_sub(self.window_start) + if self.last_window > 0 { 1_000 } else { 0 };
-        (served >= 2).then(|| span.max(1_000) as f64 / f64::from(served))
+        let open = self.open_ms(span.max(1_000), now);
+        (served >= 2).then(|| open as f64 / f64::from(served))
+    }
+
+    /// Notes a pause a 429's hint asked for (see [`STOP_MS`]).
+    fn paused(&mut self, now: u64, pause_ms: u64) {
+        if pause_ms >= STOP_MS {
+            (self.paused_from, self.paused_until) = (now, now.saturating_add(pause_ms));
+        }
+    }
+
+    /// Of the `span` ms up to `to`, the time the route was not paused by a 429's hint (a tenth
+    /// of a second at least).
+    fn open_ms(&self, span: u64, to: u64) -> u64 {
+        let from = to.saturating_sub(span);
+        let paused = to.min(self.paused_until).saturating_sub(from.max(self.paused_from));
+        span.saturating_sub(paused).max(100)
     }
 
     /// Whether 429s were a tenth of the answers or more over the last two one-second windows.
     fn limited_often(&self) -> bool {
+        self.limited_share() >= 1.0 - NEAR_LIMIT
+    }
+
+    /// The share of 429s among the answers over the last two one-second windows.
+    fn limited_share(&self) -> f64 {
         let limited = self.limited_this + self.limited_last;
-        let answers = self.this_window + self.last_window + limited;
-        f64::from(limited) >= (1.0 - NEAR_LIMIT) * f64::from(answers)
+        f64::from(limited) / f64::from((self.this_window + self.last_window + limited).max(1))
     }
 
     fn roll(&mut self, now: u64) {
@@ -343,6 +457,15 @@ impl Pacer {
             self.window_start = now;
         }
     }
+}
+
+/// A call's place in line for a route's sends (see [`Pacer::reserve`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Slot {
+    /// At this time (a shared bucket's grant, or a hold).
+    At(u64),
+    /// At this reading of the pacer's clock `clock`: later or sooner as the rate changes.
+    InLine { clock: u64, v: f64 },
 }
 
 /// A request for send slots from a shared bucket: the provider's rate (ms between sends) and
@@ -392,6 +515,12 @@ fn ceil_ms(t: f64) -> u64 {
 mod tests {
     use super::*;
 
+    /// A slot taken at `now`, as the time it is for then.
+    fn take(p: &mut Pacer, now: u64) -> u64 {
+        let slot = p.reserve(now);
+        p.slot_of(slot, now)
+    }
+
     fn openai(limit: u64, remaining: u64, reset_ms: u64) -> Limits {
         Limits { limit: Some(limit), remaining: Some(remaining), reset_ms: Some(reset_ms), tokens_spent_reset_ms: None }
     }
@@ -399,8 +528,8 @@ mod tests {
     #[test]
     fn unpaced_until_it_learns() {
         let mut p = Pacer::default();
-        assert_eq!(p.reserve(100), 100);
-        assert_eq!(p.reserve(100), 100);
+        assert_eq!(take(&mut p, 100), 100);
+        assert_eq!(take(&mut p, 100), 100);
         p.served(100);
         assert!(!p.is_pacing(100));
     }
@@ -411,7 +540,7 @@ mod tests {
         let mut p = Pacer::default();
         p.observe_limits(&openai(20, 19, 5), 1_000);
         // 19 left: 19 go at once, then one per 5 ms, in the order they asked.
-        let slots: Vec<u64> = (0..22).map(|_| p.reserve(1_000)).collect();
+        let slots: Vec<u64> = (0..22).map(|_| take(&mut p, 1_000)).collect();
         assert!(slots[..19].iter().all(|&s| s == 1_000), "{slots:?}");
         assert_eq!(&slots[19..], &[1_005, 1_010, 1_015]);
     }
@@ -423,8 +552,8 @@ mod tests {
         // Another client spent the rest: none left (0 to 1 of 20), the bucket full in 100 ms:
         // one refill per 100 / 19.5 ms.
         p.observe_limits(&openai(20, 0, 100), 0);
-        assert_eq!(p.reserve(0), 6);
-        assert_eq!(p.reserve(0), 11);
+        assert_eq!(take(&mut p, 0), 6);
+        assert_eq!(take(&mut p, 0), 11);
     }
 
     #[test]
@@ -442,36 +571,62 @@ mod tests {
         for t in 0..100 {
             p.served(1_000 + t * 10); // 100 a second
         }
-        p.rate_limited(2_000);
+        p.rate_limited(2_000, 0);
         assert!(!p.is_pacing(2_000), "one 429 in 101 answers: a stray, as far as it tells");
         for _ in 0..12 {
-            p.rate_limited(2_000);
+            p.rate_limited(2_000, 0);
         }
         assert!(p.is_pacing(2_000));
-        let a = p.reserve(2_000);
-        let b = p.reserve(2_000);
+        let a = take(&mut p, 2_000);
+        let b = take(&mut p, 2_000);
         assert_eq!((a, b), (2_010, 2_020), "the rate it was served at: 100 a second");
-        p.rate_limited(2_100);
-        let (c, d) = (p.reserve(2_100), p.reserve(2_100));
+        p.rate_limited(2_100, 0);
+        let (c, d) = (take(&mut p, 2_100), take(&mut p, 2_100));
         assert_eq!(d - c, 10, "a second 429 within the second cuts nothing more");
         // No success counted since 2_000: the next 429 (a second on) cuts by 30 %.
-        p.rate_limited(3_000);
-        let (e, f) = (p.reserve(3_000), p.reserve(3_000));
+        p.rate_limited(3_000, 0);
+        let (e, f) = (take(&mut p, 3_000), take(&mut p, 3_000));
         assert!(e > 3_000 && (14..=15).contains(&(f - e)), "cut by 30 %: {e} {f}");
         for t in 0..70 {
             p.served(3_100 + t * 14);
         }
-        let (g, h) = (p.reserve(4_100), p.reserve(4_100));
+        let (g, h) = (take(&mut p, 4_100), take(&mut p, 4_100));
         assert!(
             (13..=14).contains(&(h - g)),
             "near the limit a 429 found, a second of successes raises the rate a little: {g} {h}"
         );
         // A 429 after a second served at ~70 a second: the rate is what was served, not cut more.
-        p.rate_limited(4_100);
-        let (i, j) = (p.reserve(4_100), p.reserve(4_100));
+        p.rate_limited(4_100, 0);
+        let (i, j) = (take(&mut p, 4_100), take(&mut p, 4_100));
         assert!((14..=16).contains(&(j - i)), "about the rate served: {i} {j}");
         p.served(4_100 + FORGET_MS + 1);
         assert!(!p.is_pacing(4_100 + FORGET_MS + 1));
+    }
+
+    #[test]
+    fn calls_in_line_move_with_the_rate() {
+        let mut p = Pacer::default();
+        for t in 0..100 {
+            p.served(1_000 + t * 10);
+        }
+        // One 429 in 101 answers, but its hint pauses the route for a second: it says stop.
+        p.rate_limited(2_000, 1_000); // 100 a second
+        let line: Vec<Slot> = (0..50).map(|_| p.reserve(2_000)).collect();
+        assert_eq!(p.slot_of(line[49], 2_000), 2_500);
+        // Answers keep coming, and the rate rises: the calls already in line go sooner, in order.
+        for t in 1..=10 {
+            p.served(2_000 + t * 10);
+        }
+        let slots: Vec<u64> = line.iter().map(|&s| p.slot_of(s, 2_100)).collect();
+        assert!(slots[49] < 2_470 && slots.windows(2).all(|w| w[0] <= w[1]), "{slots:?}");
+        // The route cools for 200 ms: the line waits, then goes on at the same spacing.
+        let gap = |p: &Pacer, now| p.slot_of(line[30], now) - p.slot_of(line[29], now);
+        let (before, at) = (gap(&p, 2_100), p.slot_of(line[20], 2_100));
+        p.pause(2_300, 2_100);
+        assert_eq!((gap(&p, 2_100), p.slot_of(line[20], 2_100)), (before, at + 200));
+        // A slot from a clock that has stopped (the rate forgotten) holds nothing.
+        p.served(2_000 + FORGET_MS + 1);
+        assert_eq!(p.slot_of(line[49], 2_000 + FORGET_MS + 1), 2_000 + FORGET_MS + 1);
     }
 
     /// A provider without rate-limit headers that serves `capacity` a second (a bucket of 5),
@@ -489,18 +644,29 @@ mod tests {
         use core::cmp::Reverse;
         const LATENCY: u64 = 20;
         let mut p = Pacer::default();
-        // (time, kind: 0 arrival / 1 send / 2 answer, answer: 0 a 200 / 1 a 429 / 2 a 503)
+        // (time, kind: 0 arrival / 1 send / 2 answer / 3 a call in line asks, then: for an
+        // answer, 0 a 200 / 1 a 429 / 2 a 503; for an ask, the call's slot)
         let mut events = BinaryHeap::new();
+        let mut slots = Vec::new();
         let mut t = 0.0;
         while t < 20_000.0 {
-            events.push(Reverse((t as u64, 0u8, 0u8)));
+            events.push(Reverse((t as u64, 0u8, 0u32)));
             t += 1_000.0 / offered;
         }
         let (mut tokens, mut filled_at, mut sent) = (5.0f64, 0u64, 0u64);
         let mut seconds = alloc::vec![(0u32, 0u32); 21];
         while let Some(Reverse((now, kind, answer))) = events.pop() {
             match kind {
-                0 => events.push(Reverse((p.reserve(now), 1, 0))),
+                0 => {
+                    slots.push(p.reserve(now));
+                    events.push(Reverse((now, 3, (slots.len() - 1) as u32)));
+                }
+                // A call in line asks again when its turn comes, or half a second on.
+                3 => {
+                    let at = p.slot_of(slots[answer as usize], now);
+                    let next = if at <= now { 1 } else { 3 };
+                    events.push(Reverse((at.min(now + 500), next, answer)));
+                }
                 1 => {
                     tokens = (tokens + (now - filled_at) as f64 * capacity / 1_000.0).min(5.0);
                     filled_at = now;
@@ -521,8 +687,9 @@ mod tests {
                     events.push(Reverse((now + LATENCY, 2, answer)));
                 }
                 _ if answer == 1 => {
-                    p.rate_limited(now);
-                    events.push(Reverse((p.reserve(now), 1, 0)));
+                    p.rate_limited(now, 0);
+                    slots.push(p.reserve(now));
+                    events.push(Reverse((now, 3, (slots.len() - 1) as u32)));
                 }
                 _ => p.served(now),
             }
@@ -584,7 +751,7 @@ mod tests {
             q.served(1_000 + t * 10);
         }
         for _ in 0..12 {
-            q.rate_limited(2_000);
+            q.rate_limited(2_000, 0);
         }
         assert!(q.is_pacing(2_000) && q.shared_ask(2_000).is_none());
     }
@@ -615,8 +782,8 @@ mod tests {
     #[test]
     fn a_429_with_nothing_to_learn_from_paces_nothing() {
         let mut p = Pacer::default();
-        p.rate_limited(5_000);
-        assert_eq!(p.reserve(5_000), 5_000);
+        p.rate_limited(5_000, 0);
+        assert_eq!(take(&mut p, 5_000), 5_000);
     }
 
     #[test]
