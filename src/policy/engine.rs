@@ -79,6 +79,9 @@ impl<F: FnOnce() -> f64> Random for F {
 /// A hinted wait gets up to this share of itself added at random, so that calls told the same
 /// instant do not all come back at it...
 const HINT_JITTER: f64 = 0.1;
+/// ...and never more than this.
+const HINT_JITTER_MAX_MS: u64 = 1_000;
+
 /// A call in line for a pacing slot asks again at least this often: the rate it was given may
 /// have risen (or fallen) since, and its place in line moves with it.
 const IN_LINE_ASK_MS: u64 = 500;
@@ -90,8 +93,6 @@ fn in_line(slot: Slot, ms: u64) -> u64 {
         Slot::At(_) => ms,
     }
 }
-/// ...and never more than this.
-const HINT_JITTER_MAX_MS: u64 = 1_000;
 
 /// One way to serve the request: the primary, or a fallback.
 #[derive(Clone, Debug, PartialEq, Eq)]

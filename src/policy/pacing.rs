@@ -37,9 +37,13 @@
 //!   limit. Successes raise the rate, doubling it over a second of sending while it is below
 //!   nine tenths of that limit (or none is known), by a twentieth over a second near it, and
 //!   never past twice what was served in the last whole second (so slots booked ahead are not
-//!   booked at a rate nothing has shown). So a route over its limit settles at what the
-//!   provider serves, a 429 or two a second as it probes above it, and stray 429s cost only the
-//!   share they stand for. A route that sees no 429 for a minute stops pacing.
+//!   booked at a rate nothing has shown). A 429 whose hint paused the route sets the rate to
+//!   nine tenths of what was served (the provider refused that), measured over the time the
+//!   route was open, and near such a limit the rate rises by a hundredth a second, not a
+//!   twentieth: each 429 past it costs the route the pause. So a route over its limit settles
+//!   at what the provider serves, a 429 or two a second as it probes above it (fewer when each
+//!   one pauses it), and stray 429s cost only the share they stand for. A route that sees no
+//!   429 for a minute stops pacing.
 //! - Nothing at all: nothing is paced, and the happy path is one comparison.
 //!
 //! # Shared
@@ -462,7 +466,7 @@ impl Pacer {
 /// A call's place in line for a route's sends (see [`Pacer::reserve`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Slot {
-    /// At this time (a shared bucket's grant, or a hold).
+    /// At this time (a rate from headers, a shared bucket's grant, or a hold).
     At(u64),
     /// At this reading of the pacer's clock `clock`: later or sooner as the rate changes.
     InLine { clock: u64, v: f64 },
