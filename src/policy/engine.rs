@@ -54,7 +54,7 @@ use super::budget::Budget;
 use super::classify::{classify, Class, Observation, Reason};
 use super::config::{Config, MAX_MS};
 use super::health::{until_told, Record};
-use super::hints::{self, HintSource};
+use super::hints::{self, Hint, HintSource};
 use super::pacing::{Ask, Pacer, Slot};
 
 /// A random number in `[0, 1)` for [`Session::next`]: a number, or a function called only when
@@ -928,7 +928,12 @@ impl Session {
             self.event(Event::Commit { route, attempt, first_token_ms });
         }
         self.since = now;
-        self.record_health(shared, route, class, reason, obs, now);
+        // The server's wait hint, read once: for pacing (a 429's pause) and the retry's wait.
+        let hint = match class {
+            Class::Transient => obs.response().and_then(|(status, headers, _)| hints::wait_hint(headers, status, now)),
+            _ => None,
+        };
+        self.record_health(shared, route, (class, reason), obs, hint, now);
         // A timeout that was the call's deadline ends the call, idempotent or not. One seen before
         // the deadline is the attempt's own (an SDK's timeout error, in `retry(fn)`).
         if deadline_bound && *obs == Observation::Timeout && now >= self.deadline_at {
@@ -942,7 +947,7 @@ impl Session {
             Class::Abort => self.finish(Outcome::Aborted, now),
             Class::Final => self.finish(Outcome::Returned(reason), now),
             Class::RouteFailure => self.seek(shared, route + 1, Some((route, reason)), now),
-            Class::Transient => self.plan_retry(shared, route, obs, reason, now, rand),
+            Class::Transient => self.plan_retry(shared, route, hint, reason, now, rand),
         }
     }
 
@@ -950,12 +955,11 @@ impl Session {
         &mut self,
         shared: &mut Shared,
         route: usize,
-        obs: &Observation,
+        hint: Option<Hint>,
         reason: Reason,
         now: u64,
         rand: impl Random,
     ) -> Decision {
-        let hint = obs.response().and_then(|(status, headers, _)| hints::wait_hint(headers, status, now));
         // A failure takes a token, but for a rate limit that said when to come back or whose
         // retries are paced: those are sent when the provider can take them, not blindly.
         let paced = reason == Reason::RateLimited && (hint.is_some() || shared.pacing);
@@ -963,7 +967,7 @@ impl Session {
             budget.record_failure();
         }
         let h = shared.health(&self.routes[route].key);
-        if let (Some(hint), Some((429, ..))) = (hint, obs.response()) {
+        if let (Some(hint), Some(429)) = (hint, self.last_status()) {
             if let Some(b) = h.breaker.as_mut() {
                 b.cool_until(now.saturating_add(hint.ms.min(MAX_MS)));
             }
@@ -1040,9 +1044,9 @@ impl Session {
         &mut self,
         shared: &mut Shared,
         route: usize,
-        class: Class,
-        reason: Reason,
+        (class, reason): (Class, Reason),
         obs: &Observation,
+        hint: Option<Hint>,
         now: u64,
     ) {
         let failed = matches!(class, Class::Transient | Class::RouteFailure) || reason == Reason::TimeoutNotIdempotent;
@@ -1063,8 +1067,7 @@ impl Session {
                 h.pacer.limits_seen(limits.is_some());
             }
             if rate_limited {
-                let pause = obs.response().and_then(|(status, headers, _)| hints::wait_hint(headers, status, now));
-                h.pacer.rate_limited(now, pause.map_or(0, |p| p.ms));
+                h.pacer.rate_limited(now, hint.map_or(0, |h| h.ms));
             } else if obs.response().is_some() {
                 h.pacer.served(now);
             }

@@ -183,7 +183,7 @@ impl Pacer {
             let v = self.v_at(self.hold_until.max(now)).max(self.tat - (self.burst - 1.0));
             self.tat = self.tat.max(v) + 1.0;
             if self.from_headers {
-                Slot::At(ceil_ms(self.ms_at(v)).max(self.hold_until).max(now))
+                Slot::At(ceil_ms(self.ms_at(v)))
             } else {
                 Slot::InLine { clock: self.clock, v }
             }
@@ -314,7 +314,7 @@ impl Pacer {
                 self.set_interval(interval, now);
                 // 429s that are not a tenth of the answers (a gateway's strays, or a rate just over
                 // the limit) cut only their share: where the limit is, they do not say.
-                if stop || self.limited_share() >= 1.0 - NEAR_LIMIT {
+                if stop || self.limited_often() {
                     self.limit = self.interval;
                 }
                 self.last_limited = now;
@@ -343,9 +343,11 @@ impl Pacer {
                 return;
             }
             let near = self.limit > 0.0 && self.interval < self.limit / NEAR_LIMIT;
+            // Near a limit the 429 that taught it paused the route at, slower: each 429 past it
+            // costs the pause.
+            let paused_at_limit = self.paused_until > 0 && self.paused_from == self.last_limited;
             let share = match () {
-                // A limit a pause was asked at: each 429 past it costs the pause.
-                _ if near && self.paused_until > 0 => INCREASE_PER_SEC / 5.0,
+                _ if near && paused_at_limit => INCREASE_PER_SEC / 5.0,
                 _ if near => INCREASE_PER_SEC,
                 _ => 1.0,
             };
