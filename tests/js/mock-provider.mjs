@@ -49,7 +49,8 @@
 //   limit      none (default) | { rate, burst }: a request rate limit, a token bucket of `burst`
 //              refilled at `rate` a second (starting full) that every request takes a token from;
 //              a request that finds none gets a 429 with `Retry-After: 1` (the script step is
-//              not used). Every answer carries OpenAI's x-ratelimit-{limit,remaining,reset}-requests.
+//              not used). Every answer carries OpenAI's x-ratelimit-{limit,remaining,reset}-requests,
+//              unless `headers: false`; `retryAfterMs`: the 429's hint is `retry-after-ms: <n>`.
 //   host       listen address (default "127.0.0.1")
 //   port       listen port (default 0: an ephemeral port; read it back from the result)
 //
@@ -226,12 +227,16 @@ export async function startMockProvider({
     refilledAt = t;
     const admitted = tokens >= 1;
     if (admitted) tokens -= 1;
-    const headers = {
-      "x-ratelimit-limit-requests": limit.burst,
-      "x-ratelimit-remaining-requests": Math.floor(tokens),
-      "x-ratelimit-reset-requests": `${Math.ceil(((limit.burst - tokens) * 1000) / limit.rate)}ms`,
-    };
-    if (!admitted) return { status: 429, headers: { ...headers, "retry-after": "1" } };
+    const headers =
+      limit.headers === false
+        ? {}
+        : {
+            "x-ratelimit-limit-requests": limit.burst,
+            "x-ratelimit-remaining-requests": Math.floor(tokens),
+            "x-ratelimit-reset-requests": `${Math.ceil(((limit.burst - tokens) * 1000) / limit.rate)}ms`,
+          };
+    const hint = limit.retryAfterMs === undefined ? { "retry-after": "1" } : { "retry-after-ms": String(limit.retryAfterMs) };
+    if (!admitted) return { status: 429, headers: { ...headers, ...hint } };
     const step = takeStep();
     return { ...step, headers: { ...headers, ...step.headers } };
   }

@@ -193,6 +193,25 @@ describe("pacing", () => {
     }
   });
 
+  test("a provider without rate-limit headers, offered twice its rate: its 429s pause the line, and the calls go at the rate it serves", T, async (t) => {
+    // 50 a second, a burst of 10, no x-ratelimit headers; over it a 429 asking for 200 ms.
+    // 100 calls over a second. Each 429 that pauses the route teaches the rate at once, and
+    // the calls waiting keep their places through the pause (the build before: 12 429s, the
+    // calls that waited out a pause sent together at its end).
+    const mock = await mockFor(t, { limit: { rate: 50, burst: 10, headers: false, retryAfterMs: 200 } });
+    const f = createRetryFetch({ deadlineMs: 20_000 });
+    const calls = [];
+    for (let i = 0; i < 100; i++) {
+      calls.push(f(mock.url + path, chatInit()).then(async (r) => (await r.arrayBuffer(), r.status)));
+      await sleep(10);
+    }
+    const statuses = await Promise.all(calls);
+    assert.equal(statuses.filter((s) => s === 200).length, 100, "every call served");
+    const refused = mock.requests.filter((r) => r.step.status === 429).length;
+    assert.ok(refused <= 5, `${refused} 429s in ${mock.requests.length} requests`);
+    assert.equal(mock.requests.length, 100 + refused);
+  });
+
   test("a spent token limit holds the next call until its reset; one with tokens left does not", T, async (t) => {
     // Only the token limits speak: no request limit to pace by, so a hold is the token reset's.
     const inMs = (ms) => new Date(Date.now() + ms).toISOString();
